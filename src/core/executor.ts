@@ -1,0 +1,116 @@
+/**
+ * The executor contract (SPEC section 4, seed 001). Every way colony runs work (a local
+ * shell, an HTTP call, a container, a pod, a remote worker) implements this one
+ * interface and is registered by the methods it serves.
+ */
+import type { Readable } from "node:stream";
+import type { Method, TaskDefinition, Variable } from "./job-definition.ts";
+
+export interface ExecutionRequest {
+  /** Unique per execution; the unit id. Starting the same id twice is an error. */
+  executionId: string;
+  method: Method;
+  /** The task with every `{{.Name}}` already substituted. */
+  task: TaskDefinition;
+  /** Environment for processes the executor starts (task environment + variables). */
+  env: Record<string, string>;
+  /** Variables as the TaskRequest carries them. */
+  variables: Record<string, Variable>;
+  /** `{data}/units/{executionId}`: the executor writes `stdout` there. */
+  unitDir: string;
+  /** A file whose bytes are the process's stdin, if any. */
+  stdinPath?: string;
+  /** Ids for the TaskRequest wire format and the hook. */
+  jobRequestId?: number;
+  jobType?: string;
+  jobAttempt?: number;
+  attempt?: number;
+}
+
+export interface ExecutionResult {
+  /** The process's exit code; null when it was killed by a signal or never ran. */
+  exitCode: number | null;
+  /** True when colony stopped it (cancel or timeout). */
+  killed: boolean;
+  /** Small outputs that did not go to the output file (HTTP bodies...). */
+  stdout?: string;
+  stderr?: string;
+  /** Why it failed, when it failed for a reason other than its exit code. */
+  error?: string;
+  errorCode?: string;
+  /** Values for later tasks (worker task_context, HTTP response fields...). */
+  context?: Record<string, unknown>;
+  /** Explicit verdict from a worker (COMPLETED, FAILED, EXECUTING); else derived from exitCode. */
+  status?: "COMPLETED" | "FAILED" | "EXECUTING";
+}
+
+export interface LogStreamRequest {
+  executionId: string;
+  /** Only output produced from now on (no history). */
+  tail?: boolean;
+  /** Stay open until the execution ends. */
+  follow?: boolean;
+}
+
+/** Re-attach data an executor stores with the task (pid, container id...). */
+export type ExecutionHandle = Record<string, unknown>;
+
+export interface Executor {
+  /** The methods this executor serves (e.g. ["SHELL"]). */
+  readonly methods: readonly Method[];
+  /** Whether the executor can run here (binary present, engine reachable...). */
+  isInstalled(signal?: AbortSignal): Promise<boolean>;
+  /**
+   * Starts an execution and returns once it runs. Errors with
+   * COLONY_EXECUTION_EXISTS when the id was started before (running or finished).
+   */
+  start(request: ExecutionRequest): Promise<ExecutionHandle>;
+  /** start + wait. */
+  run(request: ExecutionRequest): Promise<ExecutionResult>;
+  /** Resolves when the execution ends. COLONY_UNKNOWN_EXECUTION for unknown or finished ids. */
+  wait(executionId: string): Promise<ExecutionResult>;
+  /**
+   * Stops an execution and everything it started (SIGTERM, then SIGKILL after the grace
+   * period). COLONY_UNKNOWN_EXECUTION for unknown or finished ids.
+   */
+  cancel(executionId: string): Promise<void>;
+  /** The execution's output (seed 001 GetLogStream). COLONY_UNKNOWN_EXECUTION for unknown ids. */
+  logStream(request: LogStreamRequest): Promise<Readable>;
+  /**
+   * Re-attaches to an execution started by an earlier process (after a restart), using
+   * the handle `start` returned. Resolves false when it is gone; then `wait` answers
+   * with the recorded result if one was recorded.
+   */
+  attach?(request: ExecutionRequest, handle: ExecutionHandle): Promise<boolean>;
+  /** Releases clients; leaves running executions alone unless `killRunning`. */
+  close(options?: { killRunning?: boolean }): Promise<void>;
+}
+
+export const EXECUTION_EXISTS = "COLONY_EXECUTION_EXISTS";
+export const UNKNOWN_EXECUTION = "COLONY_UNKNOWN_EXECUTION";
+
+/** Executors by method. */
+export class ExecutorRegistry {
+  readonly #byMethod = new Map<Method, Executor>();
+
+  register(executor: Executor): this {
+    for (const method of executor.methods) this.#byMethod.set(method, executor);
+    return this;
+  }
+
+  get(method: Method): Executor | undefined {
+    return this.#byMethod.get(method);
+  }
+
+  methods(): Method[] {
+    return [...this.#byMethod.keys()];
+  }
+
+  all(): Executor[] {
+    return [...new Set(this.#byMethod.values())];
+  }
+
+  async close(options?: { killRunning?: boolean }): Promise<void> {
+    await Promise.all(this.all().map((e) => e.close(options)));
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The store: all durable state of colony. One interface, two backends (SQLite, the
+ * embedded default; PostgreSQL, shared by several servers), one conformance suite
+ * (store-conformance.ts) run against both.
+ *
+ * Every state change is one atomic operation (one statement or one transaction) that
+ * checks the transition against core/states.ts; an illegal move throws
+ * IllegalTransitionError and changes nothing.
+ */
+import type { JobDefinition } from "../core/job-definition.ts";
+import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
+import type { Method } from "../core/job-definition.ts";
+import type { State } from "../core/states.ts";
+
+export interface StoredDefinition {
+  jobType: string;
+  /** Increases by one on every save. */
+  version: number;
+  definition: JobDefinition;
+  /** The source text as submitted (YAML or JSON), for display. */
+  source: string;
+  paused: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewJobRequest {
+  jobType: string;
+  definition: JobDefinition;
+  params: Record<string, unknown>;
+  /** Defaults to now. */
+  scheduledAt?: Date;
+  submittedBy?: string;
+}
+
+export interface NewTaskExecution {
+  jobRequestId: number;
+  taskType: string;
+  method: Method;
+  jobAttempt: number;
+  attempt: number;
+  /** Optional: the caller may choose the unit id; else the store makes one. */
+  id?: string;
+}
+
+export interface TaskFinish {
+  state: Extract<State, "COMPLETED" | "FAILED" | "CANCELLED">;
+  exitCode?: number;
+  errorCode?: string;
+  errorMessage?: string;
+  context?: Record<string, unknown>;
+}
+
+export interface JobFinish {
+  state: Extract<State, "COMPLETED" | "FAILED" | "CANCELLED">;
+  errorCode?: string;
+  errorMessage?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `before` to get the next (older) page; absent on the last page. */
+  nextCursor?: number;
+}
+
+export interface Store {
+  /** Which backend this is ("sqlite" | "postgres"), for logs and health. */
+  readonly kind: string;
+
+  /** Applies pending numbered migrations (idempotent). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // -- job definitions ------------------------------------------------------------
+  /** Inserts or replaces (version + 1) the definition of `definition.jobType`. */
+  putDefinition(definition: JobDefinition, source: string): Promise<StoredDefinition>;
+  getDefinition(jobType: string): Promise<StoredDefinition | undefined>;
+  listDefinitions(): Promise<StoredDefinition[]>;
+  /** True when something was deleted. */
+  deleteDefinition(jobType: string): Promise<boolean>;
+
+  // -- job requests -----------------------------------------------------------------
+  /** Inserts a PENDING request; the id is assigned by the store (increasing integers). */
+  createJobRequest(input: NewJobRequest): Promise<JobRequest>;
+  getJobRequest(id: number): Promise<JobRequest | undefined>;
+  /** Newest first. */
+  listJobRequests(filter: JobRequestFilter): Promise<Page<JobRequest>>;
+  /** Requests not in a final state, oldest first. */
+  listUnfinishedJobRequests(): Promise<JobRequest[]>;
+  /** Counts requests of `jobType` in the given states (for max_concurrency). */
+  countJobRequests(jobType: string, states: State[]): Promise<number>;
+
+  /**
+   * PENDING -> READY for up to `limit` requests whose scheduled time has come, oldest
+   * first, setting owner and lease. Requests of a type with max_concurrency are only
+   * claimed while fewer than that many of the type are READY/STARTED/EXECUTING.
+   * Atomic: two engines never claim the same request.
+   */
+  claimDueJobRequests(owner: string, now: Date, leaseMs: number, limit: number): Promise<JobRequest[]>;
+  /**
+   * Takes over an unfinished request whose owner's lease expired (or whose owner is
+   * `expectedOwner`): sets owner and lease. Returns undefined when another engine holds it.
+   */
+  takeOverJobRequest(
+    id: number,
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    expectedOwner?: string,
+  ): Promise<JobRequest | undefined>;
+  /** Extends the lease of every unfinished request owned by `owner`. Returns how many. */
+  renewLeases(owner: string, now: Date, leaseMs: number): Promise<number>;
+
+  /** READY|STARTED -> EXECUTING, sets startedAt on first start. */
+  markJobExecuting(id: number): Promise<JobRequest>;
+  /** Any non-final state -> final state, sets endedAt. */
+  finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest>;
+  /** A job-level retry: EXECUTING|FAILED -> PENDING with attempt + 1 and the given scheduledAt. */
+  retryJobRequest(id: number, scheduledAt: Date): Promise<JobRequest>;
+  /** FAILED|CANCELLED -> PENDING with attempt + 1, scheduled now (user restart). */
+  restartJobRequest(id: number): Promise<JobRequest>;
+  /** Non-final -> CANCELLED for a request no engine runs yet (PENDING/READY/PAUSED). */
+  cancelPendingJobRequest(id: number): Promise<JobRequest | undefined>;
+  /** Records that a user asked to cancel; the owning engine acts on it. */
+  requestCancel(id: number): Promise<JobRequest>;
+  /** Whether cancel was asked for this request. */
+  isCancelRequested(id: number): Promise<boolean>;
+
+  // -- task executions --------------------------------------------------------------
+  /**
+   * Inserts a READY execution. Unique on (jobRequestId, jobAttempt, taskType, attempt):
+   * a second insert of the same key returns the existing row instead (so a planner
+   * re-run after a crash never starts a task twice).
+   */
+  createTaskExecution(input: NewTaskExecution): Promise<{ execution: TaskExecution; created: boolean }>;
+  getTaskExecution(id: string): Promise<TaskExecution | undefined>;
+  /** All executions of a request (every attempt), in creation order. */
+  listTaskExecutions(jobRequestId: number): Promise<TaskExecution[]>;
+  /** READY -> STARTED with the executor handle (for re-attach) and ant id. */
+  markTaskStarted(id: string, handle: Record<string, unknown>, antId?: string): Promise<TaskExecution>;
+  /** STARTED -> EXECUTING. */
+  markTaskExecuting(id: string): Promise<TaskExecution>;
+  /** Non-final -> final with result fields. */
+  finishTask(id: string, finish: TaskFinish): Promise<TaskExecution>;
+  /** Merges keys into the context of a running execution (hook results, outputs). */
+  mergeTaskContext(id: string, context: Record<string, unknown>): Promise<void>;
+}
