@@ -75,11 +75,10 @@ export class NotFoundError extends ColonyError {
 
 export class IllegalTransitionError extends ColonyError {
   constructor(kind: string, id: string | number, from: string, to: string) {
-    super(
-      "COLONY_ILLEGAL_TRANSITION",
-      `${kind} ${id} cannot move from ${from} to ${to}`,
-      { status: 409, details: { from, to } },
-    );
+    super("COLONY_ILLEGAL_TRANSITION", `${kind} ${id} cannot move from ${from} to ${to}`, {
+      status: 409,
+      details: { from, to },
+    });
   }
 }
 
@@ -98,7 +97,11 @@ export class StoreError extends ColonyError {
 
 /** An executor-level failure (start of an existing execution, wait of an unknown one...). */
 export class ExecutorError extends ColonyError {
-  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    options: { retryable?: boolean; cause?: unknown } = {},
+  ) {
     super(code, message, { status: 409, ...options });
   }
 }

@@ -6,7 +6,9 @@ import { EventEmitter } from "node:events";
 import type { State } from "./states.ts";
 
 export interface ColonyEvents {
-  "job:state": [{ jobRequestId: number; jobType: string; state: State; attempt: number; error?: string }];
+  "job:state": [
+    { jobRequestId: number; jobType: string; state: State; attempt: number; error?: string },
+  ];
   "task:state": [
     {
       jobRequestId: number;

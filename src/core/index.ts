@@ -6,3 +6,8 @@ export * from "./job-definition.ts";
 export * from "./job-request.ts";
 export * from "./executor.ts";
 export * from "./events.ts";
+export * from "./output-follow.ts";
+export * from "./definition-parser.ts";
+export * from "./template.ts";
+export * from "./outputs.ts";
+export * from "./secrets.ts";

@@ -11,6 +11,12 @@ import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
 import type { Method } from "../core/job-definition.ts";
 import type { State } from "../core/states.ts";
+import type {
+  NewProcessJob,
+  ProcessJob,
+  ProcessJobStatus,
+  ProcessJobStop,
+} from "../core/process-job.ts";
 
 export interface StoredDefinition {
   jobType: string;
@@ -57,6 +63,30 @@ export interface JobFinish {
   errorMessage?: string;
 }
 
+/** The roles a token can carry (the server's principal.ts gives them meaning). */
+export const TOKEN_ROLES = ["reader", "writer", "admin", "ant"] as const;
+
+/** An API token as stored: never the token itself, only its sha256 (hex). */
+export interface StoredToken {
+  /** `tok_` and 8 letters or digits; what `DELETE /api/tokens/{id}` takes. */
+  id: string;
+  name: string;
+  role: (typeof TOKEN_ROLES)[number];
+  createdAt: Date;
+  lastUsedAt?: Date;
+  revokedAt?: Date;
+  /** The name of whoever created it (a token name), when known. */
+  createdBy?: string;
+}
+
+export interface NewToken {
+  name: string;
+  role: string;
+  /** sha256 of the token, 64 lowercase hex digits. */
+  hash: string;
+  createdBy?: string;
+}
+
 export interface Page<T> {
   items: T[];
   /** Pass as `before` to get the next (older) page; absent on the last page. */
@@ -96,7 +126,12 @@ export interface Store {
    * claimed while fewer than that many of the type are READY/STARTED/EXECUTING.
    * Atomic: two engines never claim the same request.
    */
-  claimDueJobRequests(owner: string, now: Date, leaseMs: number, limit: number): Promise<JobRequest[]>;
+  claimDueJobRequests(
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    limit: number,
+  ): Promise<JobRequest[]>;
   /**
    * Takes over an unfinished request whose owner's lease expired (or whose owner is
    * `expectedOwner`): sets owner and lease. Returns undefined when another engine holds it.
@@ -132,16 +167,73 @@ export interface Store {
    * a second insert of the same key returns the existing row instead (so a planner
    * re-run after a crash never starts a task twice).
    */
-  createTaskExecution(input: NewTaskExecution): Promise<{ execution: TaskExecution; created: boolean }>;
+  createTaskExecution(
+    input: NewTaskExecution,
+  ): Promise<{ execution: TaskExecution; created: boolean }>;
   getTaskExecution(id: string): Promise<TaskExecution | undefined>;
   /** All executions of a request (every attempt), in creation order. */
   listTaskExecutions(jobRequestId: number): Promise<TaskExecution[]>;
   /** READY -> STARTED with the executor handle (for re-attach) and ant id. */
-  markTaskStarted(id: string, handle: Record<string, unknown>, antId?: string): Promise<TaskExecution>;
+  markTaskStarted(
+    id: string,
+    handle: Record<string, unknown>,
+    antId?: string,
+  ): Promise<TaskExecution>;
   /** STARTED -> EXECUTING. */
   markTaskExecuting(id: string): Promise<TaskExecution>;
   /** Non-final -> final with result fields. */
   finishTask(id: string, finish: TaskFinish): Promise<TaskExecution>;
   /** Merges keys into the context of a running execution (hook results, outputs). */
   mergeTaskContext(id: string, context: Record<string, unknown>): Promise<void>;
+
+  // -- process jobs (SPEC section 8, seed 003) --------------------------------------
+  /** Inserts a `created` process job; ids are 0, 1, 2... in insert order, never reused. */
+  createProcessJob(input: NewProcessJob): Promise<ProcessJob>;
+  getProcessJob(id: number): Promise<ProcessJob | undefined>;
+  /** The jobs of one node in one status, oldest first (recovery lists the started ones). */
+  listProcessJobs(filter: { nodeId: string; status: ProcessJobStatus }): Promise<ProcessJob[]>;
+  /**
+   * created -> started on `nodeId` (the node that runs the process), setting startedAt:
+   * one guarded UPDATE, so of two concurrent starts exactly one succeeds. NotFoundError
+   * for an unknown id, IllegalTransitionError when the job is not `created`.
+   */
+  startProcessJob(id: number, nodeId: string): Promise<ProcessJob>;
+  /** Records the executor's start handle of a `started` job; a no-op once it stopped. */
+  setProcessJobHandle(id: number, handle: Record<string, unknown>): Promise<void>;
+  /**
+   * started -> stopped with the reason (and exit code), setting endedAt: one guarded
+   * UPDATE, so the first of API stop, timeout, shutdown and the process's own exit wins.
+   * NotFoundError for an unknown id, IllegalTransitionError when it is not `started`.
+   */
+  stopProcessJob(id: number, stop: ProcessJobStop): Promise<ProcessJob>;
+
+  // -- REST views -------------------------------------------------------------------
+  /**
+   * Executions of every request, newest first (the units list). `before` is the
+   * `nextCursor` of the previous page (a creation sequence number, not a unit id).
+   */
+  listRecentTaskExecutions(query: {
+    before?: number;
+    limit?: number;
+  }): Promise<Page<TaskExecution>>;
+  /** Pauses (submits refused) or resumes a job type. Undefined when there is no such type. */
+  setDefinitionPaused(jobType: string, paused: boolean): Promise<StoredDefinition | undefined>;
+
+  // -- API tokens -------------------------------------------------------------------
+  /**
+   * Inserts a token (its hash only) with a new id. Throws ValidationError for an unknown
+   * role, an empty name or a malformed hash; ConflictError when the hash exists already.
+   */
+  createToken(input: NewToken): Promise<StoredToken>;
+  /** The token with this hash, or undefined when unknown or revoked. */
+  findTokenByHash(hash: string): Promise<StoredToken | undefined>;
+  /** Every token, revoked ones too, oldest first. */
+  listTokens(): Promise<StoredToken[]>;
+  /**
+   * Sets revokedAt (once: revoking again keeps the first time). NotFoundError for an
+   * unknown id.
+   */
+  revokeToken(id: string): Promise<StoredToken>;
+  /** Records a use (lastUsedAt = at, never moving backwards); unknown ids are ignored. */
+  touchToken(id: string, at: Date): Promise<void>;
 }

@@ -1,0 +1,30 @@
+/**
+ * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
+ * the same run (the machine is shared and noisy; absolute numbers drift).
+ * Usage: npm run bench [-- name...]   (names: shell, latency)
+ */
+import { cpus, totalmem } from "node:os";
+import { printLines, type BenchLine } from "./support.ts";
+import { shellThroughput } from "./shell-throughput.ts";
+import { taskLatency } from "./task-latency.ts";
+
+const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
+  shell: () =>
+    shellThroughput(Number(process.env.BENCH_N ?? 2000), Number(process.env.BENCH_P ?? 8)),
+  latency: () => taskLatency(Number(process.env.BENCH_LATENCY_N ?? 1000)),
+};
+
+const chosen = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const names = chosen.length > 0 ? chosen : Object.keys(BENCHES);
+console.log(
+  `colony bench · node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? "cpu"} · ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+);
+for (const name of names) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    console.error(`unknown bench '${name}'; known: ${Object.keys(BENCHES).join(", ")}`);
+    process.exitCode = 2;
+    continue;
+  }
+  printLines(await bench());
+}

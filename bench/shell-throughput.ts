@@ -1,0 +1,61 @@
+/**
+ * Shell task throughput: N single-task jobs running `true` through the engine on the
+ * SQLite store, against the same N commands run by `xargs -P` with the same concurrency,
+ * in the same run. Also the event loop's worst stall while it runs.
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import type { JobDefinition } from "../src/core/job-definition.ts";
+import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import { openEmbedded } from "../src/runtime/embedded.ts";
+import { tempDataDir, xargsRate, type BenchLine } from "./support.ts";
+
+export async function colonyShellRate(
+  n: number,
+  concurrency: number,
+): Promise<{ rate: number; maxStallMs: number }> {
+  const dir = tempDataDir();
+  const runtime = await openEmbedded({
+    dataDir: dir.path,
+    maxParallelTasks: concurrency,
+    engine: { pollMs: 50 },
+  });
+  const definition: JobDefinition = parseJobDefinition(
+    'job_type: bench-true\ntasks:\n- task_type: t\n  script: ["true"]\n',
+  );
+  try {
+    await runtime.engine.start();
+    // Warm the spawner and the store.
+    await runtime.engine.waitFor((await runtime.engine.submit({ definition })).id);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const started = performance.now();
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) ids.push((await runtime.engine.submit({ definition })).id);
+    const finals = await Promise.all(ids.map((id) => runtime.engine.waitFor(id)));
+    const seconds = (performance.now() - started) / 1000;
+    loop.disable();
+    const failed = finals.filter((j) => j.state !== "COMPLETED").length;
+    if (failed > 0) throw new Error(`${failed} of ${n} bench jobs did not complete`);
+    return { rate: n / seconds, maxStallMs: loop.max / 1e6 };
+  } finally {
+    await runtime.close();
+    dir.remove();
+  }
+}
+
+export async function shellThroughput(n = 2000, concurrency = 8): Promise<BenchLine[]> {
+  const baseline = xargsRate(n, concurrency);
+  const colony = await colonyShellRate(n, concurrency);
+  const baseline2 = xargsRate(n, concurrency);
+  const base = (baseline + baseline2) / 2;
+  return [
+    {
+      name: `shell tasks/s (${n} jobs, P=${concurrency})`,
+      value: `${colony.rate.toFixed(0)}/s`,
+      baseline: `xargs -P${concurrency} ${base.toFixed(0)}/s`,
+      ratio: colony.rate / base,
+      target: "≥ 0.70",
+    },
+    { name: "  event-loop max stall", value: `${colony.maxStallMs.toFixed(1)} ms` },
+  ];
+}

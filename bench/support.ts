@@ -1,0 +1,45 @@
+/** Shared helpers for benchmarks: temp data dirs, timing, percentiles, ratio lines. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+
+export function tempDataDir(): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), "colony-bench-"));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/** Runs `seq n | xargs -P c -I{} sh -c true` and returns commands per second. */
+export function xargsRate(n: number, concurrency: number, command = "true"): number {
+  const started = performance.now();
+  const r = spawnSync(
+    "bash",
+    ["-c", `seq ${n} | xargs -P ${concurrency} -I{} sh -c '${command}'`],
+    { stdio: "ignore" },
+  );
+  if (r.status !== 0) throw new Error(`xargs baseline failed with ${r.status}`);
+  return n / ((performance.now() - started) / 1000);
+}
+
+export interface BenchLine {
+  name: string;
+  value: string;
+  baseline?: string;
+  ratio?: number;
+  target?: string;
+}
+
+export function printLines(lines: BenchLine[]): void {
+  for (const l of lines) {
+    const ratio = l.ratio === undefined ? "" : `  ratio ${l.ratio.toFixed(2)}`;
+    const base = l.baseline ? `  vs ${l.baseline}` : "";
+    const target = l.target ? `  (target ${l.target})` : "";
+    console.log(`${l.name.padEnd(34)} ${l.value}${base}${ratio}${target}`);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Where the CLI's client commands find the server and their credentials, first match wins:
+ *   server: --server, $COLONY_SERVER, {data dir}/server.json (written by a running
+ *           `colony server`), http://127.0.0.1:7777
+ *   token:  --token, $COLONY_TOKEN, --token-file / $COLONY_TOKEN_FILE,
+ *           {data dir}/admin.token (written 0600 by the server on first start, so the
+ *           CLI on the same machine works without flags)
+ *   CA:     --ca / $COLONY_CA (PEM file to trust for https), or server.json's `ca`
+ *   data dir: --data-dir, $COLONY_DATA_DIR, ./.colony
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const SERVER_INFO_FILE = "server.json";
+export const ADMIN_TOKEN_FILE = "admin.token";
+
+/** What a running server writes to {data dir}/server.json for local clients. */
+export interface ServerInfo {
+  url: string;
+  pid: number;
+  nodeId: string;
+  /** PEM file of the CA that signed the server's certificate, when TLS is on. */
+  ca?: string;
+  adminTokenFile?: string;
+  startedAt: string;
+}
+
+export interface ClientFlags {
+  server?: string;
+  token?: string;
+  "token-file"?: string;
+  ca?: string;
+  "data-dir"?: string;
+}
+
+export interface ClientOptions {
+  server: string;
+  token?: string;
+  /** PEM text of a CA to trust. */
+  ca?: string;
+  /** Where each value came from, for error messages ("--server", "server.json"...). */
+  sources: { server: string; token: string };
+}
+
+export const CLIENT_FLAG_OPTIONS = {
+  server: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  ca: { type: "string" },
+  "data-dir": { type: "string" },
+} as const;
+
+export const CLIENT_FLAGS_HELP = `Connection options (every client command):
+  --server URL        the colony server (default: $COLONY_SERVER, the data dir's server.json,
+                      or http://127.0.0.1:7777)
+  --token TOKEN       an API token (default: $COLONY_TOKEN, --token-file / $COLONY_TOKEN_FILE,
+                      or the admin token a local server wrote in its data dir)
+  --ca FILE           a CA certificate to trust for https (default: $COLONY_CA)
+  --data-dir DIR      the local server's data dir (default: $COLONY_DATA_DIR or ./.colony)`;
+
+function readServerInfo(dataDir: string): ServerInfo | undefined {
+  const file = join(dataDir, SERVER_INFO_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as ServerInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+function readToken(file: string): string {
+  return readFileSync(file, "utf8").trim();
+}
+
+export function resolveClientOptions(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): ClientOptions {
+  const dataDir = resolve(flags["data-dir"] ?? env.COLONY_DATA_DIR ?? ".colony");
+  const info = readServerInfo(dataDir);
+  let server = "http://127.0.0.1:7777";
+  let serverSource = "default";
+  if (flags.server) [server, serverSource] = [flags.server, "--server"];
+  else if (env.COLONY_SERVER) [server, serverSource] = [env.COLONY_SERVER, "$COLONY_SERVER"];
+  else if (info?.url) [server, serverSource] = [info.url, join(dataDir, SERVER_INFO_FILE)];
+
+  let token: string | undefined;
+  let tokenSource = "none";
+  const tokenFile = flags["token-file"] ?? env.COLONY_TOKEN_FILE;
+  const adminFile = info?.adminTokenFile ?? join(dataDir, ADMIN_TOKEN_FILE);
+  if (flags.token) [token, tokenSource] = [flags.token, "--token"];
+  else if (env.COLONY_TOKEN) [token, tokenSource] = [env.COLONY_TOKEN, "$COLONY_TOKEN"];
+  else if (tokenFile) [token, tokenSource] = [readToken(tokenFile), tokenFile];
+  else if (existsSync(adminFile)) {
+    try {
+      [token, tokenSource] = [readToken(adminFile), adminFile];
+    } catch {
+      // unreadable (another user's server): go on without a token and let the server say 401
+    }
+  }
+
+  const caFile = flags.ca ?? env.COLONY_CA ?? info?.ca;
+  const ca = caFile ? readFileSync(caFile, "utf8") : undefined;
+  return { server: server.replace(/\/+$/, ""), token, ca, sources: { server: serverSource, token: tokenSource } };
+}

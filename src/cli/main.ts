@@ -1,0 +1,81 @@
+/**
+ * The `colony` command line: dispatches to one module per command.
+ */
+import { ColonyError } from "../core/errors.ts";
+import { UsageError } from "./output.ts";
+import { runCommand } from "./run-command.ts";
+import { definitionsCommand } from "./definitions-command.ts";
+import { jobsCommand } from "./jobs-command.ts";
+import { submitCommand } from "./submit-command.ts";
+import { tokenCommand } from "./token-command.ts";
+import { serverCommand } from "./server-command.ts";
+
+export const HELP = `colony — run jobs (YAML DAGs, commands, functions) wherever they belong, and never lose track of them.
+
+Usage: colony <command> [options]
+
+Commands:
+  run <job.yaml>      run one job here to its end, output live (no server needed)
+  run --resume        finish jobs a crashed or killed 'colony run' left behind
+  server              run the server: REST API, scheduler, store (prints URL and admin token file)
+  submit <file|TYPE>  submit a job to the server (--follow: live output until it ends)
+  jobs                list|show|cancel|restart|logs [-f] job requests on the server
+  definitions         list|show|apply|delete|pause|resume saved job types
+  token               create|list|revoke API tokens (admin)
+  help [command]      help for a command
+
+Run 'colony <command> --help' for a command's options.
+Docs: docs/ in the colony repository (jobs, executors, architecture).`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  run: (argv) => runCommand(argv),
+  submit: (argv) => submitCommand(argv),
+  jobs: (argv) => jobsCommand(argv),
+  definitions: (argv) => definitionsCommand(argv),
+  token: (argv) => tokenCommand(argv),
+  server: (argv) => serverCommand(argv),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "-h" || command === "--help") {
+    process.stdout.write(HELP + "\n");
+    return command ? 0 : 2;
+  }
+  if (command === "help") {
+    const target = rest[0] && COMMANDS[rest[0]];
+    if (target) return target(["--help"]);
+    process.stdout.write(HELP + "\n");
+    return 0;
+  }
+  if (command === "--version" || command === "version") {
+    const { default: pkg } = await import("../../package.json", { with: { type: "json" } });
+    process.stdout.write(`colony ${pkg.version} (node ${process.version})\n`);
+    return 0;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    process.stderr.write(
+      `colony: unknown command '${command}'. Commands: ${Object.keys(COMMANDS).join(", ")}; see colony --help\n`,
+    );
+    return 2;
+  }
+  try {
+    return await handler(rest);
+  } catch (error) {
+    if (
+      error instanceof UsageError ||
+      (error instanceof TypeError &&
+        "code" in error &&
+        String(error.code).startsWith("ERR_PARSE_ARGS"))
+    ) {
+      process.stderr.write(`colony ${command}: ${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof ColonyError) {
+      process.stderr.write(`colony ${command}: ${error.message} [${error.code}]\n`);
+      return error.status === 400 ? 2 : 1;
+    }
+    throw error;
+  }
+}

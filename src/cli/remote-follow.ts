@@ -1,0 +1,176 @@
+/**
+ * Follows a job on a server, as `colony run` follows one here: every task's output live,
+ * each line prefixed by its task, a "started" and a verdict line per task, and a
+ * progress line (tasks done/total, running, elapsed) at the bottom of a terminal.
+ *
+ * The job's tasks are polled every ~300 ms (GET /api/job-requests/{id}); each execution
+ * gets one follow stream (GET /api/task-executions/{unit}/output?follow=1) from its
+ * start, so no byte is missed however late the poll sees it.
+ */
+import type { Readable } from "node:stream";
+import type { ColonyClient, JobRequestView, TaskExecutionView } from "../client/client.ts";
+import { formatDuration } from "../core/duration.ts";
+import { paint } from "./output.ts";
+
+const PALETTE = ["cyan", "magenta", "blue", "yellow", "green"] as const;
+const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+
+export interface RemoteFollowOptions {
+  client: ColonyClient;
+  jobRequestId: number;
+  /** Where task output goes (stdout; stderr with --json). */
+  out: NodeJS.WriteStream;
+  /** Where started/verdict and progress lines go. */
+  err: NodeJS.WriteStream;
+  /** Only state lines, no output. */
+  quiet?: boolean;
+  pollMs?: number;
+  /** Only executions of this task. */
+  taskType?: string;
+}
+
+interface Followed {
+  execution: TaskExecutionView;
+  stream?: Readable;
+  printed: Promise<void>;
+  reported: boolean;
+}
+
+export class RemoteFollow {
+  readonly #o: RemoteFollowOptions;
+  readonly #followed = new Map<string, Followed>();
+  readonly #colors = new Map<string, (s: string) => string>();
+  readonly #started = Date.now();
+  #progressShown = false;
+  #stopped = false;
+  #last: JobRequestView | undefined;
+  #ticker: NodeJS.Timeout | undefined;
+
+  constructor(options: RemoteFollowOptions) {
+    this.#o = options;
+  }
+
+  /** Follows until the job ends (or stop()); resolves with its last view. */
+  async run(): Promise<JobRequestView> {
+    if (this.#o.err.isTTY) {
+      this.#ticker = setInterval(() => this.#drawProgress(), 250);
+      this.#ticker.unref();
+    }
+    try {
+      for (;;) {
+        const job = await this.#o.client.getJobRequest(this.#o.jobRequestId);
+        this.#last = job;
+        for (const t of job.tasks ?? []) this.#see(t);
+        if (FINAL.has(job.state) || this.#stopped) {
+          // Every stream ends on its own once its execution ended; print all of it.
+          await Promise.all([...this.#followed.values()].map((f) => f.printed));
+          for (const f of this.#followed.values()) this.#report(f);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, this.#o.pollMs ?? 300));
+      }
+    } finally {
+      if (this.#ticker) clearInterval(this.#ticker);
+      this.#clearProgress();
+      if (this.#stopped) for (const f of this.#followed.values()) f.stream?.destroy();
+    }
+    return this.#last!;
+  }
+
+  /** Stops following (the job goes on on the server). */
+  stop(): void {
+    this.#stopped = true;
+    for (const f of this.#followed.values()) f.stream?.destroy();
+  }
+
+  #see(t: TaskExecutionView): void {
+    if (this.#o.taskType !== undefined && t.task_type !== this.#o.taskType) return;
+    let f = this.#followed.get(t.id);
+    if (!f) {
+      if (t.state === "PENDING" || t.state === "READY") return; // not running yet
+      f = { execution: t, printed: Promise.resolve(), reported: false };
+      this.#followed.set(t.id, f);
+      const p = paint(this.#o.err);
+      const retry = t.attempt > 0 ? ` (attempt ${t.attempt + 1})` : "";
+      this.#write(this.#o.err, `${this.#label(t.task_type)} ${p.dim(`started${retry}`)}\n`);
+      if (!this.#o.quiet) this.#follow(f);
+    }
+    f.execution = t;
+    if (FINAL.has(t.state)) void f.printed.then(() => this.#report(f));
+  }
+
+  #follow(f: Followed): void {
+    const prefix = this.#label(f.execution.task_type) + " ";
+    f.printed = (async () => {
+      let partial = "";
+      try {
+        const stream = await this.#o.client.executionOutput(f.execution.id, { follow: true });
+        f.stream = stream;
+        if (this.#stopped) stream.destroy();
+        for await (const chunk of stream) {
+          const lines = (partial + (chunk as Buffer).toString("utf8")).split("\n");
+          partial = lines.pop() ?? "";
+          if (lines.length > 0) this.#write(this.#o.out, lines.map((l) => prefix + l + "\n").join(""));
+        }
+      } catch (error) {
+        if (!this.#stopped) {
+          const p = paint(this.#o.err);
+          this.#write(
+            this.#o.err,
+            `${prefix}${p.yellow(`(output stream broke: ${(error as Error).message})`)}\n`,
+          );
+        }
+      }
+      if (partial) this.#write(this.#o.out, prefix + partial + "\n");
+    })();
+  }
+
+  #report(f: Followed): void {
+    const t = f.execution;
+    if (f.reported || !FINAL.has(t.state)) return;
+    f.reported = true;
+    const p = paint(this.#o.err);
+    const mark =
+      t.state === "COMPLETED"
+        ? p.green("✓ COMPLETED")
+        : t.state === "FAILED"
+          ? p.red("✗ FAILED")
+          : p.yellow("■ CANCELLED");
+    const code = t.exit_code !== null ? ` exit ${t.exit_code}` : "";
+    const why = t.error_message && t.state !== "COMPLETED" ? ` — ${t.error_message}` : "";
+    this.#write(this.#o.err, `${this.#label(t.task_type)} ${mark}${code}${why}\n`);
+    this.#drawProgress();
+  }
+
+  #label(taskType: string): string {
+    let c = this.#colors.get(taskType);
+    if (!c) {
+      c = paint(this.#o.out)[PALETTE[this.#colors.size % PALETTE.length]!];
+      this.#colors.set(taskType, c);
+    }
+    return c(`[${taskType}]`);
+  }
+
+  #write(stream: NodeJS.WriteStream, text: string): void {
+    this.#clearProgress();
+    stream.write(text);
+  }
+
+  #clearProgress(): void {
+    if (!this.#progressShown) return;
+    this.#o.err.write("\r\x1b[K");
+    this.#progressShown = false;
+  }
+
+  #drawProgress(): void {
+    if (!this.#o.err.isTTY || !this.#last) return;
+    const p = paint(this.#o.err);
+    const mine = [...this.#followed.values()].map((f) => f.execution);
+    const done = new Set(mine.filter((t) => FINAL.has(t.state)).map((t) => t.task_type)).size;
+    const running = mine.filter((t) => !FINAL.has(t.state)).map((t) => t.task_type);
+    const total = this.#o.taskType !== undefined ? 1 : this.#last.task_types.length;
+    const text = `${p.bold(`${done}/${total}`)} tasks done · ${running.length} running${running.length ? ` (${running.join(", ")})` : ""} · job ${this.#last.id} ${this.#last.state} · ${formatDuration(Date.now() - this.#started)}`;
+    this.#o.err.write(`\r\x1b[K${p.dim("▸")} ${text}`);
+    this.#progressShown = true;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * colony's configuration: one file (`colony.yaml`), validated at start by one schema
+ * into a frozen object that is passed explicitly (no module reads process.env itself).
+ * Precedence, lowest first: defaults, the file, environment variables, command-line flags.
+ * Every refusal names the key and says what to set.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { Type, type Static } from "typebox";
+import { Value } from "typebox/value";
+import { parseDocument } from "yaml";
+import { ColonyError } from "../core/errors.ts";
+import { parseDuration } from "../core/duration.ts";
+
+const Duration = Type.String({ description: "Go-style duration, e.g. 30s, 5m, 1h30m" });
+const StrMap = Type.Record(Type.String(), Type.String());
+
+const WorkType = Type.Object(
+  {
+    work_type: Type.String({ pattern: "^[A-Za-z0-9._-]+$" }),
+    command: Type.String({ minLength: 1 }),
+    params: Type.Optional(Type.String()),
+    allow_runtime_params: Type.Optional(Type.Boolean()),
+    verify_signature: Type.Optional(Type.Boolean()),
+    description: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+const Peer = Type.Object(
+  {
+    node_id: Type.String({ minLength: 1 }),
+    url: Type.String({ minLength: 1 }),
+    token: Type.Optional(Type.String()),
+    token_file: Type.Optional(Type.String()),
+    ca_file: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigFileSchema = Type.Object(
+  {
+    node_id: Type.Optional(Type.String({ minLength: 1 })),
+    data_dir: Type.Optional(Type.String({ minLength: 1 })),
+    host: Type.Optional(Type.String()),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** The URL processes and peers use to reach this server (default http(s)://host:port). */
+    base_url: Type.Optional(Type.String()),
+    store: Type.Optional(Type.String({ description: "sqlite: path or postgres:// URL" })),
+    control_socket: Type.Optional(Type.String()),
+    max_parallel_tasks: Type.Optional(Type.Integer({ minimum: 1 })),
+    kill_grace: Type.Optional(Duration),
+    /** How long a stopping server lets running tasks finish before leaving them to recovery. */
+    shutdown_grace: Type.Optional(Duration),
+    body_limit: Type.Optional(Type.Integer({ minimum: 1024 })),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          admin_token_file: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert: Type.String(),
+          key: Type.String(),
+          client_ca: Type.Optional(Type.String()),
+          /** Client certificate CN -> role (reader, writer, admin, ant). */
+          client_cn_roles: Type.Optional(StrMap),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    jobs_api: Type.Optional(
+      Type.Object(
+        { default_timeout: Type.Optional(Duration), stop_grace: Type.Optional(Duration) },
+        { additionalProperties: false },
+      ),
+    ),
+    messaging: Type.Optional(
+      Type.Object({ redis_url: Type.Optional(Type.String()) }, { additionalProperties: false }),
+    ),
+    work_types: Type.Optional(Type.Array(WorkType)),
+    peers: Type.Optional(Type.Array(Peer)),
+    work_signing: Type.Optional(
+      Type.Object(
+        { private_key: Type.String(), token_expiration: Type.Optional(Duration) },
+        { additionalProperties: false },
+      ),
+    ),
+    work_verification: Type.Optional(
+      Type.Object({ public_key: Type.String() }, { additionalProperties: false }),
+    ),
+    /** Executor settings (seed 000 ant config: docker, kubernetes) kept for those executors. */
+    docker: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    kubernetes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+
+export type ConfigFile = Static<typeof ConfigFileSchema>;
+
+export interface Config {
+  readonly nodeId: string;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly baseUrl?: string;
+  readonly storeUrl?: string;
+  readonly controlSocket: string;
+  readonly maxParallelTasks: number;
+  readonly killGraceMs: number;
+  readonly shutdownGraceMs: number;
+  readonly bodyLimit: number;
+  readonly auth: { readonly enabled: boolean; readonly adminTokenFile: string };
+  readonly tls?: {
+    readonly cert: string;
+    readonly key: string;
+    readonly clientCa?: string;
+    readonly clientCnRoles: Readonly<Record<string, string>>;
+  };
+  readonly jobsApi: { readonly defaultTimeoutMs: number; readonly stopGraceMs: number };
+  readonly messaging: { readonly redisUrl: string };
+  readonly workTypes: NonNullable<ConfigFile["work_types"]>;
+  readonly peers: NonNullable<ConfigFile["peers"]>;
+  readonly workSigning?: { readonly privateKey: string; readonly tokenExpirationMs: number };
+  readonly workVerification?: { readonly publicKey: string };
+  readonly docker: Readonly<Record<string, unknown>>;
+  readonly kubernetes: Readonly<Record<string, unknown>>;
+  /** Where the file was read from, if any. */
+  readonly source?: string;
+}
+
+/** Flags given on the command line; they win over the file and the environment. */
+export interface ConfigOverrides {
+  dataDir?: string;
+  port?: number;
+  host?: string;
+  storeUrl?: string;
+  insecureNoAuth?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+}
+
+export class ConfigError extends ColonyError {
+  constructor(message: string) {
+    super("COLONY_CONFIG_INVALID", message, { status: 400 });
+  }
+}
+
+function duration(key: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined)
+    throw new ConfigError(`${key}: '${text}' is not a duration; write e.g. 30s, 5m or 1h30m`);
+  return ms;
+}
+
+function keyOf(instancePath: string): string {
+  return instancePath
+    .replace(/^\//, "")
+    .replace(/\/(\d+)(?=\/|$)/g, "[$1]")
+    .replace(/\//g, ".");
+}
+
+/** Validates a parsed config document; throws ConfigError naming the first bad key. */
+export function validateConfigFile(doc: unknown, source = "config"): ConfigFile {
+  if (doc === null || doc === undefined) return {};
+  for (const error of Value.Errors(ConfigFileSchema, doc)) {
+    const e = error as {
+      keyword: string;
+      instancePath: string;
+      message: string;
+      params: Record<string, unknown>;
+    };
+    const key = keyOf(e.instancePath);
+    if (e.keyword === "additionalProperties") {
+      const extra = (e.params.additionalProperties as string[] | undefined)?.[0];
+      const known = key ? [] : Object.keys(ConfigFileSchema.properties);
+      throw new ConfigError(
+        `${source}: unknown key '${key ? `${key}.` : ""}${extra}'${known.length ? `; known keys: ${known.join(", ")}` : ""}`,
+      );
+    }
+    if (e.keyword === "boolean") continue; // reported as additionalProperties
+    throw new ConfigError(`${source}: ${key || "(top level)"} ${e.message}`);
+  }
+  return doc as ConfigFile;
+}
+
+export function readConfigFile(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const [line, col] = first.linePos?.[0] ? [first.linePos[0].line, first.linePos[0].col] : [0, 0];
+    throw new ConfigError(`${path}:${line}:${col}: ${first.message.split("\n")[0]}`);
+  }
+  return validateConfigFile(doc.toJS(), path);
+}
+
+/**
+ * Builds the frozen Config from the file (if any), the environment and flags.
+ * Environment: COLONY_DATA_DIR, COLONY_PORT, COLONY_HOST, COLONY_STORE_URL,
+ * COLONY_REDIS_URL, COLONY_BASE_URL, COLONY_NODE_ID.
+ */
+export function loadConfig(options: {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: ConfigOverrides;
+  cwd?: string;
+}): Config {
+  const env = options.env ?? {};
+  const cwd = options.cwd ?? process.cwd();
+  const file = options.file ? readConfigFile(resolve(cwd, options.file)) : {};
+  const base = options.file ? dirname(resolve(cwd, options.file)) : cwd;
+  const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const o = options.overrides ?? {};
+  const dataDir = o.dataDir
+    ? resolve(cwd, o.dataDir)
+    : env.COLONY_DATA_DIR
+      ? resolve(cwd, env.COLONY_DATA_DIR)
+      : rel(file.data_dir ?? ".colony");
+  const portText = env.COLONY_PORT;
+  if (portText !== undefined && !/^\d+$/.test(portText)) {
+    throw new ConfigError(`COLONY_PORT: '${portText}' is not a port number`);
+  }
+  const port = o.port ?? (portText !== undefined ? Number(portText) : (file.port ?? 7777));
+  const tlsCert = o.tlsCert ?? file.tls?.cert;
+  const tlsKey = o.tlsKey ?? file.tls?.key;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new ConfigError(
+      "tls: set both a certificate (--tls-cert / tls.cert) and a key (--tls-key / tls.key)",
+    );
+  }
+  const clientCa = o.tlsClientCa ?? file.tls?.client_ca;
+  if (clientCa && !tlsCert)
+    throw new ConfigError(
+      "tls.client_ca needs tls.cert and tls.key: client certificates only work over TLS",
+    );
+  const config: Config = {
+    nodeId: env.COLONY_NODE_ID ?? file.node_id ?? "colony",
+    dataDir,
+    host: o.host ?? env.COLONY_HOST ?? file.host ?? "127.0.0.1",
+    port,
+    baseUrl: env.COLONY_BASE_URL ?? file.base_url,
+    storeUrl: o.storeUrl ?? env.COLONY_STORE_URL ?? file.store,
+    controlSocket: file.control_socket
+      ? rel(file.control_socket)
+      : resolve(dataDir, "control.sock"),
+    maxParallelTasks: file.max_parallel_tasks ?? 16,
+    killGraceMs: duration("kill_grace", file.kill_grace, 10_000),
+    shutdownGraceMs: duration("shutdown_grace", file.shutdown_grace, 10_000),
+    bodyLimit: file.body_limit ?? 10 * 1024 * 1024,
+    auth: {
+      enabled: o.insecureNoAuth ? false : (file.auth?.enabled ?? true),
+      adminTokenFile: file.auth?.admin_token_file
+        ? rel(file.auth.admin_token_file)
+        : resolve(dataDir, "admin.token"),
+    },
+    tls:
+      tlsCert && tlsKey
+        ? {
+            cert: rel(tlsCert),
+            key: rel(tlsKey),
+            clientCa: clientCa ? rel(clientCa) : undefined,
+            clientCnRoles: file.tls?.client_cn_roles ?? {},
+          }
+        : undefined,
+    jobsApi: {
+      defaultTimeoutMs: duration(
+        "jobs_api.default_timeout",
+        file.jobs_api?.default_timeout,
+        30_000,
+      ),
+      stopGraceMs: duration("jobs_api.stop_grace", file.jobs_api?.stop_grace, 5_000),
+    },
+    messaging: {
+      redisUrl: env.COLONY_REDIS_URL ?? file.messaging?.redis_url ?? "redis://127.0.0.1:6379",
+    },
+    workTypes: file.work_types ?? [],
+    peers: file.peers ?? [],
+    workSigning: file.work_signing
+      ? {
+          privateKey: rel(file.work_signing.private_key),
+          tokenExpirationMs: duration(
+            "work_signing.token_expiration",
+            file.work_signing.token_expiration,
+            30 * 60_000,
+          ),
+        }
+      : undefined,
+    workVerification: file.work_verification
+      ? { publicKey: rel(file.work_verification.public_key) }
+      : undefined,
+    docker: file.docker ?? {},
+    kubernetes: file.kubernetes ?? {},
+    source: options.file,
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

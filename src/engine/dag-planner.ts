@@ -1,0 +1,211 @@
+/**
+ * The DAG planner: a pure function from a job definition and the task executions
+ * recorded so far to what happens next (tasks to start, or the job's verdict).
+ *
+ * Because it only reads recorded state, the engine can re-plan at any time — after
+ * every task, after a crash, on another server — and get the same answer; together
+ * with the store's idempotent createTaskExecution this is what makes resuming safe.
+ *
+ * Semantics (SPEC section 2, documented in docs/jobs.md):
+ * - The first task is the entry point. A finished task picks its successors by outcome:
+ *   `on_exit_code` first when it names the exit code, else `on_completed` / `on_failed`.
+ * - `depends_on: [a, b]` runs a task once every listed task completed (or failed with
+ *   allow_failure); it is a successor of each of them.
+ * - A failed task retries (task `retry`, exponential back-off from
+ *   `delay_between_retries`) unless `on_exit_code` names its exit code.
+ * - An unrouted failure makes the job fail: running tasks finish, nothing new starts
+ *   except `always_run` tasks, which each run exactly once (when reached, or at the end).
+ * - Cancel and job timeout behave like a failure that also stops running tasks.
+ */
+import type { JobDefinition, TaskDefinition } from "../core/job-definition.ts";
+import type { TaskExecution } from "../core/job-request.ts";
+import { isFinal } from "../core/states.ts";
+
+export type Outcome =
+  | { kind: "running" }
+  | { kind: "completed"; next: string[] }
+  | { kind: "routed"; next: string[] }
+  | { kind: "failed"; reason: string }
+  | { kind: "retry"; notBefore: number }
+  | { kind: "poll"; notBefore: number }
+  | { kind: "cancelled" };
+
+export interface PlannedStart {
+  taskType: string;
+  /** The execution attempt number to create (0 first, then retries and polls). */
+  attempt: number;
+  /** Epoch ms before which it must not start (retry back-off, polling). */
+  notBefore?: number;
+}
+
+export interface Plan {
+  start: PlannedStart[];
+  /** Set when nothing runs and nothing more will: the job's verdict. */
+  verdict?: { state: "COMPLETED" | "FAILED" | "CANCELLED"; errorCode?: string; reason?: string };
+  /** Task types still running. */
+  running: string[];
+}
+
+export interface PlanInput {
+  definition: JobDefinition;
+  /** Executions of the current job attempt, any order. */
+  executions: readonly TaskExecution[];
+  /** Stop starting normal tasks: a user cancel or the job's timeout. */
+  abort?: "cancel" | "timeout";
+}
+
+const MAX_BACKOFF_MS = 10 * 60_000;
+const DEFAULT_POLL_MS = 1000;
+
+/** Back-off before retry number `n` (1-based): delay * 2^(n-1), capped. */
+export function retryDelay(task: TaskDefinition, n: number): number {
+  const base = task.delayBetweenRetriesMs;
+  if (base <= 0) return 0;
+  return Math.min(base * 2 ** Math.max(0, n - 1), MAX_BACKOFF_MS);
+}
+
+/** How a task's exit code is routed by `on_exit_code`, if at all. */
+export function exitRoute(task: TaskDefinition, exitCode: number | undefined) {
+  if (exitCode === undefined) return undefined;
+  return task.onExitCode[String(exitCode)];
+}
+
+/**
+ * The outcome of one task given all its executions (sorted by attempt). Only the last
+ * one decides; earlier ones count the failures already spent on retries.
+ */
+export function outcomeOf(task: TaskDefinition, history: readonly TaskExecution[]): Outcome {
+  const last = history[history.length - 1];
+  if (!last || !isFinal(last.state)) return { kind: "running" };
+  if (last.state === "CANCELLED") return { kind: "cancelled" };
+  const ended = last.endedAt?.getTime() ?? Date.now();
+  const route = exitRoute(task, last.exitCode);
+  if (route !== undefined) {
+    if (Array.isArray(route)) return { kind: "routed", next: route };
+    if (route === "COMPLETED") return { kind: "completed", next: task.onCompleted };
+    if (route === "FAILED") {
+      return { kind: "failed", reason: `exit code ${last.exitCode} is mapped to FAILED` };
+    }
+    const poll = task.delayBetweenRetriesMs > 0 ? task.delayBetweenRetriesMs : DEFAULT_POLL_MS;
+    return { kind: "poll", notBefore: ended + poll };
+  }
+  if (last.state === "COMPLETED") return { kind: "completed", next: task.onCompleted };
+  // FAILED without an exit-code route: retries first, then on_failed, then allow_failure.
+  const failures = history.filter(
+    (e) => e.state === "FAILED" && exitRoute(task, e.exitCode) === undefined,
+  ).length;
+  if (failures <= task.retry)
+    return { kind: "retry", notBefore: ended + retryDelay(task, failures) };
+  if (task.onFailed.length > 0) return { kind: "routed", next: task.onFailed };
+  if (task.allowFailure) return { kind: "completed", next: task.onCompleted };
+  const why =
+    last.errorMessage ?? (last.exitCode !== undefined ? `exit code ${last.exitCode}` : "failed");
+  return { kind: "failed", reason: `task ${task.taskType} failed: ${why}` };
+}
+
+function groupByTask(executions: readonly TaskExecution[]): Map<string, TaskExecution[]> {
+  const byTask = new Map<string, TaskExecution[]>();
+  for (const e of executions) {
+    const list = byTask.get(e.taskType);
+    if (list) list.push(e);
+    else byTask.set(e.taskType, [e]);
+  }
+  for (const list of byTask.values()) list.sort((a, b) => a.attempt - b.attempt);
+  return byTask;
+}
+
+export function planNext(input: PlanInput): Plan {
+  const { definition, abort } = input;
+  const history = groupByTask(input.executions);
+  const outcomes = new Map<string, Outcome>();
+  for (const task of definition.tasks) {
+    const h = history.get(task.taskType);
+    if (h && h.length > 0) outcomes.set(task.taskType, outcomeOf(task, h));
+  }
+
+  // Which tasks have been reached by an edge from a finished task.
+  const reached = new Set<string>();
+  const entry = definition.tasks[0];
+  if (entry) reached.add(entry.taskType);
+  let failure: string | undefined;
+  for (const [taskType, outcome] of outcomes) {
+    if (outcome.kind === "completed" || outcome.kind === "routed") {
+      for (const next of outcome.next) reached.add(next);
+    } else if (outcome.kind === "failed" && failure === undefined) {
+      failure = outcome.reason;
+    }
+    void taskType;
+  }
+  const satisfied = (dep: string) => {
+    const o = outcomes.get(dep);
+    if (!o) return false;
+    const last = history.get(dep)?.at(-1);
+    return o.kind === "completed" || (o.kind === "routed" && last?.state === "COMPLETED");
+  };
+  for (const task of definition.tasks) {
+    if (task.dependsOn.length > 0 && task.dependsOn.every(satisfied)) reached.add(task.taskType);
+  }
+
+  const running: string[] = [];
+  const start: PlannedStart[] = [];
+  const stopping = abort !== undefined || failure !== undefined;
+  let pending = false;
+  for (const task of definition.tasks) {
+    const h = history.get(task.taskType) ?? [];
+    const outcome = outcomes.get(task.taskType);
+    const nextAttempt = (h.at(-1)?.attempt ?? -1) + 1;
+    if (outcome?.kind === "running") {
+      running.push(task.taskType);
+      continue;
+    }
+    if (outcome?.kind === "retry" || outcome?.kind === "poll") {
+      // A retry of an always_run task still happens when stopping: it must run once, fully.
+      if (stopping && !task.alwaysRun) continue;
+      if (abort !== undefined) continue;
+      start.push({ taskType: task.taskType, attempt: nextAttempt, notBefore: outcome.notBefore });
+      pending = true;
+      continue;
+    }
+    if (outcome !== undefined) continue; // finished for good
+    const depsOk = task.dependsOn.length === 0 || task.dependsOn.every(satisfied);
+    if (!stopping && reached.has(task.taskType) && depsOk) {
+      start.push({ taskType: task.taskType, attempt: 0 });
+    }
+  }
+
+  // always_run tasks never reached run at the end, once nothing else is running or due.
+  if (running.length === 0 && !pending && start.length === 0) {
+    for (const task of definition.tasks) {
+      if (task.alwaysRun && !history.has(task.taskType)) {
+        start.push({ taskType: task.taskType, attempt: 0 });
+      }
+    }
+  }
+
+  if (running.length > 0 || start.length > 0) return { start, running };
+  if (abort === "cancel")
+    return { start, running, verdict: { state: "CANCELLED", reason: "cancelled" } };
+  if (abort === "timeout") {
+    return {
+      start,
+      running,
+      verdict: {
+        state: "FAILED",
+        errorCode: "COLONY_JOB_TIMEOUT",
+        reason: "the job exceeded its timeout",
+      },
+    };
+  }
+  // A cancelled task (e.g. by a server stop) without a cancel of the job fails it.
+  for (const outcome of outcomes.values()) {
+    if (outcome.kind === "cancelled" && failure === undefined) failure = "a task was cancelled";
+  }
+  if (failure !== undefined) {
+    return {
+      start,
+      running,
+      verdict: { state: "FAILED", errorCode: "COLONY_TASK_FAILED", reason: failure },
+    };
+  }
+  return { start, running, verdict: { state: "COMPLETED" } };
+}

@@ -1,0 +1,405 @@
+/**
+ * The engine: accepts job requests, claims due ones from the store (respecting
+ * scheduled times and max_concurrency), drives each through a JobRunner, renews its
+ * leases, and takes over requests whose owner died (crash recovery). The same engine
+ * serves `colony run` (one job, embedded SQLite) and `colony server`.
+ */
+import { ColonyError, NotFoundError } from "../core/errors.ts";
+import { ColonyEventBus } from "../core/events.ts";
+import type { ExecutorRegistry } from "../core/executor.ts";
+import type { JobDefinition } from "../core/job-definition.ts";
+import type { JobRequest, TaskExecution } from "../core/job-request.ts";
+import { openDefinition, sealDefinition } from "../core/secrets.ts";
+import { isFinal, type State } from "../core/states.ts";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { followFile, notifyDone } from "../core/output-follow.ts";
+import { createMaskTransform } from "../core/outputs.ts";
+import { secretValues } from "../core/secrets.ts";
+import { unitDir } from "./task-runner.ts";
+import type { Store, StoredDefinition } from "../store/store.ts";
+import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
+import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
+import { Semaphore } from "./semaphore.ts";
+
+export interface EngineOptions {
+  store: Store;
+  executors: ExecutorRegistry;
+  dataDir: string;
+  /** Key that seals secret variables at rest (see core/secrets.ts). */
+  secretKey: Buffer;
+  events?: ColonyEventBus;
+  owner?: string;
+  /** How long a claim holds without renewal (default 30 s). */
+  leaseMs?: number;
+  /** How often to look for due requests submitted elsewhere or scheduled (default 500 ms). */
+  pollMs?: number;
+  /** Tasks running at once across all jobs (default 16). */
+  maxParallelTasks?: number;
+  /** Jobs driven at once (default 1000). */
+  maxParallelJobs?: number;
+  /** Only claim new requests when true (default true); `colony run --resume` turns it off. */
+  claim?: boolean;
+  log?: (message: string) => void;
+  extraEnv?: JobRunnerContext["extraEnv"];
+}
+
+export interface SubmitInput {
+  definition: JobDefinition;
+  params?: Record<string, unknown>;
+  scheduledAt?: Date;
+  submittedBy?: string;
+}
+
+export interface JobView extends JobRequest {
+  tasks: TaskExecution[];
+}
+
+export class Engine {
+  readonly events: ColonyEventBus;
+  readonly owner: string;
+  readonly store: Store;
+  readonly #opts: Required<
+    Pick<EngineOptions, "leaseMs" | "pollMs" | "maxParallelJobs" | "claim">
+  > &
+    EngineOptions;
+  readonly #runners = new Map<number, JobRunner>();
+  readonly #ctx: JobRunnerContext;
+  #timer: NodeJS.Timeout | undefined;
+  #leaseTimer: NodeJS.Timeout | undefined;
+  #pumping = false;
+  #pumpAgain = false;
+  #stopping = false;
+  #started = false;
+  readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
+
+  constructor(options: EngineOptions) {
+    this.#opts = { leaseMs: 30_000, pollMs: 500, maxParallelJobs: 1000, claim: true, ...options };
+    this.store = options.store;
+    this.events = options.events ?? new ColonyEventBus();
+    this.owner = options.owner ?? newOwnerId();
+    const log = options.log ?? ((m: string) => process.stderr.write(`colony: ${m}\n`));
+    this.#ctx = {
+      store: options.store,
+      executors: options.executors,
+      events: this.events,
+      dataDir: options.dataDir,
+      slots: new Semaphore(options.maxParallelTasks ?? 16),
+      extraEnv: options.extraEnv,
+      log,
+      onFinished: (job) => {
+        this.#runners.delete(job.id);
+        if (isFinal(job.state)) this.#notify(job);
+        this.#kick();
+      },
+    };
+    this.events.on("job:state", (e) => {
+      if (!isFinal(e.state) || !this.#waiters.has(e.jobRequestId)) return;
+      void this.store.getJobRequest(e.jobRequestId).then(
+        (job) => job && this.#notify(job),
+        () => undefined,
+      );
+    });
+  }
+
+  /** Begins claiming and driving work; recovers requests of dead owners first. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.recover();
+    this.#leaseTimer = setInterval(
+      () => void this.#renew(),
+      Math.max(1000, this.#opts.leaseMs / 3),
+    );
+    this.#leaseTimer.unref();
+    this.#timer = setInterval(() => this.#kick(), this.#opts.pollMs);
+    this.#timer.unref();
+    this.#kick();
+  }
+
+  /** Accepts a job request (durable before this resolves). */
+  async submit(input: SubmitInput): Promise<JobRequest> {
+    const job = await this.store.createJobRequest({
+      jobType: input.definition.jobType,
+      definition: sealDefinition(input.definition, this.#opts.secretKey),
+      params: input.params ?? {},
+      scheduledAt: input.scheduledAt,
+      submittedBy: input.submittedBy,
+    });
+    this.events.emit("job:state", {
+      jobRequestId: job.id,
+      jobType: job.jobType,
+      state: job.state,
+      attempt: 0,
+    });
+    this.#kick();
+    return job;
+  }
+
+  /** Submits the saved definition of `jobType`. */
+  async submitType(
+    jobType: string,
+    params: Record<string, unknown> = {},
+    extra: Omit<SubmitInput, "definition" | "params"> = {},
+  ): Promise<JobRequest> {
+    const stored = await this.store.getDefinition(jobType);
+    if (!stored)
+      throw new NotFoundError(
+        "job_type",
+        jobType,
+        "save its definition first (colony definitions / POST /api/job-definitions)",
+      );
+    if (stored.paused)
+      throw new ColonyError(
+        "COLONY_DEFINITION_PAUSED",
+        `job type ${jobType} is paused; resume it before submitting`,
+        { status: 409 },
+      );
+    return this.submit({
+      definition: openDefinition(stored.definition, this.#opts.secretKey),
+      params,
+      ...extra,
+    });
+  }
+
+  async getJob(id: number): Promise<JobView> {
+    const job = await this.store.getJobRequest(id);
+    if (!job) throw new NotFoundError("job_request", id);
+    return { ...job, tasks: await this.store.listTaskExecutions(id) };
+  }
+
+  /** The definition of a request with its secret values readable (for runners and masking). */
+  openJobDefinition(job: JobRequest): JobDefinition {
+    return openDefinition(job.definition, this.#opts.secretKey);
+  }
+
+  /** Cancels a request: running tasks are stopped, always_run tasks run, it ends CANCELLED. */
+  async cancel(id: number): Promise<JobRequest> {
+    const runner = this.#runners.get(id);
+    const job = await this.store.getJobRequest(id);
+    if (!job) throw new NotFoundError("job_request", id);
+    if (isFinal(job.state)) return job;
+    await this.store.requestCancel(id);
+    if (runner) {
+      runner.stop("cancel");
+      return (await this.store.getJobRequest(id)) ?? job;
+    }
+    const cancelled = await this.store.cancelPendingJobRequest(id);
+    if (cancelled) {
+      this.events.emit("job:state", {
+        jobRequestId: id,
+        jobType: cancelled.jobType,
+        state: cancelled.state,
+        attempt: cancelled.attempt,
+      });
+      return cancelled;
+    }
+    // Another engine runs it: it sees the cancel request at its next lease renewal.
+    return (await this.store.getJobRequest(id)) ?? job;
+  }
+
+  /** Runs a FAILED or CANCELLED request again as a new attempt. */
+  async restart(id: number): Promise<JobRequest> {
+    const job = await this.store.restartJobRequest(id);
+    this.events.emit("job:state", {
+      jobRequestId: id,
+      jobType: job.jobType,
+      state: job.state,
+      attempt: job.attempt,
+    });
+    this.#kick();
+    return job;
+  }
+
+  /** Resolves with the request once it reaches a final state. */
+  async waitFor(id: number): Promise<JobRequest> {
+    const job = await this.store.getJobRequest(id);
+    if (!job) throw new NotFoundError("job_request", id);
+    if (isFinal(job.state)) return job;
+    return new Promise((resolve) => {
+      const list = this.#waiters.get(id) ?? [];
+      list.push(resolve);
+      this.#waiters.set(id, list);
+    });
+  }
+
+  #notify(job: JobRequest): void {
+    const list = this.#waiters.get(job.id);
+    if (!list) return;
+    this.#waiters.delete(job.id);
+    for (const resolve of list) resolve(job);
+  }
+
+  /**
+   * Takes over unfinished requests whose owner is gone (lease expired, or a dead process
+   * on this host) and drives them: completed tasks are kept, running ones re-attached.
+   * With `onlyId`, just that request. Returns the requests taken.
+   */
+  async recover(onlyId?: number): Promise<JobRequest[]> {
+    const taken: JobRequest[] = [];
+    const now = new Date();
+    const unfinished =
+      onlyId === undefined
+        ? await this.store.listUnfinishedJobRequests()
+        : [await this.store.getJobRequest(onlyId)].filter(
+            (j): j is JobRequest => j !== undefined && !isFinal(j.state),
+          );
+    for (const job of unfinished) {
+      if (this.#runners.has(job.id) || job.state === "PENDING" || job.state === "PAUSED") continue;
+      const expected =
+        job.owner !== undefined && isDeadLocalOwner(job.owner) ? job.owner : undefined;
+      const mine = await this.store.takeOverJobRequest(
+        job.id,
+        this.owner,
+        now,
+        this.#opts.leaseMs,
+        expected,
+      );
+      if (!mine) continue;
+      taken.push(mine);
+      await this.#drive(mine);
+    }
+    return taken;
+  }
+
+  async #drive(job: JobRequest): Promise<void> {
+    const runner = new JobRunner(this.#ctx, { ...job, definition: this.openJobDefinition(job) });
+    this.#runners.set(job.id, runner);
+    try {
+      await runner.start();
+    } catch (error) {
+      this.#runners.delete(job.id);
+      this.#ctx.log(`could not start job ${job.id}: ${String(error)}`);
+    }
+  }
+
+  #kick(): void {
+    if (!this.#started || this.#stopping || !this.#opts.claim) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = true;
+    void this.#pump()
+      .catch((error: unknown) => this.#ctx.log(`claiming work failed: ${String(error)}`))
+      .finally(() => {
+        this.#pumping = false;
+        if (this.#pumpAgain) {
+          this.#pumpAgain = false;
+          this.#kick();
+        }
+      });
+  }
+
+  async #pump(): Promise<void> {
+    for (;;) {
+      const room = this.#opts.maxParallelJobs - this.#runners.size;
+      if (room <= 0 || this.#stopping) return;
+      const batch = Math.min(room, 100);
+      const claimed = await this.store.claimDueJobRequests(
+        this.owner,
+        new Date(),
+        this.#opts.leaseMs,
+        batch,
+      );
+      for (const job of claimed) await this.#drive(job);
+      if (claimed.length < batch) return;
+    }
+  }
+
+  async #renew(): Promise<void> {
+    try {
+      await this.store.renewLeases(this.owner, new Date(), this.#opts.leaseMs);
+      for (const [id, runner] of this.#runners) {
+        if (await this.store.isCancelRequested(id)) runner.stop("cancel");
+      }
+      if (this.#opts.claim) await this.recover();
+    } catch (error) {
+      this.#ctx.log(`renewing leases failed: ${String(error)}`);
+    }
+  }
+
+  /**
+   * A task execution's output (secrets masked): from byte `offset` (or only new output
+   * with `tail`), and with `follow` staying open until the execution ends. Any number of
+   * followers share one file watch.
+   */
+  async outputStream(
+    executionId: string,
+    options: { offset?: number; tail?: boolean; follow?: boolean } = {},
+  ): Promise<Readable> {
+    const execution = await this.store.getTaskExecution(executionId);
+    if (!execution) throw new NotFoundError("task_execution", executionId);
+    const job = await this.store.getJobRequest(execution.jobRequestId);
+    const path = join(unitDir(this.#ctx.dataDir, executionId), "stdout");
+    let offset = options.offset ?? 0;
+    if (options.tail) {
+      try {
+        offset = statSync(path).size;
+      } catch {
+        offset = 0;
+      }
+    }
+    let done = isFinal(execution.state) || !options.follow;
+    let onTask: ((e: { executionId: string; state: State }) => void) | undefined;
+    if (!done) {
+      onTask = (e) => {
+        if (e.executionId !== executionId || !isFinal(e.state)) return;
+        done = true;
+        this.events.off("task:state", onTask!);
+        notifyDone(path);
+      };
+      this.events.on("task:state", onTask);
+    }
+    const source = followFile(path, { offset, follow: options.follow ?? false, done: () => done });
+    if (onTask) {
+      source.once("close", () => this.events.off("task:state", onTask!));
+      // It may have ended between the read above and subscribing: look again.
+      void this.store.getTaskExecution(executionId).then(
+        (now) => {
+          if (now && isFinal(now.state) && !done) onTask!({ executionId, state: now.state });
+        },
+        () => undefined,
+      );
+    }
+    const secrets = job ? secretValues(this.openJobDefinition(job), job.params) : [];
+    if (secrets.length === 0) return source;
+    // pipe() does not destroy the source when the consumer goes away: do it, or its
+    // file watch outlives the client that disconnected.
+    const masked = source.pipe(createMaskTransform(secrets));
+    masked.once("close", () => source.destroy());
+    source.once("error", (error) => masked.destroy(error));
+    return masked;
+  }
+
+  /** Saves (or replaces, version + 1) a job definition, secret values sealed at rest. */
+  async saveDefinition(definition: JobDefinition, source: string): Promise<StoredDefinition> {
+    return this.store.putDefinition(sealDefinition(definition, this.#opts.secretKey), source);
+  }
+
+  /** Jobs this engine is driving now. */
+  activeJobIds(): number[] {
+    return [...this.#runners.keys()];
+  }
+
+  /**
+   * Stops claiming. With `cancelRunning`, running jobs are cancelled; otherwise they are
+   * left to finish for up to `graceMs` and then left to a later recovery (their tasks keep
+   * running where the executor allows).
+   */
+  async stop(options: { graceMs?: number; cancelRunning?: boolean } = {}): Promise<void> {
+    this.#stopping = true;
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#leaseTimer) clearInterval(this.#leaseTimer);
+    const runners = [...this.#runners.values()];
+    if (options.cancelRunning) for (const r of runners) r.stop("cancel");
+    const all = Promise.all(runners.map((r) => r.done));
+    if (options.graceMs === undefined) await all;
+    else {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all, new Promise((r) => (timer = setTimeout(r, options.graceMs)))]);
+      if (timer) clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Drives one job request from claim to verdict: plans with the DAG planner, starts
+ * tasks, re-plans after each one ends, enforces the job timeout, and records the
+ * verdict (or a job-level retry). Re-planning only reads recorded state, so a runner
+ * created after a crash continues exactly where the last one stopped.
+ */
+import type { JobRequest, TaskExecution } from "../core/job-request.ts";
+import { isFinal } from "../core/states.ts";
+import { planNext, retryDelay, type PlannedStart } from "./dag-planner.ts";
+import {
+  startTask,
+  type RunningTask,
+  type StopReason,
+  type TaskRunnerContext,
+} from "./task-runner.ts";
+
+export interface JobRunnerContext extends TaskRunnerContext {
+  onFinished(job: JobRequest): void;
+  log(message: string): void;
+}
+
+export class JobRunner {
+  readonly #ctx: JobRunnerContext;
+  #job: JobRequest;
+  readonly #executions = new Map<string, TaskExecution>();
+  readonly #running = new Map<string, RunningTask>();
+  readonly #launching = new Set<string>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #abort: StopReason | undefined;
+  #stepping = false;
+  #again = false;
+  #finished = false;
+  #resolveDone!: () => void;
+  readonly done: Promise<void>;
+
+  constructor(ctx: JobRunnerContext, job: JobRequest) {
+    this.#ctx = ctx;
+    this.#job = job;
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+  }
+
+  get job(): JobRequest {
+    return this.#job;
+  }
+
+  /** Starts driving the job; resolves once it is underway (not when it ends). */
+  async start(): Promise<void> {
+    const { store } = this.#ctx;
+    // A request fresh from a claim (READY) has no executions of its attempt yet: tasks are
+    // only created once it is EXECUTING. One taken over from another engine may have some.
+    const fresh = this.#job.state === "READY";
+    if (!fresh) {
+      const all = await store.listTaskExecutions(this.#job.id);
+      for (const e of all) if (e.jobAttempt === this.#job.attempt) this.#executions.set(e.id, e);
+    }
+    if (this.#job.state !== "EXECUTING") {
+      this.#job = this.#withDefinition(await store.markJobExecuting(this.#job.id));
+      this.#emitJob();
+    }
+    // A cancel asked while it was claimed is seen here or at the next lease renewal.
+    if (!fresh && (await store.isCancelRequested(this.#job.id))) this.#abort = "cancel";
+    const timeout = this.#job.definition.timeoutMs;
+    if (timeout !== undefined && timeout > 0) {
+      const since = this.#job.startedAt?.getTime() ?? Date.now();
+      this.#later(Math.max(0, since + timeout - Date.now()), () => this.stop("timeout"));
+    }
+    // Executions left unfinished by an earlier process: re-attach (or fail) them.
+    for (const e of this.#executions.values()) {
+      if (!isFinal(e.state)) this.#track(e, this.#outputs());
+    }
+    this.#step();
+  }
+
+  /** Cancel (user) or timeout: running tasks are stopped, always_run tasks still run. */
+  stop(reason: StopReason): void {
+    if (this.#finished || this.#abort) return;
+    this.#abort = reason;
+    // always_run tasks are the job's cleanup: they run to their end (or their own timeout).
+    for (const task of this.#running.values()) {
+      if (!this.#isAlwaysRun(task.execution.taskType)) task.stop(reason);
+    }
+    this.#step();
+  }
+
+  /** Store rows carry the sealed definition; the runner keeps the opened one it was given. */
+  #withDefinition(job: JobRequest): JobRequest {
+    return { ...job, definition: this.#job.definition };
+  }
+
+  #isAlwaysRun(taskType: string): boolean {
+    return this.#job.definition.tasks.some((t) => t.taskType === taskType && t.alwaysRun);
+  }
+
+  /** Outputs of every finished execution so far, for templates of later tasks. */
+  #outputs(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const done = [...this.#executions.values()].filter(
+      (e) => e.state === "COMPLETED" || e.state === "FAILED",
+    );
+    done.sort((a, b) => (a.endedAt?.getTime() ?? 0) - (b.endedAt?.getTime() ?? 0));
+    for (const e of done) Object.assign(out, e.context);
+    return out;
+  }
+
+  #later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  #emitJob(error?: string): void {
+    this.#ctx.events.emit("job:state", {
+      jobRequestId: this.#job.id,
+      jobType: this.#job.jobType,
+      state: this.#job.state,
+      attempt: this.#job.attempt,
+      error,
+    });
+  }
+
+  #track(execution: TaskExecution, outputs: Record<string, unknown>): void {
+    this.#executions.set(execution.id, execution);
+    const running = startTask(this.#ctx, this.#job, execution, outputs);
+    this.#running.set(execution.id, running);
+    if (this.#abort && !this.#isAlwaysRun(execution.taskType)) running.stop(this.#abort);
+    running.done.then(
+      (finished) => {
+        this.#running.delete(execution.id);
+        this.#executions.set(finished.id, finished);
+        this.#step();
+      },
+      (error: unknown) => this.#fail(error),
+    );
+  }
+
+  #launch(planned: PlannedStart): void {
+    const key = `${planned.taskType}#${planned.attempt}`;
+    if (this.#launching.has(key)) return;
+    const wait = (planned.notBefore ?? 0) - Date.now();
+    this.#launching.add(key);
+    if (wait > 0) {
+      this.#later(wait, () => {
+        this.#launching.delete(key);
+        this.#step();
+      });
+      return;
+    }
+    const task = this.#job.definition.tasks.find((t) => t.taskType === planned.taskType);
+    const outputs = this.#outputs();
+    this.#ctx.store
+      .createTaskExecution({
+        jobRequestId: this.#job.id,
+        taskType: planned.taskType,
+        method: task?.method ?? "SHELL",
+        jobAttempt: this.#job.attempt,
+        attempt: planned.attempt,
+      })
+      .then(
+        ({ execution }) => {
+          this.#launching.delete(key);
+          if (isFinal(execution.state)) this.#executions.set(execution.id, execution);
+          else if (!this.#running.has(execution.id)) {
+            this.#ctx.events.emit("task:state", {
+              jobRequestId: execution.jobRequestId,
+              taskType: execution.taskType,
+              executionId: execution.id,
+              state: execution.state,
+              attempt: execution.attempt,
+            });
+            this.#track(execution, outputs);
+          }
+          this.#step();
+        },
+        (error: unknown) => this.#fail(error),
+      );
+  }
+
+  /** Plans and acts; serialized so that two task completions never plan concurrently. */
+  #step(): void {
+    if (this.#finished) return;
+    if (this.#stepping) {
+      this.#again = true;
+      return;
+    }
+    this.#stepping = true;
+    try {
+      do {
+        this.#again = false;
+        const plan = planNext({
+          definition: this.#job.definition,
+          executions: [...this.#executions.values()],
+          abort: this.#abort,
+        });
+        for (const s of plan.start) this.#launch(s);
+        if (plan.verdict && this.#launching.size === 0 && this.#running.size === 0) {
+          this.#finished = true;
+          void this.#conclude(plan.verdict).catch((error: unknown) => this.#fail(error));
+        }
+      } while (this.#again && !this.#finished);
+    } finally {
+      this.#stepping = false;
+    }
+  }
+
+  async #conclude(verdict: NonNullable<ReturnType<typeof planNext>["verdict"]>): Promise<void> {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    const { store } = this.#ctx;
+    const def = this.#job.definition;
+    if (verdict.state === "FAILED" && this.#abort === undefined && this.#job.attempt < def.retry) {
+      const delay = retryDelay(
+        { ...def.tasks[0]!, delayBetweenRetriesMs: def.delayBetweenRetriesMs },
+        this.#job.attempt + 1,
+      );
+      this.#ctx.log(
+        `job ${this.#job.id} failed (${verdict.reason}); retrying as attempt ${this.#job.attempt + 1}`,
+      );
+      this.#job = this.#withDefinition(
+        await store.retryJobRequest(this.#job.id, new Date(Date.now() + delay)),
+      );
+      this.#emitJob(verdict.reason);
+    } else {
+      this.#job = this.#withDefinition(
+        await store.finishJobRequest(this.#job.id, {
+          state: verdict.state,
+          errorCode: verdict.errorCode,
+          errorMessage: verdict.state === "COMPLETED" ? undefined : verdict.reason,
+        }),
+      );
+      this.#emitJob(verdict.reason);
+    }
+    this.#ctx.onFinished(this.#job);
+    this.#resolveDone();
+  }
+
+  /** A store failure while driving the job: say so loudly; the job stays for recovery. */
+  #fail(error: unknown): void {
+    if (this.#finished && this.#running.size === 0) return;
+    this.#finished = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#ctx.log(`job ${this.#job.id}: stopped driving it after a store error: ${String(error)}`);
+    this.#ctx.onFinished(this.#job);
+    this.#resolveDone();
+  }
+}

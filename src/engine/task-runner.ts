@@ -1,0 +1,278 @@
+/**
+ * Runs one task execution through its executor: renders the task, builds its
+ * environment, starts (or re-attaches after a restart), enforces the timeout, waits,
+ * collects `::set-output` values and records the result — each step one store call.
+ */
+import { createReadStream, statSync } from "node:fs";
+import { join } from "node:path";
+import { ColonyError } from "../core/errors.ts";
+import type { ColonyEventBus } from "../core/events.ts";
+import type { ExecutionRequest, ExecutionResult, ExecutorRegistry } from "../core/executor.ts";
+import type { JobDefinition, TaskDefinition, Variable } from "../core/job-definition.ts";
+import type { JobRequest, TaskExecution } from "../core/job-request.ts";
+import { SetOutputScanner } from "../core/outputs.ts";
+import { renderTask } from "../core/template.ts";
+import type { Store, TaskFinish } from "../store/store.ts";
+import type { Semaphore } from "./semaphore.ts";
+
+export interface TaskRunnerContext {
+  store: Store;
+  executors: ExecutorRegistry;
+  events: ColonyEventBus;
+  dataDir: string;
+  slots: Semaphore;
+  /** Adds per-execution environment (e.g. the job hook's JOB_* variables). */
+  extraEnv?: (exec: TaskExecution, job: JobRequest) => Record<string, string>;
+}
+
+export type StopReason = "cancel" | "timeout";
+
+export interface RunningTask {
+  readonly execution: TaskExecution;
+  stop(reason: StopReason): void;
+  readonly done: Promise<TaskExecution>;
+}
+
+export function unitDir(dataDir: string, executionId: string): string {
+  return join(dataDir, "units", executionId);
+}
+
+function stringify(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Template values, lowest precedence first: job variables, task variables, outputs, params. */
+export function templateValues(
+  definition: JobDefinition,
+  task: TaskDefinition,
+  outputs: Record<string, unknown>,
+  params: Record<string, unknown>,
+): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const v of Object.values(definition.variables)) values[v.name] = v.value;
+  for (const v of Object.values(task.variables)) values[v.name] = v.value;
+  Object.assign(values, outputs, params);
+  return values;
+}
+
+function requestVariables(
+  definition: JobDefinition,
+  task: TaskDefinition,
+  values: Record<string, unknown>,
+): Record<string, Variable> {
+  const out: Record<string, Variable> = {};
+  const secret = new Set(
+    [...Object.values(definition.variables), ...Object.values(task.variables)]
+      .filter((v) => v.secret)
+      .map((v) => v.name),
+  );
+  for (const [name, value] of Object.entries(values))
+    out[name] = { name, value, secret: secret.has(name) };
+  return out;
+}
+
+/** Decides the recorded state of an execution from its executor result. */
+export function classifyResult(
+  task: TaskDefinition,
+  result: ExecutionResult,
+  stopped: StopReason | undefined,
+): TaskFinish {
+  const exitCode = result.exitCode ?? undefined;
+  if (stopped === "timeout") {
+    return {
+      state: "FAILED",
+      exitCode,
+      errorCode: "COLONY_TASK_TIMEOUT",
+      errorMessage: `timed out after ${task.timeoutMs}ms`,
+    };
+  }
+  if (stopped === "cancel") return { state: "CANCELLED", exitCode, errorMessage: "cancelled" };
+  const route = exitCode === undefined ? undefined : task.onExitCode[String(exitCode)];
+  if (route === "COMPLETED" || route === "EXECUTING") return { state: "COMPLETED", exitCode };
+  if (route === "FAILED") {
+    return {
+      state: "FAILED",
+      exitCode,
+      errorCode: "COLONY_EXIT_CODE_FAILED",
+      errorMessage: `exit code ${exitCode} is mapped to FAILED`,
+    };
+  }
+  if (
+    result.status === "COMPLETED" ||
+    (result.status === undefined && exitCode === 0 && !result.error)
+  ) {
+    return { state: "COMPLETED", exitCode };
+  }
+  if (result.status === "EXECUTING") return { state: "COMPLETED", exitCode };
+  return {
+    state: "FAILED",
+    exitCode,
+    errorCode: result.errorCode ?? (result.error ? "COLONY_TASK_ERROR" : "COLONY_TASK_EXIT_CODE"),
+    errorMessage:
+      result.error ??
+      (result.killed
+        ? "killed"
+        : exitCode === undefined
+          ? "ended without an exit code"
+          : `exited with code ${exitCode}`),
+  };
+}
+
+async function scanOutputs(path: string): Promise<Record<string, string>> {
+  let size = 0;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return {};
+  }
+  if (size === 0) return {};
+  const scanner = new SetOutputScanner();
+  for await (const chunk of createReadStream(path)) scanner.push(chunk as Buffer);
+  return scanner.result();
+}
+
+export function startTask(
+  ctx: TaskRunnerContext,
+  job: JobRequest,
+  execution: TaskExecution,
+  outputs: Record<string, unknown>,
+): RunningTask {
+  let stopped: StopReason | undefined;
+  let started = false;
+  let cancelStarted: (() => void) | undefined;
+  const definition = job.definition;
+  const taskDef = definition.tasks.find((t) => t.taskType === execution.taskType);
+  const emit = (exec: TaskExecution, error?: string) =>
+    ctx.events.emit("task:state", {
+      jobRequestId: exec.jobRequestId,
+      taskType: exec.taskType,
+      executionId: exec.id,
+      state: exec.state,
+      attempt: exec.attempt,
+      exitCode: exec.exitCode,
+      error,
+    });
+  const finish = async (f: TaskFinish): Promise<TaskExecution> => {
+    const done = await ctx.store.finishTask(execution.id, f);
+    emit(done, f.errorMessage);
+    return done;
+  };
+
+  const run = async (): Promise<TaskExecution> => {
+    if (!taskDef) {
+      return finish({
+        state: "FAILED",
+        errorCode: "COLONY_UNKNOWN_TASK",
+        errorMessage: `the definition has no task ${execution.taskType}`,
+      });
+    }
+    await ctx.slots.acquire();
+    try {
+      if (stopped)
+        return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
+      const values = templateValues(definition, taskDef, outputs, job.params);
+      let task: TaskDefinition;
+      try {
+        task = renderTask(taskDef, values);
+      } catch (error) {
+        const e =
+          error instanceof ColonyError ? error : new ColonyError("COLONY_TEMPLATE", String(error));
+        return await finish({ state: "FAILED", errorCode: e.code, errorMessage: e.message });
+      }
+      const executor = ctx.executors.get(task.method);
+      if (!executor) {
+        return await finish({
+          state: "FAILED",
+          errorCode: "COLONY_NO_EXECUTOR",
+          errorMessage: `no executor for method ${task.method} is available here (available: ${ctx.executors.methods().join(", ")})`,
+        });
+      }
+      const env: Record<string, string> = {};
+      for (const [name, value] of Object.entries(values)) {
+        if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) env[name] = stringify(value);
+      }
+      Object.assign(env, task.environment, {
+        COLONY_JOB_REQUEST_ID: String(job.id),
+        COLONY_JOB_TYPE: job.jobType,
+        COLONY_TASK_TYPE: task.taskType,
+        COLONY_TASK_EXECUTION_ID: execution.id,
+        COLONY_TASK_ATTEMPT: String(execution.attempt),
+      });
+      if (ctx.extraEnv) Object.assign(env, ctx.extraEnv(execution, job));
+      const request: ExecutionRequest = {
+        executionId: execution.id,
+        method: task.method,
+        task,
+        env,
+        variables: requestVariables(definition, taskDef, values),
+        unitDir: unitDir(ctx.dataDir, execution.id),
+        jobRequestId: job.id,
+        jobType: job.jobType,
+        jobAttempt: execution.jobAttempt,
+        attempt: execution.attempt,
+      };
+
+      let startedAt = Date.now();
+      if (execution.state === "READY") {
+        const handle = await executor.start(request);
+        started = true;
+        await ctx.store.markTaskStarted(execution.id, handle);
+        emit(await ctx.store.markTaskExecuting(execution.id));
+      } else {
+        // Re-attach after a restart: the executor recorded how to find the work.
+        const attached =
+          execution.handle && executor.attach
+            ? await executor.attach(request, execution.handle)
+            : false;
+        if (!attached) {
+          return await finish({
+            state: "FAILED",
+            errorCode: "COLONY_TASK_LOST",
+            errorMessage: "its process ended while colony was not running and left no exit status",
+          });
+        }
+        started = true;
+        if (execution.state === "STARTED") emit(await ctx.store.markTaskExecuting(execution.id));
+        startedAt = execution.startedAt?.getTime() ?? startedAt;
+      }
+      cancelStarted = () => void executor.cancel(execution.id).catch(() => undefined);
+      if (stopped) cancelStarted();
+      let timer: NodeJS.Timeout | undefined;
+      if (task.timeoutMs !== undefined && task.timeoutMs > 0) {
+        const left = Math.max(0, startedAt + task.timeoutMs - Date.now());
+        timer = setTimeout(() => handle.stop("timeout"), left);
+      }
+      let result: ExecutionResult;
+      try {
+        result = await executor.wait(execution.id);
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+      const f = classifyResult(task, result, stopped);
+      const found = await scanOutputs(join(request.unitDir, "stdout"));
+      const context = { ...found, ...(result.context ?? {}) };
+      if (Object.keys(context).length > 0) f.context = context;
+      return await finish(f);
+    } catch (error) {
+      const e = error instanceof ColonyError ? error : undefined;
+      return await finish({
+        state: "FAILED",
+        errorCode: e?.code ?? "COLONY_EXECUTOR_FAILURE",
+        errorMessage: error instanceof Error ? error.message : String(error),
+      });
+    } finally {
+      ctx.slots.release();
+    }
+  };
+
+  const handle: RunningTask = {
+    execution,
+    stop(reason) {
+      if (stopped) return;
+      stopped = reason;
+      if (started && cancelStarted) cancelStarted();
+    },
+    done: run(),
+  };
+  return handle;
+}

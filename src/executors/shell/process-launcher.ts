@@ -1,0 +1,543 @@
+/**
+ * Launchers start a task's process in its own process group with its output appended
+ * to a file, and record how it ended in an exit file (`code signal`, see
+ * formatExitFile). Two implementations share one interface:
+ *
+ * - the Perl launcher talks to spawner.pl, a small long-lived co-process. Forking
+ *   there is cheap and costs colony's event loop one written line, where Node's own
+ *   spawn() forks the whole (large) Node process on the loop for 1-4 ms. The spawner
+ *   keeps recording exit files after colony dies, which is what re-attach reads.
+ * - the Node launcher uses child_process in-process: the fallback when there is no
+ *   perl (or COLONY_SPAWNER=node). Exit files are written only while colony lives.
+ */
+import { spawn as spawnChild, type ChildProcess } from "node:child_process";
+import { accessSync, constants as fsConstants } from "node:fs";
+import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { constants as osConstants } from "node:os";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ColonyError } from "../../core/errors.ts";
+
+export interface SpawnSpec {
+  /** Unique among the launcher's running processes. */
+  id: string;
+  cwd: string;
+  /** Opened O_APPEND|O_CREAT (0600) as both stdout and stderr. */
+  outPath: string;
+  /** A file fed to stdin; /dev/null when absent. */
+  stdinPath?: string;
+  /** Receives `code signal` atomically when the process ends. */
+  exitPath: string;
+  shell: string;
+  /** Run as `shell -c script`. */
+  script: string;
+  /** The complete environment (nothing is inherited). */
+  env: Record<string, string>;
+}
+
+export interface Spawned {
+  pid: number;
+  startTime?: number;
+}
+
+export interface ExitStatus {
+  /** Exit code; null when a signal ended the process. */
+  code: number | null;
+  /** Signal name (SIGKILL...) when a signal ended the process. */
+  signal: string | null;
+}
+
+export interface ProcessLauncher {
+  readonly kind: "perl" | "node";
+  /**
+   * Resolves once the process runs; its pid is also its process group id. `startTime`
+   * is /proc/<pid>/stat field 22 where there is a /proc (Linux).
+   */
+  spawn(spec: SpawnSpec): Promise<Spawned>;
+  /** Sends a signal to the process group of a running process; ignored when it ended. */
+  kill(id: string, signal: NodeJS.Signals): void;
+  /**
+   * Resolves when the process ends. Rejects with COLONY_LAUNCHER_LOST when the launcher
+   * can no longer observe it (the spawner died, or the launcher was closed); the
+   * process may still be running then.
+   */
+  onExit(id: string): Promise<ExitStatus>;
+  /** Stops observing; running processes keep running (the spawner still records them). */
+  close(): Promise<void>;
+}
+
+export const LAUNCHER_LOST = "COLONY_LAUNCHER_LOST";
+
+export class LauncherError extends ColonyError {
+  constructor(code: string, message: string) {
+    super(code, message, { status: 500, retryable: true });
+  }
+}
+
+// ---- exit files -----------------------------------------------------------------------
+
+const SIGNAL_NUMBERS = osConstants.signals as Record<string, number>;
+const SIGNAL_NAMES = new Map(Object.entries(SIGNAL_NUMBERS).map(([name, n]) => [n, name]));
+
+/** `code signal` with `-` for the absent one and the signal as its number: "0 -", "- 9". */
+export function formatExitFile(status: ExitStatus): string {
+  const sig = status.signal === null ? "-" : String(SIGNAL_NUMBERS[status.signal] ?? status.signal);
+  return `${status.code ?? "-"} ${sig}\n`;
+}
+
+/** Parses an exit file; undefined when the text is not one. */
+export function parseExitFile(text: string): ExitStatus | undefined {
+  const m = /^(-|\d+) (-|\d+)\s*$/.exec(text);
+  if (!m) return undefined;
+  const code = m[1] === "-" ? null : Number(m[1]);
+  const signal = m[2] === "-" ? null : (SIGNAL_NAMES.get(Number(m[2])) ?? `SIG${m[2]}`);
+  return code === null && signal === null ? undefined : { code, signal };
+}
+
+async function writeExitFile(path: string, status: ExitStatus): Promise<void> {
+  const tmp = `${path}.tmp.${process.pid}`;
+  try {
+    await writeFile(tmp, formatExitFile(status), { mode: 0o600 });
+    await rename(tmp, path);
+  } catch {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+// ---- /proc ------------------------------------------------------------------------------
+
+export interface ProcStat {
+  /** R, S, D, Z (zombie)... */
+  state: string;
+  /** Field 22: clock ticks after boot when the process started. */
+  startTime: number;
+}
+
+/** State and start time from /proc/<pid>/stat; undefined when gone or not on Linux. */
+export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
+  if (process.platform !== "linux") return undefined;
+  try {
+    const text = await readFile(`/proc/${pid}/stat`, "latin1");
+    // The fields after "pid (comm)"; comm may hold spaces and parentheses.
+    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { state: rest[0] ?? "", startTime: Number(rest[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- shared bookkeeping ---------------------------------------------------------------
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  const d = Promise.withResolvers<T>();
+  d.promise.catch(() => undefined); // a rejection nobody asked for is not an error
+  return d;
+}
+
+function checkSpec(spec: SpawnSpec): void {
+  const fields = [spec.id, spec.cwd, spec.outPath, spec.exitPath, spec.shell, spec.script];
+  if (spec.stdinPath !== undefined) fields.push(spec.stdinPath);
+  for (const [k, v] of Object.entries(spec.env)) fields.push(k, v);
+  if (fields.some((f) => f.includes("\0"))) {
+    throw new LauncherError(
+      "COLONY_INVALID_SPAWN",
+      `${spec.id}: NUL bytes cannot be passed to a process`,
+    );
+  }
+  for (const key of Object.keys(spec.env)) {
+    if (key === "" || key.includes("=")) {
+      throw new LauncherError(
+        "COLONY_INVALID_SPAWN",
+        `${spec.id}: invalid environment name '${key}'`,
+      );
+    }
+  }
+}
+
+/** Exit promises by id, kept until both the exit happened and someone asked for it. */
+class ExitBook {
+  readonly #exits = new Map<string, { d: Deferred<ExitStatus>; asked: boolean; ended: boolean }>();
+  #running = 0;
+
+  add(id: string): void {
+    this.#exits.set(id, { d: deferred(), asked: false, ended: false });
+    this.#running++;
+  }
+
+  has(id: string): boolean {
+    const e = this.#exits.get(id);
+    return e !== undefined && !e.ended;
+  }
+
+  /** How many processes have not ended yet. */
+  get running(): number {
+    return this.#running;
+  }
+
+  wait(id: string): Promise<ExitStatus> {
+    const e = this.#exits.get(id);
+    if (!e) {
+      return Promise.reject(
+        new LauncherError(LAUNCHER_LOST, `no process '${id}' is known to this launcher`),
+      );
+    }
+    e.asked = true;
+    if (e.ended) this.#exits.delete(id);
+    return e.d.promise;
+  }
+
+  settle(id: string, status: ExitStatus | Error): void {
+    const e = this.#exits.get(id);
+    if (!e || e.ended) return;
+    if (status instanceof Error) e.d.reject(status);
+    else e.d.resolve(status);
+    e.ended = true;
+    this.#running--;
+    if (e.asked) this.#exits.delete(id);
+  }
+
+  settleAll(error: Error): void {
+    for (const id of [...this.#exits.keys()]) this.settle(id, error);
+  }
+
+  /** Drops a process that never started. */
+  forget(id: string): void {
+    const e = this.#exits.get(id);
+    if (e && !e.ended) this.#running--;
+    this.#exits.delete(id);
+  }
+}
+
+// ---- Perl launcher ---------------------------------------------------------------------
+
+const SPAWNER_PATH = fileURLToPath(new URL("./spawner.pl", import.meta.url));
+
+function encodeField(value: string): string {
+  return value.replace(
+    /[%\t\r\n]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`,
+  );
+}
+
+function decodeField(value: string): string {
+  return value.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) =>
+    String.fromCharCode(parseInt(hex, 16)),
+  );
+}
+
+/** Where `perl` is on PATH, or undefined. */
+export function findPerl(path: string | undefined = process.env["PATH"]): string | undefined {
+  for (const dir of (path ?? "/usr/bin:/bin").split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, "perl");
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export interface PerlLauncher extends ProcessLauncher {
+  /** The running spawner's pid (diagnostics and tests). */
+  spawnerPid(): number | undefined;
+}
+
+export function createPerlLauncher(options: { perl?: string } = {}): PerlLauncher {
+  const perl = options.perl ?? findPerl() ?? "perl";
+  let child: ChildProcess | undefined;
+  let closed = false;
+  let stderrTail = "";
+  let refd = true;
+  const pending = new Map<string, Deferred<Spawned>>();
+  const exits = new ExitBook();
+
+  // The spawner holds Node's event loop open only while it has work colony waits for.
+  function updateRef(): void {
+    if (!child) return;
+    const busy = pending.size > 0 || exits.running > 0;
+    if (busy === refd) return;
+    refd = busy;
+    for (const h of [child, child.stdout, child.stderr] as { ref(): void; unref(): void }[]) {
+      if (busy) h.ref();
+      else h.unref();
+    }
+  }
+
+  function onLine(line: string): void {
+    const [op, rawId, a, b] = line.split("\t");
+    if (rawId === undefined) return;
+    const id = decodeField(rawId);
+    if (op === "STARTED") {
+      const d = pending.get(id);
+      pending.delete(id);
+      d?.resolve(b ? { pid: Number(a), startTime: Number(b) } : { pid: Number(a) });
+    } else if (op === "ERROR") {
+      const d = pending.get(id);
+      pending.delete(id);
+      exits.forget(id);
+      d?.reject(new LauncherError("COLONY_SPAWN_FAILED", `${id}: ${decodeField(a ?? "")}`));
+    } else if (op === "EXIT") {
+      const code = a === "-" || a === undefined ? null : Number(a);
+      const signal =
+        b === "-" || b === undefined ? null : (SIGNAL_NAMES.get(Number(b)) ?? `SIG${b}`);
+      exits.settle(id, { code, signal });
+    }
+    updateRef();
+  }
+
+  function start(): ChildProcess {
+    if (child) return child;
+    const proc = spawnChild(perl, [SPAWNER_PATH], { stdio: ["pipe", "pipe", "pipe"] });
+    child = proc;
+    stderrTail = "";
+    refd = true;
+    let buf = "";
+    proc.stdout!.setEncoding("utf8");
+    proc.stdout!.on("data", (chunk: string) => {
+      const lines = (buf + chunk).split("\n");
+      buf = lines.pop() ?? "";
+      for (const line of lines) onLine(line);
+    });
+    proc.stderr!.setEncoding("utf8");
+    proc.stderr!.on("data", (chunk: string) => {
+      stderrTail = (stderrTail + chunk).slice(-2000);
+    });
+    // EPIPE when the spawner is gone; 'exit' below reports that.
+    proc.stdin!.on("error", () => undefined);
+    const lost = (why: string) => {
+      if (child !== proc) return;
+      child = undefined;
+      const detail = stderrTail.trim() ? `: ${stderrTail.trim()}` : "";
+      const error = new LauncherError(
+        LAUNCHER_LOST,
+        `the colony spawner (${perl} ${SPAWNER_PATH}, pid ${proc.pid ?? "?"}) ${why}${detail}; ` +
+          "it is restarted on next use",
+      );
+      for (const d of pending.values()) d.reject(error);
+      pending.clear();
+      exits.settleAll(error);
+    };
+    proc.on("error", (err) => lost(`could not run (${err.message})`));
+    proc.on("exit", (code, signal) =>
+      lost(closed ? "was closed" : `exited unexpectedly (${signal ?? `code ${code}`})`),
+    );
+    return proc;
+  }
+
+  return {
+    kind: "perl",
+    spawnerPid: () => child?.pid,
+    spawn(spec) {
+      if (closed)
+        return Promise.reject(
+          new LauncherError("COLONY_LAUNCHER_CLOSED", "the launcher is closed"),
+        );
+      try {
+        checkSpec(spec);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (pending.has(spec.id) || exits.has(spec.id)) {
+        return Promise.reject(
+          new LauncherError("COLONY_SPAWN_FAILED", `${spec.id}: a process with this id is running`),
+        );
+      }
+      const proc = start();
+      const d = deferred<Spawned>();
+      pending.set(spec.id, d);
+      exits.add(spec.id);
+      const fields = [
+        "SPAWN",
+        spec.id,
+        spec.cwd,
+        spec.outPath,
+        spec.stdinPath ?? "",
+        spec.exitPath,
+        spec.shell,
+        spec.script,
+        ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      ];
+      proc.stdin!.write(fields.map(encodeField).join("\t") + "\n");
+      updateRef();
+      return d.promise;
+    },
+    kill(id, signal) {
+      const n = SIGNAL_NUMBERS[signal];
+      if (!child || n === undefined || !exits.has(id)) return;
+      child.stdin!.write(`KILL\t${encodeField(id)}\t${n}\n`);
+    },
+    onExit(id) {
+      return exits.wait(id);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      const proc = child;
+      const error = new LauncherError(
+        LAUNCHER_LOST,
+        "the launcher was closed before the process ended",
+      );
+      for (const d of pending.values()) d.reject(error);
+      pending.clear();
+      exits.settleAll(error);
+      if (!proc) return;
+      child = undefined;
+      // EOF on its stdin: the spawner records its running children, then exits.
+      proc.stdin!.end();
+      proc.stdout!.destroy();
+      proc.stderr!.destroy();
+      proc.unref();
+    },
+  };
+}
+
+// ---- Node launcher ---------------------------------------------------------------------
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+export function createNodeLauncher(): ProcessLauncher {
+  const children = new Map<string, ChildProcess>();
+  const killed = new Set<string>();
+  const exits = new ExitBook();
+  let closed = false;
+
+  return {
+    kind: "node",
+    async spawn(spec) {
+      if (closed) throw new LauncherError("COLONY_LAUNCHER_CLOSED", "the launcher is closed");
+      checkSpec(spec);
+      // Checked here for the same clear messages as the spawner (spawn says only ENOENT).
+      if (!(await isDirectory(spec.cwd))) {
+        throw new LauncherError(
+          "COLONY_SPAWN_FAILED",
+          `${spec.id}: working directory ${spec.cwd} does not exist`,
+        );
+      }
+      if (children.has(spec.id)) {
+        throw new LauncherError(
+          "COLONY_SPAWN_FAILED",
+          `${spec.id}: a process with this id is running`,
+        );
+      }
+      const out = await open(
+        spec.outPath,
+        fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT,
+        0o600,
+      ).catch((err: Error) => {
+        throw new LauncherError(
+          "COLONY_SPAWN_FAILED",
+          `${spec.id}: cannot open output file: ${err.message}`,
+        );
+      });
+      let input: Awaited<ReturnType<typeof open>> | undefined;
+      try {
+        if (spec.stdinPath) input = await open(spec.stdinPath, "r");
+      } catch (err) {
+        await out.close();
+        throw new LauncherError(
+          "COLONY_SPAWN_FAILED",
+          `${spec.id}: cannot open stdin file: ${(err as Error).message}`,
+        );
+      }
+      let proc: ChildProcess;
+      try {
+        proc = spawnChild(spec.shell, ["-c", spec.script], {
+          cwd: spec.cwd,
+          env: spec.env,
+          detached: true, // own process group (and session): kill(-pid) reaches the tree
+          stdio: [input?.fd ?? "ignore", out.fd, out.fd],
+        });
+      } catch (err) {
+        await Promise.all([out.close(), input?.close()]);
+        throw new LauncherError("COLONY_SPAWN_FAILED", `${spec.id}: ${(err as Error).message}`);
+      }
+      // Listeners before any await: the process may end (or fail to start) meanwhile.
+      const failed = new Promise<Error>((resolve) => proc.once("error", resolve));
+      const pid = proc.pid;
+      if (pid !== undefined) {
+        children.set(spec.id, proc);
+        exits.add(spec.id);
+        proc.once("exit", (code, signal) => {
+          children.delete(spec.id);
+          if (killed.delete(spec.id)) {
+            try {
+              process.kill(-pid, "SIGKILL"); // leftovers of a cancelled task
+            } catch {
+              // the group is empty
+            }
+          }
+          const status = { code, signal };
+          void writeExitFile(spec.exitPath, status).then(() => exits.settle(spec.id, status));
+        });
+      }
+      // The child has its own copies of the descriptors once spawn() returned.
+      await Promise.all([out.close(), input?.close()]);
+      if (pid === undefined) {
+        throw new LauncherError("COLONY_SPAWN_FAILED", `${spec.id}: ${(await failed).message}`);
+      }
+      const startTime = (await readProcStat(pid))?.startTime;
+      if (closed) proc.unref();
+      return startTime === undefined ? { pid } : { pid, startTime };
+    },
+    kill(id, signal) {
+      const proc = children.get(id);
+      if (!proc?.pid) return;
+      killed.add(id);
+      try {
+        process.kill(-proc.pid, signal);
+      } catch {
+        // already gone
+      }
+    },
+    onExit(id) {
+      return exits.wait(id);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Running children keep running and their exit files are still written while
+      // this process lives; they no longer keep it alive.
+      for (const proc of children.values()) proc.unref();
+      exits.settleAll(
+        new LauncherError(LAUNCHER_LOST, "the launcher was closed before the process ended"),
+      );
+    },
+  };
+}
+
+/**
+ * The Perl launcher when perl is on PATH, else the Node launcher; `spawner` (default
+ * from COLONY_SPAWNER) forces one.
+ */
+export function createLauncher(options: { spawner?: string } = {}): ProcessLauncher {
+  const choice = options.spawner ?? process.env["COLONY_SPAWNER"] ?? "auto";
+  if (choice === "node") return createNodeLauncher();
+  if (choice !== "perl" && choice !== "auto") {
+    throw new ColonyError(
+      "COLONY_INVALID_CONFIG",
+      `COLONY_SPAWNER must be perl, node or auto, not '${choice}'`,
+      { status: 500 },
+    );
+  }
+  const perl = findPerl();
+  if (perl) return createPerlLauncher({ perl });
+  if (choice === "perl") {
+    throw new ColonyError(
+      "COLONY_INVALID_CONFIG",
+      "COLONY_SPAWNER=perl but no perl is on PATH; install perl-base or unset COLONY_SPAWNER",
+      { status: 500 },
+    );
+  }
+  return createNodeLauncher();
+}

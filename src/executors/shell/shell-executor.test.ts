@@ -1,0 +1,553 @@
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { after, describe, it } from "node:test";
+import { ColonyError } from "../../core/errors.ts";
+import {
+  UNKNOWN_EXECUTION,
+  type ExecutionHandle,
+  type ExecutionRequest,
+  type Executor,
+} from "../../core/executor.ts";
+import type { TaskDefinition } from "../../core/job-definition.ts";
+import {
+  executorConformance,
+  quickLine,
+  readAll,
+  readUntil,
+  type ConformanceRequests,
+} from "../executor-conformance.ts";
+import {
+  createNodeLauncher,
+  createPerlLauncher,
+  findPerl,
+  type ProcessLauncher,
+} from "./process-launcher.ts";
+import { createShellExecutor, type ShellExecutorOptions } from "./shell-executor.ts";
+
+const hasPerl = findPerl() !== undefined;
+const roots: string[] = [];
+/** Every process group any test started, checked to be gone at the end. */
+const startedPids = new Set<number>();
+
+async function tempRoot(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "colony-shell-"));
+  roots.push(dir);
+  return dir;
+}
+
+function shellTask(parts: Partial<TaskDefinition>): TaskDefinition {
+  return {
+    taskType: "t",
+    method: "SHELL",
+    beforeScript: [],
+    script: [],
+    afterScript: [],
+    environment: {},
+    variables: {},
+    retry: 0,
+    delayBetweenRetriesMs: 0,
+    onCompleted: [],
+    onFailed: [],
+    onExitCode: {},
+    dependsOn: [],
+    allowFailure: false,
+    alwaysRun: false,
+    tags: [],
+    headers: {},
+    query: {},
+    dependencies: [],
+    executorOptions: {},
+    ...parts,
+  };
+}
+
+function requester(root: string) {
+  return (
+    id: string,
+    parts: Partial<TaskDefinition>,
+    extra: Partial<ExecutionRequest> = {},
+  ): ExecutionRequest => ({
+    executionId: id,
+    method: "SHELL",
+    task: shellTask(parts),
+    env: {},
+    variables: {},
+    unitDir: join(root, "units", id),
+    ...extra,
+  });
+}
+
+function shellRequests(root: string): ConformanceRequests {
+  const req = requester(root);
+  return {
+    localProcesses: true,
+    quick: (id) => req(id, { script: [`echo '${quickLine(id)}'`] }),
+    failing: (id, code) => req(id, { script: [`exit ${code}`] }),
+    long: (id) => req(id, { script: ["sleep 300 &", 'echo "grandchild $!"', "sleep 300", "wait"] }),
+    chatty: (id, lines) =>
+      req(id, {
+        script: [
+          `i=1\nwhile [ $i -le ${lines} ]; do\n  echo "line $i"\n  i=$((i+1))\n  sleep ${(1 / lines).toFixed(3)}\ndone`,
+        ],
+      }),
+  };
+}
+
+/** Wraps an executor so every pid it starts is checked to be gone at the end. */
+function tracked(executor: Executor): Executor {
+  const start = executor.start.bind(executor);
+  executor.start = async (request) => {
+    const handle = await start(request);
+    if (typeof handle["pid"] === "number") startedPids.add(handle["pid"]);
+    return handle;
+  };
+  return executor;
+}
+
+function makeLauncher(kind: "perl" | "node"): ProcessLauncher {
+  return kind === "perl" ? createPerlLauncher() : createNodeLauncher();
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "latin1");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === pid && fields[0] !== "Z") out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => err instanceof ColonyError && err.code === code);
+}
+
+after(async () => {
+  // Leaks are bugs: every spawner exits once closed and idle, every task group is gone.
+  if (process.platform === "linux") {
+    assert.ok(
+      await eventually(() => childrenOf(process.pid).length === 0, 5000),
+      `processes left behind: ${childrenOf(process.pid).join(", ")}`,
+    );
+  }
+  const alive = [...startedPids].filter(groupAlive);
+  assert.deepEqual(alive, [], `process groups left behind: ${alive.join(", ")}`);
+  await Promise.all(roots.map((r) => rm(r, { recursive: true, force: true })));
+});
+
+for (const kind of ["perl", "node"] as const) {
+  executorConformance(`shell (${kind} launcher)`, async () => {
+    if (kind === "perl" && !hasPerl) return undefined;
+    const root = await tempRoot();
+    const launcher = makeLauncher(kind);
+    const executor = tracked(createShellExecutor({ launcher, killGraceMs: 2000 }));
+    return {
+      executor,
+      requests: shellRequests(root),
+      teardown: async () => {
+        await executor.close({ killRunning: true });
+        await launcher.close();
+      },
+    };
+  });
+}
+
+/** An executor and its launcher, closed together as a colony process would be at exit. */
+function colonyProcess(kind: "perl" | "node") {
+  const launcher = makeLauncher(kind);
+  const executor = tracked(createShellExecutor({ launcher }));
+  return Object.assign(executor, {
+    shutdown: async (killRunning = false) => {
+      await executor.close({ killRunning });
+      await launcher.close();
+    },
+  });
+}
+
+/** A shell executor with its own launcher, closed with its running tasks at the end. */
+function withExecutor(
+  kind: "perl" | "node",
+  fn: (executor: Executor, req: ReturnType<typeof requester>, root: string) => Promise<void>,
+  options: ShellExecutorOptions = {},
+) {
+  return async () => {
+    const root = await tempRoot();
+    const launcher = makeLauncher(kind);
+    const executor = tracked(createShellExecutor({ launcher, ...options }));
+    try {
+      await fn(executor, requester(root), root);
+    } finally {
+      await executor.close({ killRunning: true });
+      await launcher.close();
+    }
+  };
+}
+
+for (const kind of ["perl", "node"] as const) {
+  describe(
+    `shell executor specifics (${kind} launcher)`,
+    { skip: kind === "perl" && !hasPerl },
+    () => {
+      it(
+        "runs before_script, script and after_script in order",
+        withExecutor(kind, async (ex, req) => {
+          const r = await ex.run(
+            req("order", {
+              beforeScript: ["echo b"],
+              script: ["echo s1", "echo s2"],
+              afterScript: ["echo a"],
+            }),
+          );
+          assert.equal(r.exitCode, 0);
+          assert.equal(
+            await readAll(await ex.logStream({ executionId: "order" })),
+            "b\ns1\ns2\na\n",
+          );
+        }),
+      );
+
+      it(
+        "stops at the first failing command and still runs after_script with that code",
+        withExecutor(kind, async (ex, req) => {
+          const r = await ex.run(
+            req("fail", {
+              script: ["echo s1", "(exit 4)", "echo never"],
+              afterScript: ["echo after $COLONY_SCRIPT_EXIT_CODE", "exit 9"],
+            }),
+          );
+          assert.deepEqual([r.exitCode, r.killed], [4, false]);
+          assert.equal(await readAll(await ex.logStream({ executionId: "fail" })), "s1\nafter 4\n");
+          const r2 = await ex.run(
+            req("after-fails", { script: ["true"], afterScript: ["exit 6"] }),
+          );
+          assert.equal(r2.exitCode, 6);
+        }),
+      );
+
+      it(
+        "runs multi-line commands (block scalars with if and for)",
+        withExecutor(kind, async (ex, req) => {
+          const r = await ex.run(
+            req("multi", {
+              script: [
+                'for i in 1 2 3; do\n  if [ "$i" -ne 2 ]; then\n    echo "i=$i"\n  fi\ndone\n',
+              ],
+            }),
+          );
+          assert.equal(r.exitCode, 0);
+          assert.equal(await readAll(await ex.logStream({ executionId: "multi" })), "i=1\ni=3\n");
+        }),
+      );
+
+      it(
+        "runs scripts larger than one exec argument may be",
+        withExecutor(kind, async (ex, req) => {
+          const big = "x".repeat(200_000);
+          const r = await ex.run(req("big", { script: [`v='${big}'`, 'echo "${#v}"'] }));
+          assert.equal(r.exitCode, 0);
+          assert.equal(await readAll(await ex.logStream({ executionId: "big" })), "200000\n");
+        }),
+      );
+
+      it(
+        "runs after_script when the task is cancelled",
+        withExecutor(kind, async (ex, req) => {
+          await ex.start(
+            req("cancel-after", {
+              script: ["echo started", "sleep 300"],
+              afterScript: ["echo after ran"],
+            }),
+          );
+          await readUntil(ex, "cancel-after", /started\n/);
+          await ex.cancel("cancel-after");
+          const r = await ex.wait("cancel-after");
+          assert.deepEqual([r.exitCode, r.killed], [143, true]);
+          // bash may note the killed `sleep` ("Terminated") in between.
+          assert.match(
+            await readAll(await ex.logStream({ executionId: "cancel-after" })),
+            /^started\n(.*Terminated.*\n)?after ran\n$/,
+          );
+        }),
+      );
+
+      it(
+        "passes exactly the request's env (plus PATH, HOME...) and the stdin file",
+        withExecutor(
+          kind,
+          async (ex, req, root) => {
+            const stdinPath = join(root, "input");
+            await writeFile(stdinPath, "from stdin\n");
+            const r = await ex.run(
+              req(
+                "env",
+                {
+                  script: [
+                    'echo "$FOO"',
+                    'echo "${NOT_PASSED:-unset} $HOME"',
+                    "cat",
+                    "echo err >&2",
+                  ],
+                },
+                { env: { FOO: "a b\tc", HOME: "/home/override" }, stdinPath },
+              ),
+            );
+            assert.equal(r.exitCode, 0);
+            assert.equal(
+              await readAll(await ex.logStream({ executionId: "env" })),
+              "a b\tc\nunset /home/override\nfrom stdin\nerr\n",
+            );
+          },
+          { inheritEnv: { PATH: process.env["PATH"], HOME: "/nowhere", NOT_PASSED: "leak" } },
+        ),
+      );
+
+      it(
+        "sends SIGKILL after the grace period to a task that ignores SIGTERM",
+        withExecutor(
+          kind,
+          async (ex, req) => {
+            await ex.start(
+              req("stubborn", {
+                script: ["trap '' TERM", "echo ready", "while true; do sleep 0.05; done"],
+              }),
+            );
+            await readUntil(ex, "stubborn", /ready\n/);
+            const t0 = Date.now();
+            await ex.cancel("stubborn");
+            const r = await ex.wait("stubborn");
+            const elapsed = Date.now() - t0;
+            assert.deepEqual([r.exitCode, r.killed], [null, true]);
+            assert.match(r.error ?? "", /SIGKILL/);
+            assert.ok(elapsed >= 250, `killed after ${elapsed} ms, before the grace period`);
+          },
+          { killGraceMs: 300 },
+        ),
+      );
+
+      it(
+        "reports a missing working directory as a start error",
+        withExecutor(
+          kind,
+          async (ex, req) => {
+            await rejectsWith(ex.start(req("nocwd", { script: ["true"] })), "COLONY_SPAWN_FAILED");
+          },
+          { cwd: "/nonexistent/colony" },
+        ),
+      );
+
+      describe("attach after a restart", () => {
+        it("gets the recorded exit of an execution that finished meanwhile", async () => {
+          const root = await tempRoot();
+          const req = requester(root);
+          const first = colonyProcess(kind);
+          const handle = await first.start(req("finished", { script: ["sleep 0.2", "exit 7"] }));
+          await first.shutdown();
+          // The old spawner (or, for the node launcher, this process) records the exit.
+          assert.ok(
+            await eventually(() => existsSync(join(root, "units", "finished", "exit")), 5000),
+          );
+
+          const second = colonyProcess(kind);
+          try {
+            assert.equal(await second.attach!(req("finished", {}), handle), false);
+            const r = await second.wait("finished");
+            assert.deepEqual([r.exitCode, r.killed], [7, false]);
+            await rejectsWith(second.wait("finished"), UNKNOWN_EXECUTION);
+          } finally {
+            await second.shutdown();
+          }
+        });
+
+        it("follows a still running execution to its end, and can cancel it", async () => {
+          const root = await tempRoot();
+          const req = requester(root);
+          const first = colonyProcess(kind);
+          const running = await first.start(
+            req("running", { script: ["echo started", "sleep 0.5", "echo done", "exit 5"] }),
+          );
+          const victim = await first.start(
+            req("victim", { script: ["echo started", "sleep 300"] }),
+          );
+          await readUntil(first, "victim", /started\n/);
+          if (process.platform === "linux") {
+            assert.equal(typeof running["startTime"], "number");
+            assert.equal(running["pgid"], running["pid"]);
+          }
+          await first.shutdown();
+
+          const second = colonyProcess(kind);
+          try {
+            assert.equal(await second.attach!(req("running", {}), running), true);
+            assert.equal(await second.attach!(req("victim", {}), victim), true);
+            const follow = await second.logStream({ executionId: "running", follow: true });
+            const [text, r] = await Promise.all([readAll(follow), second.wait("running")]);
+            assert.deepEqual([r.exitCode, r.killed], [5, false]);
+            assert.equal(text, "started\ndone\n");
+
+            await second.cancel("victim");
+            const v = await second.wait("victim");
+            // No after_script: the shell keeps the default SIGTERM disposition.
+            assert.deepEqual([v.exitCode, v.killed], [null, true]);
+            assert.match(v.error ?? "", /SIGTERM/);
+          } finally {
+            await second.shutdown(true);
+          }
+        });
+
+        it("returns false for a process that vanished or a reused pid", async () => {
+          const root = await tempRoot();
+          const req = requester(root);
+          const first = colonyProcess(kind);
+          const h = await first.start(req("vanished2", { script: ["true"] }));
+          await first.wait("vanished2");
+          await first.shutdown();
+          await unlink(join(root, "units", "vanished2", "exit"));
+
+          const second = colonyProcess(kind);
+          try {
+            assert.equal(await second.attach!(req("vanished2", {}), h), false);
+            await rejectsWith(second.wait("vanished2"), UNKNOWN_EXECUTION);
+            // Our own pid is alive, but its start time is not the handle's.
+            const reused: ExecutionHandle = {
+              ...h,
+              pid: process.pid,
+              pgid: process.pid,
+              startTime: 1,
+            };
+            if (process.platform === "linux") {
+              assert.equal(await second.attach!(req("reused", {}), reused), false);
+            }
+          } finally {
+            await second.shutdown();
+          }
+        });
+      });
+    },
+  );
+}
+
+describe("perl spawner robustness", { skip: !hasPerl }, () => {
+  it("records the exit of a task whose colony process was killed, for attach", async () => {
+    const root = await tempRoot();
+    const req = requester(root);
+    const crashing = join(root, "crashing-colony.ts");
+    const executorUrl = new URL("./shell-executor.ts", import.meta.url).href;
+    await writeFile(
+      crashing,
+      `import { createShellExecutor } from ${JSON.stringify(executorUrl)};\n` +
+        `const ex = createShellExecutor();\n` +
+        `const handle = await ex.start(${JSON.stringify(req("crash", { script: ["sleep 1", "exit 4"] }))});\n` +
+        `process.stdout.write(JSON.stringify(handle) + "\\n", () => process.kill(process.pid, "SIGKILL"));\n`,
+    );
+    const child = spawn(process.execPath, [crashing], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, COLONY_SPAWNER: "perl" },
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    const [, signal] = await once(child, "exit");
+    assert.equal(signal, "SIGKILL");
+    const handle = JSON.parse(out) as ExecutionHandle;
+    startedPids.add(handle["pid"] as number);
+
+    const second = colonyProcess("perl");
+    try {
+      assert.equal(await second.attach!(req("crash", {}), handle), true);
+      const r = await second.wait("crash");
+      assert.deepEqual([r.exitCode, r.killed], [4, false]);
+    } finally {
+      await second.shutdown(true);
+    }
+  });
+
+  it("restarts a spawner that died and reports the tasks it lost", async () => {
+    const root = await tempRoot();
+    const req = requester(root);
+    const launcher = createPerlLauncher();
+    const ex = tracked(createShellExecutor({ launcher }));
+    try {
+      const h = await ex.start(req("orphan", { script: ["sleep 0.5"] }));
+      process.kill(launcher.spawnerPid()!, "SIGKILL");
+      const r = await ex.wait("orphan");
+      assert.equal(r.errorCode, "COLONY_EXIT_STATUS_LOST");
+      assert.equal(r.exitCode, null);
+      // Orphans are reaped by PID 1, which may take a moment.
+      assert.ok(await eventually(() => !groupAlive(h["pid"] as number), 5000));
+      // The next task starts a new spawner.
+      assert.equal((await ex.run(req("after-restart", { script: ["exit 3"] }))).exitCode, 3);
+    } finally {
+      await ex.close({ killRunning: true });
+      await launcher.close();
+    }
+  });
+
+  it("keeps the event loop responsive while spawning (vs in-process spawn)", async (t) => {
+    const delays: Record<string, { max: number; p99: number; mean: number }> = {};
+    for (const kind of ["perl", "node"] as const) {
+      const root = await tempRoot();
+      const req = requester(root);
+      const launcher = makeLauncher(kind);
+      const ex = createShellExecutor({ launcher, shell: "/bin/sh" });
+      try {
+        await ex.run(req("warm", { script: ["true"] })); // start the spawner first
+        const h = monitorEventLoopDelay({ resolution: 1 });
+        h.enable();
+        let next = 0;
+        const worker = async () => {
+          while (next < 200) {
+            const id = `el-${next++}`;
+            assert.equal((await ex.run(req(id, { script: ["true"] }))).exitCode, 0);
+          }
+        };
+        await Promise.all(Array.from({ length: 8 }, worker));
+        h.disable();
+        delays[kind] = { max: h.max / 1e6, p99: h.percentile(99) / 1e6, mean: h.mean / 1e6 };
+      } finally {
+        await ex.close({ killRunning: true });
+        await launcher.close();
+      }
+    }
+    const show = (d: { max: number; p99: number; mean: number } | undefined) =>
+      d
+        ? `max ${d.max.toFixed(1)} ms, p99 ${d.p99.toFixed(1)} ms, mean ${d.mean.toFixed(2)} ms`
+        : "-";
+    t.diagnostic(
+      `event loop delay over 200 spawns: perl launcher ${show(delays["perl"])}; ` +
+        `node launcher (in-process spawn) ${show(delays["node"])}`,
+    );
+    // Only a generous bound: the host is noisy.
+    const perlMax = delays["perl"]?.max ?? Infinity;
+    assert.ok(perlMax < 250, `the perl launcher stalled the event loop for ${perlMax} ms`);
+  });
+});

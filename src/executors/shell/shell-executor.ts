@@ -1,0 +1,451 @@
+/**
+ * The SHELL executor: runs a task's before_script/script/after_script (shell-script.ts)
+ * as one shell process in its own process group, started by a ProcessLauncher (the
+ * Perl spawner by default), with stdout and stderr appended to `{unitDir}/stdout` and
+ * the way it ended recorded in `{unitDir}/exit`.
+ *
+ * Because the exit file outlives colony, a restarted colony can attach to an execution
+ * it started before: a recorded exit is the result; a live process (same pid and same
+ * start time) is followed until its exit file appears.
+ */
+import { watch, type FSWatcher } from "node:fs";
+import { access, constants, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { ExecutorError } from "../../core/errors.ts";
+import {
+  EXECUTION_EXISTS,
+  UNKNOWN_EXECUTION,
+  type ExecutionHandle,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Executor,
+  type LogStreamRequest,
+} from "../../core/executor.ts";
+import { followFile, notifyDone } from "../../core/output-follow.ts";
+import {
+  createLauncher,
+  parseExitFile,
+  readProcStat,
+  type ExitStatus,
+  type ProcessLauncher,
+  type Spawned,
+} from "./process-launcher.ts";
+import { composeShellScript, defaultShell, isBash } from "./shell-script.ts";
+
+export interface ShellExecutorOptions {
+  /** Default: createLauncher() (Perl spawner, or Node when there is no perl). */
+  launcher?: ProcessLauncher;
+  /** SIGTERM, then SIGKILL this long after (default 10 s). */
+  killGraceMs?: number;
+  /** Default: /bin/bash if present, else /bin/sh. */
+  shell?: string;
+  /** Working directory of every task (default: this process's). */
+  cwd?: string;
+  /**
+   * Where PATH, HOME, LANG, TERM, TMPDIR, USER and SHELL come from when the request's
+   * env does not set them (default: this process's environment). Nothing else is
+   * inherited.
+   */
+  inheritEnv?: Record<string, string | undefined>;
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
+  retainFinishedMs?: number;
+}
+
+/** What `start` returns and `attach` takes back (stored with the task). */
+export interface ShellExecutionHandle extends ExecutionHandle {
+  pid: number;
+  pgid: number;
+  /** /proc/<pid>/stat field 22 (Linux): tells a live process from a reused pid. */
+  startTime?: number;
+  exitPath: string;
+  outPath: string;
+}
+
+const INHERITED_ENV = ["PATH", "HOME", "LANG", "TERM", "TMPDIR", "USER", "SHELL"];
+/** Longer scripts go to a file: one exec argument is limited to 128 KiB on Linux. */
+const MAX_INLINE_SCRIPT = 64 * 1024;
+/** A process found gone with no exit file is given this long for the file to appear. */
+const EXIT_FILE_GRACE_MS = 1000;
+const WATCH_INTERVAL_MS = 1000;
+
+interface Execution {
+  id: string;
+  unitDir: string;
+  outPath: string;
+  exitPath: string;
+  pid: number;
+  startTime: number | undefined;
+  /** False when followed through its files and pid (attached, or the spawner was lost). */
+  viaLauncher: boolean;
+  done: PromiseWithResolvers<ExecutionResult>;
+  result?: ExecutionResult;
+  finishedAt?: number;
+  waiters: number;
+  delivered: boolean;
+  cancelled: boolean;
+  killTimer?: NodeJS.Timeout;
+  watcher?: FSWatcher;
+  watchTimer?: NodeJS.Timeout;
+  goneSince?: number;
+}
+
+function unknown(id: string): ExecutorError {
+  return new ExecutorError(
+    UNKNOWN_EXECUTION,
+    `no execution '${id}' is running here (unknown, or it finished and its result was already delivered)`,
+  );
+}
+
+function toResult(status: ExitStatus, killed: boolean): ExecutionResult {
+  if (status.code !== null) return { exitCode: status.code, killed };
+  return {
+    exitCode: null,
+    killed,
+    error: `the process was killed by ${status.signal ?? "a signal"}`,
+  };
+}
+
+async function readExitFile(path: string): Promise<ExitStatus | undefined> {
+  try {
+    return parseExitFile(await readFile(path, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` is still the process we started (not a zombie, not a reused pid). */
+async function isOurProcess(pid: number, startTime: number | undefined): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false; // ESRCH gone; EPERM another user's process under a reused pid
+  }
+  if (process.platform !== "linux") return true;
+  const s = await readProcStat(pid);
+  if (!s || s.state === "Z" || s.state === "X") return false;
+  return startTime === undefined || s.startTime === startTime;
+}
+
+function quoteShell(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+function isHandle(h: ExecutionHandle): h is ShellExecutionHandle {
+  return (
+    typeof h["pid"] === "number" &&
+    Number.isInteger(h["pid"]) &&
+    h["pid"] > 0 &&
+    typeof h["exitPath"] === "string" &&
+    typeof h["outPath"] === "string" &&
+    (h["pgid"] === undefined || typeof h["pgid"] === "number") &&
+    (h["startTime"] === undefined || typeof h["startTime"] === "number")
+  );
+}
+
+export function createShellExecutor(options: ShellExecutorOptions = {}): Executor {
+  const ownsLauncher = options.launcher === undefined;
+  let launcher: ProcessLauncher | undefined = options.launcher;
+  const getLauncher = () => (launcher ??= createLauncher());
+  const killGraceMs = options.killGraceMs ?? 10_000;
+  const shell = options.shell ?? defaultShell();
+  const bash = isBash(shell);
+  const cwd = options.cwd ?? process.cwd();
+  const base = options.inheritEnv ?? process.env;
+  const inherited: Record<string, string> = {};
+  for (const k of INHERITED_ENV) if (base[k] !== undefined) inherited[k] = base[k];
+  const retainMs = options.retainFinishedMs ?? 10 * 60_000;
+
+  const executions = new Map<string, Execution>();
+  let closed = false;
+
+  const sweep = setInterval(
+    () => {
+      const before = Date.now() - retainMs;
+      for (const [id, e] of executions) {
+        if (e.finishedAt !== undefined && e.finishedAt < before) executions.delete(id);
+      }
+    },
+    Math.max(1000, Math.min(retainMs, 60_000)),
+  );
+  sweep.unref();
+
+  function assertOpen(): void {
+    if (closed) throw new ExecutorError("COLONY_EXECUTOR_CLOSED", "the shell executor is closed");
+  }
+
+  function newExecution(
+    id: string,
+    unitDir: string,
+    paths: { outPath: string; exitPath: string },
+    pid: number,
+    startTime: number | undefined,
+    viaLauncher: boolean,
+  ): Execution {
+    const done = Promise.withResolvers<ExecutionResult>();
+    done.promise.catch(() => undefined);
+    return {
+      id,
+      unitDir,
+      ...paths,
+      pid,
+      startTime,
+      viaLauncher,
+      done,
+      waiters: 0,
+      delivered: false,
+      cancelled: false,
+    };
+  }
+
+  function stopWatching(e: Execution): void {
+    clearTimeout(e.killTimer);
+    clearInterval(e.watchTimer);
+    e.watcher?.close();
+    e.killTimer = e.watchTimer = e.watcher = undefined;
+  }
+
+  function finish(e: Execution, result: ExecutionResult): void {
+    if (e.result) return;
+    stopWatching(e);
+    e.result = result;
+    e.finishedAt = Date.now();
+    e.delivered = e.waiters > 0;
+    e.done.resolve(result);
+    notifyDone(e.outPath);
+  }
+
+  /** Follows an execution through its exit file and pid (no launcher to tell us). */
+  function watchProcess(e: Execution): void {
+    e.viaLauncher = false;
+    const check = async (fromTimer: boolean) => {
+      if (e.result || closed) return;
+      const status = await readExitFile(e.exitPath);
+      if (e.result || closed) return;
+      if (status) return finish(e, toResult(status, e.cancelled));
+      if (await isOurProcess(e.pid, e.startTime)) {
+        e.goneSince = undefined;
+        return;
+      }
+      e.goneSince ??= Date.now();
+      if (fromTimer && Date.now() - e.goneSince >= EXIT_FILE_GRACE_MS) {
+        finish(e, {
+          exitCode: null,
+          killed: e.cancelled,
+          error:
+            `process ${e.pid} ended while colony was not watching it and its exit status ` +
+            `was not recorded in ${e.exitPath}; its output is in ${e.outPath}`,
+          errorCode: "COLONY_EXIT_STATUS_LOST",
+        });
+      }
+    };
+    try {
+      e.watcher = watch(e.unitDir, (_event, name) => {
+        if (name === null || name === "exit") void check(false);
+      }).on("error", () => undefined);
+    } catch {
+      // the timer alone still notices the exit within a second
+    }
+    e.watchTimer = setInterval(() => void check(true), WATCH_INTERVAL_MS);
+    void check(false);
+  }
+
+  async function signal(e: Execution, sig: NodeJS.Signals): Promise<void> {
+    if (e.result) return;
+    if (e.viaLauncher && launcher) return launcher.kill(e.id, sig);
+    // Not our child: make sure the pid is still the process we started.
+    if (!(await isOurProcess(e.pid, e.startTime))) return;
+    try {
+      process.kill(-e.pid, sig);
+    } catch {
+      // the group is gone
+    }
+  }
+
+  function terminate(e: Execution): void {
+    e.cancelled = true;
+    void signal(e, "SIGTERM");
+    e.killTimer = setTimeout(() => void signal(e, "SIGKILL"), killGraceMs);
+    e.killTimer.unref();
+  }
+
+  async function start(request: ExecutionRequest): Promise<ShellExecutionHandle> {
+    assertOpen();
+    const id = request.executionId;
+    const exists = () =>
+      new ExecutorError(
+        EXECUTION_EXISTS,
+        `execution '${id}' was already started; start a new attempt under a new execution id`,
+      );
+    if (executions.has(id)) throw exists();
+    const unitDir = request.unitDir;
+    const outPath = join(unitDir, "stdout");
+    const exitPath = join(unitDir, "exit");
+    // Reserve the id while starting so a concurrent start of it fails too.
+    const reserved = newExecution(id, unitDir, { outPath, exitPath }, 0, undefined, true);
+    executions.set(id, reserved);
+    let spawned: Spawned;
+    try {
+      await mkdir(unitDir, { recursive: true, mode: 0o700 });
+      // An exit file means an earlier colony process already ran this execution.
+      if (await readExitFile(exitPath)) throw exists();
+      let script = composeShellScript(request.task, { bash });
+      if (Buffer.byteLength(script) > MAX_INLINE_SCRIPT) {
+        const file = join(unitDir, "script.sh");
+        await writeFile(file, script, { mode: 0o600 });
+        script = `. ${quoteShell(file)}`;
+      }
+      spawned = await getLauncher().spawn({
+        id,
+        cwd,
+        outPath,
+        exitPath,
+        ...(request.stdinPath === undefined ? {} : { stdinPath: request.stdinPath }),
+        shell,
+        script,
+        env: { ...inherited, ...request.env },
+      });
+    } catch (err) {
+      executions.delete(id);
+      reserved.done.reject(err as Error); // a wait() made while it was starting
+      throw err;
+    }
+    const { pid } = spawned;
+    const e = reserved;
+    e.pid = pid;
+    e.startTime = spawned.startTime;
+    const active = launcher!;
+    active.onExit(id).then(
+      (status) => finish(e, toResult(status, e.cancelled)),
+      () => {
+        // The spawner died (or the launcher closed): the process may live on.
+        if (!closed && !e.result && launcher === active) watchProcess(e);
+      },
+    );
+    if (e.cancelled) terminate(e); // cancelled while starting
+    return {
+      pid,
+      pgid: pid,
+      ...(e.startTime === undefined ? {} : { startTime: e.startTime }),
+      exitPath,
+      outPath,
+    };
+  }
+
+  async function wait(id: string): Promise<ExecutionResult> {
+    const e = executions.get(id);
+    if (!e || (e.result && e.delivered)) throw unknown(id);
+    if (e.result) {
+      e.delivered = true;
+      return e.result;
+    }
+    e.waiters++;
+    return e.done.promise;
+  }
+
+  return {
+    methods: ["SHELL"],
+
+    async isInstalled() {
+      try {
+        await access(shell, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    start,
+    wait,
+
+    async run(request) {
+      await start(request);
+      return wait(request.executionId);
+    },
+
+    async cancel(id) {
+      const e = executions.get(id);
+      if (!e || e.result) throw unknown(id);
+      if (e.cancelled) return;
+      if (e.pid === 0) {
+        e.cancelled = true; // still starting: start() signals it once it runs
+        return;
+      }
+      terminate(e);
+    },
+
+    async logStream(request: LogStreamRequest): Promise<Readable> {
+      const e = executions.get(request.executionId);
+      if (!e) throw unknown(request.executionId);
+      let offset = 0;
+      if (request.tail) offset = (await stat(e.outPath).catch(() => undefined))?.size ?? 0;
+      return followFile(e.outPath, {
+        offset,
+        follow: request.follow === true,
+        done: () => e.result !== undefined,
+      });
+    },
+
+    async attach(request, handle) {
+      assertOpen();
+      const id = request.executionId;
+      if (executions.has(id)) {
+        throw new ExecutorError(EXECUTION_EXISTS, `execution '${id}' is already known here`);
+      }
+      if (!isHandle(handle)) {
+        throw new ExecutorError(
+          "COLONY_INVALID_HANDLE",
+          `execution '${id}': the handle is not one the shell executor returned (needs pid, exitPath, outPath)`,
+        );
+      }
+      const e = newExecution(
+        id,
+        request.unitDir,
+        { outPath: handle.outPath, exitPath: handle.exitPath },
+        handle.pid,
+        handle.startTime,
+        false,
+      );
+      const recorded = async () => {
+        const status = await readExitFile(handle.exitPath);
+        if (!status) return false;
+        executions.set(id, e);
+        finish(e, toResult(status, false));
+        return true;
+      };
+      if (await recorded()) return false;
+      if (!(await isOurProcess(handle.pid, handle.startTime))) {
+        await recorded(); // it may have ended (and been recorded) just now
+        return false;
+      }
+      executions.set(id, e);
+      watchProcess(e);
+      return true;
+    },
+
+    async close(closeOptions) {
+      if (closed) return;
+      const running = [...executions.values()].filter((e) => !e.result && e.pid !== 0);
+      if (closeOptions?.killRunning) {
+        for (const e of running) if (!e.cancelled) terminate(e);
+        const deadline = new Promise((resolve) => setTimeout(resolve, killGraceMs + 2000).unref());
+        await Promise.race([Promise.all(running.map((e) => e.done.promise)), deadline]);
+      }
+      closed = true;
+      clearInterval(sweep);
+      for (const e of executions.values()) {
+        stopWatching(e);
+        if (!e.result) {
+          e.done.reject(
+            new ExecutorError(
+              "COLONY_EXECUTOR_CLOSED",
+              `the shell executor was closed while execution '${e.id}' was running; ` +
+                "attach to it again with its handle",
+            ),
+          );
+        }
+      }
+      if (ownsLauncher) await launcher?.close();
+    },
+  };
+}

@@ -1,0 +1,320 @@
+/**
+ * The colony server process: the embedded runtime (store, engine, executors) behind the
+ * HTTP app, listening on http or https (with optional client-certificate verification),
+ * a first admin token written to the data dir, and `{data dir}/server.json` telling the
+ * CLI on this machine where the server is.
+ *
+ * Starting recovers what a crashed server left (the engine takes over unfinished
+ * requests and re-attaches to tasks still running). Closing stops accepting, lets
+ * running tasks finish for a grace period and leaves the rest to that same recovery:
+ * their processes keep running and are re-attached by the next start.
+ */
+import { X509Certificate } from "node:crypto";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import type { ServerOptions as HttpsServerOptions } from "node:https";
+import type { AddressInfo } from "node:net";
+import { dirname, join } from "node:path";
+import { SERVER_INFO_FILE, type ServerInfo } from "../cli/client-options.ts";
+import { ConfigError, type Config } from "../config/config.ts";
+import { ColonyError } from "../core/errors.ts";
+import { openEmbedded, type Embedded } from "../runtime/embedded.ts";
+import { buildApp, type App, type RouteModule, type ServerDeps } from "./app.ts";
+import { newToken, TokenAuthenticator } from "./auth/token-authenticator.ts";
+import { isRole } from "./principal.ts";
+import { ALL_ROUTES } from "./routes.ts";
+
+export interface StartServerOptions {
+  /** Fastify's request log on stdout (default off). */
+  logger?: boolean;
+  /** Route groups to serve (default ALL_ROUTES); tests add their own. */
+  routes?: RouteModule[];
+  /** Where the server reports what it does (recovery, failures); default stderr. */
+  log?: (message: string) => void;
+}
+
+export interface RunningServer {
+  /** The URL this server answers on from this machine, e.g. http://127.0.0.1:7777. */
+  url: string;
+  /** The URL clients and job processes are told to use (config.base_url or `url`). */
+  baseUrl: string;
+  app: App;
+  runtime: Embedded;
+  auth: TokenAuthenticator;
+  /** The admin token file, when auth is on (it may be absent if someone removed it). */
+  adminTokenFile?: string;
+  /** Whether this start created the first admin token (and wrote adminTokenFile). */
+  adminTokenCreated: boolean;
+  /**
+   * Graceful stop: stops accepting connections, lets running tasks finish for up to
+   * `graceMs` (default config.shutdownGraceMs), then leaves the rest to recovery at the
+   * next start, closes the store and removes server.json. Idempotent.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+export class ServerStartError extends ColonyError {
+  constructor(message: string, cause?: unknown) {
+    super("COLONY_SERVER_START", message, { status: 500, cause });
+  }
+}
+
+/** How long in-flight requests (log followers, say) may take to end once closing. */
+const REQUEST_DRAIN_MS = 2000;
+
+export async function startServer(
+  config: Config,
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
+  const log = options.log ?? ((m: string) => process.stderr.write(`colony server: ${m}\n`));
+  for (const [cn, role] of Object.entries(config.tls?.clientCnRoles ?? {})) {
+    if (!isRole(role)) {
+      throw new ConfigError(
+        `tls.client_cn_roles: '${cn}' maps to unknown role '${role}'; use reader, writer, admin or ant`,
+      );
+    }
+  }
+  const https = config.tls ? readTls(config.tls) : undefined;
+  refuseSecondServer(config.dataDir);
+
+  const runtime = await openEmbedded({
+    dataDir: config.dataDir,
+    storeUrl: config.storeUrl,
+    maxParallelTasks: config.maxParallelTasks,
+    killGraceMs: config.killGraceMs,
+    engine: { log },
+  });
+  let app: App | undefined;
+  try {
+    const auth = new TokenAuthenticator({
+      store: runtime.store,
+      disabled: !config.auth.enabled,
+      clientCnRoles: config.tls?.clientCnRoles,
+      log,
+    });
+    const adminTokenCreated = config.auth.enabled
+      ? await ensureAdminToken(runtime, config.auth.adminTokenFile)
+      : false;
+
+    const scheme = config.tls ? "https" : "http";
+    const deps: ServerDeps = {
+      config,
+      runtime,
+      auth,
+      baseUrl: config.baseUrl ?? `${scheme}://${urlHost(config.host)}:${config.port}`,
+    };
+    app = await buildApp(deps, {
+      routes: options.routes ?? ALL_ROUTES,
+      logger: options.logger,
+      ...(https ? { https } : {}),
+    });
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new ServerStartError(
+        code === "EADDRINUSE"
+          ? `port ${config.port} on ${config.host} is in use (another colony server?); stop it or choose another with --port`
+          : code === "EACCES"
+            ? `not allowed to listen on ${config.host}:${config.port}; ports below 1024 need privileges: choose another with --port`
+            : `cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`,
+        error,
+      );
+    }
+    const port = (app.server.address() as AddressInfo).port;
+    const url = `${scheme}://${urlHost(localHost(config.host))}:${port}`;
+    // Route modules read deps.baseUrl when they answer, so it can name the real port now.
+    deps.baseUrl = config.baseUrl ?? url;
+
+    // Recovery of what a previous (crashed) server left, then claiming new work.
+    await runtime.engine.start();
+
+    const adminTokenFile = config.auth.enabled ? config.auth.adminTokenFile : undefined;
+    const info: ServerInfo = {
+      url,
+      pid: process.pid,
+      nodeId: config.nodeId,
+      ...(config.tls && isSelfSigned(config.tls.cert) ? { ca: config.tls.cert } : {}),
+      ...(adminTokenFile ? { adminTokenFile } : {}),
+      startedAt: new Date().toISOString(),
+    };
+    const infoFile = join(config.dataDir, SERVER_INFO_FILE);
+    writeFileAtomic(infoFile, JSON.stringify(info, null, 2) + "\n", 0o644);
+
+    const started = app;
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      baseUrl: deps.baseUrl,
+      app: started,
+      runtime,
+      auth,
+      adminTokenFile,
+      adminTokenCreated,
+      close(closeOptions = {}) {
+        closing ??= stop(started, runtime, infoFile, closeOptions.graceMs ?? config.shutdownGraceMs);
+        return closing;
+      },
+    };
+  } catch (error) {
+    if (app) await app.close().catch(() => undefined);
+    await runtime.close({ graceMs: 0 }).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function stop(app: App, runtime: Embedded, infoFile: string, graceMs: number): Promise<void> {
+  // Stop accepting at once; requests in flight (and log followers) get a moment to end.
+  const appClosed = app.close();
+  await runtime.engine.stop({ graceMs });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    appClosed,
+    new Promise((resolve) => (timer = setTimeout(resolve, REQUEST_DRAIN_MS))),
+  ]);
+  clearTimeout(timer);
+  app.server.closeAllConnections();
+  await appClosed;
+  // Tasks still running keep running (the spawner owns them); the next start re-attaches.
+  await runtime.close({ graceMs: 0 });
+  removeOwnInfoFile(infoFile);
+}
+
+function removeOwnInfoFile(file: string): void {
+  try {
+    const info = JSON.parse(readFileSync(file, "utf8")) as Partial<ServerInfo>;
+    if (info.pid === process.pid) rmSync(file, { force: true });
+  } catch {
+    // absent or unreadable: nothing of ours to remove
+  }
+}
+
+/**
+ * Refuses to start a second server on a data dir whose server.json names a live
+ * process other than this one (a server.json left by a crash names a dead one).
+ */
+function refuseSecondServer(dataDir: string): void {
+  let info: Partial<ServerInfo>;
+  try {
+    info = JSON.parse(readFileSync(join(dataDir, SERVER_INFO_FILE), "utf8")) as Partial<ServerInfo>;
+  } catch {
+    return;
+  }
+  const pid = info.pid;
+  if (typeof pid !== "number" || pid === process.pid || !isColonyProcess(pid)) return;
+  throw new ServerStartError(
+    `another colony server (pid ${pid}, ${info.url ?? "unknown URL"}) is running on the data dir ${dataDir}; ` +
+      `stop it first or use another --data-dir`,
+  );
+}
+
+function isColonyProcess(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as { code?: unknown }).code === "EPERM";
+  }
+  try {
+    // A recycled pid of an unrelated program does not count.
+    return /colony|node/.test(readFileSync(`/proc/${pid}/cmdline`, "utf8"));
+  } catch {
+    return true; // no /proc: trust the pid
+  }
+}
+
+/**
+ * First start with auth on: when the store has no unrevoked admin token, makes one named
+ * `admin` and writes it (only it, 0600, atomically) to `file`. The file is written
+ * before the token is stored, so a failure never leaves an admin token nobody has.
+ * Returns whether a token was made.
+ */
+export async function ensureAdminToken(runtime: Embedded, file: string): Promise<boolean> {
+  const tokens = await runtime.store.listTokens();
+  if (tokens.some((t) => t.role === "admin" && t.revokedAt === undefined)) return false;
+  const { token, hash } = newToken();
+  const tmp = writeTempFile(file, token + "\n", 0o600);
+  try {
+    await runtime.store.createToken({ name: "admin", role: "admin", hash, createdBy: "colony server" });
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw new ServerStartError(`cannot write the admin token file ${file}: ${(error as Error).message}`, error);
+  }
+  return true;
+}
+
+function writeTempFile(file: string, text: string, mode: number): string {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  // 'wx' with the mode: the file is never readable by others, not even for a moment.
+  const fd = openSync(tmp, "wx", mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
+}
+
+function writeFileAtomic(file: string, text: string, mode: number): void {
+  const tmp = writeTempFile(file, text, mode);
+  renameSync(tmp, file);
+}
+
+function readTls(tls: NonNullable<Config["tls"]>): HttpsServerOptions {
+  const read = (what: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new ConfigError(`${what}: cannot read ${path}: ${(error as Error).message}`);
+    }
+  };
+  const options: HttpsServerOptions = {
+    cert: read("tls.cert (--tls-cert)", tls.cert),
+    key: read("tls.key (--tls-key)", tls.key),
+  };
+  if (tls.clientCa) {
+    // Ask for a certificate but let the handshake finish without a good one: the app then
+    // answers 401 with the reason (app.ts), where a handshake abort would leave the
+    // client with an opaque TLS alert. socket.authorized says whether the CA verified it.
+    options.ca = read("tls.client_ca (--tls-client-ca)", tls.clientCa);
+    options.requestCert = true;
+    options.rejectUnauthorized = false;
+  }
+  return options;
+}
+
+function isSelfSigned(certFile: string): boolean {
+  try {
+    const cert = new X509Certificate(readFileSync(certFile));
+    return cert.issuer === cert.subject && cert.checkIssued(cert);
+  } catch {
+    return false;
+  }
+}
+
+/** A host a client on this machine can connect to (a wildcard bind is not one). */
+function localHost(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "::1";
+  return host;
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}

@@ -1,0 +1,258 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, describe, it } from "node:test";
+import pg from "pg";
+import { postgres } from "../../test/support/services.ts";
+import { StoreError } from "../core/errors.ts";
+import {
+  checksumOf,
+  loadMigrations,
+  migrationsDir,
+  planMigrations,
+  type Dialect,
+} from "./migrations.ts";
+import { createPostgresStore } from "./postgres-store.ts";
+import { createSqliteStore } from "./sqlite-store.ts";
+
+// Before any test is registered: the file-level after() hook runs once the tests
+// registered so far have finished.
+const service = await postgres();
+const DIALECTS: Dialect[] = ["sqlite", "postgres"];
+const tmp = mkdtempSync(join(tmpdir(), "colony-migrations-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+void describe("released migrations", () => {
+  const lock = JSON.parse(
+    readFileSync(new URL("./migrations.lock.json", import.meta.url), "utf8"),
+  ) as Record<string, string>;
+  const listed = Object.keys(lock).filter((key) => !key.startsWith("//"));
+
+  void it("are unchanged: every file in migrations.lock.json still has its checksum", () => {
+    assert.ok(listed.length > 0);
+    for (const file of listed) {
+      const [dialect, name] = file.split("/") as [Dialect, string];
+      const text = readFileSync(join(migrationsDir(dialect), name), "utf8");
+      assert.equal(
+        checksumOf(text),
+        lock[file],
+        `${file} changed after release; restore it and put the change in a new migration`,
+      );
+    }
+  });
+
+  void it("are all recorded in migrations.lock.json", () => {
+    for (const dialect of DIALECTS) {
+      for (const migration of loadMigrations(migrationsDir(dialect))) {
+        assert.ok(
+          listed.includes(`${dialect}/${migration.name}`),
+          `${dialect}/${migration.name} is not in migrations.lock.json; add its sha256 there`,
+        );
+      }
+    }
+  });
+
+  void it("come in the same numbered files for both dialects", () => {
+    const names = DIALECTS.map((d) => loadMigrations(migrationsDir(d)).map((m) => m.name));
+    assert.deepEqual(names[0], names[1]);
+  });
+});
+
+void describe("migration files and plans", () => {
+  const folder = (files: Record<string, string>) => {
+    const dir = mkdtempSync(join(tmp, "dir-"));
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+    return dir;
+  };
+
+  void it("loads in version order and ignores files that are not .sql", () => {
+    const dir = folder({ "0002_b.sql": "B", "0001_a.sql": "A", "README.md": "notes" });
+    const migrations = loadMigrations(dir);
+    assert.deepEqual(
+      migrations.map((m) => [m.version, m.name, m.sql]),
+      [
+        [1, "0001_a.sql", "A"],
+        [2, "0002_b.sql", "B"],
+      ],
+    );
+    assert.equal(migrations[0]?.checksum, checksumOf("A"));
+    assert.equal(checksumOf("x\r\ny\r\n"), checksumOf("x\ny\n"), "CRLF checkouts are not edits");
+  });
+
+  void it("refuses misnamed files, gaps and duplicates", () => {
+    const refused = (files: Record<string, string>, pattern: RegExp) =>
+      assert.throws(
+        () => loadMigrations(folder(files)),
+        (e: unknown) => e instanceof StoreError && pattern.test(e.message),
+      );
+    refused({ "0001_a.sql": "", "2-b.sql": "" }, /2-b\.sql is misnamed/);
+    refused(
+      { "0001_a.sql": "", "0003_c.sql": "" },
+      /found 0003_c\.sql where version 2 was expected/,
+    );
+    refused({ "0001_a.sql": "", "0001_b.sql": "" }, /without gaps or duplicates/);
+    assert.throws(() => loadMigrations(join(tmp, "missing")), StoreError);
+  });
+
+  void it("plans what is pending and refuses edited or unknown applied migrations", () => {
+    const files = loadMigrations(folder({ "0001_a.sql": "A", "0002_b.sql": "B" }));
+    const applied = [{ version: 1, name: "0001_a.sql", checksum: checksumOf("A") }];
+    assert.deepEqual(
+      planMigrations(files, [], "db").map((m) => m.version),
+      [1, 2],
+    );
+    assert.deepEqual(
+      planMigrations(files, applied, "db").map((m) => m.version),
+      [2],
+    );
+    assert.throws(
+      () => planMigrations(files, [{ ...applied[0]!, checksum: checksumOf("old A") }], "the db"),
+      /migration file 0001_a\.sql changed after it was applied to the db/,
+    );
+    assert.throws(
+      () =>
+        planMigrations(
+          files,
+          [...applied, { version: 3, name: "0003_c.sql", checksum: "x" }],
+          "db",
+        ),
+      /has migration 0003_c\.sql .* upgrade colony/,
+    );
+  });
+});
+
+void describe("sqlite migrations", () => {
+  void it("apply once, are recorded, and refuse to start when an applied file changed", async () => {
+    const path = join(tmp, "migrate.db");
+    const store = createSqliteStore({ path });
+    await store.migrate();
+    await store.migrate();
+    await store.putDefinition(
+      { jobType: "kept", retry: 0, delayBetweenRetriesMs: 0, variables: {}, tasks: [] },
+      "src",
+    );
+    await store.close();
+
+    const db = new DatabaseSync(path);
+    const rows = db
+      .prepare("SELECT version, name, checksum, applied_at FROM schema_migrations")
+      .all();
+    const files = loadMigrations(migrationsDir("sqlite"));
+    assert.deepEqual(
+      rows.map((r) => [r.version, r.name, r.checksum]),
+      files.map((m) => [m.version, m.name, m.checksum]),
+    );
+    assert.ok(typeof rows[0]?.applied_at === "number");
+    db.prepare("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1").run();
+    db.close();
+
+    const again = createSqliteStore({ path });
+    try {
+      await assert.rejects(again.migrate(), (error: unknown) => {
+        assert.ok(error instanceof StoreError);
+        assert.match(
+          error.message,
+          /migration file 0001_initial\.sql changed after it was applied/,
+        );
+        assert.match(error.message, new RegExp(path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+        return true;
+      });
+      assert.equal((await again.getDefinition("kept"))?.jobType, "kept", "nothing was touched");
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+void describe("postgres migrations", { skip: service.url ? false : service.reason }, () => {
+  const schema = `colony_test_migrations_${randomBytes(4).toString("hex")}`;
+  const client = () => new pg.Client({ connectionString: service.url });
+  after(async () => {
+    if (!service.url) return;
+    const c = client();
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  });
+
+  void it("apply once, are recorded, and refuse to start when an applied file changed", async () => {
+    const store = createPostgresStore({ url: service.url!, schema });
+    await Promise.all([store.migrate(), store.migrate()]); // concurrent starts take turns
+    await store.close();
+    const c = client();
+    await c.connect();
+    try {
+      const { rows } = await c.query(
+        `SELECT version, name, checksum FROM "${schema}".schema_migrations`,
+      );
+      const files = loadMigrations(migrationsDir("postgres"));
+      assert.deepEqual(
+        rows,
+        files.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })),
+      );
+      await c.query(`UPDATE "${schema}".schema_migrations SET checksum = 'edited'`);
+    } finally {
+      await c.end();
+    }
+    const again = createPostgresStore({ url: service.url!, schema });
+    try {
+      await assert.rejects(
+        again.migrate(),
+        /migration file 0001_initial\.sql changed after it was applied/,
+      );
+    } finally {
+      await again.close();
+    }
+  });
+
+  void it("build the same tables and columns as the sqlite migrations", async () => {
+    const sqlitePath = join(tmp, "shape.db");
+    const sqliteStore = createSqliteStore({ path: sqlitePath });
+    await sqliteStore.migrate();
+    await sqliteStore.close();
+    const db = new DatabaseSync(sqlitePath);
+    const sqliteShape: Record<string, string[]> = {};
+    const tables = db
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      )
+      .all();
+    for (const { name } of tables) {
+      sqliteShape[name as string] = db
+        .prepare(`SELECT name FROM pragma_table_info(?) ORDER BY name`)
+        .all(name as string)
+        .map((r) => r.name as string);
+    }
+    db.close();
+
+    const shapeSchema = `${schema}_shape`;
+    const store = createPostgresStore({ url: service.url!, schema: shapeSchema });
+    await store.migrate();
+    await store.close();
+    const c = client();
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ table_name: string; column_name: string }>(
+        `SELECT table_name, column_name FROM information_schema.columns
+         WHERE table_schema = $1 ORDER BY table_name, column_name`,
+        [shapeSchema],
+      );
+      const pgShape: Record<string, string[]> = {};
+      for (const row of rows) (pgShape[row.table_name] ??= []).push(row.column_name);
+      assert.deepEqual(pgShape, sqliteShape);
+    } finally {
+      await c.query(`DROP SCHEMA IF EXISTS "${shapeSchema}" CASCADE`);
+      await c.end();
+    }
+  });
+});
+
+void it("every migration folder holds only numbered .sql files", () => {
+  for (const dialect of DIALECTS) {
+    for (const name of readdirSync(migrationsDir(dialect)))
+      assert.match(name, /^\d{4}_[a-z0-9_]+\.sql$/);
+  }
+});

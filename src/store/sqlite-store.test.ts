@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
+import { StoreError } from "../core/errors.ts";
+import { createSqliteStore } from "./sqlite-store.ts";
+import { sqliteFailure } from "./sqlite-errors.ts";
+import { jobDef } from "./store-conformance-fixtures.ts";
+import { storeConformance } from "./store-conformance.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "colony-sqlite-store-"));
+const conformanceDir = mkdtempSync(join(tmpdir(), "colony-sqlite-conformance-"));
+let files = 0;
+
+async function fresh(path = join(dir, `store-${++files}.db`)) {
+  const store = createSqliteStore({ path });
+  await store.migrate();
+  return store;
+}
+
+storeConformance(
+  "sqlite",
+  () => fresh(join(conformanceDir, `store-${++files}.db`)),
+  async () => rmSync(conformanceDir, { recursive: true, force: true }),
+);
+
+void describe("sqlite store", () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  void it("two stores on one file see each other's writes", async () => {
+    const path = join(dir, "shared.db");
+    const a = await fresh(path);
+    const b = await fresh(path);
+    try {
+      const request = await a.createJobRequest({
+        jobType: "s",
+        definition: jobDef("s"),
+        params: { from: "a" },
+      });
+      assert.deepEqual(await b.getJobRequest(request.id), request);
+      const claimed = await b.claimDueJobRequests("b", new Date(), 1000, 10);
+      assert.deepEqual(
+        claimed.map((r) => r.id),
+        [request.id],
+      );
+      assert.equal((await a.getJobRequest(request.id))?.owner, "b");
+      await b.putDefinition(jobDef("s"), "src");
+      assert.equal((await a.getDefinition("s"))?.version, 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  void it("claimers in four threads on one file claim each request exactly once", async () => {
+    const path = join(dir, "threads.db");
+    const store = await fresh(path);
+    const due = new Date(Date.now() - 1000);
+    for (let i = 0; i < 200; i++) {
+      await store.createJobRequest({
+        jobType: "t",
+        definition: jobDef("t"),
+        params: { i },
+        scheduledAt: due,
+      });
+    }
+    await store.close();
+    const moduleUrl = new URL("./sqlite-store.ts", import.meta.url).href;
+    const code = `
+      const { workerData, parentPort } = require("node:worker_threads");
+      (async () => {
+        const { createSqliteStore } = await import(workerData.moduleUrl);
+        const store = createSqliteStore({ path: workerData.path });
+        const got = [];
+        for (;;) {
+          const batch = await store.claimDueJobRequests(workerData.owner, new Date(), 30000, 3);
+          if (batch.length === 0) break;
+          got.push(...batch.map((r) => r.id));
+        }
+        await store.close();
+        parentPort.postMessage(got);
+      })();`;
+    const results = await Promise.all(
+      ["w1", "w2", "w3", "w4"].map(
+        (owner) =>
+          new Promise<number[]>((resolve, reject) => {
+            const worker = new Worker(code, { eval: true, workerData: { moduleUrl, path, owner } });
+            worker.once("message", resolve);
+            worker.once("error", reject);
+          }),
+      ),
+    );
+    const all = results.flat();
+    assert.equal(all.length, 200);
+    assert.equal(new Set(all).size, 200);
+  });
+
+  void it("a corrupt file is refused at open with a clear StoreError", () => {
+    const path = join(dir, "corrupt.db");
+    writeFileSync(path, "this is not a database, ".repeat(100));
+    assert.throws(
+      () => createSqliteStore({ path }),
+      (error: unknown) =>
+        error instanceof StoreError &&
+        error.code === "COLONY_STORE_FAILURE" &&
+        error.message.includes(path) &&
+        /corrupt or not a SQLite database/.test(error.message),
+    );
+  });
+
+  void it("an unopenable path gives a clear StoreError", () => {
+    const file = join(dir, "plain-file");
+    writeFileSync(file, "x");
+    const path = join(file, "colony.db"); // a "folder" that is a regular file
+    assert.throws(
+      () => createSqliteStore({ path }),
+      (error: unknown) =>
+        error instanceof StoreError &&
+        error.message.includes(path) &&
+        /cannot open/.test(error.message),
+    );
+  });
+
+  void it("a closed store says so", async () => {
+    const store = await fresh();
+    await store.close();
+    await store.close(); // twice is fine
+    await assert.rejects(store.getJobRequest(1), (error: unknown) => {
+      return error instanceof StoreError && /is closed/.test(error.message);
+    });
+  });
+
+  void it("a full database is reported as disk full, naming the file", () => {
+    // max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk would.
+    const path = join(dir, "full.db");
+    const db = new DatabaseSync(path);
+    db.exec("CREATE TABLE t (x TEXT)");
+    db.exec("PRAGMA max_page_count = 4");
+    let caught: unknown;
+    try {
+      db.prepare("INSERT INTO t VALUES (?)").run("x".repeat(100_000));
+    } catch (error) {
+      caught = error;
+    } finally {
+      db.close();
+    }
+    const wrapped = sqliteFailure(caught, path, "finishing a task execution");
+    assert.ok(wrapped instanceof StoreError);
+    assert.equal(
+      wrapped.message,
+      `disk full while finishing a task execution in the store at ${path}; free space and retry`,
+    );
+    assert.equal(wrapped.cause, caught);
+    assert.equal(wrapped.retryable, true);
+    const bug = new TypeError("a bug");
+    assert.equal(sqliteFailure(bug, path, "x"), bug, "non-SQLite errors pass through");
+  });
+});

@@ -1,0 +1,803 @@
+/**
+ * The embedded store: one SQLite file (node:sqlite) in WAL mode. node:sqlite is
+ * synchronous, so every method runs to completion without yielding: operations of one
+ * process never interleave, and BEGIN IMMEDIATE serialises writers across processes
+ * sharing the file (they wait up to busy_timeout for each other).
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import {
+  ConflictError,
+  IllegalTransitionError,
+  NotFoundError,
+  ValidationError,
+} from "../core/errors.ts";
+import { isUnitId, newUnitId } from "../core/ids.ts";
+import type { JobDefinition } from "../core/job-definition.ts";
+import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
+import { isFinal, sourcesOf, type State } from "../core/states.ts";
+import { BUSY_TIMEOUT_MS, sqliteFailure } from "./sqlite-errors.ts";
+import { migrateSqlite } from "./migrations.ts";
+import {
+  formatProcessJobId,
+  type NewProcessJob,
+  type ProcessJob,
+  type ProcessJobStatus,
+  type ProcessJobStop,
+} from "../core/process-job.ts";
+import { PROCESS_JOB_SOURCES, toProcessJob } from "./process-job-rows.ts";
+import {
+  ACTIVE_STATES,
+  CANCEL_PENDING_SOURCES,
+  FINAL,
+  RESTART_SOURCES,
+  RETRY_SOURCES,
+  UNFINISHED,
+  assertFinal,
+  leaseUntil,
+  mergeContext,
+  parseFilter,
+  sqliteCodec as codec,
+  sqlList,
+  toJobRequest,
+  toStoredDefinition,
+  toStoredToken,
+  toTaskExecution,
+  checkNewToken,
+  isTokenHash,
+  newTokenId,
+  type Row,
+} from "./row-mapping.ts";
+import type {
+  JobFinish,
+  NewJobRequest,
+  NewTaskExecution,
+  NewToken,
+  Page,
+  Store,
+  StoredDefinition,
+  StoredToken,
+  TaskFinish,
+} from "./store.ts";
+
+export interface SqliteStoreOptions {
+  /** The database file (created if missing), or ":memory:". */
+  path: string;
+}
+
+/** Opens (creating if needed) the SQLite file; call migrate() before use. */
+export function createSqliteStore(options: SqliteStoreOptions): Store {
+  return new SqliteStore(options.path);
+}
+
+const JOB_COLUMNS =
+  "job_type, state, params, definition, max_concurrency, attempt, scheduled_at, created_at, submitted_by, updated_at";
+
+class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly #path: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(path: string) {
+    this.#path = path;
+    try {
+      this.#db = new DatabaseSync(path, {
+        timeout: BUSY_TIMEOUT_MS,
+        enableForeignKeyConstraints: true,
+      });
+    } catch (error) {
+      throw this.#wrap(error, "opening");
+    }
+    try {
+      // Each pragma reads the file header, so a corrupt file is reported here, at start.
+      this.#db.exec(
+        `PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; ` +
+          `PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON;`,
+      );
+    } catch (error) {
+      this.#db.close();
+      throw this.#wrap(error, "opening");
+    }
+  }
+
+  // -- plumbing -----------------------------------------------------------------------
+
+  #stmt(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    return this.#stmt(sql).get(...params);
+  }
+
+  #all(sql: string, ...params: SQLInputValue[]): Row[] {
+    return this.#stmt(sql).all(...params);
+  }
+
+  /** Runs `fn` in one BEGIN IMMEDIATE transaction (the write lock is taken up front). */
+  #tx<T>(fn: () => T): T {
+    this.#stmt("BEGIN IMMEDIATE").run();
+    try {
+      const result = fn();
+      this.#stmt("COMMIT").run();
+      return result;
+    } catch (error) {
+      if (this.#db.isOpen && this.#db.isTransaction) this.#stmt("ROLLBACK").run();
+      throw error;
+    }
+  }
+
+  /** Runs one store operation, turning driver failures into a StoreError that says what. */
+  #run<T>(what: string, fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (error) {
+      return Promise.reject(this.#wrap(error, what));
+    }
+  }
+
+  #wrap(error: unknown, what: string): unknown {
+    return sqliteFailure(error, this.#path, what);
+  }
+
+  /** After an UPDATE matched nothing: unknown id, or a state the move cannot start from. */
+  #jobMiss(id: number, to: State): never {
+    const row = this.#get("SELECT state FROM job_requests WHERE id = ?", id);
+    if (!row) throw new NotFoundError("job_request", id);
+    throw new IllegalTransitionError("job request", id, row.state as string, to);
+  }
+
+  #taskMiss(id: string, to: State): never {
+    const row = this.#get("SELECT state FROM task_executions WHERE id = ?", id);
+    if (!row) throw new NotFoundError("task_execution", id);
+    throw new IllegalTransitionError("task execution", id, row.state as string, to);
+  }
+
+  // -- lifecycle ------------------------------------------------------------------------
+
+  migrate(): Promise<void> {
+    return this.#run("migrating", () =>
+      this.#tx(() => migrateSqlite(this.#db, `the store at ${this.#path}`)),
+    );
+  }
+
+  close(): Promise<void> {
+    if (this.#db.isOpen) {
+      this.#statements.clear();
+      this.#db.close();
+    }
+    return Promise.resolve();
+  }
+
+  // -- job definitions ------------------------------------------------------------------
+
+  putDefinition(definition: JobDefinition, source: string): Promise<StoredDefinition> {
+    return this.#run("saving a job definition", () => {
+      const now = Date.now();
+      const row = this.#get(
+        `INSERT INTO job_definitions (job_type, version, definition, source, paused, created_at, updated_at)
+         VALUES (?, 1, ?, ?, 0, ?, ?)
+         ON CONFLICT (job_type) DO UPDATE SET version = version + 1, definition = excluded.definition,
+           source = excluded.source, updated_at = excluded.updated_at
+         RETURNING *`,
+        definition.jobType,
+        JSON.stringify(definition),
+        source,
+        now,
+        now,
+      );
+      return toStoredDefinition(row!, codec);
+    });
+  }
+
+  getDefinition(jobType: string): Promise<StoredDefinition | undefined> {
+    return this.#run("reading a job definition", () => {
+      const row = this.#get("SELECT * FROM job_definitions WHERE job_type = ?", jobType);
+      return row && toStoredDefinition(row, codec);
+    });
+  }
+
+  listDefinitions(): Promise<StoredDefinition[]> {
+    return this.#run("listing job definitions", () =>
+      this.#all("SELECT * FROM job_definitions ORDER BY job_type").map((row) =>
+        toStoredDefinition(row, codec),
+      ),
+    );
+  }
+
+  deleteDefinition(jobType: string): Promise<boolean> {
+    return this.#run("deleting a job definition", () => {
+      const result = this.#stmt("DELETE FROM job_definitions WHERE job_type = ?").run(jobType);
+      return Number(result.changes) > 0;
+    });
+  }
+
+  // -- job requests ---------------------------------------------------------------------
+
+  createJobRequest(input: NewJobRequest): Promise<JobRequest> {
+    return this.#run("creating a job request", () => {
+      const now = Date.now();
+      const row = this.#get(
+        `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?) RETURNING *`,
+        input.jobType,
+        JSON.stringify(input.params),
+        JSON.stringify(input.definition),
+        input.definition.maxConcurrency ?? null,
+        input.scheduledAt?.getTime() ?? now,
+        now,
+        input.submittedBy ?? null,
+        now,
+      );
+      return toJobRequest(row!, codec);
+    });
+  }
+
+  getJobRequest(id: number): Promise<JobRequest | undefined> {
+    return this.#run("reading a job request", () => {
+      const row = this.#get("SELECT * FROM job_requests WHERE id = ?", id);
+      return row && toJobRequest(row, codec);
+    });
+  }
+
+  listJobRequests(filter: JobRequestFilter): Promise<Page<JobRequest>> {
+    return this.#run("listing job requests", () => {
+      const query = parseFilter(filter);
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (query.states) {
+        where.push(`state IN (${query.states.map(() => "?").join(", ")})`);
+        params.push(...query.states);
+      }
+      if (query.jobType !== undefined) {
+        where.push("job_type = ?");
+        params.push(query.jobType);
+      }
+      if (query.before !== undefined) {
+        where.push("id < ?");
+        params.push(query.before);
+      }
+      const sql =
+        `SELECT * FROM job_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ` +
+        `ORDER BY id DESC LIMIT ?`;
+      const rows = this.#all(sql, ...params, query.limit + 1);
+      const items = rows.slice(0, query.limit).map((row) => toJobRequest(row, codec));
+      const last = items[items.length - 1];
+      return rows.length > query.limit && last ? { items, nextCursor: last.id } : { items };
+    });
+  }
+
+  listUnfinishedJobRequests(): Promise<JobRequest[]> {
+    return this.#run("listing unfinished job requests", () =>
+      this.#all(
+        `SELECT * FROM job_requests WHERE state IN (${sqlList(UNFINISHED)}) ORDER BY id`,
+      ).map((row) => toJobRequest(row, codec)),
+    );
+  }
+
+  countJobRequests(jobType: string, states: State[]): Promise<number> {
+    return this.#run("counting job requests", () => {
+      if (states.length === 0) return 0;
+      const { states: checked = [] } = parseFilter({ state: states });
+      const row = this.#get(
+        `SELECT count(*) AS n FROM job_requests WHERE job_type = ? AND state IN (${checked.map(() => "?").join(", ")})`,
+        jobType,
+        ...checked,
+      );
+      return row!.n as number;
+    });
+  }
+
+  claimDueJobRequests(
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    limit: number,
+  ): Promise<JobRequest[]> {
+    return this.#run("claiming due job requests", () => {
+      if (limit <= 0) return [];
+      return this.#tx(() => {
+        // Free slots per job type with max_concurrency, counted once per claim.
+        const slots = new Map<string, number>();
+        const chosen: number[] = [];
+        const due = this.#stmt(
+          `SELECT id, job_type, max_concurrency FROM job_requests
+           WHERE state = 'PENDING' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+        );
+        for (const row of due.iterate(now.getTime())) {
+          const max = row.max_concurrency as number | null;
+          if (max !== null) {
+            const type = row.job_type as string;
+            let free = slots.get(type);
+            if (free === undefined) {
+              const active = this.#get(
+                `SELECT count(*) AS n FROM job_requests WHERE job_type = ? AND state IN (${sqlList(ACTIVE_STATES)})`,
+                type,
+              );
+              free = max - (active!.n as number);
+            }
+            slots.set(type, free - 1);
+            if (free <= 0) continue;
+          }
+          chosen.push(row.id as number);
+          if (chosen.length >= limit) break;
+        }
+        const claim = this.#stmt(
+          `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
+           WHERE id = ? AND state = 'PENDING' RETURNING *`,
+        );
+        const lease = leaseUntil(now, leaseMs).getTime();
+        return chosen.map((id) => toJobRequest(claim.get(owner, lease, now.getTime(), id)!, codec));
+      });
+    });
+  }
+
+  takeOverJobRequest(
+    id: number,
+    owner: string,
+    now: Date,
+    leaseMs: number,
+    expectedOwner?: string,
+  ): Promise<JobRequest | undefined> {
+    return this.#run("taking over a job request", () => {
+      const row = this.#stmt(
+        `UPDATE job_requests SET owner = $owner, lease_expires_at = $lease, updated_at = $now
+         WHERE id = $id AND state IN (${sqlList(UNFINISHED)})
+           AND (owner IS NULL OR owner = $owner OR owner = $expected
+                OR lease_expires_at IS NULL OR lease_expires_at <= $now)
+         RETURNING *`,
+      ).get({
+        owner,
+        lease: leaseUntil(now, leaseMs).getTime(),
+        now: now.getTime(),
+        id,
+        expected: expectedOwner ?? null,
+      });
+      if (row) return toJobRequest(row, codec);
+      if (!this.#get("SELECT 1 FROM job_requests WHERE id = ?", id)) {
+        throw new NotFoundError("job_request", id);
+      }
+      return undefined;
+    });
+  }
+
+  renewLeases(owner: string, now: Date, leaseMs: number): Promise<number> {
+    return this.#run("renewing leases", () => {
+      const result = this.#stmt(
+        `UPDATE job_requests SET lease_expires_at = ?, updated_at = ?
+         WHERE owner = ? AND state IN (${sqlList(UNFINISHED)})`,
+      ).run(leaseUntil(now, leaseMs).getTime(), now.getTime(), owner);
+      return Number(result.changes);
+    });
+  }
+
+  markJobExecuting(id: number): Promise<JobRequest> {
+    return this.#run("marking a job request executing", () => {
+      const now = Date.now();
+      const row = this.#get(
+        `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
+         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
+        now,
+        now,
+        id,
+      );
+      return row ? toJobRequest(row, codec) : this.#jobMiss(id, "EXECUTING");
+    });
+  }
+
+  finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest> {
+    return this.#run("finishing a job request", () => {
+      assertFinal(finish.state);
+      const now = Date.now();
+      const row = this.#get(
+        `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
+         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
+        finish.state,
+        now,
+        finish.errorCode ?? null,
+        finish.errorMessage ?? null,
+        now,
+        id,
+      );
+      return row ? toJobRequest(row, codec) : this.#jobMiss(id, finish.state);
+    });
+  }
+
+  #requeue(id: number, scheduledAt: number, sources: readonly State[]): JobRequest {
+    const row = this.#get(
+      `UPDATE job_requests SET state = 'PENDING', attempt = attempt + 1, scheduled_at = ?,
+         owner = NULL, lease_expires_at = NULL, cancel_requested = 0, ended_at = NULL,
+         error_code = NULL, error_message = NULL, updated_at = ?
+       WHERE id = ? AND state IN (${sqlList(sources)}) RETURNING *`,
+      scheduledAt,
+      Date.now(),
+      id,
+    );
+    return row ? toJobRequest(row, codec) : this.#jobMiss(id, "PENDING");
+  }
+
+  retryJobRequest(id: number, scheduledAt: Date): Promise<JobRequest> {
+    return this.#run("retrying a job request", () =>
+      this.#requeue(id, scheduledAt.getTime(), RETRY_SOURCES),
+    );
+  }
+
+  restartJobRequest(id: number): Promise<JobRequest> {
+    return this.#run("restarting a job request", () =>
+      this.#requeue(id, Date.now(), RESTART_SOURCES),
+    );
+  }
+
+  cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {
+    return this.#run("cancelling a job request", () => {
+      const now = Date.now();
+      const row = this.#get(
+        `UPDATE job_requests SET state = 'CANCELLED', ended_at = ?, updated_at = ?
+         WHERE id = ? AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *`,
+        now,
+        now,
+        id,
+      );
+      if (row) return toJobRequest(row, codec);
+      const current = this.#get("SELECT state FROM job_requests WHERE id = ?", id);
+      if (!current) throw new NotFoundError("job_request", id);
+      const state = current.state as State;
+      if (isFinal(state)) throw new IllegalTransitionError("job request", id, state, "CANCELLED");
+      return undefined; // an engine runs it: the caller asks for cancellation instead
+    });
+  }
+
+  requestCancel(id: number): Promise<JobRequest> {
+    return this.#run("requesting cancellation of a job request", () => {
+      const row = this.#get(
+        `UPDATE job_requests SET cancel_requested = 1, updated_at = ?
+         WHERE id = ? AND state IN (${sqlList(UNFINISHED)}) RETURNING *`,
+        Date.now(),
+        id,
+      );
+      return row ? toJobRequest(row, codec) : this.#jobMiss(id, "CANCELLED");
+    });
+  }
+
+  isCancelRequested(id: number): Promise<boolean> {
+    return this.#run("reading a job request", () => {
+      const row = this.#get("SELECT cancel_requested FROM job_requests WHERE id = ?", id);
+      if (!row) throw new NotFoundError("job_request", id);
+      return row.cancel_requested === 1;
+    });
+  }
+
+  // -- task executions ------------------------------------------------------------------
+
+  createTaskExecution(
+    input: NewTaskExecution,
+  ): Promise<{ execution: TaskExecution; created: boolean }> {
+    return this.#run("creating a task execution", () => {
+      if (input.id !== undefined && !isUnitId(input.id)) {
+        throw new ValidationError(`task execution id '${input.id}' is not 8 letters or digits`);
+      }
+      const key = [input.jobRequestId, input.jobAttempt, input.taskType, input.attempt] as const;
+      for (let tries = 0; ; tries++) {
+        const id = input.id ?? newUnitId();
+        let row: Row | undefined;
+        try {
+          row = this.#get(
+            `INSERT INTO task_executions (id, seq, job_request_id, job_attempt, task_type, attempt,
+               method, state, context, created_at)
+             VALUES (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM task_executions), ?, ?, ?, ?, ?, 'READY', '{}', ?)
+             ON CONFLICT (job_request_id, job_attempt, task_type, attempt) DO NOTHING
+             RETURNING *`,
+            id,
+            ...key,
+            input.method,
+            Date.now(),
+          );
+        } catch (error) {
+          const code = (error as { errcode?: unknown }).errcode;
+          if (code === 787) throw new NotFoundError("job_request", input.jobRequestId); // FOREIGNKEY
+          if (code !== 1555) throw error; // not a PRIMARYKEY clash
+          if (input.id !== undefined) {
+            throw new ConflictError(
+              `task execution id ${input.id} is already used by another task`,
+            );
+          }
+          if (tries >= 5) throw error;
+          continue; // a fresh random id clashed with an existing one: draw again
+        }
+        if (row) return { execution: toTaskExecution(row, codec), created: true };
+        const existing = this.#get(
+          `SELECT * FROM task_executions
+           WHERE job_request_id = ? AND job_attempt = ? AND task_type = ? AND attempt = ?`,
+          ...key,
+        );
+        return { execution: toTaskExecution(existing!, codec), created: false };
+      }
+    });
+  }
+
+  getTaskExecution(id: string): Promise<TaskExecution | undefined> {
+    return this.#run("reading a task execution", () => {
+      const row = this.#get("SELECT * FROM task_executions WHERE id = ?", id);
+      return row && toTaskExecution(row, codec);
+    });
+  }
+
+  listTaskExecutions(jobRequestId: number): Promise<TaskExecution[]> {
+    return this.#run("listing task executions", () =>
+      this.#all(
+        "SELECT * FROM task_executions WHERE job_request_id = ? ORDER BY seq",
+        jobRequestId,
+      ).map((row) => toTaskExecution(row, codec)),
+    );
+  }
+
+  // -- units: executions across requests, and pausing definitions (REST API) ---------
+
+  listRecentTaskExecutions(query: {
+    before?: number;
+    limit?: number;
+  }): Promise<Page<TaskExecution>> {
+    return this.#run("listing task executions", () => {
+      const { before, limit } = parseFilter(query);
+      const rows =
+        before === undefined
+          ? this.#all("SELECT * FROM task_executions ORDER BY seq DESC LIMIT ?", limit + 1)
+          : this.#all(
+              "SELECT * FROM task_executions WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+              before,
+              limit + 1,
+            );
+      const items = rows.slice(0, limit).map((row) => toTaskExecution(row, codec));
+      const last = rows[limit - 1];
+      return rows.length > limit && last ? { items, nextCursor: Number(last.seq) } : { items };
+    });
+  }
+
+  setDefinitionPaused(jobType: string, paused: boolean): Promise<StoredDefinition | undefined> {
+    return this.#run("pausing or resuming a job definition", () => {
+      const row = this.#get(
+        "UPDATE job_definitions SET paused = ?, updated_at = ? WHERE job_type = ? RETURNING *",
+        paused ? 1 : 0,
+        Date.now(),
+        jobType,
+      );
+      return row && toStoredDefinition(row, codec);
+    });
+  }
+
+  markTaskStarted(
+    id: string,
+    handle: Record<string, unknown>,
+    antId?: string,
+  ): Promise<TaskExecution> {
+    return this.#run("marking a task execution started", () => {
+      const row = this.#get(
+        `UPDATE task_executions SET state = 'STARTED', handle = ?, ant_id = ?, started_at = COALESCE(started_at, ?)
+         WHERE id = ? AND state IN (${sqlList(sourcesOf("STARTED"))}) RETURNING *`,
+        JSON.stringify(handle),
+        antId ?? null,
+        Date.now(),
+        id,
+      );
+      return row ? toTaskExecution(row, codec) : this.#taskMiss(id, "STARTED");
+    });
+  }
+
+  markTaskExecuting(id: string): Promise<TaskExecution> {
+    return this.#run("marking a task execution executing", () => {
+      const row = this.#get(
+        `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?)
+         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
+        Date.now(),
+        id,
+      );
+      return row ? toTaskExecution(row, codec) : this.#taskMiss(id, "EXECUTING");
+    });
+  }
+
+  finishTask(id: string, finish: TaskFinish): Promise<TaskExecution> {
+    return this.#run("finishing a task execution", () => {
+      assertFinal(finish.state);
+      const sql = `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
+           ended_at = ?, context = COALESCE(?, context)
+         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`;
+      const update = (context: string | null) => {
+        const row = this.#get(
+          sql,
+          finish.state,
+          finish.exitCode ?? null,
+          finish.errorCode ?? null,
+          finish.errorMessage ?? null,
+          Date.now(),
+          context,
+          id,
+        );
+        return row ? toTaskExecution(row, codec) : this.#taskMiss(id, finish.state);
+      };
+      const extra = finish.context;
+      if (extra === undefined) return update(null);
+      // A merge reads the current context: one transaction so no writer slips in between.
+      return this.#tx(() => {
+        const current = this.#get("SELECT context FROM task_executions WHERE id = ?", id);
+        if (!current) throw new NotFoundError("task_execution", id);
+        const merged = mergeContext(codec.json(current.context) as Record<string, unknown>, extra);
+        return update(JSON.stringify(merged));
+      });
+    });
+  }
+
+  // -- process jobs (SPEC section 8) ----------------------------------------------------
+
+  createProcessJob(input: NewProcessJob): Promise<ProcessJob> {
+    return this.#run("creating a process job", () => {
+      // MAX(id) + 1 inside the INSERT: SQLite runs one writer at a time, so ids never clash.
+      const row = this.#get(
+        `INSERT INTO process_jobs (id, command, status, timeout_ms, unit_id, node_id, created_by, created_at)
+         VALUES ((SELECT IFNULL(MAX(id) + 1, 0) FROM process_jobs), ?, 'created', ?, ?, ?, ?, ?)
+         RETURNING *`,
+        input.command,
+        input.timeoutMs,
+        input.unitId,
+        input.nodeId,
+        input.createdBy ?? null,
+        Date.now(),
+      );
+      return toProcessJob(row!, codec);
+    });
+  }
+
+  getProcessJob(id: number): Promise<ProcessJob | undefined> {
+    return this.#run("reading a process job", () => {
+      if (!Number.isSafeInteger(id)) return undefined;
+      const row = this.#get("SELECT * FROM process_jobs WHERE id = ?", id);
+      return row && toProcessJob(row, codec);
+    });
+  }
+
+  listProcessJobs(filter: { nodeId: string; status: ProcessJobStatus }): Promise<ProcessJob[]> {
+    return this.#run("listing process jobs", () =>
+      this.#all(
+        "SELECT * FROM process_jobs WHERE node_id = ? AND status = ? ORDER BY id",
+        filter.nodeId,
+        filter.status,
+      ).map((row) => toProcessJob(row, codec)),
+    );
+  }
+
+  #processJobMiss(id: number, to: ProcessJobStatus): never {
+    const row = Number.isSafeInteger(id)
+      ? this.#get("SELECT status FROM process_jobs WHERE id = ?", id)
+      : undefined;
+    if (!row) throw new NotFoundError("process_job", formatProcessJobId(id));
+    throw new IllegalTransitionError("process job", formatProcessJobId(id), row.status as string, to);
+  }
+
+  startProcessJob(id: number, nodeId: string): Promise<ProcessJob> {
+    return this.#run("starting a process job", () => {
+      const row = this.#get(
+        `UPDATE process_jobs SET status = 'started', node_id = ?, started_at = ?
+         WHERE id = ? AND status = ? RETURNING *`,
+        nodeId,
+        Date.now(),
+        id,
+        PROCESS_JOB_SOURCES.started,
+      );
+      return row ? toProcessJob(row, codec) : this.#processJobMiss(id, "started");
+    });
+  }
+
+  setProcessJobHandle(id: number, handle: Record<string, unknown>): Promise<void> {
+    return this.#run("recording a process job's handle", () => {
+      this.#stmt("UPDATE process_jobs SET handle = ? WHERE id = ? AND status = 'started'").run(
+        JSON.stringify(handle),
+        id,
+      );
+    });
+  }
+
+  stopProcessJob(id: number, stop: ProcessJobStop): Promise<ProcessJob> {
+    return this.#run("stopping a process job", () => {
+      if (stop.reasonForExit === "") throw new ValidationError("a stopped job needs a reasonForExit");
+      const row = this.#get(
+        `UPDATE process_jobs SET status = 'stopped', reason_for_exit = ?, exit_code = ?, ended_at = ?
+         WHERE id = ? AND status = ? RETURNING *`,
+        stop.reasonForExit,
+        stop.exitCode ?? null,
+        Date.now(),
+        id,
+        PROCESS_JOB_SOURCES.stopped,
+      );
+      return row ? toProcessJob(row, codec) : this.#processJobMiss(id, "stopped");
+    });
+  }
+
+  mergeTaskContext(id: string, context: Record<string, unknown>): Promise<void> {
+    return this.#run("merging a task execution's context", () => {
+      this.#tx(() => {
+        const current = this.#get("SELECT state, context FROM task_executions WHERE id = ?", id);
+        if (!current) throw new NotFoundError("task_execution", id);
+        if (FINAL.includes(current.state as State)) {
+          throw new ConflictError(
+            `task execution ${id} is ${String(current.state)}; its context can no longer change`,
+          );
+        }
+        const merged = mergeContext(
+          codec.json(current.context) as Record<string, unknown>,
+          context,
+        );
+        this.#stmt("UPDATE task_executions SET context = ? WHERE id = ?").run(
+          JSON.stringify(merged),
+          id,
+        );
+      });
+    });
+  }
+
+  // -- API tokens -------------------------------------------------------------------------
+
+  createToken(input: NewToken): Promise<StoredToken> {
+    return this.#run("creating a token", () => {
+      checkNewToken(input);
+      try {
+        const row = this.#get(
+          `INSERT INTO tokens (id, seq, name, role, hash, created_at, created_by)
+           VALUES (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM tokens), ?, ?, ?, ?, ?) RETURNING *`,
+          newTokenId(),
+          input.name,
+          input.role,
+          input.hash,
+          Date.now(),
+          input.createdBy ?? null,
+        );
+        return toStoredToken(row!, codec);
+      } catch (error) {
+        if ((error as { errcode?: unknown }).errcode === 2067) {
+          // UNIQUE on hash: only a caller reusing a token gets here (random ones never clash).
+          throw new ConflictError("a token with this hash exists already; make a new token");
+        }
+        throw error;
+      }
+    });
+  }
+
+  findTokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return this.#run("looking up a token", () => {
+      if (!isTokenHash(hash)) return undefined;
+      const row = this.#get("SELECT * FROM tokens WHERE hash = ? AND revoked_at IS NULL", hash);
+      return row && toStoredToken(row, codec);
+    });
+  }
+
+  listTokens(): Promise<StoredToken[]> {
+    return this.#run("listing tokens", () =>
+      this.#all("SELECT * FROM tokens ORDER BY seq").map((row) =>
+        toStoredToken(row, codec),
+      ),
+    );
+  }
+
+  revokeToken(id: string): Promise<StoredToken> {
+    return this.#run("revoking a token", () => {
+      const row = this.#get(
+        "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *",
+        Date.now(),
+        id,
+      );
+      if (!row) throw new NotFoundError("token", id, "list them with 'colony token list'");
+      return toStoredToken(row, codec);
+    });
+  }
+
+  touchToken(id: string, at: Date): Promise<void> {
+    return this.#run("recording a token's use", () => {
+      this.#stmt(
+        `UPDATE tokens SET last_used_at = ?
+         WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+      ).run(at.getTime(), id, at.getTime());
+    });
+  }
+}

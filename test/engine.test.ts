@@ -1,0 +1,193 @@
+/**
+ * The engine end to end on the embedded runtime: a real SQLite file, the real shell
+ * executor and real processes. Covers what the examples do not: cancel, job timeout,
+ * job retry, max_concurrency, secrets masking, outputs between tasks.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
+import { tempDir } from "./support/cli.ts";
+
+async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+  let text = "";
+  for await (const chunk of stream) text += chunk.toString();
+  return text;
+}
+
+describe("engine (embedded, real processes)", () => {
+  const dir = tempDir();
+  let rt: Embedded;
+  before(async () => {
+    rt = await openEmbedded({ dataDir: dir.path, killGraceMs: 500, engine: { pollMs: 50 } });
+    await rt.engine.start();
+  });
+  after(async () => {
+    await rt.close({ cancelRunning: true });
+    dir.remove();
+  });
+
+  const submit = (yaml: string, params?: Record<string, unknown>) =>
+    rt.engine.submit({ definition: parseJobDefinition(yaml), params });
+
+  it("cancel kills running tasks, runs always_run, ends CANCELLED", async () => {
+    const marker = join(dir.path, "cancel-cleanup");
+    const job = await submit(`job_type: cancel-me
+tasks:
+- task_type: long
+  script: ["sleep 30"]
+- task_type: cleanup
+  always_run: true
+  script: ["touch ${marker}"]
+`);
+    await waitForTask(rt, job.id, "long", "EXECUTING");
+    const started = Date.now();
+    await rt.engine.cancel(job.id);
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "CANCELLED");
+    assert.ok(Date.now() - started < 10_000);
+    const view = await rt.engine.getJob(job.id);
+    assert.equal(view.tasks.find((t) => t.taskType === "long")?.state, "CANCELLED");
+    assert.equal(view.tasks.find((t) => t.taskType === "cleanup")?.state, "COMPLETED");
+    assert.ok(existsSync(marker), "always_run task ran after the cancel");
+  });
+
+  it("a job timeout stops the job and fails it with COLONY_JOB_TIMEOUT", async () => {
+    const job = await submit(`job_type: job-timeout
+timeout: 500ms
+tasks:
+- task_type: a
+  script: ["sleep 30"]
+`);
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "FAILED");
+    assert.equal(final.errorCode, "COLONY_JOB_TIMEOUT");
+  });
+
+  it("job-level retry runs the whole DAG again as a new attempt", async () => {
+    const counter = join(dir.path, "job-retry-count");
+    const job = await submit(`job_type: job-retry
+retry: 1
+tasks:
+- task_type: a
+  script: ["echo x >> ${counter}"]
+  on_completed: b
+- task_type: b
+  script: ['test $(wc -l < ${counter}) -ge 2']
+`);
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "COMPLETED");
+    assert.equal(final.attempt, 1);
+    const view = await rt.engine.getJob(job.id);
+    assert.deepEqual(
+      view.tasks.map((t) => `${t.jobAttempt}:${t.taskType}:${t.state}`),
+      ["0:a:COMPLETED", "0:b:FAILED", "1:a:COMPLETED", "1:b:COMPLETED"],
+    );
+  });
+
+  it("max_concurrency keeps the second request PENDING until the first ends", async () => {
+    const yaml = `job_type: one-at-a-time
+max_concurrency: 1
+tasks:
+- task_type: a
+  script: ["sleep 0.5"]
+`;
+    const first = await submit(yaml);
+    const second = await submit(yaml);
+    await waitForTask(rt, first.id, "a", "EXECUTING");
+    await sleep(200);
+    assert.equal((await rt.store.getJobRequest(second.id))?.state, "PENDING");
+    const [a, b] = await Promise.all([rt.engine.waitFor(first.id), rt.engine.waitFor(second.id)]);
+    assert.equal(a.state, "COMPLETED");
+    assert.equal(b.state, "COMPLETED");
+    assert.ok(
+      b.startedAt!.getTime() >= a.endedAt!.getTime(),
+      "the second started after the first ended",
+    );
+  });
+
+  it("masks secret variables in output and seals them at rest", async () => {
+    const job = await submit(`job_type: secretive
+job_variables:
+  Token: {value: hunter2-secret, secret: true}
+tasks:
+- task_type: a
+  script: ["echo token={{.Token}}", "echo env=$Token"]
+`);
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "COMPLETED");
+    const view = await rt.engine.getJob(job.id);
+    const out = await readStream(await rt.engine.outputStream(view.tasks[0]!.id));
+    assert.equal(out, "token=***\nenv=***\n");
+    const raw = await rt.store.getJobRequest(job.id);
+    assert.doesNotMatch(
+      JSON.stringify(raw?.definition),
+      /hunter2-secret/,
+      "stored definition is sealed",
+    );
+    const db = readFileSync(join(dir.path, "colony.db"));
+    assert.equal(db.includes("hunter2-secret"), false, "the secret is not in the database file");
+  });
+
+  it("passes ::set-output values and params to later tasks, and records them as context", async () => {
+    const job = await submit(
+      `job_type: outputs
+tasks:
+- task_type: a
+  script: ['echo "::set-output name=Version::1.2.{{.Patch}}"']
+  on_completed: b
+- task_type: b
+  script: ['echo "building {{.Version}}"']
+`,
+      { Patch: "7" },
+    );
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+    const view = await rt.engine.getJob(job.id);
+    assert.deepEqual(view.tasks[0]!.context, { Version: "1.2.7" });
+    const out = await readStream(await rt.engine.outputStream(view.tasks[1]!.id));
+    assert.equal(out, "building 1.2.7\n");
+  });
+
+  it("an unknown template variable fails the task without running it", async () => {
+    const job = await submit(`job_type: bad-template
+tasks:
+- task_type: a
+  script: ["echo {{.Nope}}"]
+`);
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "FAILED");
+    const view = await rt.engine.getJob(job.id);
+    assert.equal(view.tasks[0]!.errorCode, "COLONY_TEMPLATE_UNKNOWN_VARIABLE");
+  });
+
+  it("follows a running task's output live until it ends", async () => {
+    const job = await submit(`job_type: live
+tasks:
+- task_type: a
+  script: ['for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done']
+`);
+    const exec = await waitForTask(rt, job.id, "a", "EXECUTING");
+    const out = await readStream(await rt.engine.outputStream(exec, { follow: true }));
+    assert.equal(out, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+  });
+});
+
+async function waitForTask(
+  rt: Embedded,
+  jobId: number,
+  taskType: string,
+  state: string,
+): Promise<string> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const view = await rt.engine.getJob(jobId);
+    const t = view.tasks.find((x) => x.taskType === taskType && x.state === state);
+    if (t) return t.id;
+    if (Date.now() > until)
+      throw new Error(`task ${taskType} of job ${jobId} never reached ${state}`);
+    await sleep(20);
+  }
+}

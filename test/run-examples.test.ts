@@ -1,0 +1,97 @@
+/**
+ * `colony run` end to end: the real CLI, a real SQLite file, real processes. Every file
+ * in examples/ is run here, so the examples cannot rot.
+ */
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { runCli, tempDir } from "./support/cli.ts";
+
+describe("colony run (examples)", () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+  const run = (...args: string[]) => runCli(["run", ...args, "--data-dir", dir.path]);
+
+  it("hello-dag: fans out, joins, passes outputs, streams prefixed output, exits 0", async () => {
+    const r = await run("examples/hello-dag.yaml");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\[greet\] hello, colony$/m);
+    assert.match(r.stdout, /^\[count\] count 3$/m);
+    assert.match(r.stdout, /^\[letters\] letter c$/m);
+    assert.match(r.stdout, /^\[report\] both branches done after hello-colony$/m);
+    assert.match(r.stdout, /^\[cleanup\] cleaning up$/m);
+    // count and letters ran in parallel: their lines interleave rather than one block after the other.
+    const order = r.stdout
+      .split("\n")
+      .filter((l) => /^\[(count|letters)\]/.test(l))
+      .map((l) => l.slice(1, 6));
+    assert.notDeepEqual(
+      order,
+      [...order].sort(),
+      `expected interleaved output, got ${order.join(",")}`,
+    );
+    assert.match(r.stderr, /job \d+ \(hello-dag\) COMPLETED/);
+    assert.match(r.stderr, /TASK\s+STATE/);
+  });
+
+  it("hello-dag with --param overrides a job variable", async () => {
+    const r = await run("examples/hello-dag.yaml", "--param", "Name=world");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\[greet\] hello, world$/m);
+    assert.match(r.stdout, /after hello-world$/m);
+  });
+
+  it("on-failed: the failure is routed, after_script runs, job completes", async () => {
+    const r = await run("examples/on-failed.yaml");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\[deploy\] after_script runs anyway$/m);
+    assert.match(r.stdout, /^\[rollback\] rolling back$/m);
+    assert.doesNotMatch(r.stdout, /\[announce\]/);
+  });
+
+  it("retry: fails twice, succeeds on the third try", async () => {
+    const r = await run("examples/retry.yaml");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\[flaky\] try 3$/m);
+    assert.match(r.stdout, /^\[done\] succeeded after retries$/m);
+  });
+
+  it("timeout: the slow task is killed, always_run runs, exit code 1", async () => {
+    const started = Date.now();
+    const r = await run("examples/timeout.yaml");
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(Date.now() - started < 20_000, "the 30 s sleep must not run to its end");
+    assert.match(r.stderr, /\[slow\] ✗ FAILED.*timed out/);
+    assert.match(r.stdout, /^\[notify\] slow task ended; notifying$/m);
+    assert.match(r.stderr, /job \d+ \(timeout-demo\) FAILED/);
+  });
+
+  it("--json prints the final job record on stdout", async () => {
+    const r = await run("examples/on-failed.yaml", "--json", "--quiet");
+    assert.equal(r.code, 0, r.stderr);
+    const record = JSON.parse(r.stdout) as {
+      state: string;
+      tasks: { taskType: string; state: string }[];
+    };
+    assert.equal(record.state, "COMPLETED");
+    assert.deepEqual(record.tasks.map((t) => `${t.taskType}:${t.state}`).sort(), [
+      "deploy:FAILED",
+      "rollback:COMPLETED",
+    ]);
+  });
+
+  it("a malformed definition exits 2 with file:line:column and changes nothing", async () => {
+    const bad = tempDir();
+    try {
+      const { writeFileSync } = await import("node:fs");
+      writeFileSync(
+        `${bad.path}/bad.yaml`,
+        "job_type: x\ntasks:\n- task_type: a\n  on_complete: b\n",
+      );
+      const r = await runCli(["run", `${bad.path}/bad.yaml`, "--data-dir", bad.path]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /bad\.yaml:4:3: .*on_complete/);
+    } finally {
+      bad.remove();
+    }
+  });
+});

@@ -1,0 +1,212 @@
+/**
+ * Restarts lose nothing: `colony server` runs as a real child process; a job is
+ * submitted over HTTP; the server is killed with SIGKILL mid-task and started again on
+ * the same data dir: the job completes, finished tasks are not run again, no output is
+ * lost. A graceful stop (SIGTERM) lets a short running task finish before the process
+ * exits; a task longer than the grace keeps running and the next start re-attaches.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { startCli, tempDir, type CliResult } from "./support/cli.ts";
+import { http, waitUntil } from "./support/server-harness.ts";
+import type { ChildProcess } from "node:child_process";
+
+interface TaskJson {
+  id: string;
+  task_type: string;
+  state: string;
+  attempt: number;
+  error_code: string | null;
+}
+interface JobJson {
+  id: number;
+  state: string;
+  tasks?: TaskJson[];
+}
+
+interface ServerProcess {
+  child: ChildProcess;
+  result: Promise<CliResult>;
+  stdout: () => string;
+  url: string;
+  token: string;
+}
+
+const children: ChildProcess[] = [];
+
+/** Starts `colony server` on `dataDir` and waits until its server.json names it. */
+async function startColonyServer(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
+  const run = startCli(["server", "--data-dir", dataDir, "--port", "0", ...extra]);
+  children.push(run.child);
+  const info = join(dataDir, "server.json");
+  let url = "";
+  await waitUntil("server.json of the new server", async () => {
+    if (run.child.exitCode !== null) {
+      const r = await run.result;
+      throw new Error(`colony server exited ${r.code}: ${r.stderr}`);
+    }
+    if (!existsSync(info)) return false;
+    try {
+      const parsed = JSON.parse(readFileSync(info, "utf8")) as { pid: number; url: string };
+      if (parsed.pid !== run.child.pid) return false;
+      url = parsed.url;
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.match(run.stdout(), new RegExp(`colony server listening on ${url}`));
+  assert.match(run.stdout(), /admin token: .*admin\.token/);
+  const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
+  return { ...run, url, token };
+}
+
+async function submit(server: ServerProcess, yaml: string): Promise<JobJson> {
+  const res = await http(`${server.url}/api/job-requests`, {
+    headers: { authorization: server.token },
+    json: { definition: yaml },
+  });
+  assert.equal(res.status, 201, res.text);
+  return res.json<JobJson>();
+}
+
+async function getJob(server: ServerProcess, id: number): Promise<JobJson> {
+  const res = await http(`${server.url}/api/job-requests/${id}`, {
+    headers: { authorization: server.token },
+  });
+  assert.equal(res.status, 200, res.text);
+  return res.json<JobJson>();
+}
+
+async function waitForState(server: ServerProcess, id: number, state: string): Promise<JobJson> {
+  let job: JobJson | undefined;
+  await waitUntil(`job ${id} to be ${state}`, async () => {
+    job = await getJob(server, id);
+    return job.state === state;
+  });
+  return job!;
+}
+
+function output(dataDir: string, unitId: string): string {
+  return readFileSync(join(dataDir, "units", unitId, "stdout"), "utf8");
+}
+
+function jobYaml(dir: string, slowScript: string[]): string {
+  return `job_type: restart-demo
+tasks:
+- task_type: first
+  script: [echo first-done]
+  on_completed: slow
+- task_type: slow
+  script:
+${slowScript.map((line) => `    - ${JSON.stringify(line)}`).join("\n")}
+  on_completed: last
+- task_type: last
+  script: [echo last-done, "echo $$ >> ${dir}/last.runs"]
+`;
+}
+
+describe("colony server restarts lose nothing", () => {
+  const dirs: Array<{ remove(): void }> = [];
+  after(async () => {
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }
+    dirs.forEach((d) => d.remove());
+  });
+
+  it("kill -9 mid-task: the next start finishes the job without redoing or losing anything", async () => {
+    const dir = tempDir("colony-restart-");
+    dirs.push(dir);
+    const dataDir = join(dir.path, "data");
+    const first = await startColonyServer(dataDir);
+    const job = await submit(
+      first,
+      jobYaml(dir.path, [
+        "echo slow-start",
+        `touch ${dir.path}/slow.started`,
+        "sleep 2",
+        "echo slow-end",
+      ]),
+    );
+    await waitUntil("the slow task to start", () => existsSync(join(dir.path, "slow.started")));
+    first.child.kill("SIGKILL");
+    await first.result;
+
+    const second = await startColonyServer(dataDir);
+    const done = await waitForState(second, job.id, "COMPLETED");
+    const byType = (t: string) => done.tasks!.filter((x) => x.task_type === t);
+    assert.equal(byType("first").length, 1, "first is not run again");
+    assert.equal(byType("slow").length, 1, "slow was re-attached, not started again");
+    assert.equal(byType("slow")[0]!.state, "COMPLETED");
+    assert.equal(byType("last").length, 1);
+    assert.equal(output(dataDir, byType("first")[0]!.id), "first-done\n");
+    assert.equal(output(dataDir, byType("slow")[0]!.id), "slow-start\nslow-end\n", "no output lost");
+    assert.equal(output(dataDir, byType("last")[0]!.id), "last-done\n");
+    assert.equal(readFileSync(join(dir.path, "last.runs"), "utf8").trim().split("\n").length, 1);
+
+    second.child.kill("SIGTERM");
+    const exit = await second.result;
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.equal(existsSync(join(dataDir, "server.json")), false, "server.json removed on stop");
+  });
+
+  it("SIGTERM lets a short running task finish, then exits 0", async () => {
+    const dir = tempDir("colony-sigterm-");
+    dirs.push(dir);
+    const dataDir = join(dir.path, "data");
+    const server = await startColonyServer(dataDir);
+    const job = await submit(
+      server,
+      jobYaml(dir.path, [`touch ${dir.path}/slow.started`, "sleep 1", "echo slow-end"]),
+    );
+    await waitUntil("the slow task to start", () => existsSync(join(dir.path, "slow.started")));
+    const stopAt = Date.now();
+    server.child.kill("SIGTERM");
+    const exit = await server.result;
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.match(exit.stderr, /SIGTERM: stopping/);
+    assert.ok(Date.now() - stopAt < 9000, "did not wait for the whole grace period");
+
+    // The slow task finished during the grace; the rest of the job runs at the next start.
+    const again = await startColonyServer(dataDir);
+    const done = await waitForState(again, job.id, "COMPLETED");
+    const slow = done.tasks!.filter((t) => t.task_type === "slow");
+    assert.equal(slow.length, 1);
+    assert.equal(output(dataDir, slow[0]!.id), "slow-end\n");
+    again.child.kill("SIGTERM");
+    assert.equal((await again.result).code, 0);
+  });
+
+  it("a task longer than the grace keeps running and is re-attached at the next start", async () => {
+    const dir = tempDir("colony-grace-");
+    dirs.push(dir);
+    const dataDir = join(dir.path, "data");
+    const config = join(dir.path, "colony.yaml");
+    writeFileSync(config, "shutdown_grace: 300ms\n");
+    const server = await startColonyServer(dataDir, ["--config", config]);
+    const job = await submit(
+      server,
+      jobYaml(dir.path, [
+        "echo slow-start",
+        `touch ${dir.path}/slow.started`,
+        "sleep 3",
+        "echo slow-end",
+      ]),
+    );
+    await waitUntil("the slow task to start", () => existsSync(join(dir.path, "slow.started")));
+    server.child.kill("SIGTERM");
+    const exit = await server.result;
+    assert.equal(exit.code, 0, exit.stderr);
+
+    const again = await startColonyServer(dataDir, ["--config", config]);
+    const done = await waitForState(again, job.id, "COMPLETED");
+    const slow = done.tasks!.filter((t) => t.task_type === "slow");
+    assert.equal(slow.length, 1, "re-attached, not run twice");
+    assert.equal(output(dataDir, slow[0]!.id), "slow-start\nslow-end\n");
+    again.child.kill("SIGTERM");
+    assert.equal((await again.result).code, 0);
+  });
+});

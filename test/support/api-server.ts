@@ -1,0 +1,62 @@
+/**
+ * A real colony server on loopback for tests: `startServer` on an ephemeral port with a
+ * real SQLite file in a temp dir and the real engine running real processes. Auth is on
+ * (the admin token the server wrote is in `adminToken`) unless `auth: false`.
+ * `close()` cancels what still runs, stops the server and removes the dir.
+ */
+import { readFileSync } from "node:fs";
+import { loadConfig } from "../../src/config/config.ts";
+import type { Embedded } from "../../src/runtime/embedded.ts";
+import { startServer } from "../../src/server/server.ts";
+import { tempDir } from "./cli.ts";
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  /** The admin token the server wrote on first start (undefined with auth off). */
+  adminToken: string | undefined;
+  runtime: Embedded;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: { auth?: boolean } = {}): Promise<TestServer> {
+  const dir = tempDir("colony-api-");
+  const config = loadConfig({
+    overrides: {
+      dataDir: dir.path,
+      host: "127.0.0.1",
+      port: 0,
+      insecureNoAuth: options.auth === false,
+    },
+  });
+  let server;
+  try {
+    server = await startServer(config, { log: () => undefined });
+  } catch (error) {
+    dir.remove();
+    throw error;
+  }
+  const adminToken = server.adminTokenFile
+    ? readFileSync(server.adminTokenFile, "utf8").trim()
+    : undefined;
+  const running = server;
+  return {
+    url: server.url,
+    dataDir: dir.path,
+    adminToken,
+    runtime: server.runtime,
+    async close() {
+      // Cancel what still runs, so no process outlives the test.
+      const { engine } = running.runtime;
+      const ids = engine.activeJobIds();
+      await Promise.all(ids.map((id) => engine.cancel(id).catch(() => undefined)));
+      await Promise.race([
+        Promise.all(ids.map((id) => engine.waitFor(id))),
+        new Promise((r) => setTimeout(r, 10_000).unref()),
+      ]);
+      running.app.server.closeAllConnections();
+      await running.close({ graceMs: 0 });
+      dir.remove();
+    },
+  };
+}
