@@ -1,17 +1,30 @@
 /**
  * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
  * the same run (the machine is shared and noisy; absolute numbers drift).
- * Usage: npm run bench [-- name...]   (names: shell, latency)
+ * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream)
  */
 import { cpus, totalmem } from "node:os";
 import { printLines, type BenchLine } from "./support.ts";
 import { shellThroughput } from "./shell-throughput.ts";
 import { taskLatency } from "./task-latency.ts";
+import { apiThroughput } from "./api-throughput.ts";
+import { outputStream } from "./output-stream.ts";
 
 const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
   shell: () =>
     shellThroughput(Number(process.env.BENCH_N ?? 2000), Number(process.env.BENCH_P ?? 8)),
   latency: () => taskLatency(Number(process.env.BENCH_LATENCY_N ?? 1000)),
+  api: () =>
+    apiThroughput(
+      Number(process.env.BENCH_API_N ?? 2000),
+      Number(process.env.BENCH_API_CLIENTS ?? 50),
+      Number(process.env.BENCH_P ?? 8),
+    ),
+  stream: () =>
+    outputStream(
+      Number(process.env.BENCH_STREAM_MB ?? 200),
+      Number(process.env.BENCH_STREAM_CLIENTS ?? 10),
+    ),
 };
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith("-"));

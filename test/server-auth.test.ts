@@ -8,8 +8,8 @@ import { readFileSync, rmSync, statSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { ALL_ROUTES } from "../src/server/routes.ts";
 import { startServer, type RunningServer } from "../src/server/server.ts";
-import { tempDir } from "./support/cli.ts";
-import { http, roleTestRoutes, testConfig } from "./support/server-harness.ts";
+import { startCli, tempDir } from "./support/cli.ts";
+import { http, roleTestRoutes, testConfig, waitUntil } from "./support/server-harness.ts";
 
 const quiet = { log: () => undefined };
 const routes = [...ALL_ROUTES, roleTestRoutes];
@@ -87,7 +87,11 @@ describe("server auth", () => {
 
   it("accepts the token bare (the whole header, as seed 003 sends it) or as Bearer", async () => {
     const writer = await makeToken("writer", "ci");
-    for (const authorization of [writer.token!, `Bearer ${writer.token!}`, `bearer  ${writer.token!}`]) {
+    for (const authorization of [
+      writer.token!,
+      `Bearer ${writer.token!}`,
+      `bearer  ${writer.token!}`,
+    ]) {
       const res = await http(`${server.url}/test/writer`, {
         method: "POST",
         headers: { authorization },
@@ -129,7 +133,9 @@ describe("server auth", () => {
     assert.deepEqual(Object.keys(made).sort(), ["created_at", "id", "name", "role", "token"]);
 
     // Used once, so the list shows when.
-    const use = await http(`${server.url}/test/reader`, { headers: { authorization: made.token! } });
+    const use = await http(`${server.url}/test/reader`, {
+      headers: { authorization: made.token! },
+    });
     assert.equal(use.status, 200);
     const list = await http(`${server.url}/api/tokens`, { headers: { authorization: admin } });
     assert.equal(list.status, 200);
@@ -153,10 +159,14 @@ describe("server auth", () => {
     assert.equal(revoked.status, 200, revoked.text);
     assert.ok(revoked.json<TokenJson>().revoked_at);
     // The token was cached by the request above; the revocation clears the cache.
-    const after = await http(`${server.url}/test/reader`, { headers: { authorization: made.token! } });
+    const after = await http(`${server.url}/test/reader`, {
+      headers: { authorization: made.token! },
+    });
     assert.equal(after.status, 401);
     const relisted = await http(`${server.url}/api/tokens`, { headers: { authorization: admin } });
-    assert.ok(relisted.json<{ items: TokenJson[] }>().items.find((t) => t.id === made.id)?.revoked_at);
+    assert.ok(
+      relisted.json<{ items: TokenJson[] }>().items.find((t) => t.id === made.id)?.revoked_at,
+    );
 
     const unknown = await http(`${server.url}/api/tokens/tok_nosuch00`, {
       method: "DELETE",
@@ -198,9 +208,14 @@ describe("server auth", () => {
     assert.equal(server.adminTokenCreated, false);
     assert.equal(readFileSync(server.adminTokenFile!, "utf8"), before);
     assert.equal(statSync(server.adminTokenFile!).mtimeMs, mtime);
-    const res = await http(`${server.url}/test/reader`, { headers: { authorization: reader.token! } });
+    const res = await http(`${server.url}/test/reader`, {
+      headers: { authorization: reader.token! },
+    });
     assert.equal(res.status, 200);
-    assert.equal((await http(`${server.url}/api/tokens`, { headers: { authorization: admin } })).status, 200);
+    assert.equal(
+      (await http(`${server.url}/api/tokens`, { headers: { authorization: admin } })).status,
+      200,
+    );
 
     // A removed file is not rewritten while an admin token exists: it is not a reset.
     await server.close({ graceMs: 0 });
@@ -208,7 +223,10 @@ describe("server auth", () => {
     server = await startServer(testConfig(dir.path), { ...quiet, routes });
     assert.equal(server.adminTokenCreated, false);
     assert.throws(() => statSync(`${dir.path}/data/admin.token`), /ENOENT/);
-    assert.equal((await http(`${server.url}/api/tokens`, { headers: { authorization: admin } })).status, 200);
+    assert.equal(
+      (await http(`${server.url}/api/tokens`, { headers: { authorization: admin } })).status,
+      200,
+    );
   });
 });
 
@@ -234,6 +252,25 @@ describe("server with --insecure-no-auth", () => {
     }
   });
 
+  it("says so loudly on stderr when started from the command line", async () => {
+    const dir = tempDir("colony-noauth-cli-");
+    const run = startCli(["server", "--insecure-no-auth", "--port", "0", "--data-dir", dir.path]);
+    try {
+      await waitUntil("the server to start", () => /listening on/.test(run.stdout()));
+      run.child.kill("SIGTERM");
+      const result = await run.result;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(
+        result.stderr,
+        /WARNING: authentication is OFF \(--insecure-no-auth\)\. Anyone who can reach 127\.0\.0\.1:\d+ \(any user or program on this machine\) can run any command as user '[^']+'/,
+      );
+      assert.doesNotMatch(result.stdout, /admin token/);
+    } finally {
+      run.child.kill("SIGKILL");
+      dir.remove();
+    }
+  });
+
   it("refuses a second server on a data dir whose server is alive in another process", async () => {
     const dir = tempDir("colony-second-");
     try {
@@ -243,7 +280,12 @@ describe("server with --insecure-no-auth", () => {
       // The parent of this test process is a live node process: it stands for the other server.
       writeFileSync(
         `${config.dataDir}/server.json`,
-        JSON.stringify({ url: "http://127.0.0.1:1", pid: process.ppid, nodeId: "x", startedAt: "" }),
+        JSON.stringify({
+          url: "http://127.0.0.1:1",
+          pid: process.ppid,
+          nodeId: "x",
+          startedAt: "",
+        }),
       );
       await assert.rejects(startServer(config, quiet), /another colony server \(pid \d+/);
       // A server.json left by a crash (dead pid) does not stop a start.

@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import { startCli, tempDir, type CliResult } from "./support/cli.ts";
 import { http, waitUntil } from "./support/server-harness.ts";
 import type { ChildProcess } from "node:child_process";
+import { createSqliteStore } from "../src/store/sqlite-store.ts";
 
 interface TaskJson {
   id: string;
@@ -42,6 +43,7 @@ async function startColonyServer(dataDir: string, extra: string[] = []): Promise
   children.push(run.child);
   const info = join(dataDir, "server.json");
   let url = "";
+  // server.json is written just before the command prints its first line: wait for both.
   await waitUntil("server.json of the new server", async () => {
     if (run.child.exitCode !== null) {
       const r = await run.result;
@@ -52,7 +54,7 @@ async function startColonyServer(dataDir: string, extra: string[] = []): Promise
       const parsed = JSON.parse(readFileSync(info, "utf8")) as { pid: number; url: string };
       if (parsed.pid !== run.child.pid) return false;
       url = parsed.url;
-      return true;
+      return /admin token: /.test(run.stdout());
     } catch {
       return false;
     }
@@ -82,11 +84,25 @@ async function getJob(server: ServerProcess, id: number): Promise<JobJson> {
 
 async function waitForState(server: ServerProcess, id: number, state: string): Promise<JobJson> {
   let job: JobJson | undefined;
-  await waitUntil(`job ${id} to be ${state}`, async () => {
-    job = await getJob(server, id);
-    return job.state === state;
-  });
+  try {
+    await waitUntil(`job ${id} to be ${state}`, async () => {
+      job = await getJob(server, id);
+      return job.state === state;
+    });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; it is ${JSON.stringify(job)}`, { cause: error });
+  }
   return job!;
+}
+
+/** The task executions of a job as the store has them (read with no server running). */
+async function tasksInStore(dataDir: string, id: number) {
+  const store = createSqliteStore({ path: join(dataDir, "colony.db") });
+  try {
+    return await store.listTaskExecutions(id);
+  } finally {
+    await store.close();
+  }
 }
 
 function output(dataDir: string, unitId: string): string {
@@ -143,7 +159,11 @@ describe("colony server restarts lose nothing", () => {
     assert.equal(byType("slow")[0]!.state, "COMPLETED");
     assert.equal(byType("last").length, 1);
     assert.equal(output(dataDir, byType("first")[0]!.id), "first-done\n");
-    assert.equal(output(dataDir, byType("slow")[0]!.id), "slow-start\nslow-end\n", "no output lost");
+    assert.equal(
+      output(dataDir, byType("slow")[0]!.id),
+      "slow-start\nslow-end\n",
+      "no output lost",
+    );
     assert.equal(output(dataDir, byType("last")[0]!.id), "last-done\n");
     assert.equal(readFileSync(join(dir.path, "last.runs"), "utf8").trim().split("\n").length, 1);
 
@@ -151,6 +171,40 @@ describe("colony server restarts lose nothing", () => {
     const exit = await second.result;
     assert.equal(exit.code, 0, exit.stderr);
     assert.equal(existsSync(join(dataDir, "server.json")), false, "server.json removed on stop");
+  });
+
+  it("a task that ends while the server is down is recorded with its own result", async () => {
+    const dir = tempDir("colony-down-");
+    dirs.push(dir);
+    const dataDir = join(dir.path, "data");
+    const first = await startColonyServer(dataDir);
+    const job = await submit(
+      first,
+      jobYaml(dir.path, [
+        `touch ${dir.path}/slow.started`,
+        "sleep 1",
+        "echo ::set-output name=Answer::42",
+        `touch ${dir.path}/slow.ended`,
+      ]),
+    );
+    await waitUntil("the slow task to start", () => existsSync(join(dir.path, "slow.started")));
+    first.child.kill("SIGKILL");
+    await first.result;
+    await waitUntil("the slow task to end", () => existsSync(join(dir.path, "slow.ended")));
+    await new Promise((r) => setTimeout(r, 200)); // its exit status is written just after
+
+    const second = await startColonyServer(dataDir);
+    const done = await waitForState(second, job.id, "COMPLETED");
+    const slow = done.tasks!.filter((t) => t.task_type === "slow");
+    assert.equal(slow.length, 1, "not run again");
+    assert.equal(slow[0]!.state, "COMPLETED");
+    assert.equal(output(dataDir, slow[0]!.id), "::set-output name=Answer::42\n");
+    const stored = await http(`${second.url}/api/job-requests/${job.id}`, {
+      headers: { authorization: second.token },
+    });
+    assert.match(stored.text, /"Answer":"42"/, "outputs of the recorded run are kept");
+    second.child.kill("SIGTERM");
+    assert.equal((await second.result).code, 0);
   });
 
   it("SIGTERM lets a short running task finish, then exits 0", async () => {
@@ -169,6 +223,12 @@ describe("colony server restarts lose nothing", () => {
     assert.equal(exit.code, 0, exit.stderr);
     assert.match(exit.stderr, /SIGTERM: stopping/);
     assert.ok(Date.now() - stopAt < 9000, "did not wait for the whole grace period");
+    const stored = await tasksInStore(dataDir, job.id);
+    assert.equal(
+      stored.find((t) => t.taskType === "slow")?.state,
+      "COMPLETED",
+      "finished before exit",
+    );
 
     // The slow task finished during the grace; the rest of the job runs at the next start.
     const again = await startColonyServer(dataDir);
@@ -200,6 +260,9 @@ describe("colony server restarts lose nothing", () => {
     server.child.kill("SIGTERM");
     const exit = await server.result;
     assert.equal(exit.code, 0, exit.stderr);
+    assert.match(exit.stderr, /left to the next start/);
+    const stored = await tasksInStore(dataDir, job.id);
+    assert.equal(stored.find((t) => t.taskType === "slow")?.state, "EXECUTING", "left running");
 
     const again = await startColonyServer(dataDir, ["--config", config]);
     const done = await waitForState(again, job.id, "COMPLETED");

@@ -5,7 +5,9 @@
  * CN is mapped in tls.client_cn_roles carries that role.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ALL_ROUTES } from "../src/server/routes.ts";
 import { startServer, type RunningServer } from "../src/server/server.ts";
@@ -139,5 +141,49 @@ describe("server with mutual TLS", () => {
       headers: { authorization: "colony_wrong" },
     });
     assert.equal(wrong.status, 401);
+  });
+});
+
+describe("the openssl commands in docs/security.md", () => {
+  it("make certificates a mutual-TLS server accepts, with the CN mapped to its role", async () => {
+    const doc = readFileSync(new URL("../docs/security.md", import.meta.url), "utf8");
+    const block = /<!-- tested: test\/server-tls\.test\.ts -->\n```sh\n([\s\S]*?)```/.exec(doc);
+    assert.ok(block, "docs/security.md has the tested openssl block");
+    const dir = tempDir("colony-tls-doc-");
+    let server: RunningServer | undefined;
+    try {
+      execFileSync("bash", ["-euo", "pipefail", "-c", block[1]!], {
+        cwd: dir.path,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      const file = (name: string) => join(dir.path, name);
+      server = await startServer(
+        testConfig(dir.path, {
+          yaml: [
+            "tls:",
+            "  cert: server.pem",
+            "  key: server.key",
+            "  client_ca: ca.pem",
+            "  client_cn_roles: {deploy-bot: writer}",
+            "",
+          ].join("\n"),
+        }),
+        { ...quiet, routes },
+      );
+      const url = server.url.replace("127.0.0.1", "localhost");
+      const res = await http(`${url}/test/writer`, {
+        method: "POST",
+        ca: file("ca.pem"),
+        cert: file("client.pem"),
+        key: file("client.key"),
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.json(), {
+        principal: { name: "deploy-bot", role: "writer", via: "certificate" },
+      });
+    } finally {
+      await server?.close({ graceMs: 0 });
+      dir.remove();
+    }
   });
 });

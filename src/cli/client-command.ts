@@ -32,11 +32,6 @@ export function parseClientArgs<O extends ParseArgsOptionsConfig>(argv: string[]
   });
 }
 
-export function connect(flags: ClientFlags): ColonyClient {
-  const o = resolveClientOptions(flags);
-  return createClient({ server: o.server, token: o.token, ca: o.ca, sources: o.sources });
-}
-
 /** The token's origin, for 401/403 messages; set by withClient. */
 let tokenSource = "none";
 

@@ -93,7 +93,9 @@ async function list(argv: string[], io: CliIo): Promise<number> {
       ago(d.updated_at),
       d.definition.description ?? "",
     ]);
-    io.stdout.write(table(rows, ["TYPE", "VERSION", "TASKS", "PAUSED", "UPDATED", "DESCRIPTION"]) + "\n");
+    io.stdout.write(
+      table(rows, ["TYPE", "VERSION", "TASKS", "PAUSED", "UPDATED", "DESCRIPTION"]) + "\n",
+    );
     return 0;
   });
 }
@@ -196,7 +198,9 @@ async function pause(argv: string[], io: CliIo, paused: boolean): Promise<number
   if (values.help) return help(io);
   const jobType = oneType(positionals);
   return withClient(`definitions ${paused ? "pause" : "resume"}`, values, io, async (client) => {
-    const d = paused ? await client.pauseDefinition(jobType) : await client.resumeDefinition(jobType);
+    const d = paused
+      ? await client.pauseDefinition(jobType)
+      : await client.resumeDefinition(jobType);
     if (values.json) printJson(io, d);
     else
       io.stdout.write(

@@ -106,11 +106,14 @@ async function listJobs(argv: string[], io: CliIo): Promise<number> {
       took(j.started_at, j.ended_at),
       j.submitted_by ?? "-",
     ]);
-    io.stdout.write(
-      table(rows, ["ID", "TYPE", "STATE", "RUN", "CREATED", "TOOK", "BY"]) + "\n",
-    );
+    io.stdout.write(table(rows, ["ID", "TYPE", "STATE", "RUN", "CREATED", "TOOK", "BY"]) + "\n");
     if (page.next_cursor) {
-      const again = ["colony jobs list", ...argvWithout(argv, "--cursor"), "--cursor", page.next_cursor];
+      const again = [
+        "colony jobs list",
+        ...argvWithout(argv, "--cursor"),
+        "--cursor",
+        page.next_cursor,
+      ];
       io.stderr.write(paint(io.stderr).dim(`more: ${again.join(" ")}`) + "\n");
     }
     return 0;
@@ -146,7 +149,8 @@ export function printJob(out: NodeJS.WriteStream, job: JobRequestView): void {
     `${p.bold(`job ${job.id}`)} (${job.job_type}) ${stateText(out, job.state)}${job.attempt > 0 ? ` · run ${job.attempt + 1}` : ""}`,
     `  created ${job.created_at}${job.submitted_by ? ` by ${job.submitted_by}` : ""}; scheduled ${job.scheduled_at}`,
   ];
-  if (job.started_at) lines.push(`  started ${job.started_at}; took ${took(job.started_at, job.ended_at)}`);
+  if (job.started_at)
+    lines.push(`  started ${job.started_at}; took ${took(job.started_at, job.ended_at)}`);
   if (Object.keys(job.params).length > 0) lines.push(`  params ${JSON.stringify(job.params)}`);
   if (job.error_message) lines.push(`  ${p.red(job.error_code ?? "error")}: ${job.error_message}`);
   out.write(lines.join("\n") + "\n");
@@ -168,7 +172,16 @@ export function printJob(out: NodeJS.WriteStream, job: JobRequestView): void {
   ]);
   out.write(
     "\n" +
-      table(rows, [...(several ? ["RUN"] : []), "TASK", "STATE", "TRY", "EXIT", "TIME", "UNIT", "NOTE"]) +
+      table(rows, [
+        ...(several ? ["RUN"] : []),
+        "TASK",
+        "STATE",
+        "TRY",
+        "EXIT",
+        "TIME",
+        "UNIT",
+        "NOTE",
+      ]) +
       "\n",
   );
 }
@@ -182,7 +195,9 @@ async function cancelJob(argv: string[], io: CliIo): Promise<number> {
     if (values.json) printJson(io, job);
     else if (job.state === "CANCELLED") io.stdout.write(`job ${id} (${job.job_type}) CANCELLED\n`);
     else if (job.state === "COMPLETED" || job.state === "FAILED")
-      io.stdout.write(`job ${id} (${job.job_type}) had already ended ${job.state}; nothing to cancel\n`);
+      io.stdout.write(
+        `job ${id} (${job.job_type}) had already ended ${job.state}; nothing to cancel\n`,
+      );
     else
       io.stdout.write(
         `job ${id} (${job.job_type}): cancel requested; its tasks are stopping (colony jobs show ${id})\n`,

@@ -3,12 +3,6 @@
  */
 import { ColonyError } from "../core/errors.ts";
 import { UsageError } from "./output.ts";
-import { runCommand } from "./run-command.ts";
-import { definitionsCommand } from "./definitions-command.ts";
-import { jobsCommand } from "./jobs-command.ts";
-import { submitCommand } from "./submit-command.ts";
-import { tokenCommand } from "./token-command.ts";
-import { serverCommand } from "./server-command.ts";
 
 export const HELP = `colony — run jobs (YAML DAGs, commands, functions) wherever they belong, and never lose track of them.
 
@@ -28,12 +22,13 @@ Run 'colony <command> --help' for a command's options.
 Docs: docs/ in the colony repository (jobs, executors, architecture).`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  run: (argv) => runCommand(argv),
-  submit: (argv) => submitCommand(argv),
-  jobs: (argv) => jobsCommand(argv),
-  definitions: (argv) => definitionsCommand(argv),
-  token: (argv) => tokenCommand(argv),
-  server: (argv) => serverCommand(argv),
+  // Each command loads on use: `colony jobs list` need not load the server (~1 s saved).
+  run: async (argv) => (await import("./run-command.ts")).runCommand(argv),
+  submit: async (argv) => (await import("./submit-command.ts")).submitCommand(argv),
+  jobs: async (argv) => (await import("./jobs-command.ts")).jobsCommand(argv),
+  definitions: async (argv) => (await import("./definitions-command.ts")).definitionsCommand(argv),
+  token: async (argv) => (await import("./token-command.ts")).tokenCommand(argv),
+  server: async (argv) => (await import("./server-command.ts")).serverCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

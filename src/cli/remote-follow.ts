@@ -44,6 +44,8 @@ export class RemoteFollow {
   #progressShown = false;
   #stopped = false;
   #last: JobRequestView | undefined;
+  /** Runs before the one current when following began are history, not followed. */
+  #fromAttempt: number | undefined;
   #ticker: NodeJS.Timeout | undefined;
 
   constructor(options: RemoteFollowOptions) {
@@ -60,7 +62,8 @@ export class RemoteFollow {
       for (;;) {
         const job = await this.#o.client.getJobRequest(this.#o.jobRequestId);
         this.#last = job;
-        for (const t of job.tasks ?? []) this.#see(t);
+        this.#fromAttempt ??= job.attempt;
+        for (const t of job.tasks ?? []) if (t.job_attempt >= this.#fromAttempt) this.#see(t);
         if (FINAL.has(job.state) || this.#stopped) {
           // Every stream ends on its own once its execution ended; print all of it.
           await Promise.all([...this.#followed.values()].map((f) => f.printed));
@@ -110,7 +113,8 @@ export class RemoteFollow {
         for await (const chunk of stream) {
           const lines = (partial + (chunk as Buffer).toString("utf8")).split("\n");
           partial = lines.pop() ?? "";
-          if (lines.length > 0) this.#write(this.#o.out, lines.map((l) => prefix + l + "\n").join(""));
+          if (lines.length > 0)
+            this.#write(this.#o.out, lines.map((l) => prefix + l + "\n").join(""));
         }
       } catch (error) {
         if (!this.#stopped) {

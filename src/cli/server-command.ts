@@ -27,8 +27,8 @@ Options:
                        (default: $COLONY_DATA_DIR, data_dir in the config, or ./.colony)
   --port N             port to listen on; 0 picks a free one (default 7777)
   --host HOST          address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
-  --store URL          postgres://user:pass@host/db to share work with other servers,
-                       or a SQLite file path (default {data dir}/colony.db)
+  --store URL          postgres://user:pass@host/db to share work with other servers, or
+                       sqlite:path/to/file.db (default: SQLite at {data dir}/colony.db)
   --tls-cert FILE      serve https with this certificate (PEM; with --tls-key)
   --tls-key FILE       the certificate's private key (PEM)
   --tls-client-ca FILE require client certificates signed by this CA (mutual TLS); a
@@ -112,18 +112,24 @@ export async function serverCommand(
   const err = paint(io.stderr);
   const server = await startServer(config, { logger: values.log ?? false });
   const c = paint(io.stdout);
-  io.stdout.write(`colony server listening on ${c.bold(server.url)}\n`);
+  const wildcard = ["0.0.0.0", "::", "[::]", ""].includes(config.host);
+  io.stdout.write(
+    `colony server listening on ${c.bold(server.url)}${wildcard ? ` (and every other address: --host ${config.host || "''"})` : ""}\n`,
+  );
   if (server.baseUrl !== server.url) io.stdout.write(`base URL: ${server.baseUrl}\n`);
   io.stdout.write(
     `data dir: ${config.dataDir} (store: ${server.runtime.store.kind}, node: ${config.nodeId})\n`,
   );
   if (!config.auth.enabled) {
+    const port = new URL(server.url).port;
+    const who = wildcard
+      ? `port ${port} on any address of this machine (possibly the whole network)`
+      : `${server.url.replace(/^\w+:\/\//, "")} (any user or program on ${isLoopback(config.host) ? "this machine" : "that network"})`;
     io.stderr.write(
       err.red(
         err.bold(
-          `WARNING: authentication is OFF (--insecure-no-auth). Anyone who can reach ${server.url.replace(/^\w+:\/\//, "")}` +
-            `${config.host === "127.0.0.1" || config.host === "localhost" || config.host === "::1" ? " (any user or program on this machine)" : ` (listening on ${config.host}: possibly the whole network)`}` +
-            ` can run any command as user '${userInfo().username}'. Use it only for local experiments.`,
+          `WARNING: authentication is OFF (--insecure-no-auth). Anyone who can reach ${who} ` +
+            `can run any command as user '${userInfo().username}'. Use it only for local experiments.`,
         ),
       ) + "\n",
     );
@@ -186,4 +192,8 @@ function waitForSignals(server: RunningServer, graceMs: number, io: ServerIo): P
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }

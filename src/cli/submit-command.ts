@@ -6,6 +6,8 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { ColonyClientError } from "../client/client.ts";
+import { parseJobDefinition } from "../core/definition-parser.ts";
+import { DefinitionError } from "../core/errors.ts";
 import { CLIENT_FLAGS_HELP } from "./client-options.ts";
 import {
   describeFailure,
@@ -26,10 +28,11 @@ export const SUBMIT_HELP = `Usage: colony submit <job.yaml | JOB_TYPE> [options]
 Submits a job to a colony server and prints its id; with --follow, prints every task's
 output live (each line prefixed by its task) with a progress line, until the job ends.
 
-A file (YAML or JSON) is first saved as the definition of its job_type (a new version if
-the type exists, as 'colony definitions apply' does), then that type is submitted: it
-shows in 'colony definitions list' and 'colony submit JOB_TYPE' runs it again. A name
-that is not a file submits the saved definition of that job type.
+A file (YAML or JSON) is checked here, then saved as the definition of its job_type (a
+new version if the type exists and the text changed, as 'colony definitions apply'
+does), then that type is submitted: it shows in 'colony definitions list' and
+'colony submit JOB_TYPE' runs it again. A name that is not a file submits the saved
+definition of that job type.
 
 Options:
   --param, -p KEY=VALUE   a request parameter for {{.KEY}} in the job (repeatable)
@@ -70,31 +73,46 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
   let scheduledAt: string | undefined;
   if (values.at !== undefined) {
     if (Number.isNaN(Date.parse(values.at)))
-      throw new UsageError(`--at needs an ISO 8601 time like 2030-01-02T15:04:05Z, got '${values.at}'`);
+      throw new UsageError(
+        `--at needs an ISO 8601 time like 2030-01-02T15:04:05Z, got '${values.at}'`,
+      );
     scheduledAt = new Date(values.at).toISOString();
   }
   const isFile = existsSync(target) && statSync(target).isFile();
-  if (!isFile && /\.(ya?ml|json)$/i.test(target))
-    throw new UsageError(`no such file: ${target}`);
+  if (!isFile && /\.(ya?ml|json)$/i.test(target)) throw new UsageError(`no such file: ${target}`);
   const text = isFile ? readFileSync(target, "utf8") : undefined;
 
   return withClient("submit", values, io, async (client) => {
     let jobType = target;
     if (text !== undefined) {
+      const p = paint(io.stderr);
+      let definition;
       try {
-        const saved = await client.saveDefinition(text);
-        jobType = saved.job_type;
-        io.stderr.write(
-          paint(io.stderr).dim(`colony: saved definition ${saved.job_type} (version ${saved.version})`) + "\n",
-        );
+        definition = parseJobDefinition(text);
       } catch (error) {
-        if (error instanceof ColonyClientError && error.code === "COLONY_INVALID_DEFINITION") {
-          const d = error.details ?? {};
-          const where = typeof d.line === "number" ? `${target}:${d.line}:${String(d.column)}` : target;
-          io.stderr.write(`${where}: ${error.message}\n`);
-          return 2;
-        }
-        throw error;
+        if (!(error instanceof DefinitionError)) throw error;
+        const where = error.position
+          ? `${target}:${error.position.line}:${error.position.column}`
+          : target;
+        io.stderr.write(`${where}: ${error.message}\n`);
+        return 2;
+      }
+      jobType = definition.jobType;
+      // The same text saved again would only bump the version: keep the saved one.
+      const current = await client.getDefinition(jobType).catch(() => undefined);
+      const same =
+        current !== undefined &&
+        (await client.getDefinitionSource(jobType)).replace(/\n?$/, "\n") ===
+          text.replace(/\n?$/, "\n");
+      if (same) {
+        io.stderr.write(
+          p.dim(`colony: definition ${jobType} unchanged (version ${current.version})`) + "\n",
+        );
+      } else {
+        const saved = await client.saveDefinition(text);
+        io.stderr.write(
+          p.dim(`colony: saved definition ${saved.job_type} (version ${saved.version})`) + "\n",
+        );
       }
     }
     const job = await client.submit(jobType, { params, scheduledAt });
@@ -145,7 +163,9 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
         ? ` in ${((Date.parse(view.ended_at) - Date.parse(view.started_at)) / 1000).toFixed(2)}s`
         : "";
     const why = view.error_message ? ` — ${view.error_message}` : "";
-    io.stderr.write(`\njob ${view.id} (${view.job_type}) ${stateText(io.stderr, view.state)}${took}${why}\n`);
+    io.stderr.write(
+      `\njob ${view.id} (${view.job_type}) ${stateText(io.stderr, view.state)}${took}${why}\n`,
+    );
     return final.state === "COMPLETED" ? 0 : 1;
   });
 }

@@ -151,7 +151,13 @@ export class ColonyClient {
 
   // -- health -----------------------------------------------------------------------------
 
-  health(): Promise<{ status: "ok"; node_id: string; store: string; version: string; uptime_seconds: number }> {
+  health(): Promise<{
+    status: "ok";
+    node_id: string;
+    store: string;
+    version: string;
+    uptime_seconds: number;
+  }> {
     return this.#json("GET", "/api/health");
   }
 

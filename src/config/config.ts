@@ -269,9 +269,14 @@ export function loadConfig(options: {
     tls:
       tlsCert && tlsKey
         ? {
-            cert: rel(tlsCert),
-            key: rel(tlsKey),
-            clientCa: clientCa ? rel(clientCa) : undefined,
+            // Paths from flags are relative to the working directory, from the file to the file.
+            cert: o.tlsCert ? resolve(cwd, o.tlsCert) : rel(tlsCert),
+            key: o.tlsKey ? resolve(cwd, o.tlsKey) : rel(tlsKey),
+            clientCa: o.tlsClientCa
+              ? resolve(cwd, o.tlsClientCa)
+              : clientCa
+                ? rel(clientCa)
+                : undefined,
             clientCnRoles: file.tls?.client_cn_roles ?? {},
           }
         : undefined,

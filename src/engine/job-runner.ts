@@ -8,6 +8,7 @@ import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { isFinal } from "../core/states.ts";
 import { planNext, retryDelay, type PlannedStart } from "./dag-planner.ts";
 import {
+  EXECUTOR_CLOSED,
   startTask,
   type RunningTask,
   type StopReason,
@@ -240,7 +241,12 @@ export class JobRunner {
     if (this.#finished && this.#running.size === 0) return;
     this.#finished = true;
     for (const t of this.#timers) clearTimeout(t);
-    this.#ctx.log(`job ${this.#job.id}: stopped driving it after a store error: ${String(error)}`);
+    const closed = (error as { code?: unknown } | undefined)?.code === EXECUTOR_CLOSED;
+    this.#ctx.log(
+      closed
+        ? `job ${this.#job.id}: left to the next start, which re-attaches to its running tasks`
+        : `job ${this.#job.id}: stopped driving it after a store error: ${String(error)}`,
+    );
     this.#ctx.onFinished(this.#job);
     this.#resolveDone();
   }

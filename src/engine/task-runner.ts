@@ -8,6 +8,9 @@ import { join } from "node:path";
 import { ColonyError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import type { ExecutionRequest, ExecutionResult, ExecutorRegistry } from "../core/executor.ts";
+
+/** The code of an executor's wait() rejected by close() (see shell-executor.ts). */
+export const EXECUTOR_CLOSED = "COLONY_EXECUTOR_CLOSED";
 import type { JobDefinition, TaskDefinition, Variable } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { SetOutputScanner } from "../core/outputs.ts";
@@ -158,6 +161,19 @@ export function startTask(
     return done;
   };
 
+  /** Records an executor result: its state, exit code and `::set-output` values. */
+  const complete = async (
+    task: TaskDefinition,
+    request: ExecutionRequest,
+    result: ExecutionResult,
+  ): Promise<TaskExecution> => {
+    const f = classifyResult(task, result, stopped);
+    const found = await scanOutputs(join(request.unitDir, "stdout"));
+    const context = { ...found, ...(result.context ?? {}) };
+    if (Object.keys(context).length > 0) f.context = context;
+    return finish(f);
+  };
+
   const run = async (): Promise<TaskExecution> => {
     if (!taskDef) {
       return finish({
@@ -225,6 +241,12 @@ export function startTask(
             ? await executor.attach(request, execution.handle)
             : false;
         if (!attached) {
+          // Gone: it may have ended while colony was away with its exit recorded, and
+          // then wait() answers with that result (the executor contract of attach).
+          const recorded = execution.handle
+            ? await executor.wait(execution.id).catch(() => undefined)
+            : undefined;
+          if (recorded) return await complete(task, request, recorded);
           return await finish({
             state: "FAILED",
             errorCode: "COLONY_TASK_LOST",
@@ -248,13 +270,12 @@ export function startTask(
       } finally {
         if (timer) clearTimeout(timer);
       }
-      const f = classifyResult(task, result, stopped);
-      const found = await scanOutputs(join(request.unitDir, "stdout"));
-      const context = { ...found, ...(result.context ?? {}) };
-      if (Object.keys(context).length > 0) f.context = context;
-      return await finish(f);
+      return await complete(task, request, result);
     } catch (error) {
       const e = error instanceof ColonyError ? error : undefined;
+      // The engine is stopping and closed the executor under a running task: the task
+      // goes on without us. Leave it unfinished so the next start re-attaches to it.
+      if (e?.code === EXECUTOR_CLOSED) throw error;
       return await finish({
         state: "FAILED",
         errorCode: e?.code ?? "COLONY_EXECUTOR_FAILURE",

@@ -5,6 +5,7 @@
  * (api/, compat-jobs/, later ants/ and hook/) and are registered here.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerOptions as HttpsServerOptions } from "node:https";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from "fastify";
 import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -12,6 +13,7 @@ import type { Config } from "../config/config.ts";
 import type { Embedded } from "../runtime/embedded.ts";
 import { authenticateRequest, refuseWithoutClientCertificate } from "./auth/auth-hook.ts";
 import { installErrorHandling } from "./errors.ts";
+import { parseJsonBody } from "./json-body.ts";
 import type { Principal, Role } from "./principal.ts";
 
 declare module "fastify" {
@@ -58,7 +60,7 @@ export type App = FastifyInstance<
 export type RouteModule = (app: App, deps: ServerDeps) => void | Promise<void>;
 
 export interface BuildAppOptions {
-  https?: import("node:https").ServerOptions;
+  https?: HttpsServerOptions;
   routes: RouteModule[];
   logger?: boolean;
 }
@@ -77,6 +79,16 @@ export async function buildApp(deps: ServerDeps, options: BuildAppOptions): Prom
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   installErrorHandling(app);
+
+  // JSON bodies: a syntax error answers 400 with its line, column and position.
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
 
   // YAML bodies (job definitions) arrive as text.
   app.addContentTypeParser(

@@ -223,7 +223,11 @@ export const JobRequestListQuery = Type.Object(
 );
 
 export const JobRequestIdParams = Type.Object({
-  id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "Job request id" }),
+  // A string pattern, not Integer: conversion would quietly read "1.5" as 1.
+  id: Type.String({
+    pattern: "^[1-9][0-9]{0,15}$",
+    description: "Job request id (a positive integer)",
+  }),
 });
 
 // -- task output ------------------------------------------------------------------------

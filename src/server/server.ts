@@ -160,7 +160,12 @@ export async function startServer(
       adminTokenFile,
       adminTokenCreated,
       close(closeOptions = {}) {
-        closing ??= stop(started, runtime, infoFile, closeOptions.graceMs ?? config.shutdownGraceMs);
+        closing ??= stop(
+          started,
+          runtime,
+          infoFile,
+          closeOptions.graceMs ?? config.shutdownGraceMs,
+        );
         return closing;
       },
     };
@@ -242,7 +247,12 @@ export async function ensureAdminToken(runtime: Embedded, file: string): Promise
   const { token, hash } = newToken();
   const tmp = writeTempFile(file, token + "\n", 0o600);
   try {
-    await runtime.store.createToken({ name: "admin", role: "admin", hash, createdBy: "colony server" });
+    await runtime.store.createToken({
+      name: "admin",
+      role: "admin",
+      hash,
+      createdBy: "colony server",
+    });
   } catch (error) {
     rmSync(tmp, { force: true });
     throw error;
@@ -251,7 +261,10 @@ export async function ensureAdminToken(runtime: Embedded, file: string): Promise
     renameSync(tmp, file);
   } catch (error) {
     rmSync(tmp, { force: true });
-    throw new ServerStartError(`cannot write the admin token file ${file}: ${(error as Error).message}`, error);
+    throw new ServerStartError(
+      `cannot write the admin token file ${file}: ${(error as Error).message}`,
+      error,
+    );
   }
   return true;
 }

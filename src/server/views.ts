@@ -35,7 +35,8 @@ function iso(date: Date | undefined): string | null {
 
 function variablesView(vars: Record<string, Variable>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const v of Object.values(vars)) out[v.name] = v.secret ? { value: MASK, secret: true } : v.value;
+  for (const v of Object.values(vars))
+    out[v.name] = v.secret ? { value: MASK, secret: true } : v.value;
   return out;
 }
 
@@ -57,7 +58,11 @@ function taskView(t: TaskDefinition): JobDefinitionView["tasks"][number] {
   put(out, "variables", variablesView(t.variables));
   put(out, "timeout", t.timeoutMs === undefined ? undefined : goDuration(t.timeoutMs));
   put(out, "retry", t.retry);
-  put(out, "delay_between_retries", t.delayBetweenRetriesMs ? goDuration(t.delayBetweenRetriesMs) : 0);
+  put(
+    out,
+    "delay_between_retries",
+    t.delayBetweenRetriesMs ? goDuration(t.delayBetweenRetriesMs) : 0,
+  );
   put(out, "on_completed", t.onCompleted);
   put(out, "on_failed", t.onFailed);
   put(out, "on_exit_code", t.onExitCode);
@@ -88,7 +93,11 @@ export function definitionView(def: JobDefinition): JobDefinitionView {
   put(out, "description", def.description);
   put(out, "timeout", def.timeoutMs === undefined ? undefined : goDuration(def.timeoutMs));
   put(out, "retry", def.retry);
-  put(out, "delay_between_retries", def.delayBetweenRetriesMs ? goDuration(def.delayBetweenRetriesMs) : 0);
+  put(
+    out,
+    "delay_between_retries",
+    def.delayBetweenRetriesMs ? goDuration(def.delayBetweenRetriesMs) : 0,
+  );
   put(out, "max_concurrency", def.maxConcurrency);
   put(out, "cron_trigger", def.cronTrigger);
   put(out, "job_variables", variablesView(def.variables));
@@ -116,12 +125,17 @@ function secretNames(def: JobDefinition): Set<string> {
 }
 
 /** Params with secret ones masked: those naming a secret variable, and `{value, secret: true}`. */
-export function paramsView(def: JobDefinition, params: Record<string, unknown>): Record<string, unknown> {
+export function paramsView(
+  def: JobDefinition,
+  params: Record<string, unknown>,
+): Record<string, unknown> {
   const secret = secretNames(def);
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(params)) {
     const marked =
-      typeof value === "object" && value !== null && (value as { secret?: unknown }).secret === true;
+      typeof value === "object" &&
+      value !== null &&
+      (value as { secret?: unknown }).secret === true;
     out[name] = marked ? { value: MASK, secret: true } : secret.has(name) ? MASK : value;
   }
   return out;

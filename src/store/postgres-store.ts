@@ -700,10 +700,10 @@ class PostgresStore implements Store {
   listProcessJobs(filter: { nodeId: string; status: ProcessJobStatus }): Promise<ProcessJob[]> {
     return this.#run("listing process jobs", async () =>
       (
-        await this.#q(
-          "SELECT * FROM process_jobs WHERE node_id = $1 AND status = $2 ORDER BY id",
-          [filter.nodeId, filter.status],
-        )
+        await this.#q("SELECT * FROM process_jobs WHERE node_id = $1 AND status = $2 ORDER BY id", [
+          filter.nodeId,
+          filter.status,
+        ])
       ).map((row) => toProcessJob(row, codec)),
     );
   }
@@ -747,7 +747,9 @@ class PostgresStore implements Store {
 
   stopProcessJob(id: number, stop: ProcessJobStop): Promise<ProcessJob> {
     return this.#run("stopping a process job", () => {
-      if (stop.reasonForExit === "") throw new ValidationError("a stopped job needs a reasonForExit");
+      if (stop.reasonForExit === "") {
+        throw new ValidationError("a stopped job needs a reasonForExit");
+      }
       return this.#processJobUpdate(
         id,
         "stopped",
@@ -809,9 +811,7 @@ class PostgresStore implements Store {
 
   listTokens(): Promise<StoredToken[]> {
     return this.#run("listing tokens", async () =>
-      (await this.#q("SELECT * FROM tokens ORDER BY seq")).map((row) =>
-        toStoredToken(row, codec),
-      ),
+      (await this.#q("SELECT * FROM tokens ORDER BY seq")).map((row) => toStoredToken(row, codec)),
     );
   }
 

@@ -107,9 +107,7 @@ export function toStoredToken(row: Row, c: Codec): StoredToken {
 /** Checks a new token before it reaches SQL. */
 export function checkNewToken(input: NewToken): void {
   if (!(TOKEN_ROLES as readonly string[]).includes(input.role)) {
-    throw new ValidationError(
-      `unknown role '${input.role}'; use one of ${TOKEN_ROLES.join(", ")}`,
-    );
+    throw new ValidationError(`unknown role '${input.role}'; use one of ${TOKEN_ROLES.join(", ")}`);
   }
   if (typeof input.name !== "string" || input.name.trim() === "" || input.name.length > 200) {
     throw new ValidationError("a token needs a name of 1 to 200 characters");

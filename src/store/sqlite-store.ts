@@ -673,7 +673,12 @@ class SqliteStore implements Store {
       ? this.#get("SELECT status FROM process_jobs WHERE id = ?", id)
       : undefined;
     if (!row) throw new NotFoundError("process_job", formatProcessJobId(id));
-    throw new IllegalTransitionError("process job", formatProcessJobId(id), row.status as string, to);
+    throw new IllegalTransitionError(
+      "process job",
+      formatProcessJobId(id),
+      row.status as string,
+      to,
+    );
   }
 
   startProcessJob(id: number, nodeId: string): Promise<ProcessJob> {
@@ -701,7 +706,9 @@ class SqliteStore implements Store {
 
   stopProcessJob(id: number, stop: ProcessJobStop): Promise<ProcessJob> {
     return this.#run("stopping a process job", () => {
-      if (stop.reasonForExit === "") throw new ValidationError("a stopped job needs a reasonForExit");
+      if (stop.reasonForExit === "") {
+        throw new ValidationError("a stopped job needs a reasonForExit");
+      }
       const row = this.#get(
         `UPDATE process_jobs SET status = 'stopped', reason_for_exit = ?, exit_code = ?, ended_at = ?
          WHERE id = ? AND status = ? RETURNING *`,
@@ -774,9 +781,7 @@ class SqliteStore implements Store {
 
   listTokens(): Promise<StoredToken[]> {
     return this.#run("listing tokens", () =>
-      this.#all("SELECT * FROM tokens ORDER BY seq").map((row) =>
-        toStoredToken(row, codec),
-      ),
+      this.#all("SELECT * FROM tokens ORDER BY seq").map((row) => toStoredToken(row, codec)),
     );
   }
 

@@ -46,7 +46,10 @@ export function tokenConformance(store: CurrentStore): void {
         store().createToken({ name: "x", role: "root", hash }),
         (e: unknown) => e instanceof ValidationError && /unknown role 'root'/.test(e.message),
       );
-      await assert.rejects(store().createToken({ name: " ", role: "reader", hash }), ValidationError);
+      await assert.rejects(
+        store().createToken({ name: " ", role: "reader", hash }),
+        ValidationError,
+      );
       await assert.rejects(
         store().createToken({ name: "x", role: "reader", hash: "abc" }),
         ValidationError,
@@ -56,7 +59,10 @@ export function tokenConformance(store: CurrentStore): void {
         ValidationError,
       );
       await store().createToken({ name: "first", role: "reader", hash });
-      await assert.rejects(store().createToken({ name: "again", role: "admin", hash }), ConflictError);
+      await assert.rejects(
+        store().createToken({ name: "again", role: "admin", hash }),
+        ConflictError,
+      );
       assert.deepEqual(
         (await store().listTokens()).map((t) => t.name),
         ["first"],

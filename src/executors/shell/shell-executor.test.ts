@@ -281,24 +281,33 @@ for (const kind of ["perl", "node"] as const) {
       );
 
       it(
-        "runs after_script when the task is cancelled",
-        withExecutor(kind, async (ex, req) => {
-          await ex.start(
-            req("cancel-after", {
-              script: ["echo started", "sleep 300"],
-              afterScript: ["echo after ran"],
-            }),
-          );
-          await readUntil(ex, "cancel-after", /started\n/);
-          await ex.cancel("cancel-after");
-          const r = await ex.wait("cancel-after");
-          assert.deepEqual([r.exitCode, r.killed], [143, true]);
-          // bash may note the killed `sleep` ("Terminated") in between.
-          assert.match(
-            await readAll(await ex.logStream({ executionId: "cancel-after" })),
-            /^started\n(.*Terminated.*\n)?after ran\n$/,
-          );
-        }),
+        "runs after_script promptly when the task is cancelled, even between commands",
+        withExecutor(
+          kind,
+          async (ex, req) => {
+            // Cancelling right after a command's output lands between that command and
+            // the fork of the next one: the SIGTERM misses `sleep`, which must not keep
+            // the task (and its after_script) waiting until the SIGKILL.
+            for (let i = 0; i < 5; i++) {
+              const id = `cancel-after-${i}`;
+              await ex.start(
+                req(id, { script: ["echo started", "sleep 300"], afterScript: ["echo after ran"] }),
+              );
+              await readUntil(ex, id, /started\n/);
+              const t0 = Date.now();
+              await ex.cancel(id);
+              const r = await ex.wait(id);
+              assert.deepEqual([r.exitCode, r.killed], [143, true]);
+              assert.ok(Date.now() - t0 < 3000, `cancel took ${Date.now() - t0} ms`);
+              // The shell may note the killed `sleep` ("Terminated") in between.
+              assert.match(
+                await readAll(await ex.logStream({ executionId: id })),
+                /^started\n(.*Terminated.*\n)?after ran\n$/,
+              );
+            }
+          },
+          { killGraceMs: 10_000 },
+        ),
       );
 
       it(

@@ -286,9 +286,10 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     executions.set(id, reserved);
     let spawned: Spawned;
     try {
-      await mkdir(unitDir, { recursive: true, mode: 0o700 });
-      // An exit file means an earlier colony process already ran this execution.
-      if (await readExitFile(exitPath)) throw exists();
+      // A unit directory that existed may hold the exit file of an earlier colony
+      // process that already ran this execution.
+      const created = await mkdir(unitDir, { recursive: true, mode: 0o700 });
+      if (created === undefined && (await readExitFile(exitPath))) throw exists();
       let script = composeShellScript(request.task, { bash });
       if (Buffer.byteLength(script) > MAX_INLINE_SCRIPT) {
         const file = join(unitDir, "script.sh");

@@ -57,7 +57,7 @@ export function composeShellScript(parts: ShellScriptParts, options: { bash: boo
   if (parts.afterScript.length === 0) return strict + main;
   return (
     // Traps first; a subshell resets them, so the main part keeps default dispositions.
-    ": \"${__colony_sig=}\"\n" +
+    ': "${__colony_sig=}"\n' +
     "trap ': \"${__colony_sig:=143}\"' TERM\n" +
     // An async list ignores SIGINT: turn an interrupt into SIGTERM for the group.
     "trap ': \"${__colony_sig:=130}\"; kill -s TERM 0 2>/dev/null' INT\n" +

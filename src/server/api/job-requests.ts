@@ -140,7 +140,7 @@ export const jobRequestRoutes: RouteModule = (app, deps) => {
       },
     },
     async (request) => {
-      const job = await engine.getJob(request.params.id);
+      const job = await engine.getJob(Number(request.params.id));
       return jobRequestView(job, job.tasks);
     },
   );
@@ -159,7 +159,7 @@ export const jobRequestRoutes: RouteModule = (app, deps) => {
         response: { 200: JobRequestSchema, ...errorResponses(400, 404) },
       },
     },
-    async (request) => jobRequestView(await engine.cancel(request.params.id)),
+    async (request) => jobRequestView(await engine.cancel(Number(request.params.id))),
   );
 
   app.post(
@@ -175,7 +175,7 @@ export const jobRequestRoutes: RouteModule = (app, deps) => {
       },
     },
     async (request) => {
-      const id = request.params.id;
+      const id = Number(request.params.id);
       const current = await engine.getJob(id);
       if (current.state === "COMPLETED") {
         throw new ConflictError(

@@ -91,7 +91,8 @@ export const taskOutputRoutes: RouteModule = (app, deps) => {
       },
     },
     async (request, reply) => {
-      const { id, task_type: taskType } = request.params;
+      const id = Number(request.params.id);
+      const taskType = request.params.task_type;
       const job = await engine.getJob(id);
       let execution: TaskExecution | undefined;
       if (request.query.execution !== undefined) {
@@ -106,8 +107,7 @@ export const taskOutputRoutes: RouteModule = (app, deps) => {
           );
       } else {
         const mine = job.tasks.filter((t) => t.taskType === taskType);
-        execution =
-          mine.filter((t) => t.jobAttempt === job.attempt).at(-1) ?? mine.at(-1);
+        execution = mine.filter((t) => t.jobAttempt === job.attempt).at(-1) ?? mine.at(-1);
         if (!execution) {
           if (!job.definition.tasks.some((t) => t.taskType === taskType)) {
             throw new NotFoundError(

@@ -103,16 +103,13 @@ export const tokenRoutes: RouteModule = (app, deps) => {
         hash,
         createdBy: request.principal?.name,
       });
-      return reply
-        .status(201)
-        .header("cache-control", "no-store")
-        .send({
-          id: stored.id,
-          name: stored.name,
-          role: stored.role,
-          token,
-          created_at: stored.createdAt.toISOString(),
-        });
+      return reply.status(201).header("cache-control", "no-store").send({
+        id: stored.id,
+        name: stored.name,
+        role: stored.role,
+        token,
+        created_at: stored.createdAt.toISOString(),
+      });
     },
   );
 

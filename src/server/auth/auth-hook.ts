@@ -28,7 +28,8 @@ export async function refuseWithoutClientCertificate(
 ): Promise<boolean> {
   const socket = request.raw.socket as Partial<TLSSocket>;
   if (socket.authorized === true) return false;
-  const peer = typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate() : undefined;
+  const peer =
+    typeof socket.getPeerCertificate === "function" ? socket.getPeerCertificate() : undefined;
   const presented = peer !== undefined && peer !== null && Object.keys(peer).length > 0;
   const why = presented
     ? `the client certificate was not accepted (${String(socket.authorizationError ?? "not verified")}); use one signed by the server's client CA`
@@ -56,11 +57,21 @@ export async function authenticateRequest(
       : certificateCn !== undefined
         ? `the client certificate '${certificateCn}' maps to no role (tls.client_cn_roles); send a colony token in the Authorization header`
         : "authentication required: send a colony token in the Authorization header (the bare token or 'Bearer <token>')";
-    await reply.status(401).header("www-authenticate", 'Bearer realm="colony"').send(errorBody("COLONY_UNAUTHENTICATED", message));
+    await reply
+      .status(401)
+      .header("www-authenticate", 'Bearer realm="colony"')
+      .send(errorBody("COLONY_UNAUTHENTICATED", message));
     return reply;
   }
   if (!allows(principal.role, need)) {
-    await reply.status(403).send(errorBody("COLONY_FORBIDDEN", `this needs role ${need} or higher; '${principal.name}' has role ${principal.role}`));
+    await reply
+      .status(403)
+      .send(
+        errorBody(
+          "COLONY_FORBIDDEN",
+          `this needs role ${need} or higher; '${principal.name}' has role ${principal.role}`,
+        ),
+      );
     return reply;
   }
   request.principal = principal;

@@ -15,10 +15,16 @@
  * was down gets that exit as its reason, and one that left no trace is stopped with
  * `Service Shutdown`, never left `started` forever.
  */
+import { existsSync } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { ColonyError, IllegalTransitionError, NotFoundError, ValidationError } from "../../core/errors.ts";
+import { Readable } from "node:stream";
+import {
+  ColonyError,
+  IllegalTransitionError,
+  NotFoundError,
+  ValidationError,
+} from "../../core/errors.ts";
 import type { ExecutionRequest, ExecutionResult, Executor } from "../../core/executor.ts";
 import { newUnitId } from "../../core/ids.ts";
 import type { TaskDefinition } from "../../core/job-definition.ts";
@@ -84,13 +90,15 @@ interface Live {
 }
 
 const DEFAULT_LOGS_LIMIT = 1024 * 1024;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Ended jobs stay in memory this long so followers that poll see the end. */
 const KEEP_ENDED_MS = 60_000;
 
 /** 422: the job is not in a status the requested change can start from. */
 export class WrongTransitionError extends ColonyError {
   constructor(id: string, from: string, to: ProcessJobTarget) {
-    const allowed = to === "started" ? "only a created job can be started" : "only a started job can be stopped";
+    const allowed =
+      to === "started" ? "only a created job can be started" : "only a started job can be stopped";
     super("COLONY_WRONG_TRANSITION", `job ${id} is ${from}; ${allowed}`, {
       status: 422,
       details: { from, to },
@@ -107,7 +115,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 export class ProcessJobService {
-  readonly #o: Required<Omit<ProcessJobServiceOptions, "warn">> & Pick<ProcessJobServiceOptions, "warn">;
+  readonly #o: Required<Omit<ProcessJobServiceOptions, "warn">> &
+    Pick<ProcessJobServiceOptions, "warn">;
   readonly #live = new Map<number, Live>();
   /** Open log streams and the file each follows (woken at shutdown to see the end). */
   readonly #followers = new Map<Readable, string>();
@@ -126,7 +135,8 @@ export class ProcessJobService {
 
   async get(id: number): Promise<ProcessJob> {
     const job = await this.#o.store.getProcessJob(id);
-    if (!job) throw new NotFoundError("process_job", formatProcessJobId(id), "create one with POST /jobs");
+    if (!job)
+      throw new NotFoundError("process_job", formatProcessJobId(id), "create one with POST /jobs");
     return job;
   }
 
@@ -193,6 +203,8 @@ export class ProcessJobService {
       return !initiallyCreated || sawLive || this.#closing;
     };
     const path = this.#outPath(job.unitId);
+    // Nothing written yet (not started, or it ran on another node): nothing to answer.
+    if (!follow && !existsSync(path)) return Readable.from([]);
     const stream = followFile(path, { follow, done });
     this.#followers.set(stream, path);
     stream.once("close", () => this.#followers.delete(stream));
@@ -201,9 +213,15 @@ export class ProcessJobService {
 
   // -- changes ----------------------------------------------------------------------
 
-  async create(input: { command: string; timeoutMs?: number; createdBy?: string }): Promise<ProcessJob> {
+  async create(input: {
+    command: string;
+    timeoutMs?: number;
+    createdBy?: string;
+  }): Promise<ProcessJob> {
     if (input.command.trim() === "") {
-      throw new ValidationError('body.command: is empty; send the command to run, e.g. {"command": "ls -lah"}');
+      throw new ValidationError(
+        'body.command: is empty; send the command to run, e.g. {"command": "ls -lah"}',
+      );
     }
     return this.#o.store.createProcessJob({
       command: input.command,
@@ -263,14 +281,20 @@ export class ProcessJobService {
       handle = await starting;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      const stopped = await this.#stop(id, { reasonForExit: `process finished with error: ${message}` }, job);
+      const stopped = await this.#stop(
+        id,
+        { reasonForExit: `process finished with error: ${message}` },
+        job,
+      );
       this.#ended(live);
       return stopped;
     }
     if (typeof handle.pgid === "number") live.pgid = handle.pgid;
     this.#watch(live, job);
     await this.#o.store.setProcessJobHandle(id, handle).catch((error: unknown) => {
-      this.#o.warn?.(`process job ${formatProcessJobId(id)}: recording its handle failed: ${String(error)}`);
+      this.#o.warn?.(
+        `process job ${formatProcessJobId(id)}: recording its handle failed: ${String(error)}`,
+      );
     });
     if (this.#closing) void this.#stopForShutdown(live);
     return job;
@@ -305,7 +329,8 @@ export class ProcessJobService {
     try {
       return await this.#o.store.stopProcessJob(id, stop);
     } catch (error) {
-      if (error instanceof IllegalTransitionError) return (await this.#o.store.getProcessJob(id)) ?? fallback!;
+      if (error instanceof IllegalTransitionError)
+        return (await this.#o.store.getProcessJob(id)) ?? fallback!;
       throw error;
     }
   }
@@ -347,15 +372,24 @@ export class ProcessJobService {
 
   /** Follows a running process: its end, and its timeout counted from its start. */
   #watch(live: Live, job: ProcessJob): void {
-    const startedAt = job.startedAt?.getTime() ?? Date.now();
-    const left = Math.max(0, startedAt + job.timeoutMs - Date.now());
-    live.timeout = setTimeout(() => void this.#onTimeout(live), left);
-    live.timeout.unref();
+    const deadline = (job.startedAt?.getTime() ?? Date.now()) + job.timeoutMs;
+    // Timers longer than about 24.8 days fire at once in Node: wait in steps.
+    const arm = () => {
+      const left = deadline - Date.now();
+      live.timeout =
+        left > MAX_TIMER_MS
+          ? setTimeout(arm, MAX_TIMER_MS)
+          : setTimeout(() => void this.#onTimeout(live), Math.max(0, left));
+      live.timeout.unref();
+    };
+    arm();
     this.#o.executor.wait(live.unitId).then(
       (result) => this.#onExit(live, result),
       (error: unknown) => {
         // The executor closed under it: the process may live on; a restart re-attaches.
-        this.#o.warn?.(`process job ${formatProcessJobId(live.id)}: lost track of its process: ${String(error)}`);
+        this.#o.warn?.(
+          `process job ${formatProcessJobId(live.id)}: lost track of its process: ${String(error)}`,
+        );
         this.#ended(live);
       },
     );
@@ -368,7 +402,9 @@ export class ProcessJobService {
     } catch (error) {
       // Stopped by someone else first, who also stops the process.
       if (error instanceof IllegalTransitionError) return;
-      this.#o.warn?.(`process job ${formatProcessJobId(live.id)}: recording its timeout failed: ${String(error)}`);
+      this.#o.warn?.(
+        `process job ${formatProcessJobId(live.id)}: recording its timeout failed: ${String(error)}`,
+      );
     }
     this.#kill(live);
   }
@@ -384,7 +420,9 @@ export class ProcessJobService {
     if (result.exitCode !== null) stop.exitCode = result.exitCode;
     // Recorded before followers are told the end, so a follower's next GET agrees.
     await this.#stop(live.id, stop).catch((error: unknown) => {
-      this.#o.warn?.(`process job ${formatProcessJobId(live.id)}: recording its end failed: ${String(error)}`);
+      this.#o.warn?.(
+        `process job ${formatProcessJobId(live.id)}: recording its end failed: ${String(error)}`,
+      );
     });
     this.#ended(live);
   }
@@ -423,10 +461,14 @@ export class ProcessJobService {
   }
 
   #shuttingDown(): ColonyError {
-    return new ColonyError("COLONY_SHUTTING_DOWN", "the server is shutting down; start the job again once it is back", {
-      status: 503,
-      retryable: true,
-    });
+    return new ColonyError(
+      "COLONY_SHUTTING_DOWN",
+      "the server is shutting down; start the job again once it is back",
+      {
+        status: 503,
+        retryable: true,
+      },
+    );
   }
 
   // -- server lifecycle ---------------------------------------------------------------
@@ -436,12 +478,17 @@ export class ProcessJobService {
    * a recorded exit becomes the reason; no trace at all is `Service Shutdown`.
    */
   async recover(): Promise<void> {
-    const started = await this.#o.store.listProcessJobs({ nodeId: this.#o.nodeId, status: "started" });
+    const started = await this.#o.store.listProcessJobs({
+      nodeId: this.#o.nodeId,
+      status: "started",
+    });
     for (const job of started) {
       try {
         await this.#recoverOne(job);
       } catch (error) {
-        this.#o.warn?.(`process job ${formatProcessJobId(job.id)}: recovery failed: ${String(error)}`);
+        this.#o.warn?.(
+          `process job ${formatProcessJobId(job.id)}: recovery failed: ${String(error)}`,
+        );
         await this.#stop(job.id, { reasonForExit: REASON_SERVICE_SHUTDOWN }, job);
       }
     }
@@ -509,7 +556,9 @@ export class ProcessJobService {
       await this.#o.store.stopProcessJob(live.id, { reasonForExit: REASON_SERVICE_SHUTDOWN });
     } catch (error) {
       if (!(error instanceof IllegalTransitionError)) {
-        this.#o.warn?.(`process job ${formatProcessJobId(live.id)}: recording its shutdown failed: ${String(error)}`);
+        this.#o.warn?.(
+          `process job ${formatProcessJobId(live.id)}: recording its shutdown failed: ${String(error)}`,
+        );
       }
     }
     this.#kill(live);

@@ -101,7 +101,7 @@ export const processJobRoutes: RouteModule = async (app, deps) => {
           summary: "Create a process job (status created)",
           description:
             "The body is read as JSON whatever its Content-Type. Answers 201 with the job " +
-            "and Location: /jobs/{id}. Start it with PUT /jobs/{id} {\"status\": \"started\"}.",
+            'and Location: /jobs/{id}. Start it with PUT /jobs/{id} {"status": "started"}.',
           tags: TAGS,
           body: CreateProcessJobBody,
           response: { 201: ProcessJobSchema, ...errorResponses(400, 413) },
@@ -163,7 +163,9 @@ export const processJobRoutes: RouteModule = async (app, deps) => {
         },
       },
       async (request, reply) => {
-        const { view, omittedBytes } = await service.view(await service.get(jobId(request.params.id)));
+        const { view, omittedBytes } = await service.view(
+          await service.get(jobId(request.params.id)),
+        );
         if (omittedBytes > 0) void reply.header("x-colony-logs-omitted-bytes", omittedBytes);
         return view;
       },
