@@ -35,6 +35,7 @@ Options:
                        certificate's CN may stand for a role (tls.client_cn_roles)
   --insecure-no-auth   switch auth off: anyone who can reach the port can run any
                        command as this user. Only for experiments on a private machine.
+  --log                log every request (JSON lines on stdout)
   -h, --help           this help
 
 Environment: COLONY_CONFIG, COLONY_DATA_DIR, COLONY_PORT, COLONY_HOST, COLONY_STORE_URL,

@@ -6,7 +6,11 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ServerOptions as HttpsServerOptions } from "node:https";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RawServerDefault,
+} from "fastify";
 import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Config } from "../config/config.ts";
@@ -26,14 +30,17 @@ declare module "fastify" {
   }
 }
 
-/** Decides who a request comes from. Implemented by auth/authenticator.ts. */
+/** Decides who a request comes from. Implemented by auth/token-authenticator.ts. */
 export interface Authenticator {
   /**
    * Resolves the caller from the Authorization header value (a bare token or
    * `Bearer <token>`) and the verified client certificate's CN, if any. Undefined when
    * no credential was given or it is unknown/revoked.
    */
-  authenticate(input: { authorization?: string; certificateCn?: string }): Promise<Principal | undefined>;
+  authenticate(input: {
+    authorization?: string;
+    certificateCn?: string;
+  }): Promise<Principal | undefined>;
   /** True when auth is switched off (--insecure-no-auth): every caller is admin. */
   readonly disabled: boolean;
   /** Forgets cached credentials (after a token is revoked). */
@@ -100,10 +107,18 @@ export async function buildApp(deps: ServerDeps, options: BuildAppOptions): Prom
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
-      info: { title: "colony API", version: "1", description: "colony's REST API. Errors are {error: {code, message}}." },
+      info: {
+        title: "colony API",
+        version: "1",
+        description: "colony's REST API. Errors are {error: {code, message}}.",
+      },
       components: {
         securitySchemes: {
-          token: { type: "http", scheme: "bearer", description: "A colony token; the bare token without 'Bearer ' works too." },
+          token: {
+            type: "http",
+            scheme: "bearer",
+            description: "A colony token; the bare token without 'Bearer ' works too.",
+          },
         },
       },
       security: [{ token: [] }],

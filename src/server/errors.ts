@@ -10,7 +10,11 @@ export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
-export function errorBody(code: string, message: string, details?: Record<string, unknown>): ErrorBody {
+export function errorBody(
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): ErrorBody {
   return { error: details ? { code, message, details } : { code, message } };
 }
 
@@ -29,7 +33,9 @@ export function installErrorHandling(app: App): void {
     if (error.validation) {
       const first = error.validation[0];
       let path = first?.instancePath ?? "";
-      let extra = first?.params?.additionalProperty ?? (first?.params?.additionalProperties as string[] | undefined)?.[0];
+      let extra =
+        first?.params?.additionalProperty ??
+        (first?.params?.additionalProperties as string[] | undefined)?.[0];
       // TypeBox reports additionalProperties: false as the `false` schema of the extra key.
       if (extra === undefined && first?.message === "schema is false" && path.includes("/")) {
         extra = path.slice(path.lastIndexOf("/") + 1);
@@ -41,23 +47,55 @@ export function installErrorHandling(app: App): void {
     }
     switch (error.code) {
       case "FST_ERR_CTP_BODY_TOO_LARGE":
-        return reply.status(413).send(errorBody("COLONY_BODY_TOO_LARGE", `the request body is larger than the limit of ${app.initialConfig.bodyLimit} bytes`));
+        return reply
+          .status(413)
+          .send(
+            errorBody(
+              "COLONY_BODY_TOO_LARGE",
+              `the request body is larger than the limit of ${app.initialConfig.bodyLimit} bytes`,
+            ),
+          );
       case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-        return reply.status(415).send(errorBody("COLONY_UNSUPPORTED_MEDIA_TYPE", `unsupported Content-Type '${request.headers["content-type"] ?? ""}'; send application/json (or application/yaml where YAML is accepted)`));
+        return reply
+          .status(415)
+          .send(
+            errorBody(
+              "COLONY_UNSUPPORTED_MEDIA_TYPE",
+              `unsupported Content-Type '${request.headers["content-type"] ?? ""}'; send application/json (or application/yaml where YAML is accepted)`,
+            ),
+          );
       case "FST_ERR_CTP_EMPTY_JSON_BODY":
-        return reply.status(400).send(errorBody("COLONY_VALIDATION", "the body is empty; send a JSON object"));
+        return reply
+          .status(400)
+          .send(errorBody("COLONY_VALIDATION", "the body is empty; send a JSON object"));
       case "FST_ERR_CTP_INVALID_JSON_BODY":
       case undefined:
         break;
     }
     if (error instanceof SyntaxError || error.code === "FST_ERR_CTP_INVALID_JSON_BODY") {
-      return reply.status(400).send(errorBody("COLONY_MALFORMED_JSON", `malformed JSON body: ${error.message}`));
+      return reply
+        .status(400)
+        .send(errorBody("COLONY_MALFORMED_JSON", `malformed JSON body: ${error.message}`));
     }
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) request.log.error(error);
-    return reply.status(status).send(errorBody(status >= 500 ? "COLONY_INTERNAL" : (error.code ?? "COLONY_BAD_REQUEST"), status >= 500 ? `internal error: ${error.message}` : error.message));
+    return reply
+      .status(status)
+      .send(
+        errorBody(
+          status >= 500 ? "COLONY_INTERNAL" : (error.code ?? "COLONY_BAD_REQUEST"),
+          status >= 500 ? `internal error: ${error.message}` : error.message,
+        ),
+      );
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(errorBody("COLONY_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}; see /api/openapi.json`));
+    void reply
+      .status(404)
+      .send(
+        errorBody(
+          "COLONY_NOT_FOUND",
+          `no route ${request.method} ${request.url.split("?")[0]}; see /api/openapi.json`,
+        ),
+      );
   });
 }
