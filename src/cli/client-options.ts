@@ -72,7 +72,10 @@ function readToken(file: string): string {
   return readFileSync(file, "utf8").trim();
 }
 
-export function resolveClientOptions(flags: ClientFlags, env: NodeJS.ProcessEnv = process.env): ClientOptions {
+export function resolveClientOptions(
+  flags: ClientFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): ClientOptions {
   const dataDir = resolve(flags["data-dir"] ?? env.COLONY_DATA_DIR ?? ".colony");
   const info = readServerInfo(dataDir);
   let server = "http://127.0.0.1:7777";
@@ -98,5 +101,10 @@ export function resolveClientOptions(flags: ClientFlags, env: NodeJS.ProcessEnv 
 
   const caFile = flags.ca ?? env.COLONY_CA ?? info?.ca;
   const ca = caFile ? readFileSync(caFile, "utf8") : undefined;
-  return { server: server.replace(/\/+$/, ""), token, ca, sources: { server: serverSource, token: tokenSource } };
+  return {
+    server: server.replace(/\/+$/, ""),
+    token,
+    ca,
+    sources: { server: serverSource, token: tokenSource },
+  };
 }

@@ -15,7 +15,14 @@ const started = Date.now();
 export const healthRoutes: RouteModule = (app, deps) => {
   app.get(
     "/api/health",
-    { schema: { summary: "Liveness (no auth)", tags: ["health"], security: [], response: { 200: Health } } },
+    {
+      schema: {
+        summary: "Liveness (no auth)",
+        tags: ["health"],
+        security: [],
+        response: { 200: Health },
+      },
+    },
     async () => ({
       status: "ok" as const,
       node_id: deps.config.nodeId,
