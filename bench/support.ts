@@ -15,13 +15,15 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[i]!;
 }
 
-/** Runs `seq n | xargs -P c -I{} sh -c true` and returns commands per second. */
-export function xargsRate(n: number, concurrency: number, command = "true"): number {
+/** Runs `seq n | xargs -P c -I{} <shell> -c <command>` and returns commands per second. */
+export function xargsRate(n: number, concurrency: number, command = "true", shell = "sh"): number {
   const started = performance.now();
   const r = spawnSync(
     "bash",
-    ["-c", `seq ${n} | xargs -P ${concurrency} -I{} sh -c '${command}'`],
-    { stdio: "ignore" },
+    ["-c", `seq ${n} | xargs -P ${concurrency} -I{} ${shell} -c '${command}'`],
+    {
+      stdio: "ignore",
+    },
   );
   if (r.status !== 0) throw new Error(`xargs baseline failed with ${r.status}`);
   return n / ((performance.now() - started) / 1000);

@@ -28,6 +28,8 @@ export class JobRunner {
   readonly #launching = new Set<string>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #abort: StopReason | undefined;
+  /** The write that marks the job EXECUTING, when it was not awaited at start. */
+  #executing: Promise<void> = Promise.resolve();
   #stepping = false;
   #again = false;
   #finished = false;
@@ -55,8 +57,20 @@ export class JobRunner {
       for (const e of all) if (e.jobAttempt === this.#job.attempt) this.#executions.set(e.id, e);
     }
     if (this.#job.state !== "EXECUTING") {
-      this.#job = this.#withDefinition(await store.markJobExecuting(this.#job.id));
-      this.#emitJob();
+      if (fresh) {
+        // Not awaited: the first task's creation joins this write in one store commit.
+        // Task creation needs no EXECUTING job; a failure here surfaces through #fail.
+        this.#executing = store.markJobExecuting(this.#job.id).then(
+          (job) => {
+            this.#job = this.#withDefinition(job);
+            this.#emitJob();
+          },
+          (error: unknown) => this.#fail(error),
+        );
+      } else {
+        this.#job = this.#withDefinition(await store.markJobExecuting(this.#job.id));
+        this.#emitJob();
+      }
     }
     // A cancel asked while it was claimed is seen here or at the next lease renewal.
     if (!fresh && (await store.isCancelRequested(this.#job.id))) this.#abort = "cancel";
@@ -169,6 +183,7 @@ export class JobRunner {
               executionId: execution.id,
               state: execution.state,
               attempt: execution.attempt,
+              method: execution.method,
             });
             this.#track(execution, outputs);
           }
@@ -208,6 +223,7 @@ export class JobRunner {
   async #conclude(verdict: NonNullable<ReturnType<typeof planNext>["verdict"]>): Promise<void> {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    await this.#executing;
     const { store } = this.#ctx;
     const def = this.#job.definition;
     if (verdict.state === "FAILED" && this.#abort === undefined && this.#job.attempt < def.retry) {

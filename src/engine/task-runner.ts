@@ -152,6 +152,7 @@ export function startTask(
       executionId: exec.id,
       state: exec.state,
       attempt: exec.attempt,
+      method: exec.method,
       exitCode: exec.exitCode,
       error,
     });
@@ -232,8 +233,7 @@ export function startTask(
       if (execution.state === "READY") {
         const handle = await executor.start(request);
         started = true;
-        await ctx.store.markTaskStarted(execution.id, handle);
-        emit(await ctx.store.markTaskExecuting(execution.id));
+        emit(await ctx.store.markTaskExecuting(execution.id, { handle }));
       } else {
         // Re-attach after a restart: the executor recorded how to find the work.
         const attached =

@@ -21,6 +21,8 @@ export interface EmbeddedOptions {
   executors?: Executor[];
   engine?: Partial<Omit<EngineOptions, "store" | "executors" | "dataDir" | "secretKey">>;
   killGraceMs?: number;
+  /** The shell for SHELL tasks (default /bin/bash when present, else /bin/sh). */
+  shell?: string;
 }
 
 export interface Embedded {
@@ -41,7 +43,9 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ url: options.storeUrl, dataDir });
   const executors = new ExecutorRegistry();
-  executors.register(createShellExecutor({ killGraceMs: options.killGraceMs }));
+  executors.register(
+    createShellExecutor({ killGraceMs: options.killGraceMs, shell: options.shell }),
+  );
   for (const e of options.executors ?? []) executors.register(e);
   const engine = new Engine({
     store,

@@ -636,14 +636,18 @@ class PostgresStore implements Store {
     );
   }
 
-  markTaskExecuting(id: string): Promise<TaskExecution> {
+  markTaskExecuting(
+    id: string,
+    started?: { handle: Record<string, unknown>; antId?: string },
+  ): Promise<TaskExecution> {
     return this.#run("marking a task execution executing", () =>
       this.#taskUpdate(
         id,
         "EXECUTING",
-        `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, $2)
+        `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, $2),
+           handle = COALESCE($3, handle), ant_id = COALESCE($4, ant_id)
          WHERE id = $1 AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
-        [new Date()],
+        [new Date(), started ? JSON.stringify(started.handle) : null, started?.antId ?? null],
       ),
     );
   }

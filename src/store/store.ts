@@ -179,8 +179,14 @@ export interface Store {
     handle: Record<string, unknown>,
     antId?: string,
   ): Promise<TaskExecution>;
-  /** STARTED -> EXECUTING. */
-  markTaskExecuting(id: string): Promise<TaskExecution>;
+  /**
+   * READY|STARTED -> EXECUTING. With `started`, also records the executor handle and ant
+   * (one statement for executors whose start returns once the work runs).
+   */
+  markTaskExecuting(
+    id: string,
+    started?: { handle: Record<string, unknown>; antId?: string },
+  ): Promise<TaskExecution>;
   /** Non-final -> final with result fields. */
   finishTask(id: string, finish: TaskFinish): Promise<TaskExecution>;
   /** Merges keys into the context of a running execution (hook results, outputs). */
