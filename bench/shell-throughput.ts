@@ -13,12 +13,14 @@ export async function colonyShellRate(
   n: number,
   concurrency: number,
   shell?: string,
+  storeUrl?: string,
 ): Promise<{ rate: number; maxStallMs: number }> {
   const dir = tempDataDir();
   const runtime = await openEmbedded({
     dataDir: dir.path,
     maxParallelTasks: concurrency,
     shell,
+    storeUrl,
     engine: { pollMs: 50 },
   });
   const definition: JobDefinition = parseJobDefinition(

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
 export function tempDataDir(): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), "colony-bench-"));
+  // BENCH_DIR puts data dirs on a chosen disk (default: the OS temp dir).
+  const path = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), "colony-bench-"));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
