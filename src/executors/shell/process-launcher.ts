@@ -12,9 +12,9 @@
  */
 import { spawn as spawnChild, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
-import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ColonyError } from "../../core/errors.ts";
 
@@ -430,6 +430,7 @@ export function createNodeLauncher(): ProcessLauncher {
           `${spec.id}: a process with this id is running`,
         );
       }
+      await mkdir(dirname(spec.outPath), { recursive: true, mode: 0o700 });
       const out = await open(
         spec.outPath,
         fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT,

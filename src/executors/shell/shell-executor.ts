@@ -9,7 +9,7 @@
  * start time) is followed until its exit file appears.
  */
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
-import { access, constants, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { ExecutorError } from "../../core/errors.ts";
@@ -162,6 +162,15 @@ function ensureDir(dir: string): boolean {
   }
 }
 
+const madeParents = new Set<string>();
+
+function ensureParent(dir: string): void {
+  const parent = dirname(dir);
+  if (madeParents.has(parent)) return;
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  madeParents.add(parent);
+}
+
 export function createShellExecutor(options: ShellExecutorOptions = {}): Executor {
   const ownsLauncher = options.launcher === undefined;
   let launcher: ProcessLauncher | undefined = options.launcher;
@@ -307,17 +316,20 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     try {
       // A unit directory that existed may hold the exit file of an earlier colony
       // process that already ran this execution.
-      const created = ensureDir(unitDir);
-      if (!created && (await readExitFile(exitPath))) throw exists();
+      // The launcher makes the unit dir (the Perl spawner off this event loop); only its
+      // parent is made here, once per parent.
+      ensureParent(unitDir);
+      if (await readExitFile(exitPath)) throw exists();
       let script = composeShellScript(request.task, { bash });
       if (Buffer.byteLength(script) > MAX_INLINE_SCRIPT) {
+        ensureDir(unitDir);
         const file = join(unitDir, "script.sh");
         await writeFile(file, script, { mode: 0o600 });
         script = `. ${quoteShell(file)}`;
       }
       spawned = await getLauncher().spawn({
         id,
-        cwd,
+        cwd: request.workDir ?? cwd,
         outPath,
         exitPath,
         ...(request.stdinPath === undefined ? {} : { stdinPath: request.stdinPath }),

@@ -73,6 +73,10 @@ sub spawn_child {
     # as an error instead of a silent exit 127.
     if (!-d $cwd) { reply('ERROR', $id, "working directory $cwd does not exist"); return }
     if (!-x $shell) { reply('ERROR', $id, "shell $shell is not an executable file"); return }
+    # The unit directory is made here, off colony's event loop (one level: its parent
+    # exists); an existing one is fine.
+    (my $unit_dir = $out) =~ s{/[^/]*\z}{};
+    mkdir $unit_dir, 0700 if $unit_dir ne '' && !-d $unit_dir;
     my $out_fd = POSIX::open($out, O_WRONLY | O_APPEND | O_CREAT, 0600);
     if (!defined $out_fd) { reply('ERROR', $id, "cannot open output file $out: $!"); return }
     my $in_fd = POSIX::open($stdin ne '' ? $stdin : '/dev/null', O_RDONLY);
