@@ -1,7 +1,8 @@
 /**
  * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
  * the same run (the machine is shared and noisy; absolute numbers drift).
- * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream)
+ * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream, docker, dashboard, units,
+ * function, hook, ants, messaging)
  */
 import { cpus, totalmem } from "node:os";
 import { printLines, type BenchLine } from "./support.ts";
@@ -9,6 +10,13 @@ import { shellThroughput } from "./shell-throughput.ts";
 import { taskLatency } from "./task-latency.ts";
 import { apiThroughput } from "./api-throughput.ts";
 import { outputStream } from "./output-stream.ts";
+import { dashboardBench } from "./dashboard.ts";
+import { dockerOverhead } from "./docker-overhead.ts";
+import { unitsBench } from "./units.ts";
+import { functionThroughput } from "./function-throughput.ts";
+import { hookThroughput } from "./hook-throughput.ts";
+import { antsDispatch } from "./ants-dispatch.ts";
+import { messagingRoundTrip } from "./messaging-roundtrip.ts";
 
 const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
   shell: () =>
@@ -24,6 +32,32 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
     outputStream(
       Number(process.env.BENCH_STREAM_MB ?? 200),
       Number(process.env.BENCH_STREAM_CLIENTS ?? 10),
+    ),
+  docker: () => dockerOverhead(Number(process.env.BENCH_DOCKER_N ?? 20)),
+  dashboard: () => dashboardBench(),
+  units: () =>
+    unitsBench(
+      Number(process.env.BENCH_UNITS_N ?? 500),
+      Number(process.env.BENCH_P ?? 8),
+      Number(process.env.BENCH_UNITS_MB ?? 100),
+    ),
+  function: () =>
+    functionThroughput(
+      Number(process.env.BENCH_FUNCTION_N ?? 5000),
+      Number(process.env.BENCH_FUNCTION_C ?? 16),
+      Number(process.env.BENCH_FUNCTION_LATENCY_N ?? 500),
+    ),
+  hook: () =>
+    hookThroughput(
+      Number(process.env.BENCH_HOOK_N ?? 5000),
+      Number(process.env.BENCH_HOOK_CLIENTS ?? 16),
+    ),
+  ants: () =>
+    antsDispatch(Number(process.env.BENCH_ANTS_N ?? 5000), Number(process.env.BENCH_ANTS ?? 50)),
+  messaging: () =>
+    messagingRoundTrip(
+      Number(process.env.BENCH_MESSAGING_N ?? 3000),
+      Number(process.env.BENCH_MESSAGING_C ?? 16),
     ),
 };
 

@@ -184,6 +184,13 @@ export function printJob(out: NodeJS.WriteStream, job: JobRequestView): void {
       ]) +
       "\n",
   );
+  // What processes reported through the job hook (docs/hook.md), when any did.
+  for (const t of tasks.filter((t) => t.hook?.updated_at)) {
+    const h = t.hook!;
+    const details = h.status_details === null ? "" : ` ${JSON.stringify(h.status_details)}`;
+    const error = h.error_message ? ` ${p.red(h.error_message)}` : "";
+    out.write(`  hook ${t.task_type} (${t.id}): ${h.status}${details}${error}\n`);
+  }
 }
 
 async function cancelJob(argv: string[], io: CliIo): Promise<number> {

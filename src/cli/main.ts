@@ -16,6 +16,10 @@ Commands:
   jobs                list|show|cancel|restart|logs [-f] job requests on the server
   definitions         list|show|apply|delete|pause|resume saved job types
   token               create|list|revoke API tokens (admin)
+  schedules           list|show|pause|resume cron schedules of job types
+  ant                 run tasks on this machine for a server (--server URL --token T --tags a,b)
+  ants list           the server's ants: load, capacity, tags, methods, last seen
+  work                submit|list|status|results|cancel|release work units (control socket)
   help [command]      help for a command
 
 Run 'colony <command> --help' for a command's options.
@@ -28,6 +32,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   jobs: async (argv) => (await import("./jobs-command.ts")).jobsCommand(argv),
   definitions: async (argv) => (await import("./definitions-command.ts")).definitionsCommand(argv),
   token: async (argv) => (await import("./token-command.ts")).tokenCommand(argv),
+  schedules: async (argv) => (await import("./schedules-command.ts")).schedulesCommand(argv),
+  ant: async (argv) => (await import("./ant-command.ts")).antCommand(argv),
+  ants: async (argv) => (await import("./ants-command.ts")).antsCommand(argv),
+  work: async (argv) => (await import("./work-command.ts")).workCommand(argv),
   server: async (argv) => (await import("./server-command.ts")).serverCommand(argv),
 };
 

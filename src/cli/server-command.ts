@@ -13,8 +13,9 @@ import { paint, UsageError } from "./output.ts";
 export const SERVER_HELP = `Usage: colony server [options]
 
 Runs the colony server: the REST API (/api, OpenAPI at /api/openapi.json), the process
-jobs API (/jobs), the scheduler and the store, until stopped. It prints the URL it
-listens on and where the admin token is.
+jobs API (/jobs), the dashboard (/), Prometheus metrics (/metrics), the scheduler and
+the store, until stopped. It prints the URL it listens on, a one-time login link for the
+dashboard, and where the admin token is.
 
 Auth is on by default. On first start the server makes an admin token and writes it to
 {data dir}/admin.token (mode 0600); the colony CLI on this machine finds it there, and
@@ -121,6 +122,13 @@ export async function serverCommand(
   io.stdout.write(
     `data dir: ${config.dataDir} (store: ${server.runtime.store.kind}, node: ${config.nodeId})\n`,
   );
+  if (server.loginUrl) {
+    io.stdout.write(
+      config.auth.enabled
+        ? `dashboard: ${c.bold(server.loginUrl)} (one-time login link, valid 10 minutes)\n`
+        : `dashboard: ${c.bold(server.loginUrl)}\n`,
+    );
+  }
   if (!config.auth.enabled) {
     const port = new URL(server.url).port;
     const who = wildcard

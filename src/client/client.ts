@@ -23,6 +23,7 @@ import type {
   UnitView,
 } from "../server/schemas.ts";
 import type { CreatedTokenView, TokenListView, TokenView } from "../server/api/tokens.ts";
+import type { AntListView } from "../ants/ws-endpoint.ts";
 
 export type {
   JobDefinitionView,
@@ -34,6 +35,20 @@ export type {
   UnitView,
 } from "../server/schemas.ts";
 export type { CreatedTokenView, TokenView } from "../server/api/tokens.ts";
+import type { ArtifactPageView, ArtifactView } from "../server/api/artifacts.ts";
+import type { ScheduleListView, ScheduleView } from "../server/api/schedules.ts";
+export type { ArtifactPageView, ArtifactView } from "../server/api/artifacts.ts";
+export type { ScheduleView } from "../server/api/schedules.ts";
+
+export interface ArtifactQuery {
+  jobRequestId?: number;
+  taskType?: string;
+  executionId?: string;
+  uuid?: string;
+  property?: string;
+  limit?: number;
+  cursor?: string;
+}
 
 export interface ClientConfig {
   /** Base URL of the server, e.g. http://127.0.0.1:7777. */
@@ -286,6 +301,50 @@ export class ColonyClient {
     return this.#json("GET", `/api/units/${enc(id)}`);
   }
 
+  // -- schedules and artifacts (docs/schedules.md, docs/artifacts.md) ---------------------
+
+  async listSchedules(): Promise<ScheduleView[]> {
+    return (await this.#json<ScheduleListView>("GET", "/api/schedules")).items;
+  }
+
+  getSchedule(jobType: string): Promise<ScheduleView> {
+    return this.#json("GET", `/api/schedules/${enc(jobType)}`);
+  }
+
+  pauseSchedule(jobType: string): Promise<ScheduleView> {
+    return this.#json("POST", `/api/schedules/${enc(jobType)}/pause`, {});
+  }
+
+  resumeSchedule(jobType: string): Promise<ScheduleView> {
+    return this.#json("POST", `/api/schedules/${enc(jobType)}/resume`, {});
+  }
+
+  listArtifacts(query: ArtifactQuery = {}): Promise<ArtifactPageView> {
+    const q = new URLSearchParams();
+    if (query.jobRequestId !== undefined) q.set("job_request_id", String(query.jobRequestId));
+    if (query.taskType !== undefined) q.set("task_type", query.taskType);
+    if (query.executionId !== undefined) q.set("execution_id", query.executionId);
+    if (query.uuid !== undefined) q.set("uuid", query.uuid);
+    if (query.property !== undefined) q.set("property", query.property);
+    if (query.limit !== undefined) q.set("limit", String(query.limit));
+    if (query.cursor !== undefined) q.set("cursor", query.cursor);
+    const qs = q.toString();
+    return this.#json("GET", `/api/artifacts${qs ? `?${qs}` : ""}`);
+  }
+
+  getArtifact(id: string): Promise<ArtifactView> {
+    return this.#json("GET", `/api/artifacts/${enc(id)}`);
+  }
+
+  /** An artifact's bytes, as a stream. */
+  async downloadArtifact(id: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const answer = await this.#send("GET", `/api/artifacts/${enc(id)}/download`, {
+      signal: options.signal,
+      stream: true,
+    });
+    return answer.body;
+  }
+
   // -- tokens (admin) ---------------------------------------------------------------------
 
   /** Creates a token; the answer's `token` is the only time it is shown. */
@@ -299,6 +358,11 @@ export class ColonyClient {
 
   revokeToken(id: string): Promise<TokenView> {
     return this.#json("DELETE", `/api/tokens/${enc(id)}`);
+  }
+
+  /** The ants: the built-in one and every remote one, and tasks waiting for one. */
+  listAnts(): Promise<AntListView> {
+    return this.#json("GET", "/api/ants");
   }
 
   // -- plumbing ---------------------------------------------------------------------------

@@ -11,6 +11,13 @@ import { Value } from "typebox/value";
 import { parseDocument } from "yaml";
 import { ColonyError } from "../core/errors.ts";
 import { parseDuration } from "../core/duration.ts";
+import { METHODS, type Method } from "../core/job-definition.ts";
+import {
+  DockerConfigSchema,
+  KubernetesConfigSchema,
+  type DockerConfig,
+  type KubernetesConfig,
+} from "../executors/container-options.ts";
 
 const Duration = Type.String({ description: "Go-style duration, e.g. 30s, 5m, 1h30m" });
 const StrMap = Type.Record(Type.String(), Type.String());
@@ -83,6 +90,24 @@ export const ConfigFileSchema = Type.Object(
     messaging: Type.Optional(
       Type.Object({ redis_url: Type.Optional(Type.String()) }, { additionalProperties: false }),
     ),
+    /** The built-in ant and remote ants on /ws/ants (docs/ants.md). */
+    ant: Type.Optional(
+      Type.Object(
+        {
+          /** Tags of the built-in ant: tasks with tags run here only if it has them all. */
+          tags: Type.Optional(Type.Array(Type.String())),
+          /** Methods the built-in ant offers (default: every method this server can run). */
+          methods: Type.Optional(Type.Array(Type.Enum([...METHODS]))),
+          /** How often remote ants are pinged; one missed pong ends the connection. */
+          ping_interval: Type.Optional(Duration),
+          /** How long a disconnected `colony ant` keeps its tasks before they are retried. */
+          reconnect_grace: Type.Optional(Duration),
+          /** The pause before a request answered EXECUTING is sent again. */
+          poll_delay: Type.Optional(Duration),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     work_types: Type.Optional(Type.Array(WorkType)),
     peers: Type.Optional(Type.Array(Peer)),
     work_signing: Type.Optional(
@@ -94,9 +119,58 @@ export const ConfigFileSchema = Type.Object(
     work_verification: Type.Optional(
       Type.Object({ public_key: Type.String() }, { additionalProperties: false }),
     ),
-    /** Executor settings (seed 000 ant config: docker, kubernetes) kept for those executors. */
-    docker: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    kubernetes: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Work units (docs/units.md): retention, remote-work timing, the control service on TCP. */
+    units: Type.Optional(
+      Type.Object(
+        {
+          /** Finished units whose last change is older than this are released; 0 keeps them. */
+          retention: Type.Optional(Duration),
+          remote_poll: Type.Optional(Duration),
+          remote_retry_max: Type.Optional(Duration),
+          control_tcp: Type.Optional(
+            Type.Object(
+              {
+                host: Type.Optional(Type.String()),
+                port: Type.Integer({ minimum: 0, maximum: 65535 }),
+                cert: Type.String(),
+                key: Type.String(),
+                client_ca: Type.String(),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** The job hook (docs/hook.md). */
+    hook: Type.Optional(
+      Type.Object({ max_clock_skew: Type.Optional(Duration) }, { additionalProperties: false }),
+    ),
+    /** The artifact store (docs/artifacts.md): default lifetime ("0s" keeps them), size limit. */
+    artifacts: Type.Optional(
+      Type.Object(
+        {
+          expire_after: Type.Optional(Duration),
+          max_size: Type.Optional(Type.Integer({ minimum: 1, description: "bytes" })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Cron schedules of job types (docs/schedules.md). */
+    schedules: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          /** IANA zone for cron_trigger without CRON_TZ= (default: the machine's). */
+          timezone: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Container executors (seed 000 ant config: "Docker", "Kubernetes"); container-options.ts. */
+    docker: Type.Optional(DockerConfigSchema),
+    kubernetes: Type.Optional(KubernetesConfigSchema),
   },
   { additionalProperties: false },
 );
@@ -124,12 +198,34 @@ export interface Config {
   };
   readonly jobsApi: { readonly defaultTimeoutMs: number; readonly stopGraceMs: number };
   readonly messaging: { readonly redisUrl: string };
+  readonly ant: {
+    readonly tags: readonly string[];
+    readonly methods?: readonly Method[];
+    readonly pingIntervalMs: number;
+    readonly reconnectGraceMs: number;
+    readonly pollDelayMs: number;
+  };
   readonly workTypes: NonNullable<ConfigFile["work_types"]>;
   readonly peers: NonNullable<ConfigFile["peers"]>;
   readonly workSigning?: { readonly privateKey: string; readonly tokenExpirationMs: number };
   readonly workVerification?: { readonly publicKey: string };
-  readonly docker: Readonly<Record<string, unknown>>;
-  readonly kubernetes: Readonly<Record<string, unknown>>;
+  readonly units: {
+    readonly retentionMs: number;
+    readonly remotePollMs: number;
+    readonly remoteRetryMaxMs: number;
+    readonly controlTcp?: {
+      readonly host: string;
+      readonly port: number;
+      readonly cert: string;
+      readonly key: string;
+      readonly clientCa: string;
+    };
+  };
+  readonly hook: { readonly maxClockSkewMs: number };
+  readonly artifacts: { readonly expiresAfterMs: number; readonly maxBytes: number };
+  readonly schedules: { readonly enabled: boolean; readonly timezone?: string };
+  readonly docker: Readonly<DockerConfig>;
+  readonly kubernetes: Readonly<KubernetesConfig>;
   /** Where the file was read from, if any. */
   readonly source?: string;
 }
@@ -291,8 +387,19 @@ export function loadConfig(options: {
     messaging: {
       redisUrl: env.COLONY_REDIS_URL ?? file.messaging?.redis_url ?? "redis://127.0.0.1:6379",
     },
+    ant: {
+      tags: file.ant?.tags ?? [],
+      ...(file.ant?.methods ? { methods: file.ant.methods } : {}),
+      pingIntervalMs: duration("ant.ping_interval", file.ant?.ping_interval, 5000),
+      reconnectGraceMs: duration("ant.reconnect_grace", file.ant?.reconnect_grace, 10_000),
+      pollDelayMs: duration("ant.poll_delay", file.ant?.poll_delay, 1000),
+    },
     workTypes: file.work_types ?? [],
-    peers: file.peers ?? [],
+    peers: (file.peers ?? []).map((p) => ({
+      ...p,
+      ...(p.token_file === undefined ? {} : { token_file: rel(p.token_file) }),
+      ...(p.ca_file === undefined ? {} : { ca_file: rel(p.ca_file) }),
+    })),
     workSigning: file.work_signing
       ? {
           privateKey: rel(file.work_signing.private_key),
@@ -306,11 +413,55 @@ export function loadConfig(options: {
     workVerification: file.work_verification
       ? { publicKey: rel(file.work_verification.public_key) }
       : undefined,
-    docker: file.docker ?? {},
+    hook: { maxClockSkewMs: duration("hook.max_clock_skew", file.hook?.max_clock_skew, 300_000) },
+    artifacts: {
+      expiresAfterMs: duration(
+        "artifacts.expire_after",
+        file.artifacts?.expire_after,
+        720 * 3_600_000,
+      ),
+      maxBytes: file.artifacts?.max_size ?? 1024 ** 3,
+    },
+    schedules: {
+      enabled: file.schedules?.enabled ?? true,
+      ...(file.schedules?.timezone
+        ? { timezone: checkTimezone("schedules.timezone", file.schedules.timezone) }
+        : {}),
+    },
+    units: {
+      retentionMs: duration("units.retention", file.units?.retention, 7 * 86_400_000),
+      remotePollMs: duration("units.remote_poll", file.units?.remote_poll, 1000),
+      remoteRetryMaxMs: duration("units.remote_retry_max", file.units?.remote_retry_max, 60_000),
+      controlTcp: file.units?.control_tcp
+        ? {
+            host: file.units.control_tcp.host ?? "127.0.0.1",
+            port: file.units.control_tcp.port,
+            cert: rel(file.units.control_tcp.cert),
+            key: rel(file.units.control_tcp.key),
+            clientCa: rel(file.units.control_tcp.client_ca),
+          }
+        : undefined,
+    },
+    // DOCKER_HOST is the Docker client's own variable; the file wins over it.
+    docker: {
+      ...file.docker,
+      ...(file.docker?.host === undefined && env.DOCKER_HOST ? { host: env.DOCKER_HOST } : {}),
+    },
     kubernetes: file.kubernetes ?? {},
     source: options.file,
   };
   return deepFreeze(config);
+}
+
+function checkTimezone(key: string, zone: string): string {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+  } catch {
+    throw new ConfigError(
+      `${key}: '${zone}' is not a time zone; write an IANA name, e.g. Europe/Paris or UTC`,
+    );
+  }
+  return zone;
 }
 
 function deepFreeze<T>(value: T): T {

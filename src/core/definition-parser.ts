@@ -4,6 +4,7 @@
  * COLONY_INVALID_DEFINITION) with the YAML path, the 1-based line and column of the
  * offending node, and what to write instead. Nothing partial is ever returned.
  */
+import { parseCronTrigger } from "./cron.ts";
 import { LineCounter, parseDocument } from "yaml";
 import { JOB_KEYS, parseTask, parseVariables, unknownKey } from "./definition-fields.ts";
 import type { ParsedTask, TaskRef } from "./definition-fields.ts";
@@ -172,13 +173,10 @@ function readJob(r: Reader, root: YamlNode | null): JobDefinition {
         break;
       case "cron_trigger": {
         const cron = r.string(e.value, e.path).trim();
-        const fields = cron === "" ? 0 : cron.split(/\s+/).length;
-        if (fields !== 5 && fields !== 6) {
-          r.fail(
-            `cron_trigger '${cron}' has ${fields} fields; write 5 (minute hour day-of-month month day-of-week) or 6 (seconds first), e.g. "0 */5 * * * *"`,
-            e.path,
-            r.resolve(e.value, e.path),
-          );
+        try {
+          parseCronTrigger(cron);
+        } catch (error) {
+          r.fail(`cron_trigger ${(error as Error).message}`, e.path, r.resolve(e.value, e.path));
         }
         def.cronTrigger = cron;
         break;

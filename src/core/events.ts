@@ -16,11 +16,23 @@ export interface ColonyEvents {
       executionId: string;
       state: State;
       attempt: number;
+      /** The task's method (SHELL, HTTP...). */
+      method?: string;
       exitCode?: number;
       error?: string;
     },
   ];
   "task:output": [{ jobRequestId: number; taskType: string; executionId: string; chunk: Buffer }];
+  /** A running task's own progress report (FUNCTION handlers' ctx.progress). */
+  "task:progress": [
+    {
+      jobRequestId: number;
+      taskType: string;
+      executionId: string;
+      progress: number;
+      message?: string;
+    },
+  ];
 }
 
 export type EventName = keyof ColonyEvents;

@@ -5,6 +5,7 @@
  */
 import type { Readable } from "node:stream";
 import type { Method, TaskDefinition, Variable } from "./job-definition.ts";
+import type { TaskExecution } from "./job-request.ts";
 
 export interface ExecutionRequest {
   /** Unique per execution; the unit id. Starting the same id twice is an error. */
@@ -20,6 +21,11 @@ export interface ExecutionRequest {
   unitDir: string;
   /** A file whose bytes are the process's stdin, if any. */
   stdinPath?: string;
+  /**
+   * The task's own working directory (tasks with artifacts or dependencies get
+   * `{unitDir}/work`); absent: the executor's default.
+   */
+  workDir?: string;
   /** Ids for the TaskRequest wire format and the hook. */
   jobRequestId?: number;
   jobType?: string;
@@ -84,6 +90,22 @@ export interface Executor {
   attach?(request: ExecutionRequest, handle: ExecutionHandle): Promise<boolean>;
   /** Releases clients; leaves running executions alone unless `killRunning`. */
   close(options?: { killRunning?: boolean }): Promise<void>;
+}
+
+/**
+ * Chooses the executor of each task: the built-in ant (this process's registry) or a
+ * remote ant (src/ants/dispatcher.ts). Returns an executor now; a promise when the task
+ * must wait for an ant with room (resolving undefined if `signal` aborts first, or
+ * rejecting with a ColonyError that says why none came); undefined when nothing here can
+ * ever run the method. For an execution being re-attached (not READY), the executor
+ * that ran it.
+ */
+export interface TaskDispatcher {
+  executorFor(
+    task: TaskDefinition,
+    execution: TaskExecution,
+    signal: AbortSignal,
+  ): Executor | undefined | Promise<Executor | undefined>;
 }
 
 export const EXECUTION_EXISTS = "COLONY_EXECUTION_EXISTS";

@@ -5,6 +5,7 @@
  */
 import type { JobDefinition, Method } from "./job-definition.ts";
 import type { State } from "./states.ts";
+import type { HookReport } from "./hook-report.ts";
 
 export interface JobRequest {
   id: number;
@@ -46,6 +47,8 @@ export interface TaskExecution {
   /** Executor-specific handle for re-attaching after a restart (pid, container id...). */
   handle?: Record<string, unknown>;
   antId?: string;
+  /** The last report its process sent through the job hook (SPEC section 9). */
+  hook?: HookReport;
   createdAt: Date;
   startedAt?: Date;
   endedAt?: Date;

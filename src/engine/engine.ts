@@ -6,7 +6,7 @@
  */
 import { ColonyError, NotFoundError } from "../core/errors.ts";
 import { ColonyEventBus } from "../core/events.ts";
-import type { ExecutorRegistry } from "../core/executor.ts";
+import type { ExecutorRegistry, TaskDispatcher } from "../core/executor.ts";
 import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { openDefinition, sealDefinition } from "../core/secrets.ts";
@@ -26,6 +26,8 @@ import { Semaphore } from "./semaphore.ts";
 export interface EngineOptions {
   store: Store;
   executors: ExecutorRegistry;
+  /** Picks each task's executor (built-in or remote ant); default: executors by method. */
+  dispatch?: TaskDispatcher;
   dataDir: string;
   /** Key that seals secret variables at rest (see core/secrets.ts). */
   secretKey: Buffer;
@@ -43,6 +45,8 @@ export interface EngineOptions {
   claim?: boolean;
   log?: (message: string) => void;
   extraEnv?: JobRunnerContext["extraEnv"];
+  /** Steps around each execution (artifacts, the job hook's verdict). */
+  around?: JobRunnerContext["around"];
 }
 
 export interface SubmitInput {
@@ -83,10 +87,12 @@ export class Engine {
     this.#ctx = {
       store: options.store,
       executors: options.executors,
+      dispatch: options.dispatch,
       events: this.events,
       dataDir: options.dataDir,
       slots: new Semaphore(options.maxParallelTasks ?? 16),
       extraEnv: options.extraEnv,
+      around: options.around,
       log,
       onFinished: (job) => {
         this.#runners.delete(job.id);
@@ -376,6 +382,11 @@ export class Engine {
   /** Saves (or replaces, version + 1) a job definition, secret values sealed at rest. */
   async saveDefinition(definition: JobDefinition, source: string): Promise<StoredDefinition> {
     return this.store.putDefinition(sealDefinition(definition, this.#opts.secretKey), source);
+  }
+
+  /** Looks for due requests now (a schedule just inserted one) instead of at the next poll. */
+  wake(): void {
+    this.#kick();
   }
 
   /** Jobs this engine is driving now. */

@@ -7,7 +7,12 @@ import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { ColonyError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
-import type { ExecutionRequest, ExecutionResult, ExecutorRegistry } from "../core/executor.ts";
+import type {
+  ExecutionRequest,
+  ExecutionResult,
+  ExecutorRegistry,
+  TaskDispatcher,
+} from "../core/executor.ts";
 
 /** The code of an executor's wait() rejected by close() (see shell-executor.ts). */
 export const EXECUTOR_CLOSED = "COLONY_EXECUTOR_CLOSED";
@@ -21,14 +26,38 @@ import type { Semaphore } from "./semaphore.ts";
 export interface TaskRunnerContext {
   store: Store;
   executors: ExecutorRegistry;
+  /** Picks each task's executor: the built-in ant or a remote one (src/ants). Default: executors.get(method). */
+  dispatch?: TaskDispatcher;
   events: ColonyEventBus;
   dataDir: string;
   slots: Semaphore;
   /** Adds per-execution environment (e.g. the job hook's JOB_* variables). */
   extraEnv?: (exec: TaskExecution, job: JobRequest) => Record<string, string>;
+  /** Work around each execution: artifacts, the job hook's verdict (runtime/async-runtime.ts). */
+  around?: TaskLifecycle;
 }
 
 export type StopReason = "cancel" | "timeout";
+
+/**
+ * Steps that run with every execution and may be async; each returns undefined when it
+ * has nothing to do, so tasks without artifacts or a hook pay nothing.
+ */
+export interface TaskLifecycle {
+  /** Before the executor starts (or re-attaches): may set request.workDir, fetch dependencies. */
+  beforeStart?(
+    request: ExecutionRequest,
+    execution: TaskExecution,
+    job: JobRequest,
+  ): Promise<void> | undefined;
+  /** Once the result is classified, before it is recorded: may change `finish`. */
+  beforeFinish?(
+    request: ExecutionRequest,
+    execution: TaskExecution,
+    job: JobRequest,
+    finish: TaskFinish,
+  ): Promise<void> | undefined;
+}
 
 export interface RunningTask {
   readonly execution: TaskExecution;
@@ -141,6 +170,7 @@ export function startTask(
   outputs: Record<string, unknown>,
 ): RunningTask {
   let stopped: StopReason | undefined;
+  const stopSignal = new AbortController(); // ends a wait for an ant
   let started = false;
   let cancelStarted: (() => void) | undefined;
   const definition = job.definition;
@@ -172,6 +202,8 @@ export function startTask(
     const found = await scanOutputs(join(request.unitDir, "stdout"));
     const context = { ...found, ...(result.context ?? {}) };
     if (Object.keys(context).length > 0) f.context = context;
+    const after = ctx.around?.beforeFinish?.(request, execution, job, f);
+    if (after) await after;
     return finish(f);
   };
 
@@ -196,7 +228,12 @@ export function startTask(
           error instanceof ColonyError ? error : new ColonyError("COLONY_TEMPLATE", String(error));
         return await finish({ state: "FAILED", errorCode: e.code, errorMessage: e.message });
       }
-      const executor = ctx.executors.get(task.method);
+      const found = ctx.dispatch
+        ? ctx.dispatch.executorFor(task, execution, stopSignal.signal)
+        : ctx.executors.get(task.method);
+      const executor = found instanceof Promise ? await found : found;
+      if (stopped && execution.state === "READY")
+        return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
       if (!executor) {
         return await finish({
           state: "FAILED",
@@ -228,6 +265,8 @@ export function startTask(
         jobAttempt: execution.jobAttempt,
         attempt: execution.attempt,
       };
+      const before = ctx.around?.beforeStart?.(request, execution, job);
+      if (before) await before;
 
       let startedAt = Date.now();
       if (execution.state === "READY") {
@@ -291,6 +330,7 @@ export function startTask(
     stop(reason) {
       if (stopped) return;
       stopped = reason;
+      stopSignal.abort();
       if (started && cancelStarted) cancelStarted();
     },
     done: run(),

@@ -9,7 +9,18 @@ import { ExecutorRegistry, type Executor } from "../core/executor.ts";
 import { loadOrCreateKey } from "../core/secrets.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
+import { createHttpExecutor } from "../executors/http/http-executor.ts";
+import { createMessagingExecutor } from "../executors/messaging/messaging-executor.ts";
+import { createContainerExecutors, type ContainerExecutorsOptions } from "./container-executors.ts";
+import { AntRegistry, type AntRegistryOptions } from "../ants/ant-registry.ts";
+import { Dispatcher, type BuiltinAnt } from "../ants/dispatcher.ts";
 import { openStore } from "../store/open-store.ts";
+import { ColonyEventBus } from "../core/events.ts";
+import {
+  createAsyncRuntime,
+  type AsyncRuntime,
+  type AsyncRuntimeOptions,
+} from "./async-runtime.ts";
 import type { Store } from "../store/store.ts";
 
 export interface EmbeddedOptions {
@@ -23,6 +34,17 @@ export interface EmbeddedOptions {
   killGraceMs?: number;
   /** The shell for SHELL tasks (default /bin/bash when present, else /bin/sh). */
   shell?: string;
+  /** Redis for MESSAGING tasks (default redis://127.0.0.1:6379), connected on first use. */
+  redisUrl?: string;
+  /**
+   * Remote ants (the server's /ws/ants) and the built-in ant's tags and methods. Without
+   * it (`colony run`), every task runs here and tags do not restrict anything.
+   */
+  ants?: Partial<BuiltinAnt> & AntRegistryOptions;
+  /** The job hook, artifacts and FUNCTION executor (runtime/async-runtime.ts). */
+  asyncActions?: AsyncRuntimeOptions;
+  /** DOCKER and KUBERNETES (the `docker:` and `kubernetes:` config); both connect on first use. */
+  containers?: ContainerExecutorsOptions;
 }
 
 export interface Embedded {
@@ -30,6 +52,12 @@ export interface Embedded {
   store: Store;
   executors: ExecutorRegistry;
   engine: Engine;
+  /** Picks each task's ant (docs/ants.md). */
+  dispatcher: Dispatcher;
+  /** Remote ants, when this runtime accepts them (the server). */
+  ants?: AntRegistry;
+  /** The job hook, the artifact store and the FUNCTION executor (SPEC section 9). */
+  asyncActions: AsyncRuntime;
   /** Stops the engine (leaving running tasks to a later recovery unless cancelRunning). */
   close(options?: { graceMs?: number; cancelRunning?: boolean }): Promise<void>;
 }
@@ -43,25 +71,71 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ url: options.storeUrl, dataDir });
   const executors = new ExecutorRegistry();
+  // Async actions: one event bus shared with the engine, the FUNCTION executor first so
+  // that `options.executors` may replace it.
+  const events = options.engine?.events ?? new ColonyEventBus();
+  const asyncActions = createAsyncRuntime({
+    store,
+    dataDir,
+    secretKey: loadOrCreateKey(dataDir),
+    events,
+    ...(options.asyncActions ? { options: options.asyncActions } : {}),
+    ...(options.engine?.log ? { log: options.engine.log } : {}),
+  });
+  executors.register(asyncActions.functions);
   executors.register(
     createShellExecutor({ killGraceMs: options.killGraceMs, shell: options.shell }),
   );
+  executors.register(createHttpExecutor());
+  const log = options.engine?.log;
+  executors.register(createMessagingExecutor({ redisUrl: options.redisUrl, log }));
+  for (const e of createContainerExecutors({
+    dataDir,
+    store,
+    storeUrl: options.storeUrl,
+    killGraceMs: options.killGraceMs,
+    log,
+    ...options.containers,
+  }))
+    executors.register(e);
   for (const e of options.executors ?? []) executors.register(e);
+  const ants = options.ants ? new AntRegistry({ ...options.ants, log }) : undefined;
+  const dispatcher = new Dispatcher({
+    local: executors,
+    builtin: {
+      id: options.ants?.id ?? "builtin",
+      tags: options.ants?.tags ?? [],
+      ...(options.ants?.methods ? { methods: options.ants.methods } : {}),
+    },
+    ...(ants ? { ants } : {}),
+    ...(log ? { log } : {}),
+  });
   const engine = new Engine({
     store,
     executors,
+    dispatch: dispatcher,
     dataDir,
     secretKey: loadOrCreateKey(dataDir),
     maxParallelTasks: options.maxParallelTasks,
+    events,
+    extraEnv: asyncActions.extraEnv,
+    around: asyncActions.lifecycle,
     ...options.engine,
   });
+  dispatcher.observe(engine.events);
   return {
     dataDir,
     store,
     executors,
     engine,
+    dispatcher,
+    ...(ants ? { ants } : {}),
+    asyncActions,
     async close(closeOptions = {}) {
       await engine.stop(closeOptions);
+      await asyncActions.close();
+      dispatcher.close();
+      await ants?.close();
       await executors.close({ killRunning: closeOptions.cancelRunning });
       await store.close();
     },

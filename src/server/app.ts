@@ -15,7 +15,11 @@ import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { Config } from "../config/config.ts";
 import type { Embedded } from "../runtime/embedded.ts";
+import type { UnitManager } from "../units/unit-manager.ts";
 import { authenticateRequest, refuseWithoutClientCertificate } from "./auth/auth-hook.ts";
+import type { Sessions } from "./auth/sessions.ts";
+import type { LiveEvents } from "./live/live-events.ts";
+import type { ColonyMetrics } from "./metrics/metrics.ts";
 import { installErrorHandling } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import type { Principal, Role } from "./principal.ts";
@@ -53,6 +57,14 @@ export interface ServerDeps {
   auth: Authenticator;
   /** The URL clients and job processes use to reach this server. */
   baseUrl: string;
+  /** The live event log behind GET /api/events; publish ant:*, unit:*... events here. */
+  live: LiveEvents;
+  /** Dashboard sessions (cookie auth). */
+  sessions: Sessions;
+  /** Prometheus metrics; features register theirs with metrics.counter/gauge/histogram. */
+  metrics: ColonyMetrics;
+  /** Work units (src/units); absent in servers built without them. */
+  units?: UnitManager;
 }
 
 export type App = FastifyInstance<
@@ -134,7 +146,7 @@ export async function buildApp(deps: ServerDeps, options: BuildAppOptions): Prom
     }
     const need = request.routeOptions.config.role;
     if (need === undefined) return;
-    await authenticateRequest(deps.auth, request, reply, need);
+    await authenticateRequest(deps.auth, request, reply, need, deps.sessions);
   });
 
   for (const route of options.routes) await route(app, deps);

@@ -9,8 +9,11 @@ export interface Principal {
   /** Token name, certificate CN, or "anonymous" when auth is off. */
   name: string;
   role: Role;
-  /** How the caller proved it: a token, a client certificate, or nothing (auth off). */
-  via: "token" | "certificate" | "none";
+  /**
+   * How the caller proved it: a token, a client certificate, a dashboard session (made
+   * from a token), or nothing (auth off).
+   */
+  via: "token" | "certificate" | "session" | "none";
   tokenId?: string;
 }
 

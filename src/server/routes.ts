@@ -10,6 +10,15 @@ import { taskOutputRoutes } from "./api/task-output.ts";
 import { tokenRoutes } from "./api/tokens.ts";
 import { unitRoutes } from "./api/units.ts";
 import { processJobRoutes } from "./compat-jobs/routes.ts";
+import { antRoutes } from "../ants/ws-endpoint.ts";
+import { eventRoutes } from "./api/events.ts";
+import { jobRequestDefinitionRoutes } from "./api/job-request-definition.ts";
+import { sessionRoutes } from "./api/session.ts";
+import { dashboardRoutes } from "./dashboard/static.ts";
+import { metricsRoutes } from "./metrics/metrics-routes.ts";
+import { hookRoutes } from "./hook/routes.ts";
+import { artifactRoutes } from "./api/artifacts.ts";
+import { scheduleRoutes } from "./api/schedules.ts";
 
 export const ALL_ROUTES: RouteModule[] = [
   healthRoutes,
@@ -19,4 +28,13 @@ export const ALL_ROUTES: RouteModule[] = [
   unitRoutes,
   tokenRoutes,
   processJobRoutes,
+  antRoutes,
+  jobRequestDefinitionRoutes,
+  eventRoutes,
+  sessionRoutes,
+  metricsRoutes,
+  hookRoutes,
+  artifactRoutes,
+  scheduleRoutes,
+  dashboardRoutes,
 ];

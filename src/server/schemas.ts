@@ -156,6 +156,17 @@ export const TaskExecutionSchema = Type.Object({
   created_at: Timestamp,
   started_at: Nullable(Timestamp),
   ended_at: Nullable(Timestamp),
+  hook: Type.Optional(
+    Type.Object(
+      {
+        status: Type.String({ description: "QUEUED, STARTING, RUNNING, SUCCESS or ERROR" }),
+        status_details: Type.Unknown({ description: "What the process last sent, or null" }),
+        error_message: Nullable(Type.String()),
+        updated_at: Nullable(Timestamp),
+      },
+      { description: "The job hook's view of the task: its process's own reports (docs/hook.md)" },
+    ),
+  ),
 });
 export type TaskExecutionView = Static<typeof TaskExecutionSchema>;
 
@@ -276,15 +287,36 @@ export const OutputResponse = {
 };
 
 // -- units ----------------------------------------------------------------------------
+// One unit model (src/units/unit-model.ts): work units and task executions alike.
 
 export const UNIT_STATES = ["Pending", "Running", "Succeeded", "Failed", "Canceled"] as const;
 
 export const UnitSchema = Type.Object({
-  id: Type.String(),
-  state: Type.Enum([...UNIT_STATES], { description: "receptor's words for the execution's state" }),
-  job_request_id: Type.Integer(),
-  task_type: Type.String(),
+  id: Type.String({ description: "8-character unit id" }),
+  kind: Type.Enum(["work", "task"], {
+    description:
+      "work: a unit of a work type (control socket, POST /api/units); task: a task execution of a job",
+  }),
+  state: Type.Enum([...UNIT_STATES], { description: "receptor's words for the state" }),
+  state_code: Type.Integer({
+    minimum: 0,
+    maximum: 4,
+    description: "receptor's number for the state (Pending 0 ... Canceled 4)",
+  }),
+  detail: Type.String({ description: "e.g. 'Running: PID 4242', 'exit status 0'" }),
+  work_type: Type.String({
+    description: "The work type ('remote' for work sent to a peer); for tasks, their method",
+  }),
+  node: Type.String({ description: "The node that runs it" }),
   stdout_size: Type.Integer({ description: "Bytes of output so far" }),
+  extra_data: Type.Unknown({
+    description:
+      "receptor's ExtraData (remote units: RemoteNode, RemoteUnitID...; secrets removed)",
+  }),
+  created_at: Nullable(Timestamp),
+  updated_at: Nullable(Timestamp),
+  job_request_id: Nullable(Type.Integer()),
+  task_type: Nullable(Type.String()),
 });
 export type UnitView = Static<typeof UnitSchema>;
 
@@ -298,8 +330,96 @@ export const UnitListQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
     cursor: Type.Optional(Type.String()),
+    kind: Type.Optional(Type.Enum(["work", "task"], { description: "Only this kind" })),
   },
   { additionalProperties: false },
 );
 
 export const UnitIdParams = Type.Object({ id: Type.String({ description: "Unit id" }) });
+
+const SubmitFields = {
+  work_type: Type.String({ minLength: 1, description: "A work type of the target node" }),
+  node: Type.Optional(
+    Type.String({ description: "Run it on this peer node (default: this node)" }),
+  ),
+  ttl: Type.Optional(
+    Type.String({ description: "Remote work: fail unless it starts within this duration" }),
+  ),
+  sign_work: Type.Optional(Type.Boolean({ description: "Remote work: sign it for the peer" })),
+  origin: Type.Optional(
+    Type.String({
+      maxLength: 300,
+      description: "Idempotency key: a second submit with it answers the first unit",
+    }),
+  ),
+};
+
+export const UnitSubmitBody = Type.Object(
+  {
+    ...SubmitFields,
+    params: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          "Runtime params ('params' is appended to the command's; secret_* are never shown)",
+      }),
+    ),
+    stdin: Type.Optional(Type.String({ description: "The payload (UTF-8 text)" })),
+  },
+  { additionalProperties: false },
+);
+export type UnitSubmitBodyView = Static<typeof UnitSubmitBody>;
+
+export const UnitSubmitQuery = Type.Object(
+  {
+    ...Object.fromEntries(
+      Object.entries(SubmitFields).map(([k, v]) => [k, k === "work_type" ? Type.Optional(v) : v]),
+    ),
+    params: Type.Optional(Type.String({ description: "Runtime params as a JSON object" })),
+  },
+  { additionalProperties: false },
+);
+
+export const UnitSubmitResponse = Type.Object({
+  ...UnitSchema.properties,
+  result: Type.String({ description: "'Job Started', or 'Job Submitted' while a peer is down" }),
+});
+
+export const UnitStdoutQuery = Type.Object(
+  {
+    offset: Type.Optional(Type.Integer({ minimum: 0, description: "Start at this byte" })),
+    follow: Type.Optional(
+      Type.Boolean({ description: "Stay open until the unit ends (as `work results`)" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const UnitReleaseQuery = Type.Object(
+  {
+    force: Type.Optional(
+      Type.Boolean({ description: "Delete here even when the peer cannot be reached" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const UnitActionResponse = Type.Object({
+  unit_id: Type.String(),
+  result: Type.Enum(["cancelled", "cancel pending", "released", "release pending"]),
+});
+
+export const WorkTypeSchema = Type.Object({
+  work_type: Type.String(),
+  command: Type.String(),
+  params: Type.String(),
+  allow_runtime_params: Type.Boolean(),
+  verify_signature: Type.Boolean(),
+  description: Nullable(Type.String()),
+});
+export type WorkTypeView = Static<typeof WorkTypeSchema>;
+
+export const WorkTypeListSchema = Type.Object({
+  node_id: Type.String(),
+  items: Type.Array(WorkTypeSchema),
+  peers: Type.Array(Type.String(), { description: "Peer node ids work can be sent to" }),
+});

@@ -28,9 +28,14 @@ import { ConfigError, type Config } from "../config/config.ts";
 import { ColonyError } from "../core/errors.ts";
 import { openEmbedded, type Embedded } from "../runtime/embedded.ts";
 import { buildApp, type App, type RouteModule, type ServerDeps } from "./app.ts";
-import { newToken, TokenAuthenticator } from "./auth/token-authenticator.ts";
+import { Sessions } from "./auth/sessions.ts";
+import { hashToken, newToken, TokenAuthenticator } from "./auth/token-authenticator.ts";
+import { LiveEvents } from "./live/live-events.ts";
+import { createMetrics, type ColonyMetrics } from "./metrics/metrics.ts";
 import { isRole } from "./principal.ts";
 import { ALL_ROUTES } from "./routes.ts";
+import { startUnitService, type UnitService } from "../units/unit-service.ts";
+import { unitView } from "./api/units.ts";
 
 export interface StartServerOptions {
   /** Fastify's request log on stdout (default off). */
@@ -53,6 +58,16 @@ export interface RunningServer {
   adminTokenFile?: string;
   /** Whether this start created the first admin token (and wrote adminTokenFile). */
   adminTokenCreated: boolean;
+  /**
+   * Where a browser opens the dashboard: with auth on, a one-time login link
+   * (`/login?once=...`, valid 10 minutes) for the admin token's holder; else `/`.
+   * Undefined when auth is on and the admin token file cannot be read.
+   */
+  loginUrl?: string;
+  /** The live event log (GET /api/events): features publish ant:*, unit:*... here. */
+  live: LiveEvents;
+  /** Prometheus metrics (GET /metrics): features register theirs here. */
+  metrics: ColonyMetrics;
   /**
    * Graceful stop: stops accepting connections, lets running tasks finish for up to
    * `graceMs` (default config.shutdownGraceMs), then leaves the rest to recovery at the
@@ -91,8 +106,29 @@ export async function startServer(
     maxParallelTasks: config.maxParallelTasks,
     killGraceMs: config.killGraceMs,
     engine: { log },
+    containers: { docker: config.docker, kubernetes: config.kubernetes, nodeId: config.nodeId },
+    // The job hook, artifacts, schedules (runtime/async-runtime.ts, docs/hook.md).
+    asyncActions: {
+      orchestrator: config.nodeId,
+      maxClockSkewMs: config.hook.maxClockSkewMs,
+      artifactExpiresAfterMs: config.artifacts.expiresAfterMs,
+      artifactMaxBytes: config.artifacts.maxBytes,
+      ...(config.schedules.timezone ? { scheduleTimezone: config.schedules.timezone } : {}),
+    },
+    redisUrl: config.messaging.redisUrl,
+    // Remote ants on /ws/ants (src/ants/ws-endpoint.ts); the built-in ant's tags.
+    ants: {
+      id: `${config.nodeId}/builtin`,
+      tags: config.ant.tags,
+      ...(config.ant.methods ? { methods: config.ant.methods } : {}),
+      pollDelayMs: config.ant.pollDelayMs,
+      reconnectGraceMs: config.ant.reconnectGraceMs,
+    },
   });
   let app: App | undefined;
+  let units: UnitService | undefined;
+  const live = new LiveEvents();
+  let metrics: ColonyMetrics | undefined;
   try {
     const auth = new TokenAuthenticator({
       store: runtime.store,
@@ -104,13 +140,32 @@ export async function startServer(
       ? await ensureAdminToken(runtime, config.auth.adminTokenFile)
       : false;
 
+    // Work units: recovered from their files, control socket listening (docs/units.md).
+    units = await startUnitService(config, runtime, log, (unit, what) =>
+      live.publish(`unit:${what}`, unitView(unit)),
+    );
     const scheme = config.tls ? "https" : "http";
+    live.attach(runtime.engine.events);
+    const sessions = new Sessions({ store: runtime.store });
     const deps: ServerDeps = {
       config,
       runtime,
       auth,
       baseUrl: config.baseUrl ?? `${scheme}://${urlHost(config.host)}:${config.port}`,
+      live,
+      sessions,
+      metrics: (metrics = createMetrics({
+        store: runtime.store,
+        events: runtime.engine.events,
+        gauges: {
+          colony_event_stream_clients: ["Open GET /api/events streams", () => live.subscriberCount],
+          colony_dashboard_sessions: ["Dashboard sessions alive", () => sessions.size],
+        },
+      })),
     };
+    deps.units = units.manager;
+    // JOB_HOOK names the URL processes reach: read when each process starts (the real port is known after listen).
+    runtime.asyncActions.hook.useBaseUrl(() => deps.baseUrl);
     app = await buildApp(deps, {
       routes: options.routes ?? ALL_ROUTES,
       logger: options.logger,
@@ -136,6 +191,11 @@ export async function startServer(
 
     // Recovery of what a previous (crashed) server left, then claiming new work.
     await runtime.engine.start();
+    // Artifact retention and cron schedules (docs/schedules.md).
+    await runtime.asyncActions.start({
+      engine: runtime.engine,
+      schedules: config.schedules.enabled,
+    });
 
     const adminTokenFile = config.auth.enabled ? config.auth.adminTokenFile : undefined;
     const info: ServerInfo = {
@@ -146,6 +206,9 @@ export async function startServer(
       ...(adminTokenFile ? { adminTokenFile } : {}),
       startedAt: new Date().toISOString(),
     };
+    const loginUrl = !config.auth.enabled
+      ? `${deps.baseUrl}/`
+      : await loginLink(auth, sessions, config.auth.adminTokenFile, deps.baseUrl);
     const infoFile = join(config.dataDir, SERVER_INFO_FILE);
     writeFileAtomic(infoFile, JSON.stringify(info, null, 2) + "\n", 0o644);
 
@@ -159,18 +222,29 @@ export async function startServer(
       auth,
       adminTokenFile,
       adminTokenCreated,
+      ...(loginUrl ? { loginUrl } : {}),
+      live,
+      metrics: deps.metrics,
       close(closeOptions = {}) {
-        closing ??= stop(
-          started,
-          runtime,
-          infoFile,
-          closeOptions.graceMs ?? config.shutdownGraceMs,
-        );
+        // The control socket first; the units' processes keep running for the next start.
+        closing ??= units!
+          .close()
+          .then(() =>
+            stop(started, runtime, infoFile, closeOptions.graceMs ?? config.shutdownGraceMs),
+          )
+          .finally(() => {
+            live.close();
+            sessions.clear();
+            deps.metrics.close();
+          });
         return closing;
       },
     };
   } catch (error) {
+    live.close();
+    metrics?.close();
     if (app) await app.close().catch(() => undefined);
+    await units?.close().catch(() => undefined);
     await runtime.close({ graceMs: 0 }).catch(() => undefined);
     throw error;
   }
@@ -191,6 +265,27 @@ async function stop(app: App, runtime: Embedded, infoFile: string, graceMs: numb
   // Tasks still running keep running (the spawner owns them); the next start re-attaches.
   await runtime.close({ graceMs: 0 });
   removeOwnInfoFile(infoFile);
+}
+
+/**
+ * A one-time dashboard login link for the holder of the admin token file (the person
+ * who started the server can read it; the link is printed only to them).
+ */
+async function loginLink(
+  auth: TokenAuthenticator,
+  sessions: Sessions,
+  adminTokenFile: string,
+  baseUrl: string,
+): Promise<string | undefined> {
+  let token: string;
+  try {
+    token = readFileSync(adminTokenFile, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+  const principal = await auth.authenticate({ authorization: token });
+  if (!principal) return undefined;
+  return `${baseUrl}/login?once=${sessions.createLoginLink(principal, hashToken(token))}`;
 }
 
 function removeOwnInfoFile(file: string): void {

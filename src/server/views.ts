@@ -6,15 +6,13 @@
 import { isMap, isScalar, isSeq, parseDocument, type Document } from "yaml";
 import type { JobDefinition, TaskDefinition, Variable } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
-import type { State } from "../core/states.ts";
+import { hookStatusOf } from "../core/hook-report.ts";
 import type { StoredDefinition } from "../store/store.ts";
 import type {
   JobDefinitionView,
   JobRequestView,
   StoredDefinitionView,
   TaskExecutionView,
-  UNIT_STATES,
-  UnitView,
 } from "./schemas.ts";
 
 export const MASK = "********";
@@ -157,6 +155,12 @@ export function taskExecutionView(t: TaskExecution): TaskExecutionView {
     created_at: t.createdAt.toISOString(),
     started_at: iso(t.startedAt),
     ended_at: iso(t.endedAt),
+    hook: {
+      status: hookStatusOf(t.state, t.hook?.status),
+      status_details: t.hook?.statusDetails ?? null,
+      error_message: t.hook?.errorMessage ?? null,
+      updated_at: iso(t.hook?.updatedAt),
+    },
   };
 }
 
@@ -178,33 +182,6 @@ export function jobRequestView(job: JobRequest, tasks?: TaskExecution[]): JobReq
   };
   if (tasks) view.tasks = tasks.map(taskExecutionView);
   return view;
-}
-
-/** receptor's words for an execution's state. */
-export function unitState(state: State): (typeof UNIT_STATES)[number] {
-  switch (state) {
-    case "STARTED":
-    case "EXECUTING":
-      return "Running";
-    case "COMPLETED":
-      return "Succeeded";
-    case "FAILED":
-      return "Failed";
-    case "CANCELLED":
-      return "Canceled";
-    default:
-      return "Pending";
-  }
-}
-
-export function unitView(t: TaskExecution, stdoutSize: number): UnitView {
-  return {
-    id: t.id,
-    state: unitState(t.state),
-    job_request_id: t.jobRequestId,
-    task_type: t.taskType,
-    stdout_size: stdoutSize,
-  };
 }
 
 /**

@@ -19,6 +19,7 @@ import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-re
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
 import { describeUrl, postgresFailure } from "./postgres-errors.ts";
 import { migratePostgres } from "./migrations.ts";
+import { createPostgresAsyncActions } from "./postgres-async-actions.ts";
 import {
   formatProcessJobId,
   type NewProcessJob,
@@ -83,6 +84,12 @@ class PostgresStore implements Store {
   /** SQL text -> prepared statement name (pg prepares each once per connection). */
   readonly #names = new Map<string, string>();
   #closed = false;
+  /** Hook reports, artifacts, schedules: postgres-async-actions.ts, on this pool. */
+  readonly asyncActions = createPostgresAsyncActions({
+    q: (text, values, client) => this.#q(text, values, client ?? this.#pool),
+    tx: (fn) => this.#tx(fn),
+    run: (what, fn) => this.#run(what, fn),
+  });
 
   constructor(options: PostgresStoreOptions) {
     const { url, poolSize = 10, schema } = options;

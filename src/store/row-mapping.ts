@@ -9,6 +9,7 @@ import type { JobDefinition, Method } from "../core/job-definition.ts";
 import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
 import { FINAL_STATES, STATES, isState, sourcesOf, type State } from "../core/states.ts";
 import { newUnitId } from "../core/ids.ts";
+import type { HookReport, HookStatus } from "../core/hook-report.ts";
 import { TOKEN_ROLES, type NewToken, type StoredDefinition, type StoredToken } from "./store.ts";
 
 export type Row = Record<string, unknown>;
@@ -88,7 +89,19 @@ export function toTaskExecution(row: Row, c: Codec): TaskExecution {
   if (row.ant_id != null) execution.antId = row.ant_id as string;
   if (row.started_at != null) execution.startedAt = c.date(row.started_at);
   if (row.ended_at != null) execution.endedAt = c.date(row.ended_at);
+  const hook = toHookReport(row, c);
+  if (hook) execution.hook = hook;
   return execution;
+}
+
+/** The hook columns of a task_executions row (migration 0005); undefined before any report. */
+function toHookReport(row: Row, c: Codec): HookReport | undefined {
+  if (row.hook_updated_at == null) return undefined;
+  const report: HookReport = { updatedAt: c.date(row.hook_updated_at) };
+  if (row.hook_status != null) report.status = row.hook_status as HookStatus;
+  if (row.hook_status_details != null) report.statusDetails = c.json(row.hook_status_details);
+  if (row.hook_error_message != null) report.errorMessage = row.hook_error_message as string;
+  return report;
 }
 
 export function toStoredToken(row: Row, c: Codec): StoredToken {

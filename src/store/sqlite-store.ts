@@ -17,6 +17,7 @@ import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-re
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
 import { BUSY_TIMEOUT_MS, sqliteFailure } from "./sqlite-errors.ts";
 import { migrateSqlite } from "./migrations.ts";
+import { createSqliteAsyncActions } from "./sqlite-async-actions.ts";
 import {
   formatProcessJobId,
   type NewProcessJob,
@@ -77,6 +78,14 @@ class SqliteStore implements Store {
   readonly #path: string;
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
+  /** Hook reports, artifacts, schedules: sqlite-async-actions.ts, on this connection. */
+  readonly asyncActions = createSqliteAsyncActions({
+    get: (sql, ...params) => this.#get(sql, ...params),
+    all: (sql, ...params) => this.#all(sql, ...params),
+    run: (what, fn) => this.#run(what, fn),
+    read: (what, fn) => this.#read(what, fn),
+    tx: (fn) => this.#tx(fn),
+  });
 
   constructor(path: string) {
     this.#path = path;

@@ -9,6 +9,7 @@ import { after, afterEach, beforeEach, describe, it } from "node:test";
 import { ValidationError } from "../core/errors.ts";
 import type { JobRequest } from "../core/job-request.ts";
 import type { Store } from "./store.ts";
+import { asyncActionConformance } from "./store-conformance-async-actions.ts";
 import { jobConformance } from "./store-conformance-jobs.ts";
 import { processJobConformance } from "./store-conformance-process-jobs.ts";
 import { taskConformance } from "./store-conformance-tasks.ts";
@@ -75,6 +76,7 @@ export function storeConformance(
     processJobConformance(store);
     restViewConformance(store);
     tokenConformance(store);
+    asyncActionConformance(store);
   });
 }
 

@@ -11,6 +11,7 @@ import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
 import type { Method } from "../core/job-definition.ts";
 import type { State } from "../core/states.ts";
+import type { AsyncActionStore } from "./async-action-store.ts";
 import type {
   NewProcessJob,
   ProcessJob,
@@ -96,6 +97,8 @@ export interface Page<T> {
 export interface Store {
   /** Which backend this is ("sqlite" | "postgres"), for logs and health. */
   readonly kind: string;
+  /** Hook reports, artifacts and schedules (SPEC section 9): async-action-store.ts. */
+  readonly asyncActions: AsyncActionStore;
 
   /** Applies pending numbered migrations (idempotent). */
   migrate(): Promise<void>;

@@ -47,3 +47,46 @@ export function postgres(): Promise<ServiceCheck> {
 export function redis(): Promise<ServiceCheck> {
   return check("Redis", "COLONY_TEST_REDIS_URL", "redis://127.0.0.1:6379");
 }
+
+/** GET /_ping on a Unix socket: true when a Docker engine answers OK. */
+async function dockerPing(socketPath: string, timeoutMs = 2000): Promise<boolean> {
+  const { request } = await import("node:http");
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: "/_ping", timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(res.statusCode === 200 && body.trim() === "OK"));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}
+
+/**
+ * The Docker engine (socket path in `url`) with the test image colony-test/busybox
+ * imported (scripts/test-docker.sh does both).
+ */
+export async function docker(): Promise<ServiceCheck & { image: string }> {
+  const socketPath = process.env.COLONY_TEST_DOCKER_SOCKET ?? "/var/run/docker.sock";
+  const image = process.env.COLONY_TEST_DOCKER_IMAGE ?? "colony-test/busybox:latest";
+  let reason = `Docker engine not reachable at ${socketPath} (start it with scripts/test-docker.sh)`;
+  let ok = await dockerPing(socketPath);
+  if (ok) {
+    const { request } = await import("node:http");
+    ok = await new Promise<boolean>((resolve) => {
+      const req = request(
+        { socketPath, path: `/images/${encodeURIComponent(image)}/json` },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        },
+      );
+      req.on("error", () => resolve(false));
+      req.end();
+    });
+    if (!ok) reason = `test image ${image} is missing (build it with scripts/test-docker.sh)`;
+  }
+  if (!ok && CI) throw new Error(`CI=true but ${reason}`);
+  return { url: ok ? socketPath : undefined, reason, image };
+}

@@ -1,13 +1,18 @@
 /**
  * The per-request auth check: who is calling (token in Authorization, bare or
- * `Bearer`, or a verified client certificate), and may they do what the route needs.
- * 401 when no valid credential, 403 when the role is too low.
+ * `Bearer`, a verified client certificate, or a dashboard session cookie), and may they
+ * do what the route needs. 401 when no valid credential, 403 when the role is too low or
+ * a session's request that changes something lacks its CSRF header.
  */
 import type { TLSSocket } from "node:tls";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Authenticator } from "../app.ts";
 import { errorBody } from "../errors.ts";
-import { allows, type Role } from "../principal.ts";
+import { allows, type Principal, type Role } from "../principal.ts";
+import { CSRF_HEADER, readCookie, SESSION_COOKIE, Sessions } from "./sessions.ts";
+
+/** Methods that change nothing, so need no CSRF header from a session. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** The CN of a client certificate the TLS layer verified, if any. */
 export function verifiedCertificateCn(request: FastifyRequest): string | undefined {
@@ -43,12 +48,23 @@ export async function authenticateRequest(
   request: FastifyRequest,
   reply: FastifyReply,
   need: Role,
-): Promise<void> {
+  sessions?: Sessions,
+): Promise<FastifyReply | undefined> {
   if (auth.disabled) {
     request.principal = { name: "anonymous", role: "admin", via: "none" };
-    return;
+    return undefined;
   }
   const authorization = request.headers.authorization;
+  // A session cookie counts only when no token is sent (a token, when sent, decides).
+  const cookie =
+    sessions && !authorization?.trim()
+      ? readCookie(request.headers.cookie, SESSION_COOKIE)
+      : undefined;
+  if (cookie !== undefined && sessions) {
+    const principal = await sessionPrincipal(sessions, cookie, request, reply);
+    if (!principal) return reply;
+    return checkRole(principal, need, request, reply);
+  }
   const certificateCn = verifiedCertificateCn(request);
   const principal = await auth.authenticate({ authorization, certificateCn });
   if (!principal) {
@@ -63,6 +79,15 @@ export async function authenticateRequest(
       .send(errorBody("COLONY_UNAUTHENTICATED", message));
     return reply;
   }
+  return checkRole(principal, need, request, reply);
+}
+
+async function checkRole(
+  principal: Principal,
+  need: Role,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply | undefined> {
   if (!allows(principal.role, need)) {
     await reply
       .status(403)
@@ -75,4 +100,44 @@ export async function authenticateRequest(
     return reply;
   }
   request.principal = principal;
+  return undefined;
+}
+
+/**
+ * The principal of a dashboard session cookie, after the CSRF check for requests that
+ * change something; answers 401/403 itself and returns undefined when refused.
+ */
+async function sessionPrincipal(
+  sessions: Sessions,
+  cookie: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<Principal | undefined> {
+  const session = await sessions.resolve(cookie);
+  if (!session) {
+    await reply
+      .status(401)
+      .send(
+        errorBody(
+          "COLONY_SESSION_ENDED",
+          "your dashboard session has ended (logout, expiry, server restart or a revoked token); log in again",
+        ),
+      );
+    return undefined;
+  }
+  if (!SAFE_METHODS.has(request.method)) {
+    const header = request.headers[CSRF_HEADER];
+    if (!Sessions.csrfMatches(session, Array.isArray(header) ? header[0] : header)) {
+      await reply
+        .status(403)
+        .send(
+          errorBody(
+            "COLONY_CSRF",
+            `a request from a dashboard session that changes something needs the ${CSRF_HEADER} header (the value of the colony_csrf cookie)`,
+          ),
+        );
+      return undefined;
+    }
+  }
+  return { ...session.principal, via: "session" };
 }

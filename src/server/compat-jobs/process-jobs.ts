@@ -56,6 +56,16 @@ export interface ProcessJobServiceOptions {
   shell?: string;
   /** `logs` in GET /jobs/{id} holds at most the last this many bytes (default 1 MiB). */
   logsLimitBytes?: number;
+  /** The job hook's JOB_* variables for each process, and the end of their key (hook/job-hook.ts). */
+  jobHook?: {
+    processEnv(
+      unitId: string,
+      unitDir: string,
+      kind: "process",
+      reattach: boolean,
+    ): Record<string, string>;
+    release(unitId: string, unitDir?: string): void;
+  };
   warn?: (message: string) => void;
 }
 
@@ -115,8 +125,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 export class ProcessJobService {
-  readonly #o: Required<Omit<ProcessJobServiceOptions, "warn">> &
-    Pick<ProcessJobServiceOptions, "warn">;
+  readonly #o: Required<Omit<ProcessJobServiceOptions, "warn" | "jobHook">> &
+    Pick<ProcessJobServiceOptions, "warn" | "jobHook">;
   readonly #live = new Map<number, Live>();
   /** Open log streams and the file each follows (woken at shutdown to see the end). */
   readonly #followers = new Map<Readable, string>();
@@ -335,7 +345,7 @@ export class ProcessJobService {
     }
   }
 
-  #request(job: ProcessJob): ExecutionRequest {
+  #request(job: ProcessJob, reattach = false): ExecutionRequest {
     const task: TaskDefinition = {
       taskType: "process-job",
       method: "SHELL",
@@ -364,7 +374,15 @@ export class ProcessJobService {
       executionId: job.unitId,
       method: "SHELL",
       task,
-      env: { COLONY_PROCESS_JOB_ID: formatProcessJobId(job.id) },
+      env: {
+        COLONY_PROCESS_JOB_ID: formatProcessJobId(job.id),
+        ...this.#o.jobHook?.processEnv(
+          job.unitId,
+          join(this.#o.dataDir, "units", job.unitId),
+          "process",
+          reattach,
+        ),
+      },
       variables: {},
       unitDir: join(this.#o.dataDir, "units", job.unitId),
     };
@@ -430,6 +448,8 @@ export class ProcessJobService {
   #ended(live: Live): void {
     if (live.ended) return;
     live.ended = true;
+    if (live.unitId)
+      this.#o.jobHook?.release(live.unitId, join(this.#o.dataDir, "units", live.unitId));
     clearTimeout(live.timeout);
     clearTimeout(live.killTimer);
     if (live.outPath) notifyDone(live.outPath);
@@ -500,7 +520,7 @@ export class ProcessJobService {
       await this.#stop(job.id, { reasonForExit: REASON_SERVICE_SHUTDOWN }, job);
       return;
     }
-    const request = this.#request(job);
+    const request = this.#request(job, true);
     const live: Live = {
       id: job.id,
       unitId: job.unitId,

@@ -79,6 +79,7 @@ export const processJobRoutes: RouteModule = async (app, deps) => {
     nodeId: deps.config.nodeId,
     defaultTimeoutMs: deps.config.jobsApi.defaultTimeoutMs,
     stopGraceMs: deps.config.jobsApi.stopGraceMs,
+    jobHook: deps.runtime.asyncActions.hook,
     warn: (message) => app.log.warn(message),
   });
   // Jobs a previous (crashed) server left `started`: re-attach, or record how they ended.

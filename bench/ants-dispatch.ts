@@ -1,0 +1,130 @@
+/**
+ * WEBSOCKET no-op dispatch to 50 echo ants, against a raw `ws` echo between the same two
+ * processes in the same run.
+ *
+ * Processes: a colony server (bench/ants-server.ts: auth on, SQLite, plus a raw echo
+ * route `/bench/echo` in that same process) and an ants process (bench/ants-clients.ts:
+ * 50 WebSocket clients). This process only drives them.
+ *
+ * - raw echo: the 50 clients each run a closed loop of TaskRequest-sized frames on
+ *   /bench/echo (before and after the colony runs; the baseline is their mean);
+ * - dispatch: N tasks straight through the dispatcher (routing by method and tags,
+ *   least load, max_capacity 1, the TaskRequest built, sent, the echo validated and
+ *   matched), 64 at a time, no store;
+ * - jobs: N single-task WEBSOCKET jobs submitted in-process to the server's engine and
+ *   run to COMPLETED (everything: store writes for the job and the task, planning).
+ *
+ * The machine is shared, so rates drift; the server's CPU time per task against its CPU
+ * time per raw echo round trip is printed too, as it moves much less with the load.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { tempDataDir, type BenchLine } from "./support.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+interface Child {
+  process: ChildProcess;
+  next(): Promise<string>;
+  send(line: string): void;
+}
+
+function child(args: string[]): Child {
+  // BENCH_CPU_PROF=server (or clients): a V8 CPU profile of that process in ./bench-prof/.
+  const prof = process.env.BENCH_CPU_PROF;
+  const flags = prof && args[0]!.includes(prof) ? ["--cpu-prof", "--cpu-prof-dir=bench-prof"] : [];
+  const p = spawn(process.execPath, [...flags, ...args], {
+    cwd: ROOT,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines: string[] = [];
+  const waiters: Array<(l: string) => void> = [];
+  createInterface({ input: p.stdout! }).on("line", (l) => {
+    const w = waiters.shift();
+    if (w) w(l);
+    else lines.push(l);
+  });
+  return {
+    process: p,
+    next: () =>
+      new Promise((resolve, reject) => {
+        const ready = lines.shift();
+        if (ready !== undefined) return resolve(ready);
+        waiters.push(resolve);
+        p.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
+      }),
+    send: (line) => p.stdin!.write(`${line}\n`),
+  };
+}
+
+async function ask(c: Child, line: string): Promise<string[]> {
+  c.send(line);
+  return (await c.next()).split(" ");
+}
+
+export async function antsDispatch(n = 5000, ants = 50, seconds = 3): Promise<BenchLine[]> {
+  const dir = tempDataDir();
+  const server = child(["bench/ants-server.ts", dir.path]);
+  let clients: Child | undefined;
+  try {
+    const [, url, token] = (await server.next()).split(" ");
+    clients = child(["bench/ants-clients.ts", url!, token!]);
+    await clients.next();
+    const cpu = async () => Number((await ask(server, "cpu"))[1]);
+    // These tasks' TaskRequest frames are about 700 bytes: echo frames of that size.
+    const echo = async () => {
+      const before = await cpu();
+      const [, count, secs, all] = await ask(clients!, `echo ${ants} ${seconds} 700`);
+      return { rate: Number(count) / Number(secs), cpuUs: ((await cpu()) - before) / Number(all) };
+    };
+    const timed = async (command: string) => {
+      const before = await cpu();
+      const [, secs, done] = await ask(server, command);
+      if (Number(done) !== n) throw new Error(`${command}: only ${done} of ${n} completed`);
+      return { rate: n / Number(secs), cpuUs: ((await cpu()) - before) / n };
+    };
+    const first = await echo();
+    await ask(clients, `ants ${ants}`);
+    await ask(server, `dispatch ${Math.min(n, 1000)}`); // warm up
+    const dispatch = await timed(`dispatch ${n}`);
+    const jobs = await timed(`jobs ${n}`);
+    const last = await echo();
+    const base = (first.rate + last.rate) / 2;
+    const baseCpu = (first.cpuUs + last.cpuUs) / 2;
+    return [
+      {
+        name: `ws dispatch to ${ants} echo ants (${n})`,
+        value: `${dispatch.rate.toFixed(0)} tasks/s`,
+        baseline: `raw ws echo ${base.toFixed(0)}/s (${first.rate.toFixed(0)}, ${last.rate.toFixed(0)})`,
+        ratio: dispatch.rate / base,
+        target: "≥ 0.5",
+      },
+      {
+        name: "  server CPU per task",
+        value: `${dispatch.cpuUs.toFixed(0)} µs`,
+        baseline: `per raw echo ${baseCpu.toFixed(0)} µs`,
+        ratio: baseCpu / dispatch.cpuUs,
+      },
+      {
+        name: `ws jobs to ${ants} echo ants (${n})`,
+        value: `${jobs.rate.toFixed(0)} jobs/s`,
+        baseline: `raw ws echo ${base.toFixed(0)}/s`,
+        ratio: jobs.rate / base,
+      },
+      {
+        name: "  server CPU per job",
+        value: `${jobs.cpuUs.toFixed(0)} µs`,
+        baseline: `per raw echo ${baseCpu.toFixed(0)} µs`,
+        ratio: baseCpu / jobs.cpuUs,
+      },
+    ];
+  } finally {
+    clients?.send("quit");
+    server.send("quit");
+    await Promise.all(
+      [server, clients].map((c) => c && new Promise((resolve) => c.process.once("exit", resolve))),
+    );
+    dir.remove();
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * The `colony ant` agent (SPEC section 5): a full ant on another machine. It connects to
+ * a server's /ws/ants, registers its methods, tags and capacity, and runs the tasks it
+ * is sent with the same executors as the server's built-in ant (SHELL, HTTP_*), in its
+ * own data dir (`{data dir}/units/{id}/stdout`).
+ *
+ * Protocol beyond the seed's (docs/ants.md): the registration carries `protocol:
+ * colony-ant/1`, a `session` (random per agent process) and `running` (the task ids it
+ * holds); the agent streams each task's output as `{type: "output", task_execution_id,
+ * offset, data}` frames (base64) while it runs, then the TaskResponse; the server
+ * answers `registered` (with the byte offsets it has of the tasks it wants back),
+ * `cancel` and `ack` frames.
+ *
+ * A dropped connection is retried with back-off; tasks keep running meanwhile, and on
+ * reconnect the agent resends the output the server is missing and the results it did
+ * not acknowledge. Tasks the server no longer wants are stopped after a minute.
+ */
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { ExecutorRegistry, type ExecutionResult, type Executor } from "../core/executor.ts";
+import type { Method } from "../core/job-definition.ts";
+import { followFile, notifyDone } from "../core/output-follow.ts";
+import { createHttpExecutor } from "../executors/http/http-executor.ts";
+import { createShellExecutor } from "../executors/shell/shell-executor.ts";
+import { antsEndpoint, backoff } from "../worker/worker-common.ts";
+import {
+  AGENT_PROTOCOL,
+  executionRequestOf,
+  parseJsonFrame,
+  parseServerFrame,
+  parseTaskRequest,
+  responseFor,
+  type ResponseStatus,
+  type TaskRequest,
+  type TaskResponse,
+} from "./task-request.ts";
+
+export interface AntAgentOptions {
+  /** The server: http(s)://host:port or ws(s)://host:port[/ws/ants]. */
+  server: string;
+  /** A token with role ant. */
+  token: string;
+  antId?: string;
+  tags?: string[];
+  /** Methods to offer (default: every method its executors serve). */
+  methods?: Method[];
+  /** Tasks at once (default 1). */
+  maxCapacity?: number;
+  /** Where task output is kept (`{dataDir}/units/{id}`). */
+  dataDir: string;
+  /** PEM of a CA to trust for wss://. */
+  ca?: string;
+  /** Executors (default: SHELL and HTTP_*). */
+  executors?: Executor[];
+  shell?: string;
+  killGraceMs?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** Bytes per output frame (default 64 KiB). */
+  chunkBytes?: number;
+  /** How long a held task the server did not ask back is kept (default 60 s). */
+  orphanMs?: number;
+  log?: (message: string) => void;
+}
+
+interface AgentTask {
+  id: string;
+  request: TaskRequest;
+  outPath: string;
+  executor: Executor;
+  finished: boolean;
+  /** The final reply, once the task ended. */
+  reply?: TaskResponse;
+  /** Output bytes the server has (as far as we know). */
+  sent: number;
+  /** The output stream now feeding the server, if any. */
+  pumping?: { socket: WebSocket; stop(): void };
+  orphanTimer?: NodeJS.Timeout;
+}
+
+/** Pauses output while this many bytes wait in the socket's buffer. */
+const MAX_BUFFERED = 4 * 1024 * 1024;
+
+export class AntAgent {
+  readonly antId: string;
+  readonly session = randomUUID();
+  readonly #o: AntAgentOptions;
+  readonly #url: string;
+  readonly #registry = new ExecutorRegistry();
+  readonly #methods: Method[];
+  readonly #tasks = new Map<string, AgentTask>();
+  readonly #log: (message: string) => void;
+  #socket: WebSocket | undefined;
+  #registered = false;
+  #closed = false;
+  #attempts = 0;
+  #retry: NodeJS.Timeout | undefined;
+  readonly #ready = Promise.withResolvers<void>();
+
+  constructor(options: AntAgentOptions) {
+    this.#o = options;
+    this.#url = antsEndpoint(options.server);
+    this.antId = options.antId ?? `${hostname()}-${process.pid}`;
+    this.#log = options.log ?? (() => undefined);
+    const executors = options.executors ?? [
+      createShellExecutor({
+        ...(options.shell ? { shell: options.shell } : {}),
+        ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+      }),
+      createHttpExecutor(),
+    ];
+    for (const e of executors) this.#registry.register(e);
+    const available = this.#registry.methods();
+    const wanted = options.methods ?? available;
+    const missing = wanted.filter((m) => !available.includes(m));
+    if (missing.length > 0) {
+      throw new TypeError(
+        `this agent cannot run ${missing.join(", ")}; it runs ${available.join(", ")}`,
+      );
+    }
+    this.#methods = wanted;
+    this.#ready.promise.catch(() => undefined);
+  }
+
+  get methods(): readonly Method[] {
+    return this.#methods;
+  }
+
+  get connected(): boolean {
+    return this.#registered && this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Task ids it holds (running, or finished and not acknowledged). */
+  held(): string[] {
+    return [...this.#tasks.keys()];
+  }
+
+  /** Connects; resolves once registered the first time. */
+  start(): Promise<void> {
+    this.#connect();
+    return this.#ready.promise;
+  }
+
+  /** Stops: running tasks are cancelled (and reported) unless `leaveRunning`. */
+  async close(options: { leaveRunning?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    if (!options.leaveRunning) {
+      const running = [...this.#tasks.values()].filter((t) => !t.finished);
+      await Promise.all(running.map((t) => t.executor.cancel(t.id).catch(() => undefined)));
+      // Give the results a moment to reach the server.
+      const until = Date.now() + 3000;
+      while (Date.now() < until && [...this.#tasks.values()].some((t) => !t.reply || t.pumping)) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    for (const t of this.#tasks.values()) {
+      t.pumping?.stop();
+      clearTimeout(t.orphanTimer);
+    }
+    const ws = this.#socket;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once("close", () => resolve());
+        ws.close(1000, "ant stopping");
+      });
+    }
+    await this.#registry.close({ killRunning: !options.leaveRunning });
+  }
+
+  #connect(): void {
+    if (this.#closed) return;
+    this.#registered = false;
+    const ws = new WebSocket(this.#url, {
+      headers: { authorization: this.#o.token },
+      perMessageDeflate: false,
+      ...(this.#o.ca ? { ca: this.#o.ca } : {}),
+    });
+    this.#socket = ws;
+    ws.on("open", () => {
+      ws.send(
+        JSON.stringify({
+          ant_id: this.antId,
+          tags: this.#o.tags ?? [],
+          methods: this.#methods,
+          max_capacity: this.#o.maxCapacity ?? 1,
+          protocol: AGENT_PROTOCOL,
+          session: this.session,
+          running: this.held(),
+        }),
+      );
+    });
+    ws.on("message", (data) => this.#onFrame(ws, data.toString()));
+    ws.on("unexpected-response", (_req, res) => {
+      const why = `${this.#url} answered HTTP ${res.statusCode}${res.statusCode === 401 || res.statusCode === 403 ? " (check the token: it needs role ant)" : ""}`;
+      this.#log(`colony ant: ${why}`);
+      if (this.#attempts === 0 && (res.statusCode === 401 || res.statusCode === 403)) {
+        this.#ready.reject(new Error(why));
+      }
+      ws.terminate();
+    });
+    ws.on("error", (error) => this.#log(`colony ant: ${error.message}`));
+    ws.on("close", (code, reason) => {
+      for (const t of this.#tasks.values()) if (t.pumping?.socket === ws) t.pumping.stop();
+      if (this.#closed || this.#socket !== ws) return;
+      this.#attempts++;
+      const wait = backoff(
+        this.#attempts,
+        this.#o.reconnectMinMs ?? 500,
+        this.#o.reconnectMaxMs ?? 30_000,
+      );
+      this.#log(
+        `colony ant: disconnected (${code}${reason.length ? ` ${reason.toString()}` : ""}); reconnecting in ${wait} ms`,
+      );
+      this.#retry = setTimeout(() => this.#connect(), wait);
+    });
+  }
+
+  #onFrame(ws: WebSocket, text: string): void {
+    const json = parseJsonFrame(text);
+    if (!json.ok) return this.#log(`colony ant: ignored a frame: ${json.error}`);
+    const value = json.value as { type?: unknown };
+    if (typeof value === "object" && value !== null && typeof value.type === "string") {
+      const frame = parseServerFrame(value);
+      if (!frame.ok) return this.#log(`colony ant: ignored a frame: ${frame.error}`);
+      const f = frame.value;
+      if (f.type === "registered") return this.#onRegistered(ws, f.resume);
+      if (f.type === "cancel") {
+        const t = this.#tasks.get(f.task_execution_id);
+        if (t && !t.finished) void t.executor.cancel(t.id).catch(() => undefined);
+        return;
+      }
+      const t = this.#tasks.get(f.task_execution_id);
+      if (t?.reply) {
+        t.pumping?.stop();
+        clearTimeout(t.orphanTimer);
+        this.#tasks.delete(t.id);
+      }
+      return;
+    }
+    const request = parseTaskRequest(value);
+    if (!request.ok) return this.#log(`colony ant: ignored a frame: ${request.error}`);
+    void this.#run(ws, request.value);
+  }
+
+  #onRegistered(ws: WebSocket, resume: Record<string, number>): void {
+    const first = !this.#registered && this.#attempts === 0;
+    this.#registered = true;
+    this.#attempts = 0;
+    if (first) {
+      this.#log(
+        `colony ant ${this.antId}: connected to ${this.#url} (methods ${this.#methods.join(",")}; tags ${(this.#o.tags ?? []).join(",") || "none"}; capacity ${this.#o.maxCapacity ?? 1})`,
+      );
+    }
+    this.#ready.resolve();
+    for (const [id, offset] of Object.entries(resume)) {
+      const t = this.#tasks.get(id);
+      if (!t) continue;
+      clearTimeout(t.orphanTimer);
+      t.orphanTimer = undefined;
+      t.sent = offset;
+      this.#pump(ws, t);
+    }
+    // Held tasks the server did not ask back: it may after a restart; else drop them.
+    for (const t of this.#tasks.values()) {
+      if (t.id in resume || t.orphanTimer) continue;
+      if (t.pumping?.socket === ws) continue;
+      t.orphanTimer = setTimeout(() => {
+        this.#log(`colony ant: the server no longer wants task ${t.id}; stopping it`);
+        if (!t.finished) void t.executor.cancel(t.id).catch(() => undefined);
+        this.#tasks.delete(t.id);
+      }, this.#o.orphanMs ?? 60_000);
+      t.orphanTimer.unref();
+    }
+  }
+
+  async #run(ws: WebSocket, request: TaskRequest): Promise<void> {
+    const id = request.task_execution_id;
+    if (this.#tasks.has(id)) return; // sent twice (a reconnect race): it runs already
+    const unitDir = join(this.#o.dataDir, "units", id);
+    const exec = executionRequestOf(request, unitDir);
+    const executor = this.#methods.includes(exec.method)
+      ? this.#registry.get(exec.method)
+      : undefined;
+    const t: AgentTask = {
+      id,
+      request,
+      outPath: join(unitDir, "stdout"),
+      executor: executor ?? this.#registry.all()[0]!,
+      finished: false,
+      sent: 0,
+    };
+    this.#tasks.set(id, t);
+    if (!executor) {
+      return this.#finish(t, {
+        exitCode: null,
+        killed: false,
+        errorCode: "COLONY_NO_EXECUTOR",
+        error: `ant ${this.antId} does not run ${exec.method} tasks (it runs ${this.#methods.join(", ")})`,
+      });
+    }
+    let result: ExecutionResult;
+    try {
+      await executor.start(exec);
+      this.#pump(ws, t);
+      result = await executor.wait(id);
+    } catch (error) {
+      result = {
+        exitCode: null,
+        killed: false,
+        errorCode: (error as { code?: string }).code ?? "COLONY_EXECUTOR_FAILURE",
+        error: (error as Error).message,
+      };
+    }
+    this.#finish(t, result);
+  }
+
+  #finish(t: AgentTask, result: ExecutionResult): void {
+    const ok =
+      result.status === "COMPLETED" ||
+      (result.status === undefined && result.exitCode === 0 && !result.error);
+    const status: ResponseStatus = result.killed ? "CANCELLED" : ok ? "COMPLETED" : "FAILED";
+    t.finished = true;
+    t.reply = responseFor(t.request, {
+      status,
+      ant_id: this.antId,
+      host: hostname(),
+      ...(result.exitCode === null ? {} : { exit_code: result.exitCode }),
+      ...(result.errorCode ? { error_code: result.errorCode } : {}),
+      ...(result.error ? { error_message: result.error } : {}),
+      ...(result.context ? { task_context: result.context } : {}),
+    });
+    // The pump sends the reply after the last output byte; start one if none runs.
+    notifyDone(t.outPath);
+    const ws = this.#socket;
+    if (!t.pumping && ws && this.#registered) this.#pump(ws, t);
+  }
+
+  /** Streams the output from `t.sent` to the server, then the reply once the task ended. */
+  #pump(ws: WebSocket, t: AgentTask): void {
+    t.pumping?.stop();
+    const chunkBytes = this.#o.chunkBytes ?? 64 * 1024;
+    const abort = new AbortController();
+    const pumping = { socket: ws, stop: () => abort.abort() };
+    t.pumping = pumping;
+    const send = async () => {
+      const stream = followFile(t.outPath, {
+        offset: t.sent,
+        follow: true,
+        done: () => t.finished,
+        signal: abort.signal,
+      });
+      for await (const chunk of stream) {
+        const bytes = chunk as Buffer;
+        for (let i = 0; i < bytes.length; i += chunkBytes) {
+          const part = bytes.subarray(i, i + chunkBytes);
+          while (ws.bufferedAmount > MAX_BUFFERED && !abort.signal.aborted) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          if (abort.signal.aborted || ws.readyState !== WebSocket.OPEN) return;
+          ws.send(
+            JSON.stringify({
+              type: "output",
+              task_execution_id: t.id,
+              offset: t.sent,
+              data: part.toString("base64"),
+            }),
+          );
+          t.sent += part.length;
+        }
+      }
+      if (!abort.signal.aborted && t.reply && ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify(t.reply));
+      }
+    };
+    send()
+      .catch((error: unknown) => {
+        if (!abort.signal.aborted) {
+          this.#log(`colony ant: streaming the output of ${t.id} failed: ${String(error)}`);
+        }
+      })
+      .finally(() => {
+        if (t.pumping === pumping) t.pumping = undefined;
+      });
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The remote ants connected to this server (SPEC section 5), each a RemoteAntExecutor.
+ * An agent (`colony ant`, with a `session`) is one entry across reconnects; a small
+ * worker is one entry per connection. The registry tells listeners (the dispatcher,
+ * metrics, the live event log) when ants come, go or free room.
+ */
+import { EventEmitter } from "node:events";
+import {
+  RemoteAntExecutor,
+  type AntLink,
+  type AntHooks,
+  type RemoteAntOptions,
+} from "./remote-ant-executor.ts";
+import { AGENT_PROTOCOL, type Registration } from "./task-request.ts";
+
+export interface AntRegistryEvents {
+  connected: [ant: RemoteAntExecutor, reconnect: boolean];
+  disconnected: [ant: RemoteAntExecutor, why: string];
+  /** Gone for good: no session, or its reconnect grace ended. */
+  gone: [ant: RemoteAntExecutor];
+  /** Room freed or ant (re)connected. */
+  changed: [ant: RemoteAntExecutor];
+  lost: [ant: RemoteAntExecutor, count: number];
+  dispatched: [ant: RemoteAntExecutor];
+}
+
+export interface AntRegistryOptions {
+  /** Delay before re-sending a request answered EXECUTING (default 1 s). */
+  pollDelayMs?: number;
+  /** How long an agent's tasks wait for it to reconnect (default 10 s). */
+  reconnectGraceMs?: number;
+  /** How long a cancelled agent task waits for the agent's answer (default 15 s). */
+  cancelGraceMs?: number;
+  log?: (message: string) => void;
+}
+
+export class AntRegistry extends EventEmitter<AntRegistryEvents> {
+  readonly #ants = new Map<string, RemoteAntExecutor>();
+  readonly #options: AntRegistryOptions;
+  readonly #hooks: AntHooks;
+  #connections = 0;
+  #closed = false;
+  #stopping = false;
+
+  constructor(options: AntRegistryOptions = {}) {
+    super();
+    this.setMaxListeners(0);
+    this.#options = options;
+    this.#hooks = {
+      changed: (ant) => this.emit("changed", ant),
+      gone: (ant) => {
+        if (this.#ants.get(ant.key) === ant) this.#ants.delete(ant.key);
+        this.emit("gone", ant);
+      },
+      lost: (ant, count) => this.emit("lost", ant, count),
+      dispatched: (ant) => this.emit("dispatched", ant),
+    };
+  }
+
+  /** Where ant events worth a line go (the server's log). */
+  log(message: string): void {
+    this.#options.log?.(message);
+  }
+
+  get size(): number {
+    return this.#ants.size;
+  }
+
+  /** Every ant, connected or within its reconnect grace. */
+  list(): RemoteAntExecutor[] {
+    return [...this.#ants.values()];
+  }
+
+  #create(key: string, registration: Registration, link?: AntLink): RemoteAntExecutor {
+    const o = this.#options;
+    const options: RemoteAntOptions = {
+      key,
+      registration,
+      hooks: this.#hooks,
+      ...(link ? { link } : {}),
+      ...(o.pollDelayMs === undefined ? {} : { pollDelayMs: o.pollDelayMs }),
+      ...(o.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: o.reconnectGraceMs }),
+      ...(o.cancelGraceMs === undefined ? {} : { cancelGraceMs: o.cancelGraceMs }),
+      ...(o.log ? { log: o.log } : {}),
+    };
+    const ant = new RemoteAntExecutor(options);
+    this.#ants.set(key, ant);
+    return ant;
+  }
+
+  /** A registration on a new connection: a new ant, or an agent coming back. */
+  register(registration: Registration, link: AntLink): RemoteAntExecutor {
+    const agentSession =
+      registration.protocol === AGENT_PROTOCOL && registration.session !== undefined;
+    const key = agentSession ? `s:${registration.session}` : `c:${++this.#connections}`;
+    const known = this.#ants.get(key);
+    if (known) {
+      known.reattach(link, registration);
+      this.emit("connected", known, true);
+      return known;
+    }
+    const ant = this.#create(key, registration, link);
+    ant.welcome(registration);
+    this.emit("connected", ant, false);
+    this.emit("changed", ant);
+    return ant;
+  }
+
+  /** The connection of `ant` ended. */
+  disconnect(ant: RemoteAntExecutor, link: AntLink, why: string): void {
+    if (ant.link !== link) return;
+    ant.detach(link, why, this.#stopping);
+    this.emit("disconnected", ant, why);
+  }
+
+  /**
+   * The server is stopping and closes every connection: that is not the ants' fault, so
+   * their tasks are not failed; the next start re-attaches them (agents reconnect).
+   */
+  stopping(): void {
+    this.#stopping = true;
+  }
+
+  /**
+   * The ant of an agent session, for re-attaching its tasks after a server restart: the
+   * one connected, or one waiting (for the reconnect grace) for the agent to come back.
+   */
+  forSession(session: string, antId: string): RemoteAntExecutor {
+    const key = `s:${session}`;
+    const known = this.#ants.get(key);
+    if (known) return known;
+    return this.#create(key, {
+      ant_id: antId,
+      methods: [],
+      tags: [],
+      session,
+      protocol: AGENT_PROTOCOL,
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Closes every connection and forgets every ant (tasks left for re-attach). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopping = true;
+    const ants = this.list();
+    this.#ants.clear();
+    for (const ant of ants) ant.link?.close(1001, "the colony server is stopping");
+    await Promise.all(ants.map((a) => a.close()));
+  }
+}

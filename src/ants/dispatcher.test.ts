@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ColonyError } from "../core/errors.ts";
+import { ExecutorRegistry, type Executor } from "../core/executor.ts";
+import type { TaskExecution } from "../core/job-request.ts";
+import { AntRegistry } from "./ant-registry.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import type { AntLink } from "./remote-ant-executor.ts";
+import { taskDefinition } from "./task-request.ts";
+
+function fakeShell(): Executor {
+  const no = async (): Promise<never> => {
+    throw new Error("not in this test");
+  };
+  return {
+    methods: ["SHELL"],
+    isInstalled: async () => true,
+    start: no,
+    run: no,
+    wait: no,
+    cancel: no,
+    logStream: no,
+    close: async () => undefined,
+  };
+}
+
+const link = (sent: string[] = []): AntLink => ({
+  remoteAddress: "test",
+  send: (text) => sent.push(text),
+  close: () => undefined,
+});
+
+let n = 0;
+const execution = (): TaskExecution => ({ id: `x${++n}`, state: "READY" }) as TaskExecution;
+
+function setup(builtinTags: string[] = []) {
+  const local = new ExecutorRegistry().register(fakeShell());
+  const ants = new AntRegistry();
+  const dispatcher = new Dispatcher({ local, ants, builtin: { id: "b", tags: builtinTags } });
+  return { local, ants, dispatcher };
+}
+
+describe("dispatcher routing", () => {
+  const signal = new AbortController().signal;
+
+  it("runs untagged tasks on the built-in ant, and tagged ones only where every tag is", async () => {
+    const { local, ants, dispatcher } = setup(["linux"]);
+    const shell = local.get("SHELL");
+    assert.equal(dispatcher.executorFor(taskDefinition("a"), execution(), signal), shell);
+    assert.equal(
+      dispatcher.executorFor(taskDefinition("b", { tags: ["linux"] }), execution(), signal),
+      shell,
+    );
+    const gpu = ants.register({ ant_id: "g", tags: ["linux", "gpu"], methods: ["SHELL"] }, link());
+    assert.equal(
+      dispatcher.executorFor(taskDefinition("c", { tags: ["linux", "gpu"] }), execution(), signal),
+      gpu,
+    );
+  });
+
+  it("picks the least-loaded qualifying ant, the built-in one on a tie", () => {
+    const { local, ants, dispatcher } = setup();
+    const remote = ants.register({ ant_id: "r", tags: [], methods: ["SHELL"] }, link());
+    const task = taskDefinition("t");
+    assert.equal(dispatcher.executorFor(task, execution(), signal), local.get("SHELL"));
+    assert.equal(dispatcher.executorFor(task, execution(), signal), remote, "built-in has 1");
+  });
+
+  it("makes a task wait for an ant with room; abort ends the wait with undefined", async () => {
+    const { ants, dispatcher } = setup();
+    const task = taskDefinition("w", { method: "WEBSOCKET", tags: ["js"] });
+    const waiting = dispatcher.executorFor(task, execution(), signal);
+    assert.ok(waiting instanceof Promise);
+    assert.equal(dispatcher.waiting().length, 1);
+    const ant = ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(await waiting, ant);
+    const abort = new AbortController();
+    await ant.start({
+      executionId: "busy",
+      method: "WEBSOCKET",
+      task,
+      env: {},
+      variables: {},
+      unitDir: "/tmp/none",
+    });
+    const second = dispatcher.executorFor(task, execution(), abort.signal);
+    assert.ok(second instanceof Promise, "max_capacity 1: the next one waits");
+    abort.abort();
+    assert.equal(await second, undefined);
+    assert.equal(dispatcher.waiting().length, 0);
+  });
+
+  it("fails a task that waited its whole timeout with COLONY_NO_ANT, saying why", async () => {
+    const { ants, dispatcher } = setup();
+    ants.register({ ant_id: "py", tags: ["python"], methods: ["WEBSOCKET"] }, link());
+    const task = taskDefinition("w", { method: "WEBSOCKET", tags: ["js"], timeoutMs: 50 });
+    await assert.rejects(
+      dispatcher.executorFor(task, execution(), signal) as Promise<unknown>,
+      (error: unknown) => {
+        assert.ok(error instanceof ColonyError);
+        assert.equal(error.code, "COLONY_NO_ANT");
+        assert.match(error.message, /none of the 1 connected ant\(s\) serves method WEBSOCKET and tags js: py/);
+        return true;
+      },
+    );
+  });
+
+  it("without remote ants (colony run), tags do not restrict anything", () => {
+    const local = new ExecutorRegistry().register(fakeShell());
+    const dispatcher = new Dispatcher({ local, builtin: { id: "b", tags: [] } });
+    const task = taskDefinition("t", { tags: ["anything"] });
+    assert.equal(dispatcher.executorFor(task, execution(), signal), local.get("SHELL"));
+    assert.equal(
+      dispatcher.executorFor(taskDefinition("w", { method: "WEBSOCKET" }), execution(), signal),
+      undefined,
+    );
+  });
+});

@@ -1,0 +1,311 @@
+/**
+ * One dispatch mechanism for every task (SPEC sections 1 and 5): the engine asks the
+ * dispatcher for the executor of a task, and the dispatcher picks an ant.
+ *
+ * - The built-in ant is this process's executor registry: it serves the methods
+ *   registered there (optionally narrowed by config `ant.methods`) with the tags of
+ *   config `ant.tags` (none by default).
+ * - Remote ants are the connections on /ws/ants (ant-registry.ts).
+ * - An ant qualifies for a task when it serves the task's method and has every one of
+ *   its tags; among qualifying ants with room, the least loaded wins (the built-in ant
+ *   on a tie: it costs no round trip). Remote ants take at most `max_capacity` tasks.
+ * - When none qualifies with room, the task waits (still READY) until one does, up to
+ *   the task's timeout, then fails with COLONY_NO_ANT saying which ants are connected;
+ *   a cancel or job timeout ends the wait at once.
+ * - Without remote ants (`colony run`), tags are not routing constraints: every task
+ *   runs here if an executor serves its method, as before.
+ *
+ * A task re-attached after a restart goes back to what ran it: an agent's session (which
+ * may reconnect and keep it), or the local executor.
+ */
+import { ColonyError, ExecutorError } from "../core/errors.ts";
+import type { ColonyEventBus } from "../core/events.ts";
+import {
+  UNKNOWN_EXECUTION,
+  type ExecutionResult,
+  type Executor,
+  type ExecutorRegistry,
+  type TaskDispatcher,
+} from "../core/executor.ts";
+import type { Method, TaskDefinition } from "../core/job-definition.ts";
+import type { TaskExecution } from "../core/job-request.ts";
+import { formatDuration } from "../core/duration.ts";
+import { isFinal } from "../core/states.ts";
+import type { AntRegistry } from "./ant-registry.ts";
+import { isAntHandle, type RemoteAntExecutor } from "./remote-ant-executor.ts";
+
+export const NO_ANT = "COLONY_NO_ANT";
+
+export interface BuiltinAnt {
+  /** How the built-in ant is listed (GET /api/ants), e.g. `<node id>/builtin`. */
+  id: string;
+  tags: readonly string[];
+  /** Methods it offers (default: every method registered here). */
+  methods?: readonly Method[];
+}
+
+export interface DispatcherOptions {
+  local: ExecutorRegistry;
+  builtin: BuiltinAnt;
+  /** The remote ants; absent when none can connect (`colony run`). */
+  ants?: AntRegistry;
+  log?: (message: string) => void;
+}
+
+interface Waiter {
+  task: TaskDefinition;
+  executionId: string;
+  since: number;
+  resolve(executor: Executor | undefined): void;
+  reject(error: Error): void;
+  cleanup(): void;
+}
+
+/** What GET /api/ants says about a task waiting for an ant. */
+export interface WaitingTask {
+  executionId: string;
+  taskType: string;
+  method: Method;
+  tags: string[];
+  since: Date;
+}
+
+function lostExecutor(method: Method): Executor {
+  const unknown = (id: string) =>
+    new ExecutorError(UNKNOWN_EXECUTION, `execution '${id}' ran on an ant that is gone`);
+  return {
+    methods: [method],
+    isInstalled: async () => false,
+    start: async () => {
+      throw new ExecutorError("COLONY_ANT_LOST", "the ant is gone");
+    },
+    run: async (): Promise<ExecutionResult> => {
+      throw new ExecutorError("COLONY_ANT_LOST", "the ant is gone");
+    },
+    wait: async (id) => {
+      throw unknown(id);
+    },
+    cancel: async (id) => {
+      throw unknown(id);
+    },
+    logStream: async (r) => {
+      throw unknown(r.executionId);
+    },
+    attach: async () => false,
+    close: async () => undefined,
+  };
+}
+
+export class Dispatcher implements TaskDispatcher {
+  readonly builtin: BuiltinAnt;
+  readonly #local: ExecutorRegistry;
+  readonly #ants: AntRegistry | undefined;
+  readonly #log: (message: string) => void;
+  readonly #builtinTags: ReadonlySet<string>;
+  /** Executions the built-in ant runs now (its load). */
+  readonly #localRunning = new Set<string>();
+  #waiters: Waiter[] = [];
+  #closed = false;
+  readonly #detach: Array<() => void> = [];
+
+  constructor(options: DispatcherOptions) {
+    this.#local = options.local;
+    this.builtin = options.builtin;
+    this.#ants = options.ants;
+    this.#log = options.log ?? (() => undefined);
+    this.#builtinTags = new Set(options.builtin.tags);
+    if (this.#ants) {
+      const serve = (ant: RemoteAntExecutor) => this.#serve(ant);
+      this.#ants.on("changed", serve);
+      this.#detach.push(() => this.#ants?.off("changed", serve));
+    }
+  }
+
+  /** Counts the built-in ant's load from the engine's task events. */
+  observe(events: ColonyEventBus): void {
+    const onTask = (e: { executionId: string; state: string }) => {
+      if (isFinal(e.state as never)) this.#localRunning.delete(e.executionId);
+    };
+    events.on("task:state", onTask);
+    this.#detach.push(() => events.off("task:state", onTask));
+  }
+
+  /** Tasks the built-in ant runs now. */
+  get builtinLoad(): number {
+    return this.#localRunning.size;
+  }
+
+  /** Methods the built-in ant offers. */
+  builtinMethods(): Method[] {
+    const here = this.#local.methods();
+    return this.builtin.methods ? here.filter((m) => this.builtin.methods!.includes(m)) : here;
+  }
+
+  /** Tasks waiting for an ant with room, oldest first. */
+  waiting(): WaitingTask[] {
+    return this.#waiters.map((w) => ({
+      executionId: w.executionId,
+      taskType: w.task.taskType,
+      method: w.task.method,
+      tags: [...w.task.tags],
+      since: new Date(w.since),
+    }));
+  }
+
+  executorFor(
+    task: TaskDefinition,
+    execution: TaskExecution,
+    signal: AbortSignal,
+  ): Executor | undefined | Promise<Executor | undefined> {
+    if (execution.state !== "READY") return this.#reattach(task, execution);
+    const ants = this.#ants;
+    if (!ants) return this.#local.get(task.method);
+    const local = this.#builtinFor(task);
+    let best: RemoteAntExecutor | undefined;
+    if (ants.size > 0) {
+      for (const ant of ants.list()) {
+        if (ant.hasRoom() && ant.serves(task.method, task.tags)) {
+          if (!best || ant.load < best.load) best = ant;
+        }
+      }
+    }
+    if (local && (!best || this.#localRunning.size <= best.load)) {
+      this.#localRunning.add(execution.id);
+      return local;
+    }
+    if (best) {
+      best.reserve();
+      return best;
+    }
+    return this.#wait(task, execution, signal);
+  }
+
+  #builtinFor(task: TaskDefinition): Executor | undefined {
+    if (this.builtin.methods && !this.builtin.methods.includes(task.method)) return undefined;
+    for (const tag of task.tags) if (!this.#builtinTags.has(tag)) return undefined;
+    return this.#local.get(task.method);
+  }
+
+  #reattach(task: TaskDefinition, execution: TaskExecution): Executor | undefined {
+    const handle = execution.handle;
+    if (!isAntHandle(handle)) return this.#local.get(task.method);
+    if (handle.ant_session && this.#ants && !this.#ants.closed) {
+      return this.#ants.forSession(handle.ant_session, handle.ant_id);
+    }
+    return lostExecutor(task.method);
+  }
+
+  #wait(
+    task: TaskDefinition,
+    execution: TaskExecution,
+    signal: AbortSignal,
+  ): Promise<Executor | undefined> {
+    if (signal.aborted) return Promise.resolve(undefined);
+    if (this.#closed) return Promise.reject(closedError());
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        this.#remove(waiter);
+        resolve(undefined);
+      };
+      const waiter: Waiter = {
+        task,
+        executionId: execution.id,
+        since: Date.now(),
+        resolve,
+        reject,
+        cleanup: () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", onAbort);
+        },
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const timeout = task.timeoutMs;
+      if (timeout !== undefined && timeout > 0) {
+        timer = setTimeout(() => {
+          this.#remove(waiter);
+          reject(
+            new ColonyError(
+              NO_ANT,
+              `no ant took task ${task.taskType} within its timeout (${formatDuration(timeout)}): ${this.#describe(task)}`,
+              { status: 503, retryable: true },
+            ),
+          );
+        }, timeout);
+      }
+      this.#waiters.push(waiter);
+      // Waiting for a busy ant is ordinary back-pressure; no qualifying ant at all is worth a line.
+      if (!this.#ants?.list().some((a) => a.serves(task.method, task.tags))) {
+        this.#log(
+          `task ${task.taskType} (${execution.id}) waits for an ant: ${this.#describe(task)}`,
+        );
+      }
+    });
+  }
+
+  #remove(waiter: Waiter): void {
+    waiter.cleanup();
+    this.#waiters = this.#waiters.filter((w) => w !== waiter);
+  }
+
+  /**
+   * `ant` has room now (a task ended, or it connected): it takes the oldest waiting tasks
+   * it qualifies for. Only it changed: tasks wait only when no qualifying ant had room.
+   */
+  #serve(ant: RemoteAntExecutor): void {
+    if (this.#waiters.length === 0) return;
+    for (let i = 0; i < this.#waiters.length && ant.hasRoom();) {
+      const waiter = this.#waiters[i]!;
+      if (!ant.serves(waiter.task.method, waiter.task.tags)) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      waiter.cleanup();
+      ant.reserve();
+      waiter.resolve(ant);
+    }
+  }
+
+  /** Why no ant takes `task`, for messages. */
+  #describe(task: TaskDefinition): string {
+    const wanted = `method ${task.method}${task.tags.length > 0 ? ` and tags ${task.tags.join(", ")}` : ""}`;
+    const ants = this.#ants?.list() ?? [];
+    if (ants.length === 0) {
+      return `no remote ant is connected and the built-in ant does not serve ${wanted}; start one (colony ant --methods ${task.method}${task.tags.length > 0 ? ` --tags ${task.tags.join(",")}` : ""}) or connect a worker to /ws/ants`;
+    }
+    const qualifying = ants.filter((a) => a.serves(task.method, task.tags));
+    const list = (xs: RemoteAntExecutor[]) =>
+      xs
+        .slice(0, 5)
+        .map(
+          (a) =>
+            `${a.antId} (${a.methods.join(",")}; tags ${[...a.tags].join(",") || "none"}; ${a.load}/${a.capacity}${a.state === "connected" ? "" : `, ${a.state}`})`,
+        )
+        .join("; ");
+    if (qualifying.length === 0) {
+      return `none of the ${ants.length} connected ant(s) serves ${wanted}: ${list(ants)}`;
+    }
+    return `every ant that serves ${wanted} is at its max_capacity: ${list(qualifying)}`;
+  }
+
+  /** Tasks still waiting end with COLONY_EXECUTOR_CLOSED (left for the next start). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const detach of this.#detach.splice(0)) detach();
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) {
+      w.cleanup();
+      w.reject(closedError());
+    }
+  }
+}
+
+function closedError(): ExecutorError {
+  return new ExecutorError(
+    "COLONY_EXECUTOR_CLOSED",
+    "the server is stopping; the task waits for an ant again at the next start",
+  );
+}

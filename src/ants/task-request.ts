@@ -1,0 +1,456 @@
+/**
+ * The wire formats of remote work, in one place (SPEC sections 3, 5 and 6; seed 000
+ * "Task Request" / "Task Response"): the TaskRequest colony sends to an ant or a
+ * messaging worker, the TaskResponse it answers with, an ant's registration, and the
+ * few frames only the `colony ant` agent speaks (output chunks, cancel, acks). Each is a
+ * TypeBox schema, compiled once, giving both the runtime check and the TypeScript type.
+ *
+ * Keys are snake_case exactly as in the seed, so formicary's samples (the Python and
+ * browser workers that echo the request with `status` set) work unchanged. Replies are
+ * checked loosely where the seed is loose (`exit_code` may be a number or a string, extra
+ * keys are kept) and strictly where a mistake could complete the wrong task (the id and
+ * the status must be there and be strings).
+ */
+import { randomUUID } from "node:crypto";
+import { Type, type Static } from "typebox";
+import { Compile } from "typebox/compile";
+import type { ExecutionRequest, ExecutionResult } from "../core/executor.ts";
+import {
+  METHODS,
+  type Method,
+  type TaskDefinition,
+  type Variable,
+} from "../core/job-definition.ts";
+
+// -- TaskRequest (colony -> worker) ----------------------------------------------------
+
+const VariableSchema = Type.Object({
+  name: Type.String(),
+  value: Type.Unknown(),
+  secret: Type.Boolean(),
+});
+
+export const TaskRequestSchema = Type.Object(
+  {
+    user_id: Type.String(),
+    organization_id: Type.String(),
+    job_definition_id: Type.String(),
+    job_request_id: Type.Number(),
+    job_type: Type.String(),
+    task_type: Type.String(),
+    job_execution_id: Type.String(),
+    task_execution_id: Type.String({ description: "The unit id; replies are matched by it" }),
+    co_relation_id: Type.String({ description: "Random per send; replies may carry it instead" }),
+    tags: Type.Array(Type.String()),
+    platform: Type.String(),
+    action: Type.String({ description: "EXECUTE (the only action sent to workers)" }),
+    job_retry: Type.Number(),
+    task_retry: Type.Number({ description: "Counts task retries and EXECUTING re-sends" }),
+    allow_failure: Type.Boolean(),
+    before_script: Type.Array(Type.String()),
+    script: Type.Array(Type.String()),
+    after_script: Type.Array(Type.String()),
+    timeout: Type.Number({ description: "Nanoseconds (Go's time.Duration), 0 when none" }),
+    variables: Type.Record(Type.String(), VariableSchema),
+    executor_opts: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { additionalProperties: true },
+);
+export type TaskRequest = Static<typeof TaskRequestSchema>;
+
+// -- TaskResponse (worker -> colony) ---------------------------------------------------
+
+/** Statuses a reply may carry. EXECUTING: not finished, send the request again later. */
+export const RESPONSE_STATUSES = ["COMPLETED", "FAILED", "EXECUTING", "CANCELLED"] as const;
+export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
+
+const Context = Type.Record(Type.String(), Type.Unknown());
+
+export const TaskResponseSchema = Type.Object(
+  {
+    task_execution_id: Type.Optional(Type.String()),
+    co_relation_id: Type.Optional(Type.String()),
+    status: Type.Enum([...RESPONSE_STATUSES]),
+    job_request_id: Type.Optional(Type.Unknown()),
+    job_type: Type.Optional(Type.String()),
+    task_type: Type.Optional(Type.String()),
+    task_retry: Type.Optional(Type.Number()),
+    ant_id: Type.Optional(Type.String()),
+    host: Type.Optional(Type.String()),
+    exit_code: Type.Optional(Type.Union([Type.Number(), Type.String(), Type.Null()])),
+    exit_message: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    error_code: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    error_message: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    failed_command: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    task_context: Type.Optional(Type.Union([Context, Type.Null()])),
+    /** The seed's JavaScript messaging sample writes `taskContext`. */
+    taskContext: Type.Optional(Type.Union([Context, Type.Null()])),
+    job_context: Type.Optional(Type.Union([Context, Type.Null()])),
+    warnings: Type.Optional(Type.Union([Type.Array(Type.Unknown()), Type.Null()])),
+    cost_factor: Type.Optional(Type.Number()),
+    stdout: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String()), Type.Null()])),
+  },
+  { additionalProperties: true },
+);
+export type TaskResponse = Static<typeof TaskResponseSchema>;
+
+// -- registration (first frame on /ws/ants) --------------------------------------------
+
+export const AGENT_PROTOCOL = "colony-ant/1";
+
+export const RegistrationSchema = Type.Object(
+  {
+    ant_id: Type.String({ minLength: 1, maxLength: 200 }),
+    tags: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 100 })),
+    methods: Type.Array(Type.Enum([...METHODS]), { minItems: 1, maxItems: 20 }),
+    max_capacity: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    /** colony agents: `colony-ant/1` (gets control frames: registered, cancel, ack). */
+    protocol: Type.Optional(Type.String()),
+    /** colony agents: random per agent process; a reconnect with it keeps its tasks. */
+    session: Type.Optional(Type.String({ minLength: 8, maxLength: 200 })),
+    /** colony agents: task_execution_ids it still holds (running, or result not acked). */
+    running: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 10_000 })),
+  },
+  { additionalProperties: true },
+);
+export type Registration = Static<typeof RegistrationSchema>;
+
+// -- agent frames (only between colony and `colony ant`) -------------------------------
+
+/** Agent -> server: `data` (base64) is the task's output from byte `offset`. */
+export const OutputFrameSchema = Type.Object(
+  {
+    type: Type.Literal("output"),
+    task_execution_id: Type.String(),
+    offset: Type.Integer({ minimum: 0 }),
+    data: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type OutputFrame = Static<typeof OutputFrameSchema>;
+
+/** Server -> agent, answering its registration: output bytes the server has per task it wants back. */
+export interface RegisteredFrame {
+  type: "registered";
+  ant_id: string;
+  resume: Record<string, number>;
+}
+/** Server -> agent: stop this task (cancel or timeout). */
+export interface CancelFrame {
+  type: "cancel";
+  task_execution_id: string;
+}
+/** Server -> agent: the result of this task was recorded; forget it. */
+export interface AckFrame {
+  type: "ack";
+  task_execution_id: string;
+}
+export type ServerFrame = RegisteredFrame | CancelFrame | AckFrame;
+
+const ServerFrameSchema = Type.Union([
+  Type.Object({
+    type: Type.Literal("registered"),
+    ant_id: Type.String(),
+    resume: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+  }),
+  Type.Object({ type: Type.Literal("cancel"), task_execution_id: Type.String() }),
+  Type.Object({ type: Type.Literal("ack"), task_execution_id: Type.String() }),
+]);
+
+const checkRequest = Compile(TaskRequestSchema);
+const checkResponse = Compile(TaskResponseSchema);
+const checkRegistration = Compile(RegistrationSchema);
+const checkOutput = Compile(OutputFrameSchema);
+const checkServerFrame = Compile(ServerFrameSchema);
+
+/** A parse result: the value, or one line saying what is wrong with it. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function firstError(
+  errors: { instancePath: string; message: string }[],
+  what: string,
+): { ok: false; error: string } {
+  const e = errors[0];
+  const where = e?.instancePath ? e.instancePath.replace(/^\//, "").replace(/\//g, ".") : "";
+  return { ok: false, error: `${what}: ${where ? `${where} ` : ""}${e?.message ?? "invalid"}` };
+}
+
+function parseJson(text: string, what: string): Parsed<unknown> {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return { ok: false, error: `${what} is not JSON: ${(error as Error).message}` };
+  }
+}
+
+function check<T>(
+  value: unknown,
+  validator: { Check(v: unknown): boolean; Errors(v: unknown): unknown[] },
+  what: string,
+): Parsed<T> {
+  if (validator.Check(value)) return { ok: true, value: value as T };
+  return firstError(validator.Errors(value) as { instancePath: string; message: string }[], what);
+}
+
+/** A frame from an ant or a messaging worker, as JSON text. */
+export function parseJsonFrame(text: string, what = "the frame"): Parsed<unknown> {
+  return parseJson(text, what);
+}
+
+export function parseRegistration(value: unknown): Parsed<Registration> {
+  return check(value, checkRegistration, "registration");
+}
+
+/** A TaskResponse: needs `status` and `task_execution_id` or `co_relation_id`. */
+export function parseTaskResponse(value: unknown): Parsed<TaskResponse> {
+  const r = check<TaskResponse>(value, checkResponse, "task response");
+  if (!r.ok) return r;
+  if (r.value.task_execution_id === undefined && r.value.co_relation_id === undefined) {
+    return { ok: false, error: "task response: needs task_execution_id (or co_relation_id)" };
+  }
+  return r;
+}
+
+export function parseTaskRequest(value: unknown): Parsed<TaskRequest> {
+  return check(value, checkRequest, "task request");
+}
+
+export function parseOutputFrame(value: unknown): Parsed<OutputFrame> {
+  return check(value, checkOutput, "output frame");
+}
+
+export function parseServerFrame(value: unknown): Parsed<ServerFrame> {
+  return check(value, checkServerFrame, "server frame");
+}
+
+// -- building and reading --------------------------------------------------------------
+
+/** Fields of the TaskRequest not in the ExecutionRequest. */
+export interface RequestExtras {
+  /** The send count: task attempt + EXECUTING re-sends. */
+  taskRetry?: number;
+}
+
+/**
+ * The TaskRequest of an execution. `executor_opts` carries what a full agent needs to run
+ * the task like the built-in ant would (method, environment, url, headers, query, the
+ * task's own variable names for an HTTP body, container options); a small worker can
+ * ignore it.
+ */
+export function buildTaskRequest(
+  request: ExecutionRequest,
+  extras: RequestExtras = {},
+): TaskRequest {
+  const task = request.task;
+  const jobRequestId = request.jobRequestId ?? 0;
+  const jobAttempt = request.jobAttempt ?? 0;
+  const attempt = request.attempt ?? 0;
+  const opts: Record<string, unknown> = {
+    ...task.executorOptions,
+    name: `colony-${jobRequestId}-${task.taskType}-${jobAttempt}-${attempt}`,
+    method: request.method,
+    headers: task.headers,
+    environment: request.env,
+  };
+  if (task.url !== undefined) opts.url = task.url;
+  if (Object.keys(task.query).length > 0) opts.query = task.query;
+  if (Object.keys(task.variables).length > 0) opts.task_variables = Object.keys(task.variables);
+  if (task.messagingRequestQueue !== undefined) {
+    opts.messaging_request_queue = task.messagingRequestQueue;
+  }
+  if (task.messagingReplyQueue !== undefined) opts.messaging_reply_queue = task.messagingReplyQueue;
+  return {
+    user_id: "",
+    organization_id: "",
+    job_definition_id: request.jobType ?? "",
+    job_request_id: jobRequestId,
+    job_type: request.jobType ?? "",
+    task_type: task.taskType,
+    job_execution_id: `${jobRequestId}-${jobAttempt}`,
+    task_execution_id: request.executionId,
+    co_relation_id: randomUUID(),
+    tags: task.tags,
+    platform: process.platform,
+    action: "EXECUTE",
+    job_retry: jobAttempt,
+    task_retry: extras.taskRetry ?? attempt,
+    allow_failure: task.allowFailure,
+    before_script: task.beforeScript,
+    script: task.script,
+    after_script: task.afterScript,
+    timeout: (task.timeoutMs ?? 0) * 1_000_000,
+    variables: request.variables,
+    executor_opts: opts,
+  };
+}
+
+/** A TaskDefinition with every field at its default, `parts` over it. */
+export function taskDefinition(
+  taskType: string,
+  parts: Partial<TaskDefinition> = {},
+): TaskDefinition {
+  return {
+    taskType,
+    method: "SHELL",
+    beforeScript: [],
+    script: [],
+    afterScript: [],
+    environment: {},
+    variables: {},
+    retry: 0,
+    delayBetweenRetriesMs: 0,
+    onCompleted: [],
+    onFailed: [],
+    onExitCode: {},
+    dependsOn: [],
+    allowFailure: false,
+    alwaysRun: false,
+    tags: [],
+    headers: {},
+    query: {},
+    dependencies: [],
+    executorOptions: {},
+    ...parts,
+  };
+}
+
+const RESERVED_OPTS = new Set([
+  "name",
+  "method",
+  "headers",
+  "environment",
+  "url",
+  "query",
+  "task_variables",
+  "messaging_request_queue",
+  "messaging_reply_queue",
+]);
+
+function stringRecord(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) out[k] = typeof v === "string" ? v : String(v);
+  }
+  return out;
+}
+
+/**
+ * The ExecutionRequest an agent runs for a TaskRequest (the inverse of buildTaskRequest),
+ * with its output under `unitDir`.
+ */
+export function executionRequestOf(request: TaskRequest, unitDir: string): ExecutionRequest {
+  const opts = request.executor_opts;
+  const method = (
+    typeof opts.method === "string" && (METHODS as readonly string[]).includes(opts.method)
+      ? opts.method
+      : "WEBSOCKET"
+  ) as Method;
+  const own = Array.isArray(opts.task_variables) ? (opts.task_variables as unknown[]) : [];
+  const taskVariables: Record<string, Variable> = {};
+  for (const name of own) {
+    if (typeof name === "string" && request.variables[name]) {
+      taskVariables[name] = request.variables[name];
+    }
+  }
+  const executorOptions: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts)) if (!RESERVED_OPTS.has(k)) executorOptions[k] = v;
+  const timeoutMs = request.timeout > 0 ? Math.ceil(request.timeout / 1_000_000) : undefined;
+  const task = taskDefinition(request.task_type, {
+    method,
+    beforeScript: request.before_script,
+    script: request.script,
+    afterScript: request.after_script,
+    environment: stringRecord(opts.environment),
+    variables: taskVariables,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    allowFailure: request.allow_failure,
+    tags: request.tags,
+    ...(typeof opts.url === "string" ? { url: opts.url } : {}),
+    headers: stringRecord(opts.headers),
+    query: stringRecord(opts.query),
+    executorOptions,
+  });
+  return {
+    executionId: request.task_execution_id,
+    method,
+    task,
+    env: stringRecord(opts.environment),
+    variables: request.variables,
+    unitDir,
+    jobRequestId: request.job_request_id,
+    jobType: request.job_type,
+    jobAttempt: request.job_retry,
+    attempt: request.task_retry,
+  };
+}
+
+function exitCodeOf(value: TaskResponse["exit_code"]): number | null {
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  if (typeof value === "string" && /^-?\d+$/.test(value.trim())) return Number(value.trim());
+  return null;
+}
+
+function contextOf(response: TaskResponse): Record<string, unknown> | undefined {
+  const context = {
+    ...(response.job_context ?? {}),
+    ...(response.taskContext ?? {}),
+    ...(response.task_context ?? {}),
+  };
+  return Object.keys(context).length > 0 ? context : undefined;
+}
+
+/** The executor result of a final reply (COMPLETED, FAILED, CANCELLED). */
+export function resultOf(response: TaskResponse, antId: string): ExecutionResult {
+  const exitCode = exitCodeOf(response.exit_code);
+  const context = contextOf(response);
+  const base = context ? { context } : {};
+  switch (response.status) {
+    case "COMPLETED":
+      return { exitCode: exitCode ?? 0, killed: false, status: "COMPLETED", ...base };
+    case "CANCELLED":
+      return {
+        exitCode,
+        killed: true,
+        error: response.error_message || `cancelled by ant ${antId}`,
+        ...base,
+      };
+    default:
+      return {
+        exitCode,
+        killed: false,
+        status: "FAILED",
+        errorCode: response.error_code || "COLONY_WORKER_FAILED",
+        error:
+          response.error_message ||
+          response.exit_message ||
+          `ant ${antId} reported FAILED${exitCode === null ? "" : ` (exit code ${exitCode})`}`,
+        ...base,
+      };
+  }
+}
+
+/** What a reply's `stdout` says, as text for the output file. */
+export function stdoutOf(response: TaskResponse): string {
+  const out = response.stdout;
+  if (typeof out === "string") return out === "" || out.endsWith("\n") ? out : `${out}\n`;
+  if (Array.isArray(out)) return out.map((l) => `${l}\n`).join("");
+  return "";
+}
+
+/** The TaskResponse a worker sends for a request: the request's ids with `status` set. */
+export function responseFor(
+  request: TaskRequest,
+  reply: Partial<TaskResponse> & { status: ResponseStatus },
+): TaskResponse {
+  return {
+    job_request_id: request.job_request_id,
+    job_type: request.job_type,
+    task_type: request.task_type,
+    task_execution_id: request.task_execution_id,
+    co_relation_id: request.co_relation_id,
+    task_retry: request.task_retry,
+    ...reply,
+  };
+}
+
+export type { Method };

@@ -1,0 +1,184 @@
+/**
+ * The bookkeeping every in-process executor shares (HTTP, MESSAGING, remote ants): one
+ * entry per execution id, the seed-001 errors (start of a known id, wait or cancel of an
+ * unknown or finished one), any number of waiters for one result, finished executions
+ * kept a while so that logStream and EXECUTION_EXISTS still answer, and logStream over
+ * the execution's output file (`{unitDir}/stdout`) with tail and follow.
+ */
+import { mkdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { ExecutorError } from "../core/errors.ts";
+import {
+  EXECUTION_EXISTS,
+  UNKNOWN_EXECUTION,
+  type ExecutionResult,
+  type LogStreamRequest,
+} from "../core/executor.ts";
+import { followFile, notifyDone } from "../core/output-follow.ts";
+
+export interface TrackedExecution {
+  readonly id: string;
+  readonly outPath: string;
+  readonly done: PromiseWithResolvers<ExecutionResult>;
+  result?: ExecutionResult;
+  finishedAt?: number;
+  /** Whether a wait() received the result (then wait and cancel answer UNKNOWN). */
+  delivered: boolean;
+  waiters: number;
+  cancelled: boolean;
+}
+
+export function unknownExecution(id: string, executor: string): ExecutorError {
+  return new ExecutorError(
+    UNKNOWN_EXECUTION,
+    `no ${executor} execution '${id}' is running here (unknown, or it finished and its result was already delivered)`,
+  );
+}
+
+export function existingExecution(id: string): ExecutorError {
+  return new ExecutorError(
+    EXECUTION_EXISTS,
+    `execution '${id}' was already started; start a new attempt under a new execution id`,
+  );
+}
+
+/** The base fields of a new entry; callers spread their own fields over it. */
+export function newTracked(id: string, unitDir: string): TrackedExecution {
+  const done = Promise.withResolvers<ExecutionResult>();
+  done.promise.catch(() => undefined);
+  return {
+    id,
+    outPath: join(unitDir, "stdout"),
+    done,
+    delivered: false,
+    waiters: 0,
+    cancelled: false,
+  };
+}
+
+export class ExecutionTable<E extends TrackedExecution> {
+  readonly #name: string;
+  readonly #entries = new Map<string, E>();
+  /** The unfinished ones (kept apart: finished entries stay for minutes, in thousands). */
+  readonly #running = new Map<string, E>();
+  readonly #retainMs: number;
+  readonly #sweep: NodeJS.Timeout;
+  #closed = false;
+
+  /** `name` appears in error messages ("http", "ant"...). */
+  constructor(name: string, retainMs = 10 * 60_000) {
+    this.#name = name;
+    this.#retainMs = retainMs;
+    this.#sweep = setInterval(
+      () => {
+        const before = Date.now() - this.#retainMs;
+        for (const [id, e] of this.#entries) {
+          if (e.finishedAt !== undefined && e.finishedAt < before) this.#entries.delete(id);
+        }
+      },
+      Math.max(1000, Math.min(retainMs, 60_000)),
+    );
+    this.#sweep.unref();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Registers a new execution; EXECUTION_EXISTS when the id is known (running or kept). */
+  add(entry: E): E {
+    if (this.#closed) {
+      throw new ExecutorError("COLONY_EXECUTOR_CLOSED", `the ${this.#name} executor is closed`);
+    }
+    if (this.#entries.has(entry.id)) throw existingExecution(entry.id);
+    this.#entries.set(entry.id, entry);
+    if (!entry.result) this.#running.set(entry.id, entry);
+    return entry;
+  }
+
+  /** Forgets an entry whose start failed (its id may be started again). */
+  remove(id: string): void {
+    this.#entries.delete(id);
+    this.#running.delete(id);
+  }
+
+  get(id: string): E | undefined {
+    return this.#entries.get(id);
+  }
+
+  /** Executions that have not finished, oldest first. */
+  running(): E[] {
+    return [...this.#running.values()];
+  }
+
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /** The entry of a running execution; UNKNOWN_EXECUTION otherwise (for cancel). */
+  requireRunning(id: string): E {
+    const e = this.#entries.get(id);
+    if (!e || e.result) throw unknownExecution(id, this.#name);
+    return e;
+  }
+
+  /** Records the result (once) and wakes waiters and output followers. */
+  finish(e: E, result: ExecutionResult): boolean {
+    if (e.result) return false;
+    this.#running.delete(e.id);
+    e.result = result;
+    e.finishedAt = Date.now();
+    e.delivered = e.waiters > 0;
+    e.done.resolve(result);
+    notifyDone(e.outPath);
+    return true;
+  }
+
+  wait(id: string): Promise<ExecutionResult> {
+    const e = this.#entries.get(id);
+    if (!e || (e.result && e.delivered)) return Promise.reject(unknownExecution(id, this.#name));
+    if (e.result) {
+      e.delivered = true;
+      return Promise.resolve(e.result);
+    }
+    e.waiters++;
+    return e.done.promise;
+  }
+
+  async logStream(request: LogStreamRequest): Promise<Readable> {
+    const e = this.#entries.get(request.executionId);
+    if (!e) throw unknownExecution(request.executionId, this.#name);
+    const size = (await stat(e.outPath).catch(() => undefined))?.size;
+    // No output file yet (nothing was written): nothing to read unless following.
+    if (size === undefined && request.follow !== true) return Readable.from([]);
+    const offset = request.tail ? (size ?? 0) : 0;
+    return followFile(e.outPath, {
+      offset,
+      follow: request.follow === true,
+      done: () => e.result !== undefined,
+    });
+  }
+
+  /** Stops the sweep; running executions' waiters get COLONY_EXECUTOR_CLOSED. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    for (const e of this.#entries.values()) {
+      if (!e.result) {
+        e.done.reject(
+          new ExecutorError(
+            "COLONY_EXECUTOR_CLOSED",
+            `the ${this.#name} executor was closed while execution '${e.id}' was running`,
+          ),
+        );
+      }
+    }
+  }
+}
+
+/** Creates the unit directory (0700) and an empty output file's parent. */
+export async function ensureUnitDir(unitDir: string): Promise<void> {
+  await mkdir(unitDir, { recursive: true, mode: 0o700 });
+}

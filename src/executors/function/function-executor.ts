@@ -1,0 +1,362 @@
+/**
+ * The FUNCTION executor: runs TypeScript (or JavaScript) handlers registered by name in
+ * this process, as tasks like any other: the same states, retries and timeouts (the
+ * engine's), an AbortSignal that fires on cancel and timeout, `ctx.progress()` and
+ * `ctx.log()` (lines go to the execution's output file, `{unitDir}/stdout`, so that
+ * `colony jobs logs`, the API and logStream show them).
+ *
+ * A handler's return value becomes the task's context (values for later tasks): a plain
+ * object as it is, anything else as `{result: value}`. A thrown error fails the task
+ * with its message. In-process work does not survive a restart: after one, the task is
+ * lost and retried per its policy.
+ */
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { inspect } from "node:util";
+import { ExecutorError } from "../../core/errors.ts";
+import type { ColonyEventBus } from "../../core/events.ts";
+import {
+  EXECUTION_EXISTS,
+  UNKNOWN_EXECUTION,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Executor,
+  type LogStreamRequest,
+} from "../../core/executor.ts";
+import { followFile, notifyDone, notifyFileChanged } from "../../core/output-follow.ts";
+
+/** What a handler gets. */
+export interface FunctionContext {
+  executionId: string;
+  jobRequestId?: number;
+  jobType?: string;
+  taskType: string;
+  /** 0 for the first try; retries count up. */
+  attempt: number;
+  /** Template values: job and task variables, request params, earlier tasks' outputs. */
+  params: Record<string, unknown>;
+  /** The task's environment (as a SHELL task would get it). */
+  env: Record<string, string>;
+  /** Aborted on cancel and timeout (its reason says which); stop soon when it fires. */
+  signal: AbortSignal;
+  /** Reports progress (0..100) as a `task:progress` event. */
+  progress(percent: number, message?: string): void;
+  /** Appends a line to the execution's output (non-strings are inspected). */
+  log(...values: unknown[]): void;
+}
+
+export type FunctionHandler = (ctx: FunctionContext) => unknown;
+
+export interface FunctionExecutorOptions {
+  /** Where `task:progress` events go. */
+  events?: ColonyEventBus;
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
+  retainFinishedMs?: number;
+  /**
+   * For this long after the executor is made, a task naming a function not registered yet
+   * waits for it (default 3 s): a program registers its handlers just after starting
+   * colony, while jobs recovered from its last run may already be starting.
+   */
+  startupGraceMs?: number;
+}
+
+interface Execution {
+  id: string;
+  /** Runs the handler (once): on the first wait(), logStream() or a short timer. */
+  begin: () => void;
+  outPath: string;
+  controller: AbortController;
+  done: PromiseWithResolvers<ExecutionResult>;
+  result?: ExecutionResult;
+  finishedAt?: number;
+  delivered: boolean;
+  out?: WriteStream;
+  cancelled: boolean;
+}
+
+function unknown(id: string): ExecutorError {
+  return new ExecutorError(
+    UNKNOWN_EXECUTION,
+    `no execution '${id}' is running here (unknown, or it finished and its result was already delivered)`,
+  );
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function contextOf(value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  return isPlainObject(value) ? value : { result: value };
+}
+
+export class FunctionExecutor implements Executor {
+  readonly methods = ["FUNCTION"] as const;
+  readonly #handlers = new Map<string, FunctionHandler>();
+  readonly #executions = new Map<string, Execution>();
+  readonly #events: ColonyEventBus | undefined;
+  readonly #retainMs: number;
+  #graceUntil: number;
+  readonly #awaited = new Map<string, Array<() => void>>();
+  readonly #sweep: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: FunctionExecutorOptions = {}) {
+    this.#events = options.events;
+    this.#retainMs = options.retainFinishedMs ?? 10 * 60_000;
+    this.#graceUntil = Date.now() + (options.startupGraceMs ?? 3000);
+    this.#sweep = setInterval(
+      () => {
+        const before = Date.now() - this.#retainMs;
+        for (const [id, e] of this.#executions) {
+          if (e.finishedAt !== undefined && e.finishedAt < before) this.#executions.delete(id);
+        }
+      },
+      Math.max(1000, Math.min(this.#retainMs, 60_000)),
+    );
+    this.#sweep.unref();
+  }
+
+  /** Registers (or replaces) the handler that tasks with `function: name` run. */
+  register(name: string, handler: FunctionHandler): this {
+    if (typeof name !== "string" || name.trim() === "")
+      throw new TypeError("a function needs a name (what tasks write as `function: name`)");
+    if (typeof handler !== "function")
+      throw new TypeError(`the handler of '${name}' is not a function`);
+    const first = this.#handlers.size === 0;
+    this.#handlers.set(name, handler);
+    const waiting = this.#awaited.get(name);
+    this.#awaited.delete(name);
+    for (const wake of waiting ?? []) wake();
+    if (first && this.#graceUntil > Date.now()) {
+      // A program registers its handlers together: once this turn of the event loop is
+      // over, a name still missing is not coming.
+      setImmediate(() => {
+        this.#graceUntil = 0;
+        const all = [...this.#awaited.values()].flat();
+        this.#awaited.clear();
+        for (const wake of all) wake();
+      });
+    }
+    return this;
+  }
+
+  unregister(name: string): boolean {
+    return this.#handlers.delete(name);
+  }
+
+  registered(): string[] {
+    return [...this.#handlers.keys()];
+  }
+
+  async isInstalled(): Promise<boolean> {
+    return true;
+  }
+
+  async start(request: ExecutionRequest): Promise<Record<string, unknown>> {
+    if (this.#closed)
+      throw new ExecutorError("COLONY_EXECUTOR_CLOSED", "the function executor is closed");
+    const id = request.executionId;
+    if (this.#executions.has(id)) {
+      throw new ExecutorError(
+        EXECUTION_EXISTS,
+        `execution '${id}' was already started; start a new attempt under a new id`,
+      );
+    }
+    const name = request.task.function ?? "";
+    let handler = this.#handlers.get(name);
+    const left = this.#graceUntil - Date.now();
+    if (!handler && left > 0) {
+      // Starting up: the program may register it in a moment.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        const list = this.#awaited.get(name) ?? [];
+        list.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.#awaited.set(name, list);
+      });
+      handler = this.#handlers.get(name);
+    }
+    if (!handler) {
+      const known = this.registered();
+      throw new ExecutorError(
+        "COLONY_UNKNOWN_FUNCTION",
+        `no function '${name}' is registered in this process` +
+          (known.length
+            ? ` (registered: ${known.join(", ")})`
+            : "; register it with colony.register(name, handler)"),
+      );
+    }
+    const e: Execution = {
+      id,
+      begin: () => undefined,
+      outPath: join(request.unitDir, "stdout"),
+      controller: new AbortController(),
+      done: Promise.withResolvers<ExecutionResult>(),
+      delivered: false,
+      cancelled: false,
+    };
+    this.#executions.set(id, e);
+    const params: Record<string, unknown> = {};
+    for (const v of Object.values(request.variables)) params[v.name] = v.value;
+    const ctx: FunctionContext = {
+      executionId: id,
+      ...(request.jobRequestId === undefined ? {} : { jobRequestId: request.jobRequestId }),
+      ...(request.jobType === undefined ? {} : { jobType: request.jobType }),
+      taskType: request.task.taskType,
+      attempt: request.attempt ?? 0,
+      params,
+      env: request.env,
+      signal: e.controller.signal,
+      progress: (percent, message) => {
+        if (e.result) return;
+        this.#events?.emit("task:progress", {
+          jobRequestId: request.jobRequestId ?? 0,
+          taskType: request.task.taskType,
+          executionId: id,
+          progress: Math.max(0, Math.min(100, Number(percent) || 0)),
+          ...(message === undefined ? {} : { message }),
+        });
+      },
+      log: (...values) => {
+        if (e.result) return;
+        if (!e.out) {
+          mkdirSync(request.unitDir, { recursive: true, mode: 0o700 });
+          e.out = createWriteStream(e.outPath, { flags: "a", mode: 0o600 });
+        }
+        const line = values.map((v) => (typeof v === "string" ? v : inspect(v))).join(" ") + "\n";
+        e.out.write(line, () => notifyFileChanged(e.outPath));
+      },
+    };
+    // The handler runs once someone waits for it (the engine does so right after it has
+    // recorded the task EXECUTING, so task:started comes before anything the handler
+    // reports), or after a moment when nobody does.
+    let begun = false;
+    const fallback = setTimeout(() => e.begin(), 50);
+    e.begin = () => {
+      if (begun) return;
+      begun = true;
+      clearTimeout(fallback);
+      if (e.result) return; // cancelled before it began
+      let running: unknown;
+      try {
+        running = handler(ctx);
+      } catch (error) {
+        void this.#finish(e, this.#failed(error));
+        return;
+      }
+      Promise.resolve(running).then(
+        (value) => {
+          const context = contextOf(value);
+          return this.#finish(
+            e,
+            context ? { exitCode: 0, killed: false, context } : { exitCode: 0, killed: false },
+          );
+        },
+        (error: unknown) => this.#finish(e, this.#failed(error)),
+      );
+    };
+    return {};
+  }
+
+  #failed(error: unknown): ExecutionResult {
+    const message = error instanceof Error ? error.message : String(error);
+    return {
+      exitCode: 1,
+      killed: false,
+      error: message || "the function failed",
+      errorCode: "COLONY_FUNCTION_FAILED",
+    };
+  }
+
+  async #finish(e: Execution, result: ExecutionResult): Promise<void> {
+    if (e.result) return;
+    e.result = e.cancelled ? { exitCode: null, killed: true, error: "cancelled" } : result;
+    e.finishedAt = Date.now();
+    const out = e.out;
+    // The output is complete on disk before anyone hears of the end.
+    if (out) await new Promise<void>((resolve) => out.end(resolve));
+    e.done.resolve(e.result);
+    notifyDone(e.outPath);
+  }
+
+  async wait(executionId: string): Promise<ExecutionResult> {
+    const e = this.#executions.get(executionId);
+    if (!e || (e.result && e.delivered)) throw unknown(executionId);
+    if (e.result) {
+      e.delivered = true;
+      return e.result;
+    }
+    queueMicrotask(e.begin);
+    const result = await e.done.promise;
+    e.delivered = true;
+    return result;
+  }
+
+  async run(request: ExecutionRequest): Promise<ExecutionResult> {
+    await this.start(request);
+    return this.wait(request.executionId);
+  }
+
+  /** Aborts the handler's signal; the execution ends at once as killed (a handler that ignores it runs on unheard). */
+  async cancel(executionId: string): Promise<void> {
+    const e = this.#executions.get(executionId);
+    if (!e || e.result) throw unknown(executionId);
+    e.cancelled = true;
+    e.controller.abort(
+      new ExecutorError("COLONY_CANCELLED", "the task was cancelled or timed out"),
+    );
+    await this.#finish(e, { exitCode: null, killed: true });
+  }
+
+  async logStream(request: LogStreamRequest): Promise<Readable> {
+    const e = this.#executions.get(request.executionId);
+    if (!e) throw unknown(request.executionId);
+    queueMicrotask(e.begin);
+    let offset = 0;
+    if (request.tail) offset = (await stat(e.outPath).catch(() => undefined))?.size ?? 0;
+    return followFile(e.outPath, {
+      offset,
+      follow: request.follow === true,
+      done: () => e.result !== undefined,
+    });
+  }
+
+  /** In-process work does not outlive its process. */
+  async attach(): Promise<boolean> {
+    return false;
+  }
+
+  async close(options?: { killRunning?: boolean }): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    for (const e of this.#executions.values()) {
+      if (e.result) continue;
+      if (options?.killRunning) {
+        await this.cancel(e.id).catch(() => undefined);
+        continue;
+      }
+      // As the shell executor does: wait() rejects with EXECUTOR_CLOSED and the task stays
+      // unfinished; the next start finds it lost (nothing to re-attach) and retries it.
+      const closed = new ExecutorError(
+        "COLONY_EXECUTOR_CLOSED",
+        "colony shut down while the function ran",
+      );
+      e.controller.abort(closed);
+      e.result = { exitCode: null, killed: true, error: closed.message };
+      e.done.reject(closed);
+      e.done.promise.catch(() => undefined);
+    }
+  }
+}
+
+export function createFunctionExecutor(options: FunctionExecutorOptions = {}): FunctionExecutor {
+  return new FunctionExecutor(options);
+}

@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { ExecutionRequest, Executor } from "../../core/executor.ts";
+import type { Method, TaskDefinition } from "../../core/job-definition.ts";
+import { taskDefinition } from "../../ants/task-request.ts";
+import { executorConformance, quickLine, readAll } from "../executor-conformance.ts";
+import { createHttpExecutor } from "./http-executor.ts";
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+/**
+ * A local HTTP server standing in for the APIs tasks call: /quick/<id>, /fail/<status>,
+ * /long (answers the headers and a line, then never ends), /chatty/<n> (n lines over
+ * about a second), /echo (what it received, as JSON).
+ */
+async function startApi(): Promise<{ url: string; seen: Seen[]; server: Server }> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+      const path = new URL(req.url ?? "/", "http://x").pathname;
+      const parts = path.split("/").filter(Boolean);
+      if (parts[0] === "quick") {
+        res.writeHead(200, { "content-type": "text/plain" }).end(`${quickLine(parts[1]!)}\n`);
+      } else if (parts[0] === "fail") {
+        res.writeHead(Number(parts[1]), { "content-type": "text/plain" }).end("nope\n");
+      } else if (parts[0] === "long") {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("grandchild 0\n");
+      } else if (parts[0] === "chatty") {
+        const n = Number(parts[1]);
+        res.writeHead(200, { "content-type": "text/plain" });
+        let i = 0;
+        const tick = setInterval(
+          () => {
+            i++;
+            res.write(`line ${i}\n`);
+            if (i >= n) {
+              clearInterval(tick);
+              res.end();
+            }
+          },
+          Math.max(5, Math.floor(1000 / n)),
+        );
+      } else {
+        res.writeHead(201, { "content-type": "application/json; charset=utf-8" });
+        res.end(JSON.stringify({ method: req.method, url: req.url, body, id: 101 }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, seen, server };
+}
+
+function stopApi(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function requester(root: string) {
+  return (id: string, method: Method, parts: Partial<TaskDefinition>): ExecutionRequest => ({
+    executionId: id,
+    method,
+    task: taskDefinition("call", { method, ...parts }),
+    env: {},
+    variables: Object.fromEntries(Object.entries(parts.variables ?? {}).map(([k, v]) => [k, v])),
+    unitDir: join(root, "units", id),
+  });
+}
+
+executorConformance("http (local slow server)", async () => {
+  const api = await startApi();
+  const root = await mkdtemp(join(tmpdir(), "colony-http-"));
+  const request = requester(root);
+  return {
+    executor: createHttpExecutor(),
+    requests: {
+      quick: (id) => request(id, "HTTP_GET", { url: `${api.url}/quick/${id}` }),
+      failing: (id, code) => request(id, "HTTP_GET", { url: `${api.url}/fail/${500 + code}` }),
+      failingExitCode: (code) => 500 + code,
+      long: (id) => request(id, "HTTP_GET", { url: `${api.url}/long?id=${id}` }),
+      chatty: (id, lines) => request(id, "HTTP_GET", { url: `${api.url}/chatty/${lines}` }),
+    },
+    async teardown() {
+      await stopApi(api.server);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+});
+
+describe("http executor", () => {
+  let api: Awaited<ReturnType<typeof startApi>>;
+  let root: string;
+  let executor: Executor;
+  let request: ReturnType<typeof requester>;
+  let n = 0;
+  const id = () => `http-${++n}`;
+
+  before(async () => {
+    api = await startApi();
+    root = await mkdtemp(join(tmpdir(), "colony-http-"));
+    request = requester(root);
+    executor = createHttpExecutor();
+  });
+  after(async () => {
+    await executor.close();
+    await stopApi(api.server);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("POSTs the task's variables as JSON with its headers and query, body and status in the context", async () => {
+    const result = await executor.run(
+      request(id(), "HTTP_POST_JSON", {
+        url: `${api.url}/todos`,
+        headers: { "X-Trace": "t1" },
+        query: { page: "2" },
+        variables: {
+          title: { name: "title", value: "write tests", secret: false },
+          done: { name: "done", value: false, secret: false },
+        },
+      }),
+    );
+    assert.equal(result.exitCode, 0);
+    const seen = api.seen.at(-1)!;
+    assert.equal(seen.method, "POST");
+    assert.equal(seen.url, "/todos?page=2");
+    assert.equal(seen.headers["x-trace"], "t1");
+    assert.equal(seen.headers["content-type"], "application/json");
+    assert.deepEqual(JSON.parse(seen.body), { title: "write tests", done: false });
+    assert.equal(result.context?.http_status, 201);
+    assert.equal((result.context?.http_body as { id: number }).id, 101);
+  });
+
+  it("sends forms for the _FORM methods, and no body for GET", async () => {
+    await executor.run(
+      request(id(), "HTTP_PUT_FORM", {
+        url: `${api.url}/form`,
+        variables: { a: { name: "a", value: "x y", secret: false } },
+      }),
+    );
+    const put = api.seen.at(-1)!;
+    assert.equal(put.method, "PUT");
+    assert.equal(put.headers["content-type"], "application/x-www-form-urlencoded");
+    assert.equal(put.body, "a=x+y");
+    await executor.run(request(id(), "HTTP_GET", { url: `${api.url}/get` }));
+    assert.equal(api.seen.at(-1)!.body, "");
+    await executor.run(request(id(), "HTTP_DELETE", { url: `${api.url}/del` }));
+    assert.equal(api.seen.at(-1)!.method, "DELETE");
+  });
+
+  it("fails a non-2xx answer with the status as exit code, and an unreachable server without one", async () => {
+    const failed = await executor.run(request(id(), "HTTP_GET", { url: `${api.url}/fail/404` }));
+    assert.equal(failed.exitCode, 404);
+    assert.equal(failed.errorCode, "COLONY_HTTP_STATUS");
+    assert.equal(failed.context?.http_status, 404);
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const down = await executor.run(
+      request(id(), "HTTP_GET", { url: `http://127.0.0.1:${port}/x` }),
+    );
+    assert.equal(down.exitCode, null);
+    assert.equal(down.errorCode, "COLONY_HTTP_UNREACHABLE");
+    assert.match(down.error ?? "", /ECONNREFUSED/);
+  });
+
+  it("refuses a URL that is not http(s) at start", async () => {
+    await assert.rejects(
+      executor.start(request(id(), "HTTP_GET", { url: "file:///etc/passwd" })),
+      /must start with http/,
+    );
+  });
+
+  it("writes the body to the output as it arrives", async () => {
+    const x = id();
+    const result = await executor.run(request(x, "HTTP_GET", { url: `${api.url}/chatty/3` }));
+    assert.equal(result.exitCode, 0);
+    assert.equal(
+      await readAll(await executor.logStream({ executionId: x })),
+      "line 1\nline 2\nline 3\n",
+    );
+  });
+});

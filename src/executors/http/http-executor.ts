@@ -1,0 +1,293 @@
+/**
+ * The HTTP executor (seed 000 "REST"): HTTP_GET, HTTP_POST_FORM, HTTP_POST_JSON,
+ * HTTP_PUT_FORM, HTTP_PUT_JSON and HTTP_DELETE call the task's `url` with its `headers`
+ * and `query`; the POST/PUT/DELETE body is made of the task's `variables` (a form, or a
+ * JSON object; DELETE sends JSON only when the task has variables).
+ *
+ * The response body is streamed into the task's output file as it arrives (so it
+ * follows live like a process's output), and the status and body go into the task's
+ * context for later tasks: `{{.http_status}}`, `{{.http_body}}` (parsed when the answer
+ * is JSON, so `{{.http_body.id}}` works) and `{{.http_headers}}`.
+ *
+ * A 2xx answer is exit code 0. Any other status fails the task with that status as its
+ * exit code, so `on_exit_code: {"404": create-it}` routes on it. An unreachable server,
+ * a reset connection or a bad URL fail it with no exit code (retried per the task's
+ * `retry`); cancel and the task's timeout abort the request.
+ */
+import { createWriteStream, type WriteStream } from "node:fs";
+import { ExecutorError } from "../../core/errors.ts";
+import type {
+  ExecutionRequest,
+  ExecutionResult,
+  Executor,
+  LogStreamRequest,
+} from "../../core/executor.ts";
+import type { Method, Variable } from "../../core/job-definition.ts";
+import { renderTemplate } from "../../core/template.ts";
+import {
+  ensureUnitDir,
+  ExecutionTable,
+  newTracked,
+  type TrackedExecution,
+} from "../execution-table.ts";
+
+export const HTTP_METHODS = [
+  "HTTP_GET",
+  "HTTP_POST_FORM",
+  "HTTP_POST_JSON",
+  "HTTP_PUT_FORM",
+  "HTTP_PUT_JSON",
+  "HTTP_DELETE",
+] as const satisfies readonly Method[];
+
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+export function isHttpMethod(method: string): method is HttpMethod {
+  return (HTTP_METHODS as readonly string[]).includes(method);
+}
+
+export interface HttpExecutorOptions {
+  /** Bytes of the body kept in the context as `http_body` (default 64 KiB; the output file has all). */
+  maxContextBody?: number;
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
+  retainFinishedMs?: number;
+  /** The User-Agent sent unless the task sets one (default `colony`). */
+  userAgent?: string;
+}
+
+interface HttpExecution extends TrackedExecution {
+  abort: AbortController;
+}
+
+/** What a request is made of, derived from the task alone (also used by the ant agent). */
+export interface HttpCall {
+  verb: "GET" | "POST" | "PUT" | "DELETE";
+  url: URL;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+const VERBS: Record<HttpMethod, HttpCall["verb"]> = {
+  HTTP_GET: "GET",
+  HTTP_POST_FORM: "POST",
+  HTTP_POST_JSON: "POST",
+  HTTP_PUT_FORM: "PUT",
+  HTTP_PUT_JSON: "PUT",
+  HTTP_DELETE: "DELETE",
+};
+
+function hasHeader(headers: Record<string, string>, name: string): boolean {
+  const lower = name.toLowerCase();
+  return Object.keys(headers).some((k) => k.toLowerCase() === lower);
+}
+
+/** The task's own variables, string values rendered with every value the task sees. */
+function bodyFields(request: ExecutionRequest): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(request.variables)) values[name] = v.value;
+  const out: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(request.task.variables) as [string, Variable][]) {
+    out[name] =
+      typeof v.value === "string" ? renderTemplate(v.value, values, `variables.${name}`) : v.value;
+  }
+  return out;
+}
+
+/** Builds the HTTP call of a task; a ColonyError when its url cannot be used. */
+export function httpCall(request: ExecutionRequest, userAgent = "colony"): HttpCall {
+  const method = request.method;
+  if (!isHttpMethod(method)) {
+    throw new ExecutorError("COLONY_HTTP_METHOD", `the HTTP executor cannot run ${method} tasks`);
+  }
+  const text = request.task.url;
+  let url: URL;
+  try {
+    url = new URL(text ?? "");
+  } catch {
+    throw new ExecutorError(
+      "COLONY_HTTP_BAD_URL",
+      `task ${request.task.taskType}: url '${text ?? ""}' is not an absolute http(s) URL`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ExecutorError(
+      "COLONY_HTTP_BAD_URL",
+      `task ${request.task.taskType}: url '${text}' must start with http:// or https://`,
+    );
+  }
+  for (const [k, v] of Object.entries(request.task.query)) url.searchParams.append(k, v);
+  const headers: Record<string, string> = { ...request.task.headers };
+  if (!hasHeader(headers, "user-agent")) headers["user-agent"] = userAgent;
+  const verb = VERBS[method];
+  const fields = bodyFields(request);
+  let body: string | undefined;
+  if (method === "HTTP_POST_FORM" || method === "HTTP_PUT_FORM") {
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(fields)) {
+      form.append(k, typeof v === "string" ? v : JSON.stringify(v));
+    }
+    body = form.toString();
+    if (!hasHeader(headers, "content-type")) {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+    }
+  } else if (
+    method === "HTTP_POST_JSON" ||
+    method === "HTTP_PUT_JSON" ||
+    (method === "HTTP_DELETE" && Object.keys(fields).length > 0)
+  ) {
+    body = JSON.stringify(fields);
+    if (!hasHeader(headers, "content-type")) headers["content-type"] = "application/json";
+  }
+  return { verb, url, headers, ...(body === undefined ? {} : { body }) };
+}
+
+function describeFetchError(error: unknown, url: URL): { code: string; message: string } {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause?.code ?? cause?.message ?? (error as Error).message;
+  return {
+    code: "COLONY_HTTP_UNREACHABLE",
+    message: `${url.origin}: ${why}; check the url and that the server is up (the task retries per its retry setting)`,
+  };
+}
+
+function closeStream(out: WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    out.end(() => resolve());
+    out.once("error", () => resolve());
+  });
+}
+
+function write(out: WriteStream, chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    out.write(chunk, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor {
+  const maxContextBody = options.maxContextBody ?? 64 * 1024;
+  const userAgent = options.userAgent ?? "colony";
+  const table = new ExecutionTable<HttpExecution>("http", options.retainFinishedMs);
+
+  async function perform(e: HttpExecution, call: HttpCall, out: WriteStream): Promise<void> {
+    let result: ExecutionResult;
+    try {
+      const response = await fetch(call.url, {
+        method: call.verb,
+        headers: call.headers,
+        ...(call.body === undefined ? {} : { body: call.body }),
+        signal: e.abort.signal,
+        redirect: "follow",
+      });
+      const kept: Buffer[] = [];
+      let keptBytes = 0;
+      let truncated = false;
+      if (response.body) {
+        for await (const chunk of response.body) {
+          const bytes = chunk as Uint8Array;
+          await write(out, bytes);
+          if (keptBytes < maxContextBody) {
+            kept.push(Buffer.from(bytes));
+            keptBytes += bytes.byteLength;
+          } else truncated = true;
+        }
+      }
+      await closeStream(out);
+      let text = Buffer.concat(kept).toString("utf8");
+      if (keptBytes > maxContextBody) {
+        text = text.slice(0, maxContextBody);
+        truncated = true;
+      }
+      let body: unknown = text;
+      const type = response.headers.get("content-type") ?? "";
+      if (!truncated && /\bjson\b/i.test(type) && text.trim() !== "") {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text;
+        }
+      }
+      const headers: Record<string, string> = {};
+      response.headers.forEach((value, name) => (headers[name] = value));
+      const context: Record<string, unknown> = {
+        http_status: response.status,
+        http_body: body,
+        http_headers: headers,
+        ...(truncated ? { http_body_truncated: true } : {}),
+      };
+      const ok = response.status >= 200 && response.status < 300;
+      result = ok
+        ? { exitCode: 0, killed: false, context }
+        : {
+            exitCode: response.status,
+            killed: false,
+            context,
+            errorCode: "COLONY_HTTP_STATUS",
+            error:
+              `${call.verb} ${call.url.href} answered ${response.status} ${response.statusText}`.trim(),
+          };
+    } catch (error) {
+      await closeStream(out);
+      if (e.cancelled || e.abort.signal.aborted) {
+        result = { exitCode: null, killed: true, error: `${call.verb} ${call.url.href} cancelled` };
+      } else {
+        const d = describeFetchError(error, call.url);
+        result = { exitCode: null, killed: false, errorCode: d.code, error: d.message };
+      }
+    }
+    table.finish(e, result);
+  }
+
+  async function start(request: ExecutionRequest): Promise<Record<string, unknown>> {
+    const id = request.executionId;
+    const e = table.add({
+      ...newTracked(id, request.unitDir),
+      abort: new AbortController(),
+    });
+    let call: HttpCall;
+    let out: WriteStream;
+    try {
+      call = httpCall(request, userAgent);
+      await ensureUnitDir(request.unitDir);
+      out = createWriteStream(e.outPath, { flags: "a", mode: 0o600 });
+      await new Promise<void>((resolve, reject) => {
+        out.once("open", () => resolve());
+        out.once("error", reject);
+      });
+    } catch (error) {
+      table.remove(id);
+      e.done.reject(error as Error);
+      throw error;
+    }
+    void perform(e, call, out);
+    return { url: call.url.href, verb: call.verb };
+  }
+
+  return {
+    methods: HTTP_METHODS,
+    async isInstalled() {
+      return typeof fetch === "function";
+    },
+    start,
+    wait: (id) => table.wait(id),
+    async run(request) {
+      await start(request);
+      return table.wait(request.executionId);
+    },
+    async cancel(id) {
+      const e = table.requireRunning(id);
+      e.cancelled = true;
+      e.abort.abort();
+    },
+    logStream: (request: LogStreamRequest) => table.logStream(request),
+    async close() {
+      // An HTTP call cannot outlive this process (nothing could re-attach to it): the
+      // running ones end here, and their tasks are retried per policy after a restart.
+      const running = table.running();
+      table.close();
+      for (const e of running) {
+        e.cancelled = true;
+        e.abort.abort();
+      }
+    },
+  };
+}

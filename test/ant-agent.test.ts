@@ -1,0 +1,236 @@
+/**
+ * `colony ant` as a second process (the real CLI) against a real server: tasks with its
+ * tags run there and their output streams into the server while they run; a short
+ * disconnect (a TCP proxy dropping the connection) loses nothing; killing the ant
+ * mid-task sends its task to another ant and the job completes.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { startCli, tempDir } from "./support/cli.ts";
+import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
+
+/** A TCP proxy to `port` whose connections the test can cut. */
+async function startProxy(
+  port: number,
+): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
+  const pairs = new Set<[Socket, Socket]>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const cut = () => {
+    for (const [a, b] of pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    pairs.clear();
+  };
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut,
+    close() {
+      cut();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("colony ant (a second process)", () => {
+  let s: AntTestServer;
+  const dir = tempDir("colony-agent-");
+  const children: ChildProcess[] = [];
+  const pids: number[] = [];
+
+  async function startAnt(
+    id: string,
+    server: string,
+    extra: string[] = [],
+  ): Promise<{ child: ChildProcess; stderr: () => string }> {
+    let stderr = "";
+    const run = startCli([
+      "ant",
+      "--server",
+      server,
+      "--token",
+      s.antToken,
+      "--ant-id",
+      id,
+      "--data-dir",
+      `${dir.path}/${id}`,
+      ...extra,
+    ]);
+    run.child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    children.push(run.child);
+    await waitUntil(`${id} connected`, () => /connected to/.test(run.stdout()), 20_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}: ${stderr}`);
+      },
+    );
+    await waitForAnt(s, id);
+    return { child: run.child, stderr: () => stderr };
+  }
+
+  before(async () => {
+    s = await startAntServer({
+      yaml: "ant:\n  ping_interval: 1s\n  reconnect_grace: 2s\n",
+    });
+  });
+  after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const pid of pids) {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await s.close();
+    dir.remove();
+  });
+
+  it("runs tasks with its tags, streams their output live, and reports results and outputs", async () => {
+    await startAnt("builder", s.url, [
+      "--tags",
+      "linux,build",
+      "--methods",
+      "SHELL,HTTP_GET",
+      "--max-capacity",
+      "2",
+    ]);
+    const job = await s.submit(
+      [
+        "job_type: build",
+        "tasks:",
+        "- task_type: compile",
+        "  tags: [linux, build]",
+        "  script:",
+        "    - echo start",
+        "    - sleep 1",
+        "    - echo ::set-output name=artifact::app-1.0",
+        "    - echo end",
+        "  on_completed: here",
+        "- task_type: here",
+        "  script: ['echo built {{.artifact}} here']",
+      ].join("\n"),
+    );
+    const engine = s.server.runtime.engine;
+    let compileId = "";
+    await waitUntil("compile runs", async () => {
+      const t = (await engine.getJob(job.id)).tasks.find((x) => x.taskType === "compile");
+      compileId = t?.state === "EXECUTING" ? t.id : "";
+      return compileId !== "";
+    });
+    // Follow its output on the server while it runs: "start" arrives before the end.
+    const stream = await engine.outputStream(compileId, { follow: true });
+    let text = "";
+    let sawStartWhileRunning = false;
+    for await (const chunk of stream) {
+      text += (chunk as Buffer).toString();
+      if (/start\n/.test(text) && !/end\n/.test(text)) {
+        const t = (await engine.getJob(job.id)).tasks.find((x) => x.id === compileId);
+        if (t?.state === "EXECUTING") sawStartWhileRunning = true;
+      }
+    }
+    assert.equal(text, "start\n::set-output name=artifact::app-1.0\nend\n");
+    assert.ok(sawStartWhileRunning, "output arrived while the task ran");
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    const compile = tasks.find((t) => t.taskType === "compile")!;
+    assert.equal(compile.handle?.ant_id, "builder");
+    assert.equal(compile.context.artifact, "app-1.0");
+    const here = tasks.find((t) => t.taskType === "here")!;
+    assert.equal(here.handle?.ant_id, undefined, "a task without tags runs on the built-in ant");
+    const out = await engine.outputStream(here.id);
+    let hereText = "";
+    for await (const c of out) hereText += (c as Buffer).toString();
+    assert.equal(hereText, "built app-1.0 here\n");
+  });
+
+  it("a short disconnect loses nothing: the task goes on and its output arrives whole", async () => {
+    const proxy = await startProxy(s.port);
+    try {
+      await startAnt("roamer", `http://127.0.0.1:${proxy.port}`, ["--tags", "roam"]);
+      const job = await s.submit(
+        [
+          "job_type: roam",
+          "tasks:",
+          "- task_type: t",
+          "  tags: [roam]",
+          "  script: ['for i in 1 2 3 4 5 6; do echo line $i; sleep 0.25; done']",
+        ].join("\n"),
+      );
+      const engine = s.server.runtime.engine;
+      await waitUntil("it runs", async () =>
+        (await engine.getJob(job.id)).tasks.some((t) => t.state === "EXECUTING"),
+      );
+      await new Promise((r) => setTimeout(r, 400));
+      proxy.cut();
+      const { job: done, tasks } = await s.finished(job.id);
+      assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+      assert.equal(tasks.length, 1, "no retry was needed");
+      let text = "";
+      for await (const c of await engine.outputStream(tasks[0]!.id))
+        text += (c as Buffer).toString();
+      assert.equal(text, [1, 2, 3, 4, 5, 6].map((i) => `line ${i}\n`).join(""));
+      assert.ok(
+        s.logs.some((l) => /ant roamer disconnected/.test(l)),
+        s.logs.join("\n"),
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("killing an ant mid-task re-queues its task on another ant and the job completes", async () => {
+    const pidFile = `${dir.path}/victim.pid`;
+    const first = await startAnt("victim", s.url, ["--tags", "kill"]);
+    const job = await s.submit(
+      [
+        "job_type: kill",
+        "tasks:",
+        "- task_type: t",
+        "  tags: [kill]",
+        "  retry: 1",
+        "  script:",
+        `    - 'if [ "$COLONY_TASK_ATTEMPT" = 0 ]; then echo $$ > ${pidFile}; sleep 30; fi'`,
+        "    - echo finished on attempt $COLONY_TASK_ATTEMPT",
+      ].join("\n"),
+    );
+    await waitUntil("the first attempt runs", () => {
+      try {
+        pids.push(Number(readFileSync(pidFile, "utf8")));
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await startAnt("survivor", s.url, ["--tags", "kill"]);
+    const killedAt = Date.now();
+    first.child.kill("SIGKILL");
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    assert.deepEqual(
+      tasks.map((t) => [t.state, t.errorCode ?? null, t.handle?.ant_id]),
+      [
+        ["FAILED", "COLONY_ANT_LOST", "victim"],
+        ["COMPLETED", null, "survivor"],
+      ],
+    );
+    assert.ok(Date.now() - killedAt < 10_000, "re-queued within seconds");
+  });
+});

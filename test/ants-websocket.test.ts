@@ -1,0 +1,288 @@
+/**
+ * Remote ants on /ws/ants (SPEC section 5) against a real TLS server: the seed's Python
+ * worker unchanged but for HOST and TOKEN, auth, routing by method + tags + least load,
+ * max_capacity, EXECUTING re-sends, bad frames, and ants that disconnect or go silent
+ * (their tasks are retried within seconds).
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { runCli } from "./support/cli.ts";
+import {
+  join,
+  RawAnt,
+  startAntServer,
+  waitForAnt,
+  waitUntil,
+  type AntTestServer,
+  type Frame,
+} from "./support/ants.ts";
+
+const PYTHON = "/usr/bin/python3";
+const CI = process.env.CI === "true" || process.env.CI === "1";
+
+async function pythonHasWebsocket(): Promise<boolean> {
+  if (!existsSync(PYTHON)) return false;
+  const r = spawn(PYTHON, ["-c", "import websocket"], { stdio: "ignore" });
+  return new Promise<boolean>((resolve) => r.on("close", (code) => resolve(code === 0)));
+}
+
+const hasPython = await pythonHasWebsocket();
+if (!hasPython && CI)
+  throw new Error("CI=true but /usr/bin/python3 with python3-websocket is missing");
+const NO_PYTHON = hasPython
+  ? false
+  : "needs /usr/bin/python3 with python3-websocket (scripts/test-services.sh installs it)";
+
+describe("remote ants over WebSocket (TLS server)", () => {
+  let s: AntTestServer;
+  const ants: RawAnt[] = [];
+  const connect = async (registration: Frame) => {
+    const ant = await RawAnt.connect(s.wsUrl, registration, { token: s.antToken, ca: s.ca! });
+    ants.push(ant);
+    await waitForAnt(s, registration.ant_id as string);
+    return ant;
+  };
+
+  before(async () => {
+    s = await startAntServer({ tls: true });
+  });
+  after(async () => {
+    await Promise.all(ants.map((a) => a.close()));
+    await s.close();
+  });
+
+  describe("the seed's Python worker", { skip: NO_PYTHON }, () => {
+    let python: ChildProcess | undefined;
+    let output = "";
+    before(async () => {
+      const seed = readFileSync(
+        new URL("./fixtures/seed/websocket_ant.py", import.meta.url),
+        "utf8",
+      );
+      // Only what the seed leaves to the user: where the server is and the token.
+      const script = seed
+        .replace(/^HOST = .*$/m, `HOST = "localhost:${s.port}"`)
+        .replace(/^TOKEN = .*$/m, `TOKEN = "${s.antToken}"`);
+      const file = join(s.server.runtime.dataDir, "websocket_ant.py");
+      writeFileSync(file, script);
+      python = spawn(PYTHON, ["-u", file], {
+        // websocket-client trusts this CA bundle for wss:// (the test server's own CA).
+        env: { ...process.env, WEBSOCKET_CLIENT_CA_BUNDLE: s.certs!.caCert },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      python.stdout!.on("data", (c: Buffer) => (output += c.toString()));
+      python.stderr!.on("data", (c: Buffer) => (output += c.toString()));
+      await waitForAnt(s, "sample-python").catch((error: Error) => {
+        throw new Error(`${error.message}; worker output: ${output}`);
+      });
+    });
+    after(() => {
+      python?.kill("SIGKILL");
+    });
+
+    it("completes tasks whose method and tags it has, as the echoed TaskRequest", async () => {
+      const job = await s.submit(
+        "job_type: py-job\ntasks:\n- task_type: process\n  method: WEBSOCKET\n  tags: [python, web]\n" +
+          "  variables: {Who: colony}\n  on_completed: again\n" +
+          "- task_type: again\n  method: WEBSOCKET\n  tags: [python]\n",
+      );
+      const { job: done, tasks } = await s.finished(job.id);
+      assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+      assert.deepEqual(
+        tasks.map((x) => [x.taskType, x.state, x.handle?.ant_id]),
+        [
+          ["process", "COMPLETED", "sample-python"],
+          ["again", "COMPLETED", "sample-python"],
+        ],
+      );
+    });
+
+    it("a task whose tags no ant has waits, then fails with COLONY_NO_ANT naming the ants", async () => {
+      const job = await s.submit(
+        "job_type: gpu-job\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n  timeout: 1s\n",
+      );
+      await waitUntil("the task waits", async () => (await s.ants()).waiting.length === 1);
+      const { job: done, tasks } = await s.finished(job.id);
+      assert.equal(done.state, "FAILED");
+      assert.equal(tasks[0]!.errorCode, "COLONY_NO_ANT");
+      assert.match(tasks[0]!.errorMessage!, /tags gpu/);
+      assert.match(tasks[0]!.errorMessage!, /sample-python/);
+    });
+  });
+
+  it("authenticates: 401 without a token, 403 for a reader, the query token for browsers", async () => {
+    const none = new RawAnt(s.wsUrl, { ca: s.ca! });
+    assert.equal(await none.opened(), 401);
+    const reader = new RawAnt(s.wsUrl, { token: await s.token("reader", "r"), ca: s.ca! });
+    assert.equal(await reader.opened(), 403);
+    const bearer = new RawAnt(s.wsUrl, { token: `Bearer ${s.antToken}`, ca: s.ca! });
+    assert.equal(await bearer.opened(), 101);
+    const query = new RawAnt(s.wsUrl, { token: s.antToken, ca: s.ca!, query: true });
+    assert.equal(await query.opened(), 101);
+    const admin = new RawAnt(s.wsUrl, { token: s.adminToken, ca: s.ca! });
+    assert.equal(await admin.opened(), 101);
+    await Promise.all([bearer.close(), query.close(), admin.close()]);
+  });
+
+  it("closes a connection whose registration is invalid, with the reason (1008)", async () => {
+    const ant = new RawAnt(s.wsUrl, { token: s.antToken, ca: s.ca! });
+    await ant.opened();
+    ant.send({ ant_id: "no-methods", tags: ["x"] });
+    const closed = await ant.closed;
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /methods/);
+  });
+
+  it("ignores malformed, unknown, stale, duplicate and foreign replies; the right one completes the task", async () => {
+    const ant = await connect({ ant_id: "careful", tags: ["careful"], methods: ["WEBSOCKET"] });
+    const other = await connect({ ant_id: "other", tags: ["other"], methods: ["WEBSOCKET"] });
+    const job = await s.submit(
+      "job_type: careful\ntasks:\n- task_type: t\n  method: WEBSOCKET\n  tags: [careful]\n",
+    );
+    const request = await ant.next();
+    assert.equal(request.action, "EXECUTE");
+    assert.equal(request.job_request_id, job.id);
+    for (const bad of [
+      "not json",
+      "[1,2]",
+      "null",
+      JSON.stringify({ status: "COMPLETED" }),
+      JSON.stringify({ ...request, status: "WHATEVER" }),
+      JSON.stringify({ ...request, task_execution_id: "zzzzzzzz", status: "COMPLETED" }),
+      JSON.stringify({ ...request, task_retry: 5, status: "FAILED" }),
+      JSON.stringify({ ...request, task_context: "not an object", status: "FAILED" }),
+      JSON.stringify({ type: "output", task_execution_id: request.task_execution_id }),
+    ]) {
+      ant.send(bad);
+    }
+    other.send({ ...request, status: "FAILED" }); // not its task
+    ant.send({ ...request, status: "COMPLETED", task_context: { answer: 42 } });
+    ant.send({ ...request, status: "FAILED" }); // duplicate
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED");
+    assert.deepEqual(tasks[0]!.context, { answer: 42 });
+    assert.ok(
+      s.logs.some((l) => /ignored a malformed frame/.test(l)),
+      s.logs.join("\n"),
+    );
+    // Everything still works.
+    ant.echo();
+    const again = await s.submit(
+      "job_type: careful2\ntasks:\n- task_type: t\n  method: WEBSOCKET\n  tags: [careful]\n",
+    );
+    assert.equal((await s.finished(again.id)).job.state, "COMPLETED");
+  });
+
+  it("re-sends a request answered EXECUTING with task_retry + 1 until a final status", async () => {
+    const ant = await connect({ ant_id: "sensor", tags: ["sensor"], methods: ["WEBSOCKET"] });
+    const job = await s.submit(
+      "job_type: sensor\ntasks:\n- task_type: poll\n  method: WEBSOCKET\n  tags: [sensor]\n",
+    );
+    const retries: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await ant.next();
+      retries.push(r.task_retry);
+      ant.send({ ...r, status: i < 2 ? "EXECUTING" : "COMPLETED" });
+    }
+    assert.deepEqual(retries, [0, 1, 2]);
+    assert.equal((await s.finished(job.id)).job.state, "COMPLETED");
+  });
+
+  it("routes to the least-loaded qualifying ant, at most max_capacity each; the rest wait", async () => {
+    const a = await connect({
+      ant_id: "cap-a",
+      tags: ["cap"],
+      methods: ["WEBSOCKET"],
+      max_capacity: 2,
+    });
+    const b = await connect({ ant_id: "cap-b", tags: ["cap", "x"], methods: ["WEBSOCKET"] });
+    const yaml = "job_type: cap\ntasks:\n- task_type: t\n  method: WEBSOCKET\n  tags: [cap]\n";
+    const jobs = [];
+    for (let i = 0; i < 4; i++) jobs.push(await s.submit(yaml));
+    const fromA = [await a.next(), await a.next()];
+    const fromB = [await b.next()];
+    await waitUntil("one task waits", async () => (await s.ants()).waiting.length === 1);
+    const view = await s.ants();
+    assert.deepEqual(
+      view.items.filter((x) => x.ant_id.startsWith("cap-")).map((x) => [x.ant_id, x.load]),
+      [
+        ["cap-a", 2],
+        ["cap-b", 1],
+      ],
+    );
+    b.send({ ...fromB[0]!, status: "COMPLETED" });
+    const fourth = await b.next(); // room freed on b: the waiting task goes there
+    for (const r of fromA) a.send({ ...r, status: "COMPLETED" });
+    b.send({ ...fourth, status: "COMPLETED" });
+    for (const j of jobs) assert.equal((await s.finished(j.id)).job.state, "COMPLETED");
+  });
+
+  it("an ant that disconnects mid-task loses it at once; it is retried on another ant", async () => {
+    const quitter = await connect({ ant_id: "quitter", tags: ["flaky"], methods: ["WEBSOCKET"] });
+    const job = await s.submit(
+      "job_type: flaky\ntasks:\n- task_type: t\n  method: WEBSOCKET\n  tags: [flaky]\n  retry: 1\n",
+    );
+    await quitter.next();
+    const started = Date.now();
+    await quitter.close();
+    const steady = await connect({ ant_id: "steady", tags: ["flaky"], methods: ["WEBSOCKET"] });
+    steady.echo();
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED");
+    assert.deepEqual(
+      tasks.map((t) => [t.state, t.errorCode ?? null, t.handle?.ant_id]),
+      [
+        ["FAILED", "COLONY_ANT_LOST", "quitter"],
+        ["COMPLETED", null, "steady"],
+      ],
+    );
+    assert.ok(Date.now() - started < 5000, "re-queued within seconds");
+  });
+
+  it("an ant that stops answering pings is dropped and its task retried", async () => {
+    const silent = await connect({ ant_id: "silent", tags: ["quiet"], methods: ["WEBSOCKET"] });
+    const job = await s.submit(
+      "job_type: quiet\ntasks:\n- task_type: t\n  method: WEBSOCKET\n  tags: [quiet]\n  retry: 1\n",
+    );
+    await silent.next();
+    // Stop reading: pings go unanswered, as with a hung process or a dead network.
+    (silent.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const started = Date.now();
+    await waitUntil("silent ant dropped", () =>
+      s.logs.some((l) => /ant silent stopped answering pings/.test(l)),
+    );
+    const steady = await connect({ ant_id: "steady-2", tags: ["quiet"], methods: ["WEBSOCKET"] });
+    steady.echo();
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED");
+    assert.equal(tasks[0]!.errorCode, "COLONY_ANT_LOST");
+    assert.ok(Date.now() - started < 5000, `dropped after ${Date.now() - started} ms`);
+    silent.ws.terminate();
+  });
+
+  it("lists ants in GET /api/ants and `colony ants list`", async () => {
+    await connect({
+      ant_id: "listed",
+      tags: ["t1", "t2"],
+      methods: ["WEBSOCKET", "SHELL"],
+      max_capacity: 3,
+    });
+    const view = await s.ants();
+    const builtin = view.items[0] as Frame;
+    assert.equal(builtin.kind, "builtin");
+    assert.ok((builtin.methods as string[]).includes("SHELL"));
+    const r = await runCli(
+      ["ants", "list", "--server", s.url, "--token", s.adminToken, "--ca", s.certs!.caCert],
+      { env: { NO_COLOR: "1" } },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ANT\s+KIND\s+STATE\s+LOAD\s+TAGS\s+METHODS\s+LAST SEEN/m);
+    assert.match(
+      r.stdout,
+      /^listed\s+worker\s+connected\s+0\/3\s+t1,t2\s+WEBSOCKET,SHELL\s+(just now|\ds ago)/m,
+    );
+    assert.match(r.stdout, /^colony\/builtin\s+built-in\s+connected\s+\d+\/-/m);
+  });
+});

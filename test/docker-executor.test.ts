@@ -1,0 +1,588 @@
+/**
+ * The DOCKER executor against a real Docker engine (scripts/test-docker.sh starts one
+ * and imports colony-test/busybox): the executor conformance suite, then what only
+ * containers have — the seed's task fields visible in `docker inspect`, resource limits,
+ * pull policy, registry credentials kept out of errors, services on a per-task network,
+ * re-attach and orphan reaping after a restart, stdin, long scripts, and a job through
+ * the engine. Every container and network a test creates carries this run's owner
+ * label, and the last test checks none is left.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import { ColonyError } from "../src/core/errors.ts";
+import type { ExecutionRequest } from "../src/core/executor.ts";
+import type { TaskDefinition } from "../src/core/job-definition.ts";
+import { createDockerApi, type DockerApi } from "../src/executors/docker/docker-api.ts";
+import {
+  createDockerExecutor,
+  type DockerExecutor,
+} from "../src/executors/docker/docker-executor.ts";
+import type { DockerConfig } from "../src/executors/container-options.ts";
+import {
+  executorConformance,
+  quickLine,
+  readAll,
+  readUntil,
+} from "../src/executors/executor-conformance.ts";
+import { openEmbedded } from "../src/runtime/embedded.ts";
+import { runCli, tempDir } from "./support/cli.ts";
+import { docker } from "./support/services.ts";
+
+const service = await docker();
+const IMAGE = service.image;
+/** This run's owner label: everything the tests create is found (and checked) by it. */
+const OWNER = `colony-test-${randomBytes(4).toString("hex")}`;
+const roots: string[] = [];
+
+async function tempRoot(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "colony-docker-"));
+  roots.push(dir);
+  return dir;
+}
+
+function task(
+  parts: Partial<TaskDefinition>,
+  options: Record<string, unknown> = {},
+): TaskDefinition {
+  return {
+    taskType: "t",
+    method: "DOCKER",
+    beforeScript: [],
+    script: [],
+    afterScript: [],
+    environment: {},
+    variables: {},
+    retry: 0,
+    delayBetweenRetriesMs: 0,
+    onCompleted: [],
+    onFailed: [],
+    onExitCode: {},
+    dependsOn: [],
+    allowFailure: false,
+    alwaysRun: false,
+    tags: [],
+    headers: {},
+    query: {},
+    dependencies: [],
+    executorOptions: { container: { image: IMAGE }, ...options },
+    ...parts,
+  };
+}
+
+function requester(root: string) {
+  return (
+    id: string,
+    script: string[],
+    options: Record<string, unknown> = {},
+    extra: Partial<ExecutionRequest> = {},
+  ): ExecutionRequest => ({
+    executionId: id,
+    method: "DOCKER",
+    task: task({ script }, options),
+    env: {},
+    variables: {},
+    unitDir: join(root, "units", id),
+    jobType: "docker-test",
+    ...extra,
+  });
+}
+
+interface Inspect {
+  Id: string;
+  Name: string;
+  Config: { Labels: Record<string, string>; Env: string[]; WorkingDir: string };
+  HostConfig: {
+    Privileged: boolean;
+    NetworkMode: string;
+    NanoCpus: number;
+    Memory: number;
+    CpuShares: number;
+    MemoryReservation: number;
+    Init: boolean;
+  };
+}
+
+async function ownedContainers(
+  api: DockerApi,
+  extra: string[] = [],
+): Promise<{ Id: string; Labels: Record<string, string> }[]> {
+  return api.call("GET", "/containers/json", {
+    query: { all: 1, filters: JSON.stringify({ label: [`colony.owner=${OWNER}`, ...extra] }) },
+  });
+}
+
+async function ownedNetworks(api: DockerApi): Promise<{ Id: string; Name: string }[]> {
+  return api.call("GET", "/networks", {
+    query: { filters: JSON.stringify({ label: [`colony.owner=${OWNER}`] }) },
+  });
+}
+
+async function inspectUnit(api: DockerApi, id: string): Promise<Inspect> {
+  const [c] = await ownedContainers(api, [`colony.unit-id=${id}`, "colony.role=main"]);
+  assert.ok(c, `no container labelled colony.unit-id=${id}`);
+  return api.call<Inspect>("GET", `/containers/${c.Id}/json`);
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ColonyError, `expected a ColonyError, got ${String(err)}`);
+    return { code: err.code, message: err.message };
+  }
+  assert.fail("expected a rejection");
+}
+
+executorConformance("docker (real engine)", async () => {
+  if (!service.url) return undefined;
+  const root = await tempRoot();
+  const executor = createDockerExecutor({ owner: OWNER, killGraceMs: 2000, reapIntervalMs: 0 });
+  const req = requester(root);
+  return {
+    executor,
+    requests: {
+      quick: (id) => req(id, [`echo "${quickLine(id)}"`]),
+      failing: (id, code) => req(id, [`exit ${code}`]),
+      long: (id) => req(id, ['sleep 300 & echo "grandchild $!"', "wait"]),
+      chatty: (id, lines) =>
+        req(id, [
+          `for i in $(seq 1 ${lines}); do echo "line $i"; sleep ${(1 / lines).toFixed(3)}; done`,
+        ]),
+    },
+    teardown: () => executor.close({ killRunning: true }),
+  };
+});
+
+describe("docker executor (real engine)", { skip: service.url ? false : service.reason }, () => {
+  let api: DockerApi;
+  let executor: DockerExecutor;
+  let root: string;
+  let req: ReturnType<typeof requester>;
+  const n = { i: 0 };
+  const newId = (what: string) => `dk-${OWNER.slice(-8)}-${what}-${++n.i}`;
+
+  before(async () => {
+    api = createDockerApi();
+    root = await tempRoot();
+    req = requester(root);
+    executor = createDockerExecutor({ owner: OWNER, killGraceMs: 2000, reapIntervalMs: 0 });
+  });
+
+  after(async () => {
+    await executor?.close({ killRunning: true });
+    api?.close();
+    for (const r of roots) await rm(r, { recursive: true, force: true });
+  });
+
+  it("isInstalled pings the engine (and says false for one that is not there)", async () => {
+    assert.equal(await executor.isInstalled(), true);
+    const none = createDockerExecutor({
+      config: { host: "unix:///nonexistent.sock" },
+      reapIntervalMs: 0,
+    });
+    assert.equal(await none.isInstalled(), false);
+    await none.close();
+  });
+
+  it("runs the seed's task fields: environment, working_directory, host_network, limits, labels", async () => {
+    const id = newId("seed");
+    const request = req(
+      id,
+      [
+        // A name like AWS-KEY is not a shell variable: read it from PID 1's environment.
+        "tr '\\0' '\\n' < /proc/1/environ | grep -E '^(AWS-KEY|FROM_ANT)=' | sort",
+        "pwd",
+        "echo ready",
+        "sleep 300",
+      ],
+      {
+        name: "task1",
+        working_directory: "/tmp",
+        network_mode: "mod1",
+        host_network: true,
+        container: {
+          image: IMAGE,
+          cpu_limit: "0.5",
+          cpu_request: "250m",
+          memory_limit: "64Mi",
+          memory_request: "32Mi",
+        },
+        pod_labels: { team: "infra" },
+      },
+      { env: { "AWS-KEY": "Mykey" }, jobRequestId: 42 },
+    );
+    const ex = createDockerExecutor({
+      owner: OWNER,
+      killGraceMs: 2000,
+      reapIntervalMs: 0,
+      config: { environment: { FROM_ANT: "yes", "AWS-KEY": "overridden-by-task" } },
+    });
+    try {
+      await ex.start(request);
+      const m = await readUntil(ex, id, /ready\n/);
+      assert.match(m.input ?? "", /AWS-KEY=Mykey\n/);
+      assert.match(m.input ?? "", /FROM_ANT=yes\n/);
+      assert.match(m.input ?? "", /^\/tmp$/m);
+      const c = await inspectUnit(api, id);
+      assert.match(c.Name, /^\/task1-dk-/);
+      assert.equal(c.HostConfig.Privileged, false);
+      assert.equal(c.HostConfig.NetworkMode, "host", "host_network wins over network_mode");
+      assert.equal(c.HostConfig.NanoCpus, 500_000_000);
+      assert.equal(c.HostConfig.CpuShares, 256);
+      assert.equal(c.HostConfig.Memory, 64 * 2 ** 20);
+      assert.equal(c.HostConfig.MemoryReservation, 32 * 2 ** 20);
+      assert.equal(c.HostConfig.Init, true);
+      assert.equal(c.Config.WorkingDir, "/tmp");
+      assert.equal(c.Config.Labels["colony.unit-id"], id);
+      assert.equal(c.Config.Labels["colony.job-request-id"], "42");
+      assert.equal(c.Config.Labels["team"], "infra");
+      await ex.cancel(id);
+      const result = await ex.wait(id);
+      assert.equal(result.killed, true);
+      // 143, not 137: SIGTERM reached the script through docker-init (no SIGKILL after the grace).
+      assert.equal(result.exitCode, 143);
+      assert.deepEqual(
+        await ownedContainers(api, [`colony.unit-id=${id}`]),
+        [],
+        "cancel removed it",
+      );
+    } finally {
+      await ex.close({ killRunning: true });
+    }
+  });
+
+  it("privileged: true creates a privileged container (run where the engine allows it)", async () => {
+    // Record the create bodies this executor sends to the real engine.
+    const bodies: { Labels?: Record<string, string>; HostConfig?: { Privileged?: boolean } }[] = [];
+    const recording: DockerApi = {
+      ...api,
+      describe: api.describe,
+      call: (method, path, o) => {
+        if (path === "/containers/create") bodies.push(o?.body as (typeof bodies)[number]);
+        return api.call(method, path, o);
+      },
+      stream: (m, p, o) => api.stream(m, p, o),
+      hijack: (p, o) => api.hijack(p, o),
+      close: () => undefined,
+    };
+    const ex = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0, api: recording });
+    const id = newId("privileged");
+    try {
+      let canRun = true;
+      const r = await ex
+        .run(req(id, ["grep CapEff /proc/self/status"], { privileged: true }))
+        .catch((err: unknown) => {
+          // Inside an unprivileged sandbox (as on the CI machine) the engine refuses it.
+          assert.ok(err instanceof ColonyError);
+          assert.equal(err.code, "COLONY_CONTAINER_START_FAILED");
+          assert.match(err.message, /could not start the container of task 't'.*caps/);
+          canRun = false;
+          return undefined;
+        });
+      if (canRun) assert.equal(r?.exitCode, 0);
+      assert.equal(bodies.length, 1);
+      assert.equal(bodies[0]?.HostConfig?.Privileged, true);
+      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), [], "nothing left");
+      const locked = createDockerExecutor({
+        owner: OWNER,
+        reapIntervalMs: 0,
+        config: { allow_privileged: false },
+      });
+      const e = await codeOf(locked.start(req(newId("locked"), ["true"], { privileged: true })));
+      await locked.close();
+      assert.equal(e.code, "COLONY_INVALID_CONTAINER_OPTIONS");
+      assert.match(e.message, /allow_privileged/);
+    } finally {
+      await ex.close({ killRunning: true });
+    }
+  });
+
+  it("runs unprivileged on the default network unless the task says otherwise", async () => {
+    const id = newId("plain");
+    await executor.start(req(id, ["echo up", "sleep 300"]));
+    await readUntil(executor, id, /up\n/);
+    const c = await inspectUnit(api, id);
+    assert.equal(c.HostConfig.Privileged, false);
+    assert.equal(c.HostConfig.NetworkMode, "default");
+    assert.equal(c.HostConfig.NanoCpus, 0);
+    await executor.cancel(id);
+    await executor.wait(id);
+  });
+
+  it("pull_policy never with a missing image fails at once with a clear error", async () => {
+    const ex = createDockerExecutor({
+      owner: OWNER,
+      reapIntervalMs: 0,
+      config: { registry: { pull_policy: "never" } },
+    });
+    try {
+      const id = newId("never");
+      const started = Date.now();
+      const e = await codeOf(
+        ex.start(req(id, ["true"], { container: { image: "colony-test/absent:1.0" } })),
+      );
+      assert.equal(e.code, "COLONY_IMAGE_NOT_PRESENT");
+      assert.match(e.message, /colony-test\/absent:1\.0.*pull_policy is never/);
+      assert.ok(Date.now() - started < 3000);
+      // The same executor runs images that are present.
+      assert.equal((await ex.run(req(newId("never-ok"), ["true"]))).exitCode, 0);
+    } finally {
+      await ex.close();
+    }
+  });
+
+  it("pull_policy always pulls with the registry credentials, and the password never shows", async () => {
+    const password = `s3cret-${randomBytes(6).toString("hex")}`;
+    const config: DockerConfig = {
+      registry: { registry: "127.0.0.1:1", username: "user", password, pull_policy: "always" },
+    };
+    const ex = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0, config });
+    try {
+      const e = await codeOf(
+        ex.start(
+          req(newId("always"), ["true"], { container: { image: "127.0.0.1:1/colony/none:1" } }),
+        ),
+      );
+      assert.equal(e.code, "COLONY_IMAGE_PULL_FAILED");
+      assert.match(e.message, /127\.0\.0\.1:1\/colony\/none:1/);
+      assert.ok(!e.message.includes(password), "the registry password is not in the error");
+    } finally {
+      await ex.close();
+    }
+  });
+
+  it("starts services as sidecars on a per-task network and removes them with the task", async () => {
+    const id = newId("svc");
+    const request = req(
+      id,
+      [
+        "for i in $(seq 1 50); do wget -qO- http://web:8080/ 2>/dev/null && break; sleep 0.1; done",
+        "echo main-done",
+      ],
+      {
+        services: [
+          {
+            name: "web",
+            image: IMAGE,
+            entrypoint: ["/bin/sh", "-c"],
+            command: [
+              "mkdir -p /www && echo hello-from-service > /www/index.html && exec httpd -f -p 8080 -h /www",
+            ],
+            memory_limit: "32Mi",
+          },
+        ],
+      },
+    );
+    const watch = (async () => {
+      // While it runs, the sidecar and the network exist.
+      for (let i = 0; i < 100; i++) {
+        const svc = await ownedContainers(api, [`colony.unit-id=${id}`, "colony.role=service"]);
+        if (svc.length > 0) return { svc: svc.length, nets: (await ownedNetworks(api)).length };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return { svc: 0, nets: 0 };
+    })();
+    const result = await executor.run(request);
+    const seen = await watch;
+    assert.equal(result.exitCode, 0);
+    assert.equal(
+      await readAll(await executor.logStream({ executionId: id })),
+      "hello-from-service\nmain-done\n",
+    );
+    assert.deepEqual(seen, { svc: 1, nets: 1 });
+    assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
+    assert.deepEqual(
+      (await ownedNetworks(api)).filter((x) => x.Name.includes(id)),
+      [],
+      "the per-task network is removed",
+    );
+  });
+
+  it("feeds stdin from the request's stdin file and runs scripts longer than one argument", async () => {
+    const stdinPath = join(root, "stdin.txt");
+    await writeFile(stdinPath, "payload line 1\npayload line 2\n");
+    const id = newId("stdin");
+    const r = await executor.run(req(id, ["cat", "echo end"], {}, { stdinPath }));
+    assert.equal(r.exitCode, 0);
+    assert.equal(
+      await readAll(await executor.logStream({ executionId: id })),
+      "payload line 1\npayload line 2\nend\n",
+    );
+    const long = newId("long-script");
+    const filler = `# ${"x".repeat(80 * 1024)}`;
+    const r2 = await executor.run(req(long, [filler, "echo long-ok", "exit 4"]));
+    assert.equal(r2.exitCode, 4);
+    assert.equal(await readAll(await executor.logStream({ executionId: long })), "long-ok\n");
+  });
+
+  it("a restarted executor re-attaches to a running container and gets every byte once", async () => {
+    const id = newId("reattach");
+    const signalDir = await tempRoot();
+    const request = req(
+      id,
+      ["echo before", "while [ ! -f /signal/go ]; do sleep 0.05; done", "echo after", "exit 7"],
+      {
+        container: {
+          image: IMAGE,
+          volumes: { host_path: [{ name: "signal", mount_path: "/signal", host_path: signalDir }] },
+        },
+      },
+    );
+    const first = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    const handle = await first.start(request);
+    await readUntil(first, id, /before\n/);
+    await first.close(); // colony goes away; the container runs on
+    const second = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    try {
+      assert.equal(await second.attach!(request, handle), true);
+      await writeFile(join(signalDir, "go"), "");
+      const result = await second.wait(id);
+      assert.deepEqual([result.exitCode, result.killed], [7, false]);
+      assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
+      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("reaps orphans: collects ended containers, stops running ones the store says are finished", async () => {
+    const ended = newId("orphan-ended");
+    const running = newId("orphan-running");
+    // The first one ends only once the test says so (a file in a bind-mounted directory),
+    // that is after its executor went away.
+    const signalDir = await tempRoot();
+    const endedReq = req(
+      ended,
+      ["echo orphan-output", "while [ ! -f /signal/go ]; do sleep 0.05; done", "exit 3"],
+      {
+        container: {
+          image: IMAGE,
+          volumes: { host_path: [{ name: "signal", mount_path: "/signal", host_path: signalDir }] },
+        },
+      },
+    );
+    const runningReq = req(running, ["echo spinning", "sleep 300"]);
+    const first = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    const endedHandle = await first.start(endedReq);
+    await first.start(runningReq);
+    await readUntil(first, running, /spinning\n/);
+    await readUntil(first, ended, /orphan-output\n/);
+    await first.close(); // both containers are now orphans
+    await writeFile(join(signalDir, "go"), "");
+    // Wait until the first one has ended on its own.
+    for (let i = 0; i < 100; i++) {
+      const [c] = await ownedContainers(api, [`colony.unit-id=${ended}`]);
+      const state = c
+        ? (await api.call<{ State: { Running: boolean } }>("GET", `/containers/${c.Id}/json`)).State
+        : undefined;
+      if (state && !state.Running) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const second = createDockerExecutor({
+      owner: OWNER,
+      reapIntervalMs: 0,
+      killGraceMs: 1000,
+      isExecutionLive: async (id) => id === ended, // the running one's task was finished elsewhere
+    });
+    try {
+      let report = await second.reapOrphans();
+      assert.deepEqual(report, { collected: [], stopped: [running] });
+      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${running}`]), []);
+      // The ended one is left while its execution is live (an engine will attach to it)...
+      assert.equal((await ownedContainers(api, [`colony.unit-id=${ended}`])).length, 1);
+      const third = createDockerExecutor({
+        owner: OWNER,
+        reapIntervalMs: 0,
+        isExecutionLive: async () => false,
+      });
+      report = await third.reapOrphans();
+      await third.close();
+      assert.deepEqual(report, { collected: [ended], stopped: [] });
+      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${ended}`]), []);
+      assert.equal(readFileSync(join(endedReq.unitDir, "exit"), "utf8"), "3 -\n");
+      assert.equal(readFileSync(join(endedReq.unitDir, "stdout"), "utf8"), "orphan-output\n");
+      // ...and an attach after the reap answers with the recorded result.
+      assert.equal(await second.attach!(endedReq, endedHandle), false);
+      assert.equal((await second.wait(ended)).exitCode, 3);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("runs a job through the engine: exit codes drive the DAG, outputs flow to later tasks", async () => {
+    const dataDir = await tempRoot();
+    const ex = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    const rt = await openEmbedded({ dataDir, executors: [ex], engine: { pollMs: 20 } });
+    try {
+      await rt.engine.start();
+      const def = parseJobDefinition(`job_type: docker-dag
+job_variables: {Greeting: hello}
+tasks:
+- task_type: build
+  method: DOCKER
+  container: {image: ${IMAGE}}
+  script:
+    - echo "::set-output name=Artifact::app-{{.Greeting}}.tar"
+    - exit 3
+  on_exit_code: {"3": deploy}
+- task_type: deploy
+  method: DOCKER
+  container: {image: ${IMAGE}}
+  script: ['test "{{.Artifact}}" = app-hello.tar && echo deployed {{.Artifact}}']
+`);
+      const job = await rt.engine.submit({ definition: def });
+      const final = await rt.engine.waitFor(job.id);
+      assert.equal(final.state, "COMPLETED");
+      const view = await rt.engine.getJob(job.id);
+      const deploy = view.tasks.find((t) => t.taskType === "deploy");
+      assert.equal(deploy?.state, "COMPLETED");
+      assert.equal(
+        readFileSync(join(dataDir, "units", deploy!.id, "stdout"), "utf8"),
+        "deployed app-hello.tar\n",
+      );
+      assert.equal(view.tasks.find((t) => t.taskType === "build")?.exitCode, 3);
+    } finally {
+      await rt.close({ cancelRunning: true });
+    }
+  });
+
+  it("runs examples/containers.yaml with `colony run`: limits, outputs, a service sidecar", async () => {
+    const dir = tempDir();
+    try {
+      const r = await runCli([
+        "run",
+        "examples/containers.yaml",
+        "--param",
+        `Image=${IMAGE}`,
+        "--data-dir",
+        dir.path,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^\[build\] building release in \/tmp$/m);
+      assert.match(r.stdout, /^\[smoke-test\] ok-1\.2\.3$/m);
+      assert.match(r.stderr, /job \d+ \(container-pipeline\) COMPLETED/);
+      const left = await api.call<unknown[]>("GET", "/containers/json", {
+        query: {
+          all: 1,
+          filters: JSON.stringify({ label: ["colony.job-type=container-pipeline"] }),
+        },
+      });
+      assert.deepEqual(left, []);
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("leaves no container and no network behind", async () => {
+    await executor.close({ killRunning: true });
+    assert.deepEqual(await ownedContainers(api), []);
+    assert.deepEqual(await ownedNetworks(api), []);
+    assert.ok(!existsSync(join(root, "never-there")));
+  });
+});

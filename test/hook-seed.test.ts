@@ -1,0 +1,388 @@
+/**
+ * The job hook end to end (SPEC section 9, seed 004): seed 004's Python primitives,
+ * byte for byte (test/fixtures/hook/seed-primitives.py) with Debian's python3-requests,
+ * run as the script of a SHELL task on a real server: status reports show on the task
+ * (API and CLI), logs land in its output, the upload lands in the artifact store, a
+ * second upload of the same bytes answers done: true, the download is byte-identical,
+ * a forged X-Job-Hash gets 403; results reach later tasks; status ERROR fails a task
+ * that exits 0; the key dies with the execution; task artifacts and dependencies move
+ * files between tasks; /jobs processes get the JOB_* variables too.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createClient, type ColonyClient, type JobRequestView } from "../src/client/client.ts";
+import { seedHashes } from "../src/artifacts/blob-store.ts";
+import { hookHeaders } from "../src/hook/hook-auth.ts";
+import { runCli, tempDir } from "./support/cli.ts";
+import { startTestServer, type TestServer } from "./support/api-server.ts";
+
+const FIXTURES = new URL("./fixtures/hook/", import.meta.url);
+const HAVE_PYTHON =
+  spawnSync("python3", ["-c", "import requests"], { stdio: "ignore" }).status === 0;
+
+/** The seed's primitives with the imports its snippet assumes, then the driver. */
+function pythonClient(dir: string): string {
+  const imports = [
+    "import hashlib",
+    "import hmac",
+    "import string",
+    "import time",
+    "from os import environ, path",
+    "",
+    "import requests",
+    "",
+  ].join("\n");
+  const file = join(dir, "client.py");
+  writeFileSync(
+    file,
+    imports +
+      readFileSync(new URL("seed-primitives.py", FIXTURES), "utf8") +
+      "\n" +
+      readFileSync(new URL("seed-client.py", FIXTURES), "utf8"),
+  );
+  return file;
+}
+
+function steps(output: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of output.split("\n")) {
+    const m = /^STEP (\S+) ?(.*)$/.exec(line);
+    if (m) out.set(m[1]!, m[2]!);
+  }
+  return out;
+}
+
+async function text(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+describe(
+  "job hook with seed 004's Python primitives",
+  { skip: !HAVE_PYTHON && "python3 with requests is not installed" },
+  () => {
+    let server: TestServer;
+    let client: ColonyClient;
+    const dir = tempDir("colony-hook-");
+
+    before(async () => {
+      server = await startTestServer();
+      client = createClient({ server: server.url, token: server.adminToken });
+    });
+    after(async () => {
+      client?.close();
+      await server?.close();
+      dir.remove();
+    });
+
+    const run = async (yaml: string): Promise<JobRequestView> => {
+      const job = await client.submitDefinition(yaml);
+      await server.runtime.engine.waitFor(job.id);
+      return client.getJobRequest(job.id);
+    };
+
+    it("status, logs, upload, dedup, byte-identical download, forged hash, results", async () => {
+      const script = pythonClient(dir.path);
+      const job = await run(
+        [
+          "job_type: seed-hook",
+          "tasks:",
+          "- task_type: python",
+          `  script: ["python3 ${script}"]`,
+          "  on_completed: [after]",
+          "- task_type: after",
+          "  script: ['echo answer={{.answer}} word={{.word}}']",
+        ].join("\n"),
+      );
+      const [python, later] = job.tasks!;
+      const output = await text(await client.taskOutput(job.id, "python"));
+      assert.equal(job.state, "COMPLETED", output);
+      const s = steps(output);
+
+      const env = JSON.parse(s.get("env")!) as Record<string, string>;
+      assert.equal(env.JOB_ID, python!.id);
+      assert.equal(env.JOB_HOOK, `${server.url}/async`);
+      assert.equal(env.JOB_ORCHESTRATOR, "colony");
+      assert.equal(s.get("keylen"), "64");
+
+      const running = JSON.parse(s.get("running")!) as Record<string, unknown>;
+      assert.equal(running.status, "RUNNING");
+      assert.equal(running.uuid, python!.id);
+      assert.deepEqual(Object.keys(running).sort(), [
+        "_lastJobUpdate",
+        "job",
+        "results",
+        "status",
+        "type",
+        "uuid",
+      ]);
+      assert.doesNotMatch(s.get("running")!, /[0-9a-f]{64}/, "the answer never holds the key");
+      assert.match(output, /^log line from the hook$/m, "hook logs land in the task output");
+
+      assert.match(
+        output,
+        /STEP uploaded\nAlready uploaded\nSTEP uploaded-again/,
+        "second upload: done true",
+      );
+      assert.match(s.get("download")!, /^identical [0-9a-f]{32}$/);
+      assert.equal(s.get("forged"), "403");
+      assert.equal(s.get("unknown"), "404");
+      assert.equal(s.get("missing"), "404");
+      assert.equal(s.get("stale"), "403");
+      assert.equal(s.get("nohash"), "400");
+      const success = JSON.parse(s.get("success")!) as {
+        status: string;
+        results: Record<string, unknown>;
+      };
+      assert.equal(success.status, "SUCCESS");
+      assert.deepEqual(success.results, { answer: 42, word: "forty-two" });
+
+      // On the task, through the API...
+      assert.equal(python!.hook?.status, "SUCCESS");
+      assert.deepEqual(python!.hook?.status_details, { progress: 10 });
+      assert.ok(python!.hook?.updated_at);
+      assert.equal(python!.context.answer, 42);
+      // ...results reached the later task...
+      assert.match(
+        await text(await client.taskOutput(job.id, "after")),
+        /answer=42 word=forty-two/,
+      );
+      assert.equal(later!.state, "COMPLETED");
+      // ...and the CLI shows the hook status.
+      const shown = await runCli([
+        "jobs",
+        "show",
+        String(job.id),
+        "--server",
+        server.url,
+        "--token",
+        server.adminToken!,
+      ]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(
+        shown.stdout,
+        new RegExp(`hook python \\(${python!.id}\\): SUCCESS \\{"progress":10\\}`),
+      );
+
+      // The upload is one artifact (the second upload did not add one), attached to the task.
+      const page = await client.listArtifacts({ jobRequestId: job.id });
+      assert.equal(page.items.length, 1);
+      const artifact = page.items[0]!;
+      assert.equal(artifact.task_execution_id, python!.id);
+      assert.equal(artifact.task_type, "python");
+      assert.equal(artifact.uuid, python!.id);
+      assert.equal(artifact.property, "report");
+      assert.equal(artifact.name, "payload.bin");
+      assert.equal(artifact.mimetype, "application/x-test");
+      assert.equal(artifact.size, 200_003);
+      assert.ok(artifact.expires_at, "artifacts expire by default");
+      const chunks: Buffer[] = [];
+      for await (const c of await client.downloadArtifact(artifact.id)) chunks.push(c as Buffer);
+      const bytes = Buffer.concat(chunks);
+      assert.equal(createHash("md5").update(bytes).digest("hex"), artifact.md5);
+
+      // The key died with the execution: the same signed request is now refused.
+      assert.ok(!existsSync(join(server.dataDir, "units", python!.id, "hook.key")));
+      const late = await fetch(`${server.url}/async/status`, {
+        method: "POST",
+        headers: { ...hookHeaders(python!.id, "0".repeat(64)), "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(late.status, 404);
+    });
+
+    it("status ERROR with errorMessage fails a task whose process exits 0", async () => {
+      const dirPy = join(dir.path, "error.py");
+      writeFileSync(
+        dirPy,
+        [
+          "import hashlib, hmac, string, time",
+          "from os import environ, path",
+          "import requests",
+          readFileSync(new URL("seed-primitives.py", FIXTURES), "utf8"),
+          'send_status({"status": "ERROR", "errorMessage": "the model did not converge"})',
+          'print("exiting 0 anyway")',
+        ].join("\n"),
+      );
+      const job = await run(
+        [
+          "job_type: hook-error",
+          "tasks:",
+          "- task_type: fit",
+          `  script: ["python3 ${dirPy}"]`,
+        ].join("\n"),
+      );
+      assert.equal(job.state, "FAILED");
+      const task = job.tasks![0]!;
+      assert.equal(task.state, "FAILED");
+      assert.equal(task.exit_code, 0);
+      assert.equal(task.error_code, "COLONY_HOOK_ERROR");
+      assert.equal(task.error_message, "the model did not converge");
+      assert.equal(task.hook?.status, "ERROR");
+    });
+
+    it("task artifacts: paths stored after a task, dependencies fetched before a later one", async () => {
+      const job = await run(
+        [
+          "job_type: artifacts-flow",
+          "tasks:",
+          "- task_type: build",
+          "  script:",
+          "    - mkdir -p dist/sub",
+          "    - printf 'binary %s' {{.Tag}} > dist/app.bin",
+          "    - echo nested > dist/sub/n.txt",
+          "    - echo log > build.log",
+          "  artifacts: {paths: [dist, build.log, 'missing/*.x'], expires_after: 2h}",
+          "  on_completed: [ship]",
+          "- task_type: ship",
+          "  dependencies: [build]",
+          "  script: ['cat dist/app.bin', 'echo', 'cat dist/sub/n.txt build.log', 'pwd']",
+        ]
+          .join("\n")
+          .replace("{{.Tag}}", "v1"),
+      );
+      assert.equal(job.state, "COMPLETED");
+      const build = await text(await client.taskOutput(job.id, "build"));
+      assert.match(
+        build,
+        /colony: stored 3 artifact\(s\): build\.log, dist\/app\.bin, dist\/sub\/n\.txt/,
+      );
+      assert.match(build, /artifacts path 'missing\/\*\.x' matched no file/);
+      const ship = await text(await client.taskOutput(job.id, "ship"));
+      assert.match(ship, /fetched 3 artifact file\(s\) of build/);
+      assert.match(ship, /binary v1\nnested\nlog\n/);
+      assert.match(ship, new RegExp(`units/${job.tasks![1]!.id}/work`));
+      const page = await client.listArtifacts({ jobRequestId: job.id, taskType: "build" });
+      assert.deepEqual(page.items.map((a) => a.name).sort(), [
+        "build.log",
+        "dist/app.bin",
+        "dist/sub/n.txt",
+      ]);
+      const expires =
+        Date.parse(page.items[0]!.expires_at!) - Date.parse(page.items[0]!.created_at);
+      assert.ok(Math.abs(expires - 7_200_000) < 5000, `expires_after 2h, got ${expires} ms`);
+    });
+
+    it("uploads are verified: mismatched bytes refused, URLs single-use, scope enforced", async () => {
+      const job = await client.submitDefinition(
+        "job_type: hook-raw\ntasks:\n- task_type: wait\n  script: ['sleep 30']\n",
+      );
+      let id: string | undefined;
+      for (let i = 0; i < 200 && !id; i++) {
+        id = (await client.getJobRequest(job.id)).tasks?.find((t) => t.state === "EXECUTING")?.id;
+        if (!id) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(id, "the task started");
+      const key = readFileSync(join(server.dataDir, "units", id, "hook.key"), "utf8");
+      const signed = (extra: Record<string, string> = {}) => ({
+        ...hookHeaders(id!, key),
+        "content-type": "application/json",
+        ...extra,
+      });
+      const announce = async (uuid: string, content: string) =>
+        fetch(`${server.url}/async/upload/artifacts/${uuid}/raw`, {
+          method: "PUT",
+          headers: signed(),
+          body: JSON.stringify({ ...seedHashes(content), metadata: { name: "raw.txt" } }),
+        });
+      const first = (await (await announce(id, "the announced bytes")).json()) as {
+        done: boolean;
+        url: string;
+      };
+      assert.equal(first.done, false);
+      const wrong = await fetch(first.url, { method: "PUT", body: "other bytes" });
+      assert.equal(wrong.status, 400);
+      assert.equal(
+        ((await wrong.json()) as { error: { code: string } }).error.code,
+        "COLONY_ARTIFACT_HASH_MISMATCH",
+      );
+      const again = await fetch(first.url, { method: "PUT", body: "the announced bytes" });
+      assert.equal(again.status, 404, "an upload URL is single-use");
+      const second = (await (await announce(String(job.id), "the announced bytes")).json()) as {
+        url: string;
+      };
+      const ok = await fetch(second.url, { method: "PUT", body: "the announced bytes" });
+      assert.equal(ok.status, 200);
+      const stored = (await client.listArtifacts({ uuid: String(job.id) })).items;
+      assert.deepEqual(
+        stored.map((a) => [a.name, a.size, a.job_request_id]),
+        [["raw.txt", 19, job.id]],
+      );
+      assert.equal(
+        (await announce("99999", "x")).status,
+        403,
+        "another job's files are out of reach",
+      );
+      const store404 = await fetch(`${server.url}/async/upload/nostore/${id}/raw`, {
+        method: "PUT",
+        headers: signed(),
+        body: JSON.stringify(seedHashes("x")),
+      });
+      assert.equal(store404.status, 404);
+      const download = await fetch(`${server.url}/async/download/artifacts/${job.id}/raw/0`, {
+        headers: signed(),
+      });
+      const answer = (await download.json()) as { Location: string; Map: Record<string, unknown> };
+      assert.deepEqual(answer.Map, {
+        hash: seedHashes("the announced bytes").hash,
+        size: 19,
+        mimetype: "text/plain;charset=UTF-8", // the Content-Type the bytes were PUT with
+        name: "raw.txt",
+        metadata: { name: "raw.txt" },
+      });
+      assert.equal(await (await fetch(answer.Location)).text(), "the announced bytes");
+      const tampered = new URL(answer.Location);
+      const sig = tampered.searchParams.get("sig")!;
+      tampered.searchParams.set("sig", (sig.startsWith("0") ? "1" : "0") + sig.slice(1));
+      assert.equal((await fetch(tampered)).status, 403, "a tampered download URL is refused");
+      const missing = await fetch(`${server.url}/async/download/artifacts/${job.id}/raw/1`, {
+        headers: signed(),
+      });
+      assert.equal(missing.status, 404);
+      await client.cancelJobRequest(job.id);
+      await server.runtime.engine.waitFor(job.id);
+    });
+
+    it("a /jobs process gets JOB_* and can report through the hook", async () => {
+      const res = await fetch(`${server.url}/jobs`, {
+        method: "POST",
+        headers: { authorization: server.adminToken!, "content-type": "application/json" },
+        body: JSON.stringify({
+          command:
+            'echo "id=$JOB_ID hook=$JOB_HOOK orch=$JOB_ORCHESTRATOR keylen=${#JOB_SECRET_KEY}"; ' +
+            'python3 -c "import hashlib,hmac,os,time,requests; t=str(round(time.time()*1000)); ' +
+            "r=requests.post(os.environ['JOB_HOOK']+'/status', json={'status':'RUNNING','logs':['from /jobs']}, " +
+            "headers={'X-Job-Id':os.environ['JOB_ID'],'X-Job-Time':t,'X-Job-Hash':hmac.new(os.environ['JOB_SECRET_KEY'].encode(),t.encode(),hashlib.sha256).hexdigest()}); " +
+            "print('hook', r.status_code, r.json()['status'])\"",
+        }),
+      });
+      assert.equal(res.status, 201);
+      const { id } = (await res.json()) as { id: string };
+      const auth = { authorization: server.adminToken!, "content-type": "application/json" };
+      await fetch(`${server.url}/jobs/${id}`, {
+        method: "PUT",
+        headers: auth,
+        body: '{"status":"started"}',
+      });
+      let view: { status: string; logs: string } | undefined;
+      for (let i = 0; i < 200; i++) {
+        view = (await (
+          await fetch(`${server.url}/jobs/${id}`, { headers: auth })
+        ).json()) as typeof view;
+        if (view!.status === "stopped") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(view?.status, "stopped");
+      assert.match(
+        view!.logs,
+        new RegExp(`id=[A-Za-z0-9]{8} hook=${server.url}/async orch=colony keylen=64`),
+      );
+      assert.match(view!.logs, /from \/jobs\nhook 200 RUNNING/);
+    });
+  },
+);

@@ -1,0 +1,301 @@
+/**
+ * The library (SPEC section 12) and the FUNCTION method: examples/library-thumbnails.ts
+ * runs as a user would run it (a child process importing "colony"); then in-process:
+ * the same states, retries and timeouts as any task, cancel through the AbortSignal,
+ * logs in the task output, typed events, unknown functions, saved types with params,
+ * a cron definition through define(), and a function lost to a restart being retried.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { JobFailedError, startColony, type Colony } from "../src/index.ts";
+import { executorConformance } from "../src/executors/executor-conformance.ts";
+import { FunctionExecutor } from "../src/executors/function/function-executor.ts";
+import { ROOT, tempDir } from "./support/cli.ts";
+
+describe("examples/library-thumbnails.ts", () => {
+  it("runs as written: retries, progress, events, results", () => {
+    const dir = tempDir("colony-example-");
+    try {
+      const r = spawnSync(
+        process.execPath,
+        ["--conditions=colony-source", "examples/library-thumbnails.ts"],
+        {
+          cwd: ROOT,
+          env: { ...process.env, COLONY_DATA_DIR: dir.path },
+          encoding: "utf8",
+          timeout: 60_000,
+        },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^task resize try 1 failed: the image service is warming up$/m);
+      assert.match(
+        r.stdout,
+        /^task resize 25%\ntask resize 50%\ntask resize 75%\ntask resize 100%$/m,
+      );
+      assert.match(r.stdout, /^job 1 \(thumbnails\) completed$/m);
+      assert.match(
+        r.stdout,
+        /^results \{"resize":\{"thumbnail":"cat\.png-128\.jpg"\},"publish":\{"url":"https:\/\/cdn\.example\/cat\.png-128\.jpg"\}\}$/m,
+      );
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+const fn = (name: string, extra: Record<string, unknown> = {}) => ({
+  job_type: `fn-${name}`,
+  tasks: [{ task_type: "only", method: "FUNCTION", function: name, ...extra }],
+});
+
+describe("startColony and FUNCTION tasks", () => {
+  const dir = tempDir("colony-library-");
+  let colony: Colony;
+
+  before(async () => {
+    colony = await startColony({ dataDir: dir.path, log: () => undefined });
+  });
+  after(async () => {
+    await colony?.close({ graceMs: 0, cancelRunning: true });
+    dir.remove();
+  });
+
+  it("timeouts abort the handler's signal and fail the task", async () => {
+    let aborted: unknown;
+    colony.register("slow", async (ctx) => {
+      await sleep(10_000, undefined, { signal: ctx.signal }).catch((e: unknown) => (aborted = e));
+      return { late: true };
+    });
+    const run = await colony.submit(fn("slow", { timeout: "200ms" }));
+    await assert.rejects(run.result(), (error: unknown) => {
+      assert.ok(error instanceof JobFailedError);
+      assert.equal(error.result.state, "FAILED");
+      assert.equal(error.result.tasks[0]?.errorCode, "COLONY_TASK_TIMEOUT");
+      return true;
+    });
+    assert.equal((aborted as Error | undefined)?.name, "AbortError");
+  });
+
+  it("cancel aborts the signal; the job ends CANCELLED", async () => {
+    const started = Promise.withResolvers<void>();
+    colony.register("waits", async (ctx) => {
+      started.resolve();
+      await sleep(10_000, undefined, { signal: ctx.signal });
+    });
+    const run = await colony.submit(fn("waits"));
+    await started.promise;
+    await run.cancel();
+    const done = await run.done();
+    assert.equal(done.state, "CANCELLED");
+  });
+
+  it("thrown errors fail the task with their message; retries run it again", async () => {
+    let calls = 0;
+    colony.register("flaky", () => {
+      calls++;
+      throw new Error(`nope ${calls}`);
+    });
+    const run = await colony.submit(fn("flaky", { retry: 2 }));
+    const done = await run.done();
+    assert.equal(done.state, "FAILED");
+    assert.equal(calls, 3);
+    assert.deepEqual(
+      done.tasks.map((t) => [t.attempt, t.state, t.errorCode, t.errorMessage]),
+      [
+        [0, "FAILED", "COLONY_FUNCTION_FAILED", "nope 1"],
+        [1, "FAILED", "COLONY_FUNCTION_FAILED", "nope 2"],
+        [2, "FAILED", "COLONY_FUNCTION_FAILED", "nope 3"],
+      ],
+    );
+  });
+
+  it("ctx.log goes to the task output; events are typed and ordered", async () => {
+    const seen: string[] = [];
+    const off = [
+      colony.on("job:submitted", (e) => seen.push(`job:submitted ${e.jobType}`)),
+      colony.on("job:started", () => seen.push("job:started")),
+      colony.on("task:started", (e) => seen.push(`task:started ${e.taskType}`)),
+      colony.on("task:progress", (e) =>
+        seen.push(`task:progress ${e.progress} ${e.message ?? ""}`),
+      ),
+      colony.on("task:completed", (e) => seen.push(`task:completed ${e.taskType}`)),
+      colony.on("job:completed", () => seen.push("job:completed")),
+    ];
+    colony.register("chatty", (ctx) => {
+      ctx.log("hello from", { a: 1 });
+      ctx.progress(150, "clamped");
+      return 7;
+    });
+    const run = await colony.submit(fn("chatty"));
+    const result = await run.result();
+    for (const o of off) o();
+    assert.deepEqual(result.results, { only: { result: 7 } });
+    assert.deepEqual(seen, [
+      "job:submitted fn-chatty",
+      "job:started",
+      "task:started only",
+      "task:progress 100 clamped",
+      "task:completed only",
+      "job:completed",
+    ]);
+    const out = await colony.engine.outputStream(result.tasks[0]!.id);
+    let text = "";
+    for await (const c of out) text += String(c);
+    assert.equal(text, "hello from { a: 1 }\n");
+  });
+
+  it("an unknown function fails with the names that are registered", async () => {
+    const done = await (await colony.submit(fn("nobody"))).done();
+    assert.equal(done.state, "FAILED");
+    assert.equal(done.tasks[0]?.errorCode, "COLONY_UNKNOWN_FUNCTION");
+    assert.match(
+      done.tasks[0]!.errorMessage!,
+      /no function 'nobody' is registered in this process \(registered: .*flaky/,
+    );
+  });
+
+  it("saved types take params by name; YAML definitions work too", async () => {
+    colony.register("double", (ctx) => ({ value: Number(ctx.params.n) * 2 }));
+    await colony.define(
+      "job_type: doubler\ntasks:\n- task_type: d\n  method: FUNCTION\n  function: double\n",
+    );
+    const byName = await (await colony.submit("doubler", { params: { n: 21 } })).result();
+    assert.deepEqual(byName.results.d, { value: 42 });
+    const byObject = await (
+      await colony.submit({ job_type: "doubler", params: { n: 5 } })
+    ).result();
+    assert.deepEqual(byObject.results.d, { value: 10 });
+    await assert.rejects(colony.submit("no-such-type"), /no job type 'no-such-type'/);
+  });
+
+  it("define() with a cron_trigger schedules the job type at once", async () => {
+    let runs = 0;
+    colony.register("tick", () => void runs++);
+    await colony.define({
+      job_type: "ticker",
+      cron_trigger: "* * * * * *",
+      tasks: [{ task_type: "t", method: "FUNCTION", function: "tick" }],
+    });
+    const deadline = Date.now() + 5000;
+    while (runs < 1 && Date.now() < deadline) await sleep(50);
+    assert.ok(runs >= 1, "fired within 5 s");
+    const [schedule] = (await colony.store.asyncActions.listSchedules()).filter(
+      (s) => s.jobType === "ticker",
+    );
+    assert.equal(schedule?.cron, "* * * * * *");
+    await colony.store.asyncActions.setSchedulePaused("ticker", true, new Date());
+  });
+});
+
+describe("a function lost to a crash", () => {
+  it("is failed as lost and retried per its policy by the next start", async () => {
+    const dir = tempDir("colony-library-crash-");
+    const child = spawn(
+      process.execPath,
+      ["--conditions=colony-source", "test/fixtures/library/long-function.ts", dir.path],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      let out = "";
+      const id = await new Promise<number>((resolve, reject) => {
+        child.stdout!.on("data", (c: Buffer) => {
+          out += c.toString();
+          const m = /started (\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once("exit", (code) =>
+          reject(new Error(`the program exited ${code} before its function ran`)),
+        );
+      });
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("close", resolve));
+      const second = await startColony({ dataDir: dir.path, log: () => undefined });
+      try {
+        second.register("long", (ctx) => ({ attempt: ctx.attempt }));
+        await second.engine.waitFor(id);
+        const job = await second.engine.getJob(id);
+        assert.equal(job.state, "COMPLETED");
+        assert.deepEqual(
+          job.tasks.map((t) => [t.attempt, t.state, t.errorCode ?? null]),
+          [
+            [0, "FAILED", "COLONY_TASK_LOST"],
+            [1, "COMPLETED", null],
+          ],
+        );
+      } finally {
+        await second.close({ graceMs: 0, cancelRunning: true });
+      }
+    } finally {
+      child.kill("SIGKILL");
+      dir.remove();
+    }
+  });
+});
+
+executorConformance("function executor", async () => {
+  const executor = new FunctionExecutor();
+  const dir = tempDir("colony-function-conformance-");
+  const request = (id: string, name: string, params: Record<string, unknown> = {}) => ({
+    executionId: id,
+    method: "FUNCTION" as const,
+    task: {
+      taskType: "t",
+      method: "FUNCTION" as const,
+      function: name,
+      beforeScript: [],
+      script: [],
+      afterScript: [],
+      environment: {},
+      variables: {},
+      retry: 0,
+      delayBetweenRetriesMs: 0,
+      onCompleted: [],
+      onFailed: [],
+      onExitCode: {},
+      dependsOn: [],
+      allowFailure: false,
+      alwaysRun: false,
+      tags: [],
+      headers: {},
+      query: {},
+      dependencies: [],
+      executorOptions: {},
+    },
+    env: {},
+    variables: Object.fromEntries(
+      Object.entries(params).map(([name, value]) => [name, { name, value, secret: false }]),
+    ),
+    unitDir: `${dir.path}/${id}`,
+  });
+  executor.register("quick", (ctx) => ctx.log(`conformance quick ${ctx.executionId}`));
+  executor.register("failing", () => {
+    throw new Error("failing on purpose");
+  });
+  executor.register("long", async (ctx) => {
+    ctx.log("grandchild 0");
+    await sleep(300_000, undefined, { signal: ctx.signal });
+  });
+  executor.register("chatty", async (ctx) => {
+    const lines = Number(ctx.params.lines);
+    for (let i = 1; i <= lines; i++) {
+      ctx.log(`line ${i}`);
+      await sleep(1000 / lines);
+    }
+  });
+  return {
+    executor,
+    requests: {
+      quick: (id) => request(id, "quick"),
+      failing: (id) => request(id, "failing"),
+      long: (id) => request(id, "long"),
+      chatty: (id, lines) => request(id, "chatty", { lines }),
+      failingExitCode: () => 1,
+    },
+    async teardown() {
+      await executor.close();
+      dir.remove();
+    },
+  };
+});

@@ -1,0 +1,400 @@
+/**
+ * One job request: its DAG (nodes recoloured by task:state events as they arrive),
+ * every task's state, attempts, exit code, duration and outputs, the live output of the
+ * selected task, and cancel / restart.
+ */
+import type { JSX } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { call } from "../api.ts";
+import { canWrite } from "../session.ts";
+import { ErrorBox, Loading, StateBadge, useNarrow, useTicker } from "../components/common.tsx";
+import { Dag, type TaskSummary } from "../components/dag.tsx";
+import { LogView } from "../components/log-view.tsx";
+import { clock, show, span } from "../format.ts";
+import { useLoad, useThrottle } from "../hooks.ts";
+import { useLive } from "../live.ts";
+import { href, navigate } from "../router.ts";
+import {
+  FINAL,
+  type JobDefinitionView,
+  type JobRequestView,
+  type JobStateEvent,
+  type SessionView,
+  type TaskExecutionView,
+  type TaskStateEvent,
+} from "../types.ts";
+
+/** The latest execution of each task in the job's current attempt, and how many tries it took. */
+function summarise(job: JobRequestView): Record<string, TaskSummary & { latest?: TaskExecutionView }> {
+  const out: Record<string, TaskSummary & { latest?: TaskExecutionView }> = {};
+  for (const t of job.tasks ?? []) {
+    if (t.job_attempt !== job.attempt) continue;
+    const s = (out[t.task_type] ??= { attempts: 0 });
+    s.attempts++;
+    if (!s.latest || t.attempt >= s.latest.attempt) {
+      s.latest = t;
+      s.state = t.state;
+    }
+  }
+  return out;
+}
+
+/** A task:state event applied to the job as shown (the refetch that follows reconciles). */
+function applyTaskEvent(job: JobRequestView, e: TaskStateEvent): JobRequestView {
+  const tasks = [...(job.tasks ?? [])];
+  const i = tasks.findIndex((t) => t.id === e.execution_id);
+  const started = e.state === "EXECUTING" || e.state === "STARTED";
+  if (i >= 0) {
+    const t = tasks[i]!;
+    tasks[i] = {
+      ...t,
+      state: e.state,
+      exit_code: e.exit_code ?? t.exit_code,
+      error_message: e.error ?? t.error_message,
+      started_at: t.started_at ?? (started ? e.at : null),
+      ended_at: FINAL.has(e.state) ? (t.ended_at ?? e.at) : t.ended_at,
+    };
+  } else {
+    tasks.push({
+      id: e.execution_id,
+      job_request_id: e.job_request_id,
+      task_type: e.task_type,
+      method: e.method ?? "",
+      attempt: e.attempt,
+      job_attempt: job.attempt,
+      state: e.state,
+      exit_code: e.exit_code ?? null,
+      error_code: null,
+      error_message: e.error ?? null,
+      context: {},
+      created_at: e.at,
+      started_at: started ? e.at : null,
+      ended_at: FINAL.has(e.state) ? e.at : null,
+    });
+  }
+  return { ...job, tasks };
+}
+
+function ConfirmButton({
+  label,
+  confirm,
+  onConfirm,
+  disabled,
+  danger,
+}: {
+  label: string;
+  confirm: string;
+  onConfirm: () => void;
+  disabled?: boolean;
+  danger?: boolean;
+}): JSX.Element {
+  const [asking, setAsking] = useState(false);
+  useEffect(() => {
+    if (!asking) return;
+    const t = setTimeout(() => setAsking(false), 4000);
+    return () => clearTimeout(t);
+  }, [asking]);
+  return (
+    <button
+      type="button"
+      class={danger ? "danger" : undefined}
+      disabled={disabled}
+      onClick={() => {
+        if (asking) {
+          setAsking(false);
+          onConfirm();
+        } else setAsking(true);
+      }}
+    >
+      {asking ? confirm : label}
+    </button>
+  );
+}
+
+export function JobPage({
+  id,
+  task,
+  session,
+}: {
+  id: number;
+  task?: string;
+  session: SessionView;
+}): JSX.Element {
+  const job = useLoad((signal) => call<JobRequestView>(`/api/job-requests/${id}`, { signal }), `job-${id}`);
+  const def = useLoad(
+    (signal) => call<JobDefinitionView>(`/api/job-requests/${id}/definition`, { signal }),
+    `def-${id}`,
+  );
+  const [actionError, setActionError] = useState<unknown>();
+  const [execution, setExecution] = useState<string | undefined>();
+  const narrow = useNarrow();
+  const refetch = useThrottle(job.reload, 500);
+
+  useLive(
+    ["task:state", "job:state"],
+    (type, data) => {
+      if (type === "task:state") {
+        const e = data as unknown as TaskStateEvent;
+        if (e.job_request_id !== id) return;
+        job.setData((j) => (j ? applyTaskEvent(j, e) : j));
+      } else {
+        const e = data as unknown as JobStateEvent;
+        if (e.id !== id) return;
+        job.setData((j) =>
+          j
+            ? {
+                ...j,
+                state: e.state,
+                attempt: e.attempt,
+                started_at: j.started_at ?? (e.state === "EXECUTING" ? e.at : null),
+                ended_at: FINAL.has(e.state) ? (j.ended_at ?? e.at) : null,
+              }
+            : j,
+        );
+      }
+      refetch();
+    },
+    job.reload,
+  );
+
+  const j = job.data;
+  const now = useTicker(!!j && !FINAL.has(j.state));
+  if (!j) return job.error ? <ErrorBox error={job.error} /> : <Loading />;
+
+  const summary = summarise(j);
+  const selected = task ?? j.task_types[0];
+  const executions = (j.tasks ?? []).filter((t) => t.task_type === selected);
+  const shown =
+    executions.find((t) => t.id === execution) ?? summary[selected ?? ""]?.latest ?? executions.at(-1);
+  const select = (t: string) => {
+    setExecution(undefined);
+    navigate(href("jobs", id, { task: t }), true);
+  };
+  const act = async (action: "cancel" | "restart") => {
+    setActionError(undefined);
+    try {
+      const updated = await call<JobRequestView>(`/api/job-requests/${id}/${action}`, { method: "POST" });
+      job.setData((old) => (old ? { ...old, ...updated, tasks: old.tasks } : old));
+      job.reload();
+    } catch (e) {
+      setActionError(e);
+    }
+  };
+  const writer = canWrite(session);
+  const params = Object.entries(j.params);
+
+  return (
+    <section aria-labelledby="job-title" data-job={j.id} data-state={j.state}>
+      <div class="page-head">
+        <h1 id="job-title">
+          <a href={href("jobs")} class="plain muted">
+            Jobs /
+          </a>{" "}
+          #{j.id} {j.job_type}
+        </h1>
+        <StateBadge state={j.state} />
+        <span class="spacer" />
+        {!FINAL.has(j.state) ? (
+          <ConfirmButton
+            label="Cancel job"
+            confirm="Confirm cancel"
+            danger
+            disabled={!writer}
+            onConfirm={() => void act("cancel")}
+          />
+        ) : null}
+        {j.state === "FAILED" || j.state === "CANCELLED" ? (
+          <button type="button" disabled={!writer} onClick={() => void act("restart")}>
+            Restart
+          </button>
+        ) : null}
+      </div>
+      <ErrorBox error={actionError} />
+      <dl class="facts">
+        <div>
+          <dt>Type</dt>
+          <dd>
+            <a href={href("definitions", j.job_type)}>{j.job_type}</a>
+          </dd>
+        </div>
+        <div>
+          <dt>Submitted</dt>
+          <dd title={j.created_at}>
+            {clock(j.created_at)}
+            {j.submitted_by ? ` by ${j.submitted_by}` : ""}
+          </dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>{j.started_at ? clock(j.started_at) : <span class="muted">scheduled {clock(j.scheduled_at)}</span>}</dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd data-duration>{span(j.started_at, j.ended_at, now)}</dd>
+        </div>
+        <div>
+          <dt>Attempt</dt>
+          <dd>{j.attempt}</dd>
+        </div>
+        {params.length ? (
+          <div>
+            <dt>Params</dt>
+            <dd>
+              {params.map(([k, v]) => (
+                <code key={k} class="kv">
+                  {k}={show(v)}
+                </code>
+              ))}
+            </dd>
+          </div>
+        ) : null}
+      </dl>
+      {j.error_message ? (
+        <div class="error" role="status">
+          <strong>{j.error_code}</strong> {j.error_message}
+        </div>
+      ) : null}
+
+      <h2 class="sr-only">Task graph</h2>
+      {def.data ? (
+        <Dag
+          definition={def.data}
+          tasks={summary}
+          selected={selected}
+          onSelect={select}
+          vertical={narrow}
+          jobEnded={FINAL.has(j.state)}
+        />
+      ) : (
+        <ErrorBox error={def.error} />
+      )}
+
+      <div class="split">
+        <div class="tasks-pane">
+          <h2>Tasks</h2>
+          <div class="table-wrap">
+            <table class="list tasks" data-testid="tasks">
+              <thead>
+                <tr>
+                  <th scope="col">Task</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Tries</th>
+                  <th scope="col">Exit</th>
+                  <th scope="col">Time</th>
+                </tr>
+              </thead>
+              <tbody>
+                {j.task_types.map((t) => {
+                  const s = summary[t];
+                  const l = s?.latest;
+                  return (
+                    <tr
+                      key={t}
+                      data-row
+                      data-task={t}
+                      data-state={s?.state ?? ""}
+                      class={t === selected ? "selected" : undefined}
+                    >
+                      <td>
+                        <a
+                          class="row-link"
+                          href={href("jobs", id, { task: t })}
+                          aria-current={t === selected ? "true" : undefined}
+                          onClick={(e) => {
+                            e.preventDefault();
+                            select(t);
+                          }}
+                        >
+                          {t}
+                        </a>
+                      </td>
+                      <td>{s?.state ? <StateBadge state={s.state} /> : <span class="muted">–</span>}</td>
+                      <td>{s?.attempts ?? 0}</td>
+                      <td data-exit>{l?.exit_code ?? ""}</td>
+                      <td>{l ? span(l.started_at, l.ended_at, now) : ""}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        </div>
+        <div class="output-pane">
+          <div class="output-head">
+            <h2>
+              Output of <code>{selected}</code>
+            </h2>
+            {executions.length > 1 ? (
+              <select
+                aria-label="execution"
+                value={shown?.id}
+                onChange={(e) => setExecution((e.target as HTMLSelectElement).value)}
+              >
+                {executions.map((t) => (
+                  <option key={t.id} value={t.id}>
+                    run {t.job_attempt + 1}, try {t.attempt + 1}: {t.state.toLowerCase()}
+                  </option>
+                ))}
+              </select>
+            ) : null}
+          </div>
+          {shown ? (
+            <>
+              <dl class="facts small">
+                <div>
+                  <dt>Execution</dt>
+                  <dd>
+                    <code>{shown.id}</code> ({shown.method || "?"})
+                  </dd>
+                </div>
+                <div>
+                  <dt>State</dt>
+                  <dd>
+                    <StateBadge state={shown.state} />
+                  </dd>
+                </div>
+                {shown.exit_code !== null ? (
+                  <div>
+                    <dt>Exit code</dt>
+                    <dd>{shown.exit_code}</dd>
+                  </div>
+                ) : null}
+                <div>
+                  <dt>Duration</dt>
+                  <dd>{span(shown.started_at, shown.ended_at, now)}</dd>
+                </div>
+                {Object.keys(shown.context).length ? (
+                  <div>
+                    <dt>Outputs</dt>
+                    <dd>
+                      {Object.entries(shown.context).map(([k, v]) => (
+                        <code key={k} class="kv">
+                          {k}={show(v)}
+                        </code>
+                      ))}
+                    </dd>
+                  </div>
+                ) : null}
+              </dl>
+              {shown.error_message ? (
+                <div class="error">
+                  <strong>{shown.error_code}</strong> {shown.error_message}
+                </div>
+              ) : null}
+              <LogView
+                key={shown.id}
+                src={`/api/task-executions/${encodeURIComponent(shown.id)}/output`}
+                follow
+                download={`/api/task-executions/${encodeURIComponent(shown.id)}/output`}
+              />
+            </>
+          ) : (
+            <p class="muted">
+              {FINAL.has(j.state) ? "This task did not run." : "This task has not started yet."}
+            </p>
+          )}
+        </div>
+      </div>
+    </section>
+  );
+}
