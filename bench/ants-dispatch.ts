@@ -39,11 +39,14 @@ function child(args: string[]): Child {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const lines: string[] = [];
-  const waiters: Array<(l: string) => void> = [];
+  const waiters: Array<{ resolve(l: string): void; reject(e: Error): void }> = [];
   createInterface({ input: p.stdout! }).on("line", (l) => {
     const w = waiters.shift();
-    if (w) w(l);
+    if (w) w.resolve(l);
     else lines.push(l);
+  });
+  p.once("exit", (code) => {
+    for (const w of waiters.splice(0)) w.reject(new Error(`${args.join(" ")} exited with ${code}`));
   });
   return {
     process: p,
@@ -51,8 +54,7 @@ function child(args: string[]): Child {
       new Promise((resolve, reject) => {
         const ready = lines.shift();
         if (ready !== undefined) return resolve(ready);
-        waiters.push(resolve);
-        p.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
+        waiters.push({ resolve, reject });
       }),
     send: (line) => p.stdin!.write(`${line}\n`),
   };

@@ -36,7 +36,10 @@ function ensureBuilt(): void {
 export function bundleGzipBytes(): { raw: number; gzip: number } {
   let raw = 0;
   let gzip = 0;
-  const files = [join(DIST, "index.html"), ...readdirSync(join(DIST, "assets")).map((f) => join(DIST, "assets", f))];
+  const files = [
+    join(DIST, "index.html"),
+    ...readdirSync(join(DIST, "assets")).map((f) => join(DIST, "assets", f)),
+  ];
   for (const f of files) {
     const body = readFileSync(f);
     raw += body.length;
@@ -55,7 +58,9 @@ async function api<T>(server: BenchServer, path: string, json?: unknown): Promis
   return (await res.json()) as T;
 }
 
-async function sessionCookie(server: BenchServer): Promise<Array<{ name: string; value: string; url: string }>> {
+async function sessionCookie(
+  server: BenchServer,
+): Promise<Array<{ name: string; value: string; url: string }>> {
   const res = await fetch(server.url + "/api/session", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -64,7 +69,11 @@ async function sessionCookie(server: BenchServer): Promise<Array<{ name: string;
   return res.headers.getSetCookie().map((c) => {
     const pair = c.split(";")[0]!;
     const eq = pair.indexOf("=");
-    return { name: pair.slice(0, eq), value: decodeURIComponent(pair.slice(eq + 1)), url: server.url };
+    return {
+      name: pair.slice(0, eq),
+      value: decodeURIComponent(pair.slice(eq + 1)),
+      url: server.url,
+    };
   });
 }
 
@@ -77,7 +86,10 @@ async function waitDone(server: BenchServer, id: number): Promise<void> {
 }
 
 /** A Node SSE client on /api/events that records each task:state event's arrival. */
-function listen(server: BenchServer): { arrivals: Map<string, { at: number; got: number }>; close(): void } {
+function listen(server: BenchServer): {
+  arrivals: Map<string, { at: number; got: number }>;
+  close(): void;
+} {
   const arrivals = new Map<string, { at: number; got: number }>();
   const abort = new AbortController();
   void (async () => {
@@ -129,7 +141,8 @@ export async function dashboardBench(): Promise<BenchLine[]> {
       body: yaml,
     });
     let last = 0;
-    for (let i = 0; i < 100; i++) last = (await api<{ id: number }>(server, "/api/job-requests", { job_type: "noop" })).id;
+    for (let i = 0; i < 100; i++)
+      last = (await api<{ id: number }>(server, "/api/job-requests", { job_type: "noop" })).id;
     await waitDone(server, last);
     // Timed in the page, from its navigation start (browser start-up is not counted).
     const shownAt = (selector: string) =>
@@ -175,10 +188,18 @@ export async function dashboardBench(): Promise<BenchLine[]> {
     try {
       await b.context.addCookies(await sessionCookie(server));
       const page = b.context.pages()[0] ?? (await b.context.newPage());
-      const fan = ["job_type: fan", "tasks:", "- task_type: root", "  script: [sleep 1]", "  on_completed:"];
+      const fan = [
+        "job_type: fan",
+        "tasks:",
+        "- task_type: root",
+        "  script: [sleep 1]",
+        "  on_completed:",
+      ];
       for (let i = 0; i < 100; i++) fan.push(`    - t${i}`);
       for (let i = 0; i < 100; i++) fan.push(`- task_type: t${i}`, "  script: [sleep 0.02]");
-      const job = await api<{ id: number }>(server, "/api/job-requests", { definition: fan.join("\n") + "\n" });
+      const job = await api<{ id: number }>(server, "/api/job-requests", {
+        definition: fan.join("\n") + "\n",
+      });
       await page.goto(`${server.url}/#/jobs/${job.id}`);
       await page.locator('g[data-task="t99"]').waitFor();
       await page.evaluate(`(() => {
@@ -235,7 +256,9 @@ export async function dashboardBench(): Promise<BenchLine[]> {
     try {
       await browser.context.addCookies(await sessionCookie(server));
       const page = browser.context.pages()[0] ?? (await browser.context.newPage());
-      const job = await api<{ id: number }>(server, "/api/job-requests", { definition: writer + "\n" });
+      const job = await api<{ id: number }>(server, "/api/job-requests", {
+        definition: writer + "\n",
+      });
       await page.goto(`${server.url}/#/jobs/${job.id}?task=big`);
       await page.locator('g[data-task="wait"]').waitFor();
       await page.evaluate(`(() => {
@@ -254,7 +277,10 @@ export async function dashboardBench(): Promise<BenchLine[]> {
       // Node baseline: a second follower of the same output over HTTP.
       const nodeFollow = (async () => {
         for (;;) {
-          const view = await api<{ tasks: Array<{ task_type: string; id: string }> }>(server, `/api/job-requests/${job.id}`);
+          const view = await api<{ tasks: Array<{ task_type: string; id: string }> }>(
+            server,
+            `/api/job-requests/${job.id}`,
+          );
           const t = view.tasks.find((x) => x.task_type === "big");
           if (t) {
             const res = await fetch(`${server.url}/api/task-executions/${t.id}/output?follow=1`, {
@@ -290,7 +316,9 @@ export async function dashboardBench(): Promise<BenchLine[]> {
         value: `${longTasks.length} (longest ${Math.round(Math.max(0, ...longTasks))} ms, ${Math.round(total)} ms in all)`,
       });
       const dom = (await page.evaluate("document.querySelectorAll('.log-line').length")) as number;
-      const status = (await page.evaluate("document.querySelector('.log-status').textContent")) as string;
+      const status = (await page.evaluate(
+        "document.querySelector('.log-status').textContent",
+      )) as string;
       lines.push({ name: `follow ${mb} MB: lines in the DOM`, value: `${dom} (of ${status})` });
     } finally {
       await browser.close();

@@ -10,7 +10,9 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const vite = `${root}node_modules/vite/bin/vite.js`;
 if (!existsSync(`${root}web/index.html`)) process.exit(0); // not a checkout: nothing to build
 if (!existsSync(vite)) {
-  console.error("colony: dashboard not built (vite is not installed; npm install with dev dependencies builds it)");
+  console.error(
+    "colony: dashboard not built (vite is not installed; npm install with dev dependencies builds it)",
+  );
   process.exit(0);
 }
 const r = spawnSync(process.execPath, [vite, "build", "web", ...process.argv.slice(2)], {

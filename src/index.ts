@@ -17,6 +17,7 @@ export {
 } from "./library/colony.ts";
 export type { FunctionContext, FunctionHandler } from "./executors/function/function-executor.ts";
 export * from "./client/client.ts";
+export * from "./worker/index.ts";
 export { hookHeaders, hookSignature } from "./hook/hook-auth.ts";
 export { JOB_ENV_NAMES } from "./hook/job-env.ts";
 export { ColonyError } from "./core/errors.ts";

@@ -12,6 +12,7 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { startCli, tempDir } from "./support/cli.ts";
 import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
+import { http } from "./support/server-harness.ts";
 
 /** A TCP proxy to `port` whose connections the test can cut. */
 async function startProxy(
@@ -232,5 +233,86 @@ describe("colony ant (a second process)", () => {
       ],
     );
     assert.ok(Date.now() - killedAt < 10_000, "re-queued within seconds");
+  });
+});
+
+describe("colony ant across a server crash (both real processes)", () => {
+  const dir = tempDir("colony-agent-crash-");
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    dir.remove();
+  });
+
+  async function freePort(): Promise<number> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    return port;
+  }
+
+  async function startColonyServer(port: number): Promise<{ child: ChildProcess; url: string }> {
+    const run = startCli(["server", "--data-dir", `${dir.path}/data`, "--port", String(port)]);
+    children.push(run.child);
+    await waitUntil("the server listens", () => /listening on/.test(run.stdout()), 20_000);
+    return { child: run.child, url: `http://127.0.0.1:${port}` };
+  }
+
+  it("an agent's running task is re-attached by the restarted server: no retry, whole output", async () => {
+    const port = await freePort();
+    let server = await startColonyServer(port);
+    const admin = readFileSync(`${dir.path}/data/admin.token`, "utf8").trim();
+    const api = async <T>(path: string, json?: unknown): Promise<T> => {
+      const res = await http(`${server.url}${path}`, {
+        headers: { authorization: admin },
+        ...(json === undefined ? {} : { json }),
+      });
+      assert.ok(res.status < 300, `${path}: ${res.status} ${res.text}`);
+      return res.json<T>();
+    };
+    const { token } = await api<{ token: string }>("/api/tokens", { role: "ant", name: "keeper" });
+    const ant = startCli([
+      "ant",
+      "--server",
+      server.url,
+      "--token",
+      token,
+      "--ant-id",
+      "keeper",
+      "--tags",
+      "keep",
+      "--data-dir",
+      `${dir.path}/ant`,
+    ]);
+    children.push(ant.child);
+    await waitUntil("the ant connects", () => /connected to/.test(ant.stdout()), 20_000);
+    const yaml = [
+      "job_type: keep",
+      "tasks:",
+      "- task_type: t",
+      "  tags: [keep]",
+      "  script: ['for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; sleep 0.3; done']",
+    ].join("\n");
+    const job = await api<{ id: number }>("/api/job-requests", { definition: yaml });
+    type Job = { state: string; tasks: { state: string; attempt: number; handle?: unknown }[] };
+    await waitUntil("it runs on the ant", async () =>
+      (await api<Job>(`/api/job-requests/${job.id}`)).tasks.some((t) => t.state === "EXECUTING"),
+    );
+    server.child.kill("SIGKILL");
+    await new Promise((resolve) => server.child.once("exit", resolve));
+    server = await startColonyServer(port);
+    await waitUntil(
+      "the job ends",
+      async () => ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${job.id}`)).state),
+      30_000,
+    );
+    const done = await api<Job>(`/api/job-requests/${job.id}`);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(done));
+    assert.equal(done.tasks.length, 1, "re-attached, not retried");
+    const out = await http(`${server.url}/api/job-requests/${job.id}/tasks/t/output`, {
+      headers: { authorization: admin },
+    });
+    assert.equal(out.text, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `line ${i}\n`).join(""));
   });
 });

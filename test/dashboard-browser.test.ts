@@ -79,7 +79,10 @@ describe("dashboard in Chromium", { skip }, () => {
       routes: [...routes, createDashboardRoutes({ dir: web.dir })],
     });
     token = readFileSync(server.adminTokenFile!, "utf8").trim();
-    assert.equal((await saveYaml(readFileSync(join(ROOT, "examples/hello-dag.yaml"), "utf8"))).status, 201);
+    assert.equal(
+      (await saveYaml(readFileSync(join(ROOT, "examples/hello-dag.yaml"), "utf8"))).status,
+      201,
+    );
     assert.equal(
       (
         await saveYaml(`job_type: paint
@@ -97,11 +100,19 @@ tasks:
       201,
     );
     assert.equal(
-      (await saveYaml("job_type: sleepy\ndescription: naps for a minute\ntasks:\n- task_type: nap\n  script: [sleep 60]\n")).status,
+      (
+        await saveYaml(
+          "job_type: sleepy\ndescription: naps for a minute\ntasks:\n- task_type: nap\n  script: [sleep 60]\n",
+        )
+      ).status,
       201,
     );
     assert.equal(
-      (await saveYaml("job_type: flaky\ntasks:\n- task_type: try\n  script: ['echo trying; exit 3']\n")).status,
+      (
+        await saveYaml(
+          "job_type: flaky\ntasks:\n- task_type: try\n  script: ['echo trying; exit 3']\n",
+        )
+      ).status,
       201,
     );
     // Some history for the jobs list.
@@ -151,7 +162,10 @@ tasks:
   it("logs out, and logs in again with the one-time link the server printed", async () => {
     await page.getByRole("button", { name: "Log out" }).click();
     await page.getByLabel("Token").waitFor();
-    assert.equal((await browser.context.cookies()).some((c) => c.name === "colony_session" && c.value), false);
+    assert.equal(
+      (await browser.context.cookies()).some((c) => c.name === "colony_session" && c.value),
+      false,
+    );
     await page.goto(server.loginUrl!);
     await page.locator("h1#jobs-title").waitFor();
     assert.match(page.url(), /#\/jobs$/);
@@ -202,9 +216,16 @@ tasks:
     for (const t of ["count", "letters", "report"]) {
       const states = seen.filter((s) => s.startsWith(`${t}:`)).map((s) => s.split(":")[1]);
       assert.equal(states.at(-1), "COMPLETED", seen.join(" "));
-      assert.ok(states.some((s) => s !== "COMPLETED"), `${t} was seen before it completed: ${seen.join(" ")}`);
+      assert.ok(
+        states.some((s) => s !== "COMPLETED"),
+        `${t} was seen before it completed: ${seen.join(" ")}`,
+      );
     }
-    const view = await api<{ params: Record<string, unknown>; started_at: string; ended_at: string }>(`/api/job-requests/${id}`);
+    const view = await api<{
+      params: Record<string, unknown>;
+      started_at: string;
+      ended_at: string;
+    }>(`/api/job-requests/${id}`);
     assert.deepEqual(view.params, { Name: "browser" });
     await page.locator('tr[data-task="greet"] a').click();
     await page.locator(".log-line", { hasText: "hello, browser" }).waitFor();
@@ -224,7 +245,10 @@ tasks:
     assert.equal(job.state, "EXECUTING", "seen while it was being written");
     const red = page.locator(".log-line span.a-f1", { hasText: "red 5" });
     await red.waitFor();
-    assert.equal(await page.locator(".log-line span.a-f2.a-bold", { hasText: "green" }).first().isVisible(), true);
+    assert.equal(
+      await page.locator(".log-line span.a-f2.a-bold", { hasText: "green" }).first().isVisible(),
+      true,
+    );
     // 20 000 more lines arrive at once: the view follows the end, keeping few in the DOM.
     await page.locator(".log-line", { hasText: "bulk 20000" }).waitFor();
     const rows = await page.locator(".log-line").count();
@@ -258,7 +282,10 @@ tasks:
     await page.getByRole("button", { name: "Save definition" }).click();
     await page.locator('.editor-gutter [data-error-line="4"]').waitFor();
     const alert = page.locator('[data-problem-line="4"]');
-    assert.match((await alert.textContent()) ?? "", /line 4, column 3.*unknown key 'scrpt'; did you mean 'script'\?/);
+    assert.match(
+      (await alert.textContent()) ?? "",
+      /line 4, column 3.*unknown key 'scrpt'; did you mean 'script'\?/,
+    );
     const caret = await inPage<number>(
       'document.activeElement.value.slice(0, document.activeElement.selectionStart).split("\\n").length',
     );
@@ -274,12 +301,21 @@ tasks:
     await go("#/ants");
     await page.locator("h1#ants-title").waitFor();
     await page.locator("tr[data-ant]").first().waitFor(); // the built-in ant
-    const antToken = (await api<{ token: string }>("/api/tokens", { role: "ant", name: "browser-ant" })).token;
+    const antToken = (
+      await api<{ token: string }>("/api/tokens", { role: "ant", name: "browser-ant" })
+    ).token;
     const socket = new WebSocket(server.url.replace(/^http/, "ws") + "/ws/ants", {
       headers: { authorization: `Bearer ${antToken}` },
     });
     await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
-    socket.send(JSON.stringify({ ant_id: "gpu-ant-1", tags: ["gpu", "linux"], methods: ["SHELL"], max_capacity: 4 }));
+    socket.send(
+      JSON.stringify({
+        ant_id: "gpu-ant-1",
+        tags: ["gpu", "linux"],
+        methods: ["SHELL"],
+        max_capacity: 4,
+      }),
+    );
     const row = page.locator('tr[data-ant="gpu-ant-1"]');
     await row.waitFor();
     assert.match((await row.textContent()) ?? "", /gpu.*linux.*SHELL.*0 \/ 4.*connected/);
@@ -294,7 +330,8 @@ tasks:
   it("shows units and schedules (or that the server has no such feature)", async () => {
     for (const [path, what] of [["schedules", "/api/schedules"]] as const) {
       await go(`#/${path}`);
-      const status = (await http(`${server.url}${what}`, { headers: { authorization: token } })).status;
+      const status = (await http(`${server.url}${what}`, { headers: { authorization: token } }))
+        .status;
       if (status === 404) await page.locator(`[data-unavailable="${what}"]`).waitFor();
       else await page.locator(`h1#${path}-title`).waitFor();
       await shot(path);
@@ -314,14 +351,19 @@ tasks:
     await page.keyboard.press("d");
     await page.locator("h1#defs-title").waitFor();
     await page.keyboard.press("/");
-    assert.equal(await inPage('document.activeElement?.getAttribute("aria-label")'), "filter definitions");
+    assert.equal(
+      await inPage('document.activeElement?.getAttribute("aria-label")'),
+      "filter definitions",
+    );
     await page.keyboard.press("Escape");
     await page.locator("body").click({ position: { x: 5, y: 300 } });
     await page.keyboard.press("g");
     await page.keyboard.press("j");
     await page.locator("tr[data-job] a.row-link").first().waitFor();
     await page.keyboard.press("j");
-    const focused = await inPage<string>('document.activeElement?.closest("tr")?.getAttribute("data-job")');
+    const focused = await inPage<string>(
+      'document.activeElement?.closest("tr")?.getAttribute("data-job")',
+    );
     assert.ok(focused, "j focuses the first job");
     await page.keyboard.press("Enter");
     await until(`location.hash === "#/jobs/${focused}"`);
@@ -337,7 +379,9 @@ tasks:
 
   it("fits a phone", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    const done = await api<{ items: Array<{ id: number; job_type: string }> }>("/api/job-requests?job_type=hello-dag&limit=1");
+    const done = await api<{ items: Array<{ id: number; job_type: string }> }>(
+      "/api/job-requests?job_type=hello-dag&limit=1",
+    );
     await go(`#/jobs/${done.items[0]!.id}`);
     await page.locator('g[data-task="cleanup"]').waitFor();
     const overflow = await inPage<number>(WIDER);

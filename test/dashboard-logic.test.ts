@@ -29,9 +29,16 @@ describe("ANSI", () => {
     assert.deepEqual(applySgr({}, "38;5;196"), { fg: "#ff0000" });
     assert.deepEqual(applySgr({}, "38;5;9"), { fg: 9 });
     assert.deepEqual(applySgr({}, "48;2;1;2;255"), { bg: "#0102ff" });
-    assert.deepEqual(applySgr({ fg: 1, bold: true }, "39;22"), { fg: undefined, bold: undefined, dim: undefined });
+    assert.deepEqual(applySgr({ fg: 1, bold: true }, "39;22"), {
+      fg: undefined,
+      bold: undefined,
+      dim: undefined,
+    });
     assert.deepEqual(applySgr({}, "94"), { fg: 12 });
-    assert.deepEqual(styleClass(applySgr({}, "38;5;196")), { className: "", css: { color: "#ff0000" } });
+    assert.deepEqual(styleClass(applySgr({}, "38;5;196")), {
+      className: "",
+      css: { color: "#ff0000" },
+    });
   });
 
   it("shows what a terminal shows after carriage returns", () => {
@@ -42,6 +49,9 @@ describe("ANSI", () => {
 
 describe("LogModel", () => {
   it("splits chunks into lines wherever they are cut, keeping the unfinished one", () => {
+    const lines = new LogModel();
+    lines.push("a\n\nb");
+    assert.deepEqual([lines.count, lines.line(0), lines.line(1), lines.line(2)], [3, "a", "", "b"]);
     const m = new LogModel();
     m.push("one\ntw");
     m.push("o\nthr");
@@ -60,7 +70,20 @@ describe("LogModel", () => {
     assert.deepEqual(m.styleAt(1), {});
     assert.deepEqual(m.styleAt(2), { fg: 2 });
     assert.deepEqual(m.styleAt(3), { fg: 2 });
-    assert.deepEqual(segments(m.line(3), m.styleAt(3)).map((s) => s.text), ["plain again"]);
+    assert.deepEqual(
+      segments(m.line(3), m.styleAt(3)).map((s) => s.text),
+      ["plain again"],
+    );
+  });
+
+  it("reads lines and colours that span chunks", () => {
+    const m = new LogModel();
+    m.push("abc\x1b[3");
+    m.push("1mred");
+    m.push(" still\nnext\n");
+    assert.equal(m.line(0), "abc\x1b[31mred still");
+    assert.deepEqual(m.styleAt(1), { fg: 1 });
+    assert.equal(m.line(1), "next");
   });
 
   it("drops the oldest lines past the cap, numbering on", () => {
@@ -68,8 +91,9 @@ describe("LogModel", () => {
     const chunk = "x\n".repeat(100_000);
     for (let i = 0; i < 11; i++) m.push(chunk);
     m.push("last\n");
-    assert.ok(m.lines.length <= MAX_LINES);
-    assert.equal(m.dropped + m.lines.length, 1_100_001);
+    assert.ok(m.count <= MAX_LINES);
+    assert.equal(m.dropped + m.count, 1_100_001);
+    assert.equal(m.line(0), "x");
     assert.equal(m.line(m.count - 1), "last");
     assert.equal(m.number(m.count - 1), 1_100_001);
   });

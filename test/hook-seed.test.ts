@@ -123,6 +123,11 @@ describe(
       ]);
       assert.doesNotMatch(s.get("running")!, /[0-9a-f]{64}/, "the answer never holds the key");
       assert.match(output, /^log line from the hook$/m, "hook logs land in the task output");
+      assert.equal(
+        s.get("bare"),
+        "200 RUNNING",
+        "POST {JOB_HOOK} with no body is a report of nothing",
+      );
 
       assert.match(
         output,
@@ -194,6 +199,23 @@ describe(
         body: "{}",
       });
       assert.equal(late.status, 404);
+    });
+
+    it("docs/hook.md's shell example (openssl + curl) reports through the hook", async () => {
+      const doc = readFileSync(new URL("../docs/hook.md", import.meta.url), "utf8");
+      const snippet = /```sh\n([\s\S]*?)```/.exec(doc)?.[1];
+      assert.ok(snippet, "docs/hook.md has a sh example");
+      const file = join(dir.path, "doc-example.sh");
+      writeFileSync(file, snippet);
+      const job = await run(
+        ["job_type: hook-doc", "tasks:", "- task_type: sh", `  script: ["bash ${file}"]`].join(
+          "\n",
+        ),
+      );
+      assert.equal(job.state, "COMPLETED");
+      assert.equal(job.tasks![0]!.hook?.status, "SUCCESS");
+      assert.deepEqual(job.tasks![0]!.hook?.status_details, { progress: 50 });
+      assert.match(await text(await client.taskOutput(job.id, "sh")), /"status":"RUNNING"/);
     });
 
     it("status ERROR with errorMessage fails a task whose process exits 0", async () => {

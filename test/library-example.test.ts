@@ -189,6 +189,43 @@ describe("startColony and FUNCTION tasks", () => {
   });
 });
 
+describe("startColony with a server", () => {
+  it("serves the REST API and the job hook from the program", async () => {
+    const dir = tempDir("colony-library-server-");
+    const colony = await startColony({
+      dataDir: dir.path,
+      server: { port: 0, auth: false },
+      functions: { hello: () => ({ greeting: "hi" }) },
+      log: () => undefined,
+    });
+    try {
+      assert.match(colony.url ?? "", /^http:\/\/127\.0\.0\.1:\d+$/);
+      const health = (await (await fetch(`${colony.url}/api/health`)).json()) as { status: string };
+      assert.equal(health.status, "ok");
+      const run = await colony.submit(
+        [
+          "job_type: mixed",
+          "tasks:",
+          "- task_type: fn",
+          "  method: FUNCTION",
+          "  function: hello",
+          "  on_completed: [sh]",
+          "- task_type: sh",
+          "  script: ['echo \"{{.greeting}} $JOB_HOOK\"']",
+        ].join("\n"),
+      );
+      const result = await run.result();
+      const out = colony.engine.outputStream(result.tasks.find((t) => t.taskType === "sh")!.id);
+      let text = "";
+      for await (const c of await out) text += String(c);
+      assert.equal(text, `hi ${colony.url}/async\n`);
+    } finally {
+      await colony.close({ graceMs: 0 });
+      dir.remove();
+    }
+  });
+});
+
 describe("a function lost to a crash", () => {
   it("is failed as lost and retried per its policy by the next start", async () => {
     const dir = tempDir("colony-library-crash-");

@@ -93,8 +93,13 @@ tasks:
     assert.equal(sample(during, "colony_jobs", { state: "EXECUTING" }), 1);
     assert.equal(sample(during, "colony_jobs", { state: "PENDING" }), 1, "the scheduled one");
     assert.equal(sample(during, "colony_queue_depth"), 0, "not due yet");
-    assert.equal(sample(during, "colony_task_dispatch_latency_seconds_count", { method: "SHELL" }), 1);
-    assert.ok(sample(during, "colony_store_operation_seconds_count", { op: "createJobRequest" }) >= 2);
+    assert.equal(
+      sample(during, "colony_task_dispatch_latency_seconds_count", { method: "SHELL" }),
+      1,
+    );
+    assert.ok(
+      sample(during, "colony_store_operation_seconds_count", { op: "createJobRequest" }) >= 2,
+    );
     assert.ok(
       sample(during, "colony_http_request_duration_seconds_count", {
         method: "POST",
@@ -135,7 +140,10 @@ tasks:
       labelNames: ["kind"] as const,
     });
     widgets.inc({ kind: "round" }, 3);
-    assert.equal(server.metrics.counter({ name: "colony_test_widgets_total", help: "again" }), widgets);
+    assert.equal(
+      server.metrics.counter({ name: "colony_test_widgets_total", help: "again" }),
+      widgets,
+    );
     assert.equal(sample(await scrape(), "colony_test_widgets_total", { kind: "round" }), 3);
   });
 });

@@ -28,8 +28,6 @@ export interface AntTestServer {
   finished(id: number): Promise<{ job: JobRequest; tasks: TaskExecution[] }>;
   token(role: "reader" | "writer" | "admin" | "ant", name: string): Promise<string>;
   ants(): Promise<{ items: { ant_id: string; load: number; state: string }[]; waiting: unknown[] }>;
-  /** Stops the server (as on SIGTERM, no grace) and starts it again on the same port and data. */
-  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,7 +47,7 @@ export async function startAntServer(
       },
     });
   const logs: string[] = [];
-  let server = await startServer(configOn(0), { log: (m) => logs.push(m) });
+  const server = await startServer(configOn(0), { log: (m) => logs.push(m) });
   const ca = certs ? readFileSync(certs.caCert, "utf8") : undefined;
   const adminToken = readFileSync(server.adminTokenFile!, "utf8").trim();
   const port = Number(new URL(server.url).port);
@@ -87,11 +85,6 @@ export async function startAntServer(
         ...(certs ? { ca: certs.caCert } : {}),
       });
       return res.json();
-    },
-    async restart() {
-      server.app.server.closeAllConnections();
-      await server.close({ graceMs: 0 });
-      server = await startServer(configOn(port), { log: (m) => logs.push(m) });
     },
     async close() {
       const ids = engine().activeJobIds();

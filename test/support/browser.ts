@@ -67,7 +67,16 @@ export function buildDashboard(): { dir: string; remove(): void } {
   const out = mkdtempSync(join(tmpdir(), "colony-web-"));
   const r = spawnSync(
     process.execPath,
-    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", out, "--emptyOutDir", "--logLevel", "warn"],
+    [
+      join(ROOT, "node_modules/vite/bin/vite.js"),
+      "build",
+      "web",
+      "--outDir",
+      out,
+      "--emptyOutDir",
+      "--logLevel",
+      "warn",
+    ],
     { cwd: ROOT, encoding: "utf8" },
   );
   if (r.status !== 0) {

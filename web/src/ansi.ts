@@ -36,14 +36,20 @@ function cubeColour(n: number): string {
   return `#${level(Math.floor(i / 36))}${level(Math.floor(i / 6) % 6)}${level(i % 6)}`;
 }
 
-function extended(codes: number[], i: number): { colour: number | string | undefined; used: number } {
+function extended(
+  codes: number[],
+  i: number,
+): { colour: number | string | undefined; used: number } {
   const kind = codes[i + 1];
   if (kind === 5) {
     const n = codes[i + 2] ?? 0;
     return { colour: n < 16 ? n : cubeColour(Math.min(255, n)), used: 2 };
   }
   if (kind === 2) {
-    const hex = (x: number | undefined) => Math.max(0, Math.min(255, x ?? 0)).toString(16).padStart(2, "0");
+    const hex = (x: number | undefined) =>
+      Math.max(0, Math.min(255, x ?? 0))
+        .toString(16)
+        .padStart(2, "0");
     return { colour: `#${hex(codes[i + 2])}${hex(codes[i + 3])}${hex(codes[i + 4])}`, used: 4 };
   }
   return { colour: undefined, used: 0 };
@@ -133,5 +139,7 @@ export function styleClass(style: Style): { className: string; css?: Record<stri
   if (style.dim) classes.push("a-dim");
   if (style.italic) classes.push("a-it");
   if (style.underline) classes.push("a-ul");
-  return Object.keys(css).length ? { className: classes.join(" "), css } : { className: classes.join(" ") };
+  return Object.keys(css).length
+    ? { className: classes.join(" "), css }
+    : { className: classes.join(" ") };
 }

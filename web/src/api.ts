@@ -79,7 +79,11 @@ export async function call<T>(path: string, options: CallOptions = {}): Promise<
     });
   } catch (error) {
     if ((error as Error).name === "AbortError") throw error;
-    throw new ApiError(0, "COLONY_UNREACHABLE", "the colony server cannot be reached; is it running?");
+    throw new ApiError(
+      0,
+      "COLONY_UNREACHABLE",
+      "the colony server cannot be reached; is it running?",
+    );
   }
   if (res.status === 204) return undefined as T;
   const text = await res.text();

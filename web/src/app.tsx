@@ -38,7 +38,8 @@ function Page({ route, session }: { route: Route; session: SessionView }): JSX.E
         <JobsPage query={route.query} />
       );
     case "definitions":
-      if (id === "new") return <EditorPage session={session} from={route.query.get("from") ?? undefined} />;
+      if (id === "new")
+        return <EditorPage session={session} from={route.query.get("from") ?? undefined} />;
       return id ? (
         <DefinitionPage jobType={id} session={session} tab={sub} />
       ) : (
@@ -115,6 +116,7 @@ export function App(): JSX.Element {
 
   useEffect(() => {
     call<SessionView>("/api/session").then(setSession, () => setSession(null));
+    if (location.hash.replace(/^#\/?/, "").split("/")[0] !== "login") startLive();
     return onSessionEnded(() => {
       stopLive();
       setSession(null);
@@ -149,7 +151,7 @@ export function App(): JSX.Element {
     return () => removeEventListener("keydown", onKey);
   }, []);
 
-  if (session === undefined) return <Loading />;
+  if (session === undefined && route.path[0] === "login") return <Loading />;
   if (session === null || route.path[0] === "login") {
     if (session && route.path[0] === "login") navigate(href("jobs"), true);
     return (
@@ -173,12 +175,25 @@ export function App(): JSX.Element {
     }
   };
   const section = route.path[0] ?? "jobs";
+  // While /api/session answers, the page loads its data already (one round trip less on
+  // a first load); it renders as a reader until the real role is known.
+  const me: SessionView = session ?? {
+    name: "",
+    role: "reader",
+    auth_enabled: true,
+    via: "",
+    csrf_token: null,
+  };
   return (
     <>
-      <a class="skip" href="#main" onClick={(e) => {
-        e.preventDefault();
-        document.getElementById("main")?.focus();
-      }}>
+      <a
+        class="skip"
+        href="#main"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById("main")?.focus();
+        }}
+      >
         Skip to content
       </a>
       <header class="top">
@@ -201,22 +216,31 @@ export function App(): JSX.Element {
         <span class="spacer" />
         <span class={`live live-${live}`} title={`live events: ${live}`} data-live={live}>
           <span class="dot" aria-hidden="true" />
-          <span class="live-text">{live === "live" ? "live" : live === "connecting" ? "connecting" : "offline"}</span>
+          <span class="live-text">
+            {live === "live" ? "live" : live === "connecting" ? "connecting" : "offline"}
+          </span>
         </span>
-        <span class="who" title={`role: ${session.role}`}>
-          {session.name} <span class="muted">({session.role})</span>
-        </span>
-        <button type="button" class="small" onClick={() => setHelp(true)} aria-label="keyboard shortcuts">
+        {session ? (
+          <span class="who" title={`role: ${session.role}`}>
+            {session.name} <span class="muted">({session.role})</span>
+          </span>
+        ) : null}
+        <button
+          type="button"
+          class="small"
+          onClick={() => setHelp(true)}
+          aria-label="keyboard shortcuts"
+        >
           ?
         </button>
-        {session.auth_enabled ? (
+        {session?.auth_enabled ? (
           <button type="button" class="small" onClick={() => void logout()}>
             Log out
           </button>
         ) : null}
       </header>
       <main id="main" tabIndex={-1}>
-        <Page route={route} session={session} />
+        <Page route={route} session={me} />
       </main>
       {help ? <Shortcuts onClose={() => setHelp(false)} /> : null}
     </>

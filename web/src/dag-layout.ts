@@ -93,7 +93,12 @@ export function layoutDag(def: JobDefinitionView, vertical: boolean): DagLayout 
   const always = new Set(def.tasks.filter((t) => t.always_run).map((t) => t.task_type));
   for (const id of ids) {
     if (!layer.has(id)) layer.set(id, 0); // a cycle (the parser refuses them): keep it visible
-    if (always.has(id) && preds.get(id)!.length === 0 && succs.get(id)!.length === 0 && id !== ids[0])
+    if (
+      always.has(id) &&
+      preds.get(id)!.length === 0 &&
+      succs.get(id)!.length === 0 &&
+      id !== ids[0]
+    )
       layer.set(id, maxLayer + 1);
   }
 
@@ -136,9 +141,9 @@ export function layoutDag(def: JobDefinitionView, vertical: boolean): DagLayout 
       });
     }),
   );
-  const depth = PAD * 2 + layers.length * (vertical ? NODE_H : NODE_W) + (layers.length - 1) * GAP_LAYER;
-  const breadth =
-    PAD * 2 + widest * (vertical ? NODE_W : NODE_H) + (widest - 1) * GAP_SIBLING;
+  const depth =
+    PAD * 2 + layers.length * (vertical ? NODE_H : NODE_W) + (layers.length - 1) * GAP_LAYER;
+  const breadth = PAD * 2 + widest * (vertical ? NODE_W : NODE_H) + (widest - 1) * GAP_SIBLING;
   return {
     nodes,
     edges,

@@ -13,7 +13,11 @@ export function duration(ms: number): string {
 }
 
 /** From `start` to `end` (or now, for something still running). */
-export function span(start: string | null | undefined, end: string | null | undefined, now = Date.now()): string {
+export function span(
+  start: string | null | undefined,
+  end: string | null | undefined,
+  now = Date.now(),
+): string {
   if (!start) return "";
   const a = Date.parse(start);
   const b = end ? Date.parse(end) : now;

@@ -33,6 +33,8 @@ function setStatus(s: LiveStatus): void {
 function dispatch(type: string, data: Record<string, unknown>): void {
   if (type === "hello") {
     setStatus("live");
+    // A fresh stream (not a resume): what pages loaded before it may have missed changes.
+    if (data.resumed !== true) for (const l of resetListeners) l();
     return;
   }
   if (type === "reset") {

@@ -30,7 +30,11 @@ export function text(row: Row, ...keys: string[]): string {
 
 export function num(row: Row, ...keys: string[]): number | undefined {
   const v = pick(row, ...keys);
-  return typeof v === "number" ? v : typeof v === "string" && v !== "" && !Number.isNaN(Number(v)) ? Number(v) : undefined;
+  return typeof v === "number"
+    ? v
+    : typeof v === "string" && v !== "" && !Number.isNaN(Number(v))
+      ? Number(v)
+      : undefined;
 }
 
 export function list(row: Row, ...keys: string[]): string[] {

@@ -31,7 +31,9 @@ export function useRoute(): Route {
 }
 
 /** A hash link: href("jobs", 42) -> "#/jobs/42"; query entries with empty values are left out. */
-export function href(...parts: Array<string | number | Record<string, string | undefined>>): string {
+export function href(
+  ...parts: Array<string | number | Record<string, string | undefined>>
+): string {
   let query = "";
   const segments: string[] = [];
   for (const p of parts) {

@@ -12,14 +12,7 @@ export type {
 } from "../../src/server/schemas.ts";
 
 export type State =
-  | "PENDING"
-  | "READY"
-  | "STARTED"
-  | "EXECUTING"
-  | "COMPLETED"
-  | "FAILED"
-  | "CANCELLED"
-  | "PAUSED";
+  "PENDING" | "READY" | "STARTED" | "EXECUTING" | "COMPLETED" | "FAILED" | "CANCELLED" | "PAUSED";
 
 export const STATES: State[] = [
   "PENDING",

@@ -334,9 +334,9 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       const e = table.requireRunning(id);
       e.cancelled = true;
       clearTimeout(e.pollTimer);
-      // Not taken by a worker yet: take the request back.
-      if (e.entryId) void commands?.xdel(e.requestQueue, e.entryId).catch(() => undefined);
       table.finish(e, { exitCode: null, killed: true, error: "cancelled" });
+      // Not taken by a worker yet: take the request back.
+      if (e.entryId) await commands?.xdel(e.requestQueue, e.entryId).catch(() => undefined);
     },
     logStream: (request: LogStreamRequest) => table.logStream(request),
     async attach(request, handle) {

@@ -211,9 +211,7 @@ export const sessionRoutes: RouteModule = (app, deps) => {
       },
     },
     async (request, reply) => {
-      void reply
-        .header("cache-control", "no-store")
-        .header("referrer-policy", "no-referrer");
+      void reply.header("cache-control", "no-store").header("referrer-policy", "no-referrer");
       const nonce = request.query.once;
       const created = nonce ? await deps.sessions.redeem(nonce) : undefined;
       if (!created) return reply.redirect("/#/login/expired", 303);

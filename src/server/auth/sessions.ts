@@ -227,6 +227,7 @@ export function serializeCookie(name: string, value: string, options: CookieOpti
   const parts = [`${name}=${encodeURIComponent(value)}`, "Path=/", "SameSite=Strict"];
   if (options.httpOnly) parts.push("HttpOnly");
   if (options.secure) parts.push("Secure");
-  if (options.maxAge !== undefined) parts.push(`Max-Age=${Math.max(0, Math.floor(options.maxAge))}`);
+  if (options.maxAge !== undefined)
+    parts.push(`Max-Age=${Math.max(0, Math.floor(options.maxAge))}`);
   return parts.join("; ");
 }

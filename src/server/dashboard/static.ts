@@ -1,8 +1,9 @@
 /**
  * Serves the dashboard (web/dist, built by `npm run build:web`) at `/`.
  *
- * The files are few and small, so they are read into memory once, with gzip and brotli
- * copies made then, and answered from memory with strong ETags. Vite names every asset
+ * The files are few and small, so they are read into memory once (at start, and again
+ * after a rebuild), with gzip and brotli copies, and answered from memory with strong
+ * ETags. Vite names every asset
  * after a hash of its content, so `/assets/*` is cached for a year (`immutable`); the
  * page itself (`/`) is revalidated on every load, so a new build shows at the next reload.
  * When web/dist is missing, `/` says how to build it.
@@ -11,7 +12,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { brotliCompress, constants, gzip } from "node:zlib";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { RouteModule } from "../app.ts";
 
@@ -56,6 +57,11 @@ interface StaticFile {
   etag: string;
 }
 
+/**
+ * Reads every file of `dir`; compressed copies are made in the background (zlib's thread
+ * pool, not the event loop) and served once ready: the first visitor after a start does
+ * not wait for brotli.
+ */
 function loadDir(dir: string): Map<string, StaticFile> {
   const files = new Map<string, StaticFile>();
   const walk = (at: string) => {
@@ -71,10 +77,21 @@ function loadDir(dir: string): Map<string, StaticFile> {
           etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`,
         };
         if (COMPRESSIBLE.has(ext) && body.length > 512) {
-          file.gzip = gzipSync(body, { level: 9 });
-          file.br = brotliCompressSync(body, {
-            params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: body.length },
+          gzip(body, { level: 9 }, (error, out) => {
+            if (!error) file.gzip = out;
           });
+          brotliCompress(
+            body,
+            {
+              params: {
+                [constants.BROTLI_PARAM_QUALITY]: 11,
+                [constants.BROTLI_PARAM_SIZE_HINT]: body.length,
+              },
+            },
+            (error, out) => {
+              if (!error) file.br = out;
+            },
+          );
         }
         files.set("/" + relative(dir, path).split(sep).join("/"), file);
       }
@@ -149,6 +166,7 @@ export function createDashboardRoutes(options: DashboardOptions = {}): RouteModu
   };
 
   return (app) => {
+    current(); // read (and start compressing) at start, not on the first visit
     const page = async (request: FastifyRequest, reply: FastifyReply) => {
       void reply
         .header("content-security-policy", CSP)

@@ -117,6 +117,10 @@ export const hookRoutes: RouteModule = async (app, deps) => {
       url,
       {
         config: { hookRoute: "status" },
+        // send_status() without data posts no body at all: a report of nothing (a heartbeat).
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
         schema: {
           summary: url === "/async" ? "Report progress (same as /async/status)" : "Report progress",
           description:

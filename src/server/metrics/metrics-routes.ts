@@ -31,6 +31,9 @@ export const metricsRoutes: RouteModule = (app, deps) => {
       },
     },
     async (_request, reply) =>
-      reply.header("cache-control", "no-store").type(metrics.contentType).send(await metrics.scrape()),
+      reply
+        .header("cache-control", "no-store")
+        .type(metrics.contentType)
+        .send(await metrics.scrape()),
   );
 };

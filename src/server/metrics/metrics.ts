@@ -257,7 +257,7 @@ export function instrumentStore(
 ): () => void {
   const target = store as unknown as Record<string, unknown>;
   const names = new Set<string>();
-  for (let proto: object | null = store; proto && proto !== Object.prototype; ) {
+  for (let proto: object | null = store; proto && proto !== Object.prototype;) {
     for (const name of Object.getOwnPropertyNames(proto)) names.add(name);
     proto = Object.getPrototypeOf(proto) as object | null;
   }

@@ -29,7 +29,8 @@ export function ErrorBox({ error }: { error: unknown }): JSX.Element | null {
   const e = error instanceof ApiError ? error : undefined;
   return (
     <div class="error" role="alert">
-      {e ? <strong>{e.code}</strong> : null} {error instanceof Error ? error.message : String(error)}
+      {e ? <strong>{e.code}</strong> : null}{" "}
+      {error instanceof Error ? error.message : String(error)}
     </div>
   );
 }
@@ -83,7 +84,11 @@ export function CodeView({
         const n = i + 1;
         const bad = n === errorLine;
         return (
-          <div key={n} class={bad ? "code-line bad" : "code-line"} data-error-line={bad ? n : undefined}>
+          <div
+            key={n}
+            class={bad ? "code-line bad" : "code-line"}
+            data-error-line={bad ? n : undefined}
+          >
             <span class="code-no">{n}</span>
             <span class="code-text">{line || " "}</span>
             {bad && errorMessage ? <div class="code-error">{errorMessage}</div> : null}

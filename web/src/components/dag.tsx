@@ -5,8 +5,8 @@
  * on_exit_code labelled, depends_on joins dotted). Nodes are focusable: Tab to one,
  * Enter to select it; arrow keys move between tasks.
  */
-import type { JSX } from "preact";
-import { useMemo } from "preact/hooks";
+import { Component, type JSX } from "preact";
+import { useMemo, useRef } from "preact/hooks";
 import { layoutDag, NODE_H, NODE_W, type DagLayout, type DagNode } from "../dag-layout.ts";
 import type { JobDefinitionView } from "../types.ts";
 
@@ -46,23 +46,143 @@ function short(name: string, max = 19): string {
   return name.length > max ? name.slice(0, max - 1) + "…" : name;
 }
 
-export function Dag({ definition, tasks, selected, onSelect, vertical, jobEnded }: Props): JSX.Element {
+interface NodeActions {
+  select: (id: string) => void;
+  move: (from: DagNode, key: string) => void;
+}
+
+interface NodeProps {
+  node: DagNode;
+  state: string;
+  attempts: number;
+  selected: boolean;
+  actions: NodeActions;
+}
+
+/** One task of the graph; redrawn only when what it shows changes. */
+class Node extends Component<NodeProps> {
+  override shouldComponentUpdate(next: NodeProps): boolean {
+    const p = this.props;
+    return (
+      p.state !== next.state ||
+      p.attempts !== next.attempts ||
+      p.selected !== next.selected ||
+      p.node !== next.node ||
+      p.actions !== next.actions
+    );
+  }
+
+  override render(): JSX.Element {
+    const { node: n, state, attempts, selected, actions } = this.props;
+    const label =
+      state === "WAITING" ? "not started" : state === "SKIPPED" ? "not run" : state.toLowerCase();
+    return (
+      <g
+        class={`node s-${state}${selected ? " selected" : ""}`}
+        data-task={n.id}
+        data-state={state}
+        transform={`translate(${n.x},${n.y})`}
+        // lowercase: on SVG elements the attribute name is case-sensitive
+        tabindex={0}
+        role="button"
+        aria-pressed={selected}
+        aria-label={`task ${n.id}: ${label}${attempts > 1 ? `, attempt ${attempts}` : ""}`}
+        onClick={() => actions.select(n.id)}
+        onKeyDown={(ev) => {
+          if (ev.key === "Enter" || ev.key === " ") {
+            ev.preventDefault();
+            actions.select(n.id);
+          } else if (ev.key.startsWith("Arrow")) {
+            ev.preventDefault();
+            actions.move(n, ev.key);
+          }
+        }}
+      >
+        <title>{`${n.id}: ${label}${n.alwaysRun ? " (always runs)" : ""}`}</title>
+        <rect width={NODE_W} height={NODE_H} rx="8" />
+        <text x="12" y="19" class="node-name">
+          {short(n.id)}
+        </text>
+        <text x="12" y="36" class="node-state">
+          {label}
+          {attempts > 1 ? ` · try ${attempts}` : ""}
+          {n.alwaysRun ? " · always" : ""}
+        </text>
+      </g>
+    );
+  }
+}
+
+export function Dag({
+  definition,
+  tasks,
+  selected,
+  onSelect,
+  vertical,
+  jobEnded,
+}: Props): JSX.Element {
   const layout = useMemo(() => layoutDag(definition, vertical), [definition, vertical]);
   const byId = new Map(layout.nodes.map((n) => [n.id, n]));
 
   const move = (from: DagNode, key: string) => {
     const [dl, dor] =
-      key === "ArrowRight" ? [1, 0] : key === "ArrowLeft" ? [-1, 0] : key === "ArrowDown" ? [0, 1] : [0, -1];
+      key === "ArrowRight"
+        ? [1, 0]
+        : key === "ArrowLeft"
+          ? [-1, 0]
+          : key === "ArrowDown"
+            ? [0, 1]
+            : [0, -1];
     const [dLayer, dOrder] = vertical ? [dor, dl] : [dl, dor];
     const candidates = layout.nodes.filter((n) =>
-      dLayer !== 0 ? n.layer === from.layer + dLayer : n.layer === from.layer && n.order === from.order + dOrder,
+      dLayer !== 0
+        ? n.layer === from.layer + dLayer
+        : n.layer === from.layer && n.order === from.order + dOrder,
     );
-    const next = candidates.sort((a, b) => Math.abs(a.order - from.order) - Math.abs(b.order - from.order))[0];
+    const next = candidates.sort(
+      (a, b) => Math.abs(a.order - from.order) - Math.abs(b.order - from.order),
+    )[0];
     if (next) {
       const el = document.querySelector<SVGGElement>(`[data-task="${CSS.escape(next.id)}"]`);
       el?.focus();
     }
   };
+
+  // Edges never change for a definition; nodes re-render only when their own state does.
+  const edges = useMemo(
+    () => (
+      <>
+        {layout.edges.map((e, i) => {
+          const a = byId.get(e.from);
+          const b = byId.get(e.to);
+          if (!a || !b) return null;
+          const d = edgePath(layout, a, b);
+          return (
+            <g key={i}>
+              <path d={d} class={`edge edge-${e.kind}`} marker-end={`url(#arrow-${e.kind})`} />
+              {e.label ? (
+                <text
+                  class="edge-label"
+                  x={(a.x + b.x + NODE_W) / 2}
+                  y={(a.y + b.y + NODE_H) / 2 - 4}
+                  text-anchor="middle"
+                >
+                  {e.label}
+                </text>
+              ) : null}
+            </g>
+          );
+        })}
+      </>
+    ),
+    [layout],
+  );
+  const onSelectRef = useRef(onSelect);
+  onSelectRef.current = onSelect;
+  const actions = useMemo<NodeActions>(
+    () => ({ select: (id) => onSelectRef.current(id), move }),
+    [layout],
+  );
 
   return (
     <div class="dag-wrap">
@@ -90,65 +210,18 @@ export function Dag({ definition, tasks, selected, onSelect, vertical, jobEnded 
             </marker>
           ))}
         </defs>
-        {layout.edges.map((e, i) => {
-          const a = byId.get(e.from);
-          const b = byId.get(e.to);
-          if (!a || !b) return null;
-          const d = edgePath(layout, a, b);
-          return (
-            <g key={i}>
-              <path d={d} class={`edge edge-${e.kind}`} marker-end={`url(#arrow-${e.kind})`} />
-              {e.label ? (
-                <text
-                  class="edge-label"
-                  x={(a.x + b.x + NODE_W) / 2}
-                  y={(a.y + b.y + NODE_H) / 2 - 4}
-                  text-anchor="middle"
-                >
-                  {e.label}
-                </text>
-              ) : null}
-            </g>
-          );
-        })}
+        {edges}
         {layout.nodes.map((n) => {
           const t = tasks[n.id];
-          const state = t?.state ?? (jobEnded ? "SKIPPED" : "WAITING");
-          const label = state === "WAITING" ? "not started" : state === "SKIPPED" ? "not run" : state.toLowerCase();
           return (
-            <g
+            <Node
               key={n.id}
-              class={`node s-${state}${selected === n.id ? " selected" : ""}`}
-              data-task={n.id}
-              data-state={state}
-              transform={`translate(${n.x},${n.y})`}
-              // lowercase: on SVG elements the attribute name is case-sensitive
-              tabindex={0}
-              role="button"
-              aria-pressed={selected === n.id}
-              aria-label={`task ${n.id}: ${label}${t && t.attempts > 1 ? `, attempt ${t.attempts}` : ""}`}
-              onClick={() => onSelect(n.id)}
-              onKeyDown={(ev) => {
-                if (ev.key === "Enter" || ev.key === " ") {
-                  ev.preventDefault();
-                  onSelect(n.id);
-                } else if (ev.key.startsWith("Arrow")) {
-                  ev.preventDefault();
-                  move(n, ev.key);
-                }
-              }}
-            >
-              <title>{`${n.id}: ${label}${n.alwaysRun ? " (always runs)" : ""}`}</title>
-              <rect width={NODE_W} height={NODE_H} rx="8" />
-              <text x="12" y="19" class="node-name">
-                {short(n.id)}
-              </text>
-              <text x="12" y="36" class="node-state">
-                {label}
-                {t && t.attempts > 1 ? ` · try ${t.attempts}` : ""}
-                {n.alwaysRun ? " · always" : ""}
-              </text>
-            </g>
+              node={n}
+              state={t?.state ?? (jobEnded ? "SKIPPED" : "WAITING")}
+              attempts={t?.attempts ?? 0}
+              selected={selected === n.id}
+              actions={actions}
+            />
           );
         })}
       </svg>

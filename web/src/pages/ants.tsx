@@ -32,7 +32,9 @@ export function AntsPage(): JSX.Element {
       </div>
       <ErrorBox error={ants.error} />
       {!ants.data ? (
-        ants.error ? null : <Loading />
+        ants.error ? null : (
+          <Loading />
+        )
       ) : items.length === 0 ? (
         <Empty>
           No ants connected. Start one with <code>colony ant --server URL --token T</code>.
@@ -57,7 +59,8 @@ export function AntsPage(): JSX.Element {
             <tbody>
               {items.map((a, i) => {
                 const id = text(a, "ant_id", "id", "name");
-                const load = num(a, "load", "allocated", "running", "current_load", "in_flight") ?? 0;
+                const load =
+                  num(a, "load", "allocated", "running", "current_load", "in_flight") ?? 0;
                 const cap = num(a, "max_capacity", "capacity", "max");
                 const seen = text(a, "last_seen_at", "last_seen", "last_heartbeat_at");
                 const pct = cap ? Math.min(100, Math.round((load / cap) * 100)) : 0;
@@ -68,7 +71,9 @@ export function AntsPage(): JSX.Element {
                       {text(a, "kind") === "builtin" ? <span class="tag">built-in</span> : null}
                       {pick(a, "agent") === true ? <span class="tag">agent</span> : null}
                       {text(a, "address", "remote_address", "host") ? (
-                        <div class="muted small">{text(a, "address", "remote_address", "host")}</div>
+                        <div class="muted small">
+                          {text(a, "address", "remote_address", "host")}
+                        </div>
                       ) : null}
                     </td>
                     <td>
@@ -80,7 +85,13 @@ export function AntsPage(): JSX.Element {
                     </td>
                     <td class="wide wrap">{list(a, "methods").join(", ")}</td>
                     <td>
-                      <span class="meter" role="meter" aria-valuenow={load} aria-valuemin={0} aria-valuemax={cap ?? load}>
+                      <span
+                        class="meter"
+                        role="meter"
+                        aria-valuenow={load}
+                        aria-valuemin={0}
+                        aria-valuemax={cap ?? load}
+                      >
                         <span class="meter-fill" style={{ width: `${pct}%` }} />
                       </span>{" "}
                       {load}
@@ -88,7 +99,9 @@ export function AntsPage(): JSX.Element {
                     </td>
                     <td title={seen}>{seen ? ago(seen, now) : <span class="muted">–</span>}</td>
                     <td class="wide">
-                      <span class={`badge ${text(a, "state", "status") === "connected" ? "s-COMPLETED" : "s-CANCELLED"}`}>
+                      <span
+                        class={`badge ${text(a, "state", "status") === "connected" ? "s-COMPLETED" : "s-CANCELLED"}`}
+                      >
                         {text(a, "state", "status")}
                       </span>
                     </td>

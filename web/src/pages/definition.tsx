@@ -9,7 +9,12 @@ import { CodeView, ErrorBox, Loading } from "../components/common.tsx";
 import { useLoad } from "../hooks.ts";
 import { href, navigate } from "../router.ts";
 import { canWrite } from "../session.ts";
-import type { JobDefinitionView, JobRequestView, SessionView, StoredDefinitionView } from "../types.ts";
+import type {
+  JobDefinitionView,
+  JobRequestView,
+  SessionView,
+  StoredDefinitionView,
+} from "../types.ts";
 
 interface Field {
   name: string;
@@ -23,7 +28,8 @@ interface Field {
 function stringsIn(value: unknown, out: string[]): void {
   if (typeof value === "string") out.push(value);
   else if (Array.isArray(value)) for (const v of value) stringsIn(v, out);
-  else if (value && typeof value === "object") for (const v of Object.values(value)) stringsIn(v, out);
+  else if (value && typeof value === "object")
+    for (const v of Object.values(value)) stringsIn(v, out);
 }
 
 /** The params a user may want to set: job variables, then other {{.Name}}s the tasks use. */
@@ -31,7 +37,8 @@ export function paramFields(def: JobDefinitionView): Field[] {
   const fields: Field[] = [];
   const known = new Set<string>();
   for (const [name, raw] of Object.entries(def.job_variables ?? {})) {
-    const secret = typeof raw === "object" && raw !== null && (raw as { secret?: unknown }).secret === true;
+    const secret =
+      typeof raw === "object" && raw !== null && (raw as { secret?: unknown }).secret === true;
     const value = secret ? "" : typeof raw === "string" ? raw : JSON.stringify(raw);
     fields.push({ name, value, secret, origin: "variable" });
     known.add(name);
@@ -39,7 +46,8 @@ export function paramFields(def: JobDefinitionView): Field[] {
   const texts: string[] = [];
   stringsIn(def.tasks, texts);
   const outputs = new Set<string>();
-  for (const t of texts) for (const m of t.matchAll(/::set-output name=([\w.-]+)::/g)) outputs.add(m[1]!);
+  for (const t of texts)
+    for (const m of t.matchAll(/::set-output name=([\w.-]+)::/g)) outputs.add(m[1]!);
   for (const t of def.tasks) for (const name of Object.keys(t.variables ?? {})) known.add(name);
   for (const t of texts) {
     for (const m of t.matchAll(/\{\{\s*\.([A-Za-z_]\w*)/g)) {
@@ -63,8 +71,14 @@ export function DefinitionPage({
 }): JSX.Element {
   const path = `/api/job-definitions/${encodeURIComponent(jobType)}`;
   const stored = useLoad((signal) => call<StoredDefinitionView>(path, { signal }), path);
-  const yaml = useLoad((signal) => call<string>(`${path}?format=yaml`, { signal, text: true }), path + "y");
-  const fields = useMemo(() => (stored.data ? paramFields(stored.data.definition) : []), [stored.data]);
+  const yaml = useLoad(
+    (signal) => call<string>(`${path}?format=yaml`, { signal, text: true }),
+    path + "y",
+  );
+  const fields = useMemo(
+    () => (stored.data ? paramFields(stored.data.definition) : []),
+    [stored.data],
+  );
   const [values, setValues] = useState<Record<string, string>>({});
   const [extra, setExtra] = useState<Array<{ name: string; value: string }>>([]);
   const [error, setError] = useState<unknown>();
@@ -89,7 +103,9 @@ export function DefinitionPage({
     }
     for (const x of extra) if (x.name.trim()) params[x.name.trim()] = x.value;
     try {
-      const job = await call<JobRequestView>("/api/job-requests", { json: { job_type: d.job_type, params } });
+      const job = await call<JobRequestView>("/api/job-requests", {
+        json: { job_type: d.job_type, params },
+      });
       navigate(href("jobs", job.id));
     } catch (err) {
       setError(err);
@@ -112,7 +128,10 @@ export function DefinitionPage({
         <a class="button" href={href("jobs", { type: d.job_type })}>
           Its jobs
         </a>
-        <a class={`button${writer ? "" : " disabled"}`} href={href("definitions", "new", { from: d.job_type })}>
+        <a
+          class={`button${writer ? "" : " disabled"}`}
+          href={href("definitions", "new", { from: d.job_type })}
+        >
           Edit
         </a>
       </div>
@@ -120,7 +139,9 @@ export function DefinitionPage({
       <div class="split">
         <form class="card run-form" onSubmit={(e) => void submit(e)} aria-labelledby="run-title">
           <h2 id="run-title">Run {d.job_type}</h2>
-          {fields.length === 0 && extra.length === 0 ? <p class="muted">This job takes no params.</p> : null}
+          {fields.length === 0 && extra.length === 0 ? (
+            <p class="muted">This job takes no params.</p>
+          ) : null}
           {fields.map((f, i) => (
             <label key={f.name} class="field">
               <span>
@@ -135,7 +156,9 @@ export function DefinitionPage({
                   autocomplete="off"
                   placeholder="secret: leave empty to keep the saved value"
                   value={values[f.name] ?? ""}
-                  onInput={(e) => setValues({ ...values, [f.name]: (e.target as HTMLInputElement).value })}
+                  onInput={(e) =>
+                    setValues({ ...values, [f.name]: (e.target as HTMLInputElement).value })
+                  }
                 />
               ) : (
                 <input
@@ -144,7 +167,9 @@ export function DefinitionPage({
                   autocomplete="off"
                   placeholder={f.value}
                   value={values[f.name] ?? f.value}
-                  onInput={(e) => setValues({ ...values, [f.name]: (e.target as HTMLInputElement).value })}
+                  onInput={(e) =>
+                    setValues({ ...values, [f.name]: (e.target as HTMLInputElement).value })
+                  }
                 />
               )}
             </label>
@@ -155,21 +180,42 @@ export function DefinitionPage({
                 aria-label="param name"
                 placeholder="name"
                 value={x.name}
-                onInput={(e) => setExtra(extra.map((y, j) => (j === i ? { ...y, name: (e.target as HTMLInputElement).value } : y)))}
+                onInput={(e) =>
+                  setExtra(
+                    extra.map((y, j) =>
+                      j === i ? { ...y, name: (e.target as HTMLInputElement).value } : y,
+                    ),
+                  )
+                }
               />
               <input
                 aria-label="param value"
                 placeholder="value"
                 value={x.value}
-                onInput={(e) => setExtra(extra.map((y, j) => (j === i ? { ...y, value: (e.target as HTMLInputElement).value } : y)))}
+                onInput={(e) =>
+                  setExtra(
+                    extra.map((y, j) =>
+                      j === i ? { ...y, value: (e.target as HTMLInputElement).value } : y,
+                    ),
+                  )
+                }
               />
-              <button type="button" class="small" aria-label="remove param" onClick={() => setExtra(extra.filter((_, j) => j !== i))}>
+              <button
+                type="button"
+                class="small"
+                aria-label="remove param"
+                onClick={() => setExtra(extra.filter((_, j) => j !== i))}
+              >
                 ×
               </button>
             </div>
           ))}
           <div class="row">
-            <button type="button" class="small" onClick={() => setExtra([...extra, { name: "", value: "" }])}>
+            <button
+              type="button"
+              class="small"
+              onClick={() => setExtra([...extra, { name: "", value: "" }])}
+            >
               + param
             </button>
             <span class="spacer" />
@@ -184,7 +230,11 @@ export function DefinitionPage({
           <h2>
             YAML <span class="muted">version {d.version}</span>
           </h2>
-          {yaml.data !== undefined ? <CodeView text={yaml.data} /> : <ErrorBox error={yaml.error} />}
+          {yaml.data !== undefined ? (
+            <CodeView text={yaml.data} />
+          ) : (
+            <ErrorBox error={yaml.error} />
+          )}
         </div>
       </div>
     </section>

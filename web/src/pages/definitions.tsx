@@ -21,9 +21,12 @@ export function DefinitionsPage({ session }: { session: SessionView }): JSX.Elem
   const toggle = async (d: StoredDefinitionView) => {
     setError(undefined);
     try {
-      await call(`/api/job-definitions/${encodeURIComponent(d.job_type)}/${d.paused ? "resume" : "pause"}`, {
-        method: "POST",
-      });
+      await call(
+        `/api/job-definitions/${encodeURIComponent(d.job_type)}/${d.paused ? "resume" : "pause"}`,
+        {
+          method: "POST",
+        },
+      );
       list.reload();
     } catch (e) {
       setError(e);
@@ -37,7 +40,11 @@ export function DefinitionsPage({ session }: { session: SessionView }): JSX.Elem
       <div class="page-head">
         <h1 id="defs-title">Definitions</h1>
         <span class="spacer" />
-        <a class={`button${writer ? " primary" : " disabled"}`} href={href("definitions", "new")} aria-disabled={!writer}>
+        <a
+          class={`button${writer ? " primary" : " disabled"}`}
+          href={href("definitions", "new")}
+          aria-disabled={!writer}
+        >
           New definition
         </a>
       </div>
@@ -53,11 +60,14 @@ export function DefinitionsPage({ session }: { session: SessionView }): JSX.Elem
       </div>
       <ErrorBox error={list.error ?? error} />
       {!list.data ? (
-        list.error ? null : <Loading />
+        list.error ? null : (
+          <Loading />
+        )
       ) : items.length === 0 ? (
         <Empty>
-          No definitions{filter ? " match" : " yet"}. <a href={href("definitions", "new")}>Write one</a>, or
-          save one with <code>colony definitions</code> / <code>POST /api/job-definitions</code>.
+          No definitions{filter ? " match" : " yet"}.{" "}
+          <a href={href("definitions", "new")}>Write one</a>, or save one with{" "}
+          <code>colony definitions</code> / <code>POST /api/job-definitions</code>.
         </Empty>
       ) : (
         <div class="table-wrap">
@@ -104,7 +114,12 @@ export function DefinitionsPage({ session }: { session: SessionView }): JSX.Elem
                     <a class="small button" href={href("definitions", d.job_type, "run")}>
                       Run…
                     </a>
-                    <button type="button" class="small" disabled={!writer} onClick={() => void toggle(d)}>
+                    <button
+                      type="button"
+                      class="small"
+                      disabled={!writer}
+                      onClick={() => void toggle(d)}
+                    >
                       {d.paused ? "Resume" : "Pause"}
                     </button>
                   </td>

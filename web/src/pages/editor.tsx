@@ -32,7 +32,13 @@ interface Problem {
   code: string;
 }
 
-export function EditorPage({ session, from }: { session: SessionView; from?: string }): JSX.Element {
+export function EditorPage({
+  session,
+  from,
+}: {
+  session: SessionView;
+  from?: string;
+}): JSX.Element {
   const [text, setText] = useState(from ? "" : STARTER);
   const [problem, setProblem] = useState<Problem | undefined>();
   const [error, setError] = useState<unknown>();
@@ -42,10 +48,9 @@ export function EditorPage({ session, from }: { session: SessionView; from?: str
 
   useEffect(() => {
     if (!from) return;
-    call<string>(`/api/job-definitions/${encodeURIComponent(from)}?format=yaml`, { text: true }).then(
-      setText,
-      setError,
-    );
+    call<string>(`/api/job-definitions/${encodeURIComponent(from)}?format=yaml`, {
+      text: true,
+    }).then(setText, setError);
   }, [from]);
 
   const goTo = (line: number, column = 1) => {
@@ -126,7 +131,8 @@ export function EditorPage({ session, from }: { session: SessionView; from?: str
           wrap="off"
           onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
           onScroll={(e) => {
-            if (gutter.current) gutter.current.scrollTop = (e.target as HTMLTextAreaElement).scrollTop;
+            if (gutter.current)
+              gutter.current.scrollTop = (e.target as HTMLTextAreaElement).scrollTop;
           }}
           onKeyDown={(e) => {
             // Tab indents (two spaces) instead of leaving; Escape then Tab leaves.
@@ -152,12 +158,21 @@ export function EditorPage({ session, from }: { session: SessionView; from?: str
       ) : null}
       <ErrorBox error={error} />
       <div class="row">
-        <span class="muted">{writer ? "Tab indents; Esc then Tab leaves the editor." : `Your role (${session.role}) cannot save.`}</span>
+        <span class="muted">
+          {writer
+            ? "Tab indents; Esc then Tab leaves the editor."
+            : `Your role (${session.role}) cannot save.`}
+        </span>
         <span class="spacer" />
         <button type="button" disabled={busy || !writer} onClick={() => void send("run")}>
           Run once without saving
         </button>
-        <button type="button" class="primary" disabled={busy || !writer} onClick={() => void send("save")}>
+        <button
+          type="button"
+          class="primary"
+          disabled={busy || !writer}
+          onClick={() => void send("save")}
+        >
           Save definition
         </button>
       </div>

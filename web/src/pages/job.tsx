@@ -3,7 +3,7 @@
  * every task's state, attempts, exit code, duration and outputs, the live output of the
  * selected task, and cancel / restart.
  */
-import type { JSX } from "preact";
+import { Component, type JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { call } from "../api.ts";
 import { canWrite } from "../session.ts";
@@ -25,7 +25,9 @@ import {
 } from "../types.ts";
 
 /** The latest execution of each task in the job's current attempt, and how many tries it took. */
-function summarise(job: JobRequestView): Record<string, TaskSummary & { latest?: TaskExecutionView }> {
+function summarise(
+  job: JobRequestView,
+): Record<string, TaskSummary & { latest?: TaskExecutionView }> {
   const out: Record<string, TaskSummary & { latest?: TaskExecutionView }> = {};
   for (const t of job.tasks ?? []) {
     if (t.job_attempt !== job.attempt) continue;
@@ -75,6 +77,59 @@ function applyTaskEvent(job: JobRequestView, e: TaskStateEvent): JobRequestView 
   return { ...job, tasks };
 }
 
+interface TaskRowProps {
+  jobId: number;
+  task: string;
+  state: string | undefined;
+  attempts: number;
+  exit: number | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  now: number;
+  selected: boolean;
+  select: (task: string) => void;
+}
+
+/** A row of the tasks table; redrawn only when what it shows changes. */
+class TaskRow extends Component<TaskRowProps> {
+  override shouldComponentUpdate(next: TaskRowProps): boolean {
+    const p = this.props as unknown as Record<string, unknown>;
+    const n = next as unknown as Record<string, unknown>;
+    for (const key in n) if (key !== "select" && p[key] !== n[key]) return true;
+    return false;
+  }
+
+  override render(): JSX.Element {
+    const { jobId, task, state, attempts, exit, startedAt, endedAt, now, selected } = this.props;
+    return (
+      <tr
+        data-row
+        data-task={task}
+        data-state={state ?? ""}
+        class={selected ? "selected" : undefined}
+      >
+        <td>
+          <a
+            class="row-link"
+            href={href("jobs", jobId, { task })}
+            aria-current={selected ? "true" : undefined}
+            onClick={(e) => {
+              e.preventDefault();
+              this.props.select(task);
+            }}
+          >
+            {task}
+          </a>
+        </td>
+        <td>{state ? <StateBadge state={state} /> : <span class="muted">–</span>}</td>
+        <td>{attempts}</td>
+        <td data-exit>{exit ?? ""}</td>
+        <td>{span(startedAt, endedAt, now || Date.now())}</td>
+      </tr>
+    );
+  }
+}
+
 function ConfirmButton({
   label,
   confirm,
@@ -120,7 +175,10 @@ export function JobPage({
   task?: string;
   session: SessionView;
 }): JSX.Element {
-  const job = useLoad((signal) => call<JobRequestView>(`/api/job-requests/${id}`, { signal }), `job-${id}`);
+  const job = useLoad(
+    (signal) => call<JobRequestView>(`/api/job-requests/${id}`, { signal }),
+    `job-${id}`,
+  );
   const def = useLoad(
     (signal) => call<JobDefinitionView>(`/api/job-requests/${id}/definition`, { signal }),
     `def-${id}`,
@@ -165,7 +223,9 @@ export function JobPage({
   const selected = task ?? j.task_types[0];
   const executions = (j.tasks ?? []).filter((t) => t.task_type === selected);
   const shown =
-    executions.find((t) => t.id === execution) ?? summary[selected ?? ""]?.latest ?? executions.at(-1);
+    executions.find((t) => t.id === execution) ??
+    summary[selected ?? ""]?.latest ??
+    executions.at(-1);
   const select = (t: string) => {
     setExecution(undefined);
     navigate(href("jobs", id, { task: t }), true);
@@ -173,7 +233,9 @@ export function JobPage({
   const act = async (action: "cancel" | "restart") => {
     setActionError(undefined);
     try {
-      const updated = await call<JobRequestView>(`/api/job-requests/${id}/${action}`, { method: "POST" });
+      const updated = await call<JobRequestView>(`/api/job-requests/${id}/${action}`, {
+        method: "POST",
+      });
       job.setData((old) => (old ? { ...old, ...updated, tasks: old.tasks } : old));
       job.reload();
     } catch (e) {
@@ -226,7 +288,13 @@ export function JobPage({
         </div>
         <div>
           <dt>Started</dt>
-          <dd>{j.started_at ? clock(j.started_at) : <span class="muted">scheduled {clock(j.scheduled_at)}</span>}</dd>
+          <dd>
+            {j.started_at ? (
+              clock(j.started_at)
+            ) : (
+              <span class="muted">scheduled {clock(j.scheduled_at)}</span>
+            )}
+          </dd>
         </div>
         <div>
           <dt>Duration</dt>
@@ -285,34 +353,22 @@ export function JobPage({
               </thead>
               <tbody>
                 {j.task_types.map((t) => {
-                  const s = summary[t];
-                  const l = s?.latest;
+                  const l = summary[t]?.latest;
                   return (
-                    <tr
+                    <TaskRow
                       key={t}
-                      data-row
-                      data-task={t}
-                      data-state={s?.state ?? ""}
-                      class={t === selected ? "selected" : undefined}
-                    >
-                      <td>
-                        <a
-                          class="row-link"
-                          href={href("jobs", id, { task: t })}
-                          aria-current={t === selected ? "true" : undefined}
-                          onClick={(e) => {
-                            e.preventDefault();
-                            select(t);
-                          }}
-                        >
-                          {t}
-                        </a>
-                      </td>
-                      <td>{s?.state ? <StateBadge state={s.state} /> : <span class="muted">–</span>}</td>
-                      <td>{s?.attempts ?? 0}</td>
-                      <td data-exit>{l?.exit_code ?? ""}</td>
-                      <td>{l ? span(l.started_at, l.ended_at, now) : ""}</td>
-                    </tr>
+                      jobId={id}
+                      task={t}
+                      state={summary[t]?.state}
+                      attempts={summary[t]?.attempts ?? 0}
+                      exit={l?.exit_code ?? null}
+                      startedAt={l?.started_at ?? null}
+                      endedAt={l?.ended_at ?? null}
+                      // only running rows need the clock
+                      now={l && !l.ended_at ? now : 0}
+                      selected={t === selected}
+                      select={select}
+                    />
                   );
                 })}
               </tbody>

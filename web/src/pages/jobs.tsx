@@ -4,6 +4,7 @@
  * and timestamps come from a refetch of the page, at most once a second.
  */
 import type { JSX } from "preact";
+import { useState } from "preact/hooks";
 import { call } from "../api.ts";
 import { Empty, ErrorBox, Loading, StateBadge, useTicker } from "../components/common.tsx";
 import { ago, clock, span } from "../format.ts";
@@ -30,9 +31,14 @@ export function JobsPage({ query }: { query: URLSearchParams }): JSX.Element {
   if (cursor) params.set("cursor", cursor);
   const path = `/api/job-requests?${params.toString()}`;
   const page = useLoad((signal) => call<JobRequestPageView>(path, { signal }), path);
+  // The type suggestions load when the filter is first used, not with the page.
+  const [wantTypes, setWantTypes] = useState(false);
   const types = useLoad(
-    (signal) => call<{ items: StoredDefinitionView[] }>("/api/job-definitions", { signal }),
-    "types",
+    (signal) =>
+      wantTypes
+        ? call<{ items: StoredDefinitionView[] }>("/api/job-definitions", { signal })
+        : Promise.resolve({ items: [] as StoredDefinitionView[] }),
+    `types-${wantTypes}`,
   );
   useRowKeys();
 
@@ -108,10 +114,13 @@ export function JobsPage({ query }: { query: URLSearchParams }): JSX.Element {
             value={type}
             placeholder="any type"
             aria-label="filter by job type"
+            onFocus={() => setWantTypes(true)}
             onChange={(e) => setFilter("type", (e.target as HTMLInputElement).value.trim())}
           />
           <datalist id="job-types">
-            {types.data?.items.map((d) => <option key={d.job_type} value={d.job_type} />)}
+            {types.data?.items.map((d) => (
+              <option key={d.job_type} value={d.job_type} />
+            ))}
           </datalist>
         </label>
         {state || type ? (
@@ -122,7 +131,9 @@ export function JobsPage({ query }: { query: URLSearchParams }): JSX.Element {
       </form>
       <ErrorBox error={page.error} />
       {!page.data ? (
-        page.error ? null : <Loading />
+        page.error ? null : (
+          <Loading />
+        )
       ) : page.data.items.length === 0 ? (
         <Empty>
           No jobs{state || type ? " match these filters" : " yet"}.{" "}
@@ -170,7 +181,11 @@ export function JobsPage({ query }: { query: URLSearchParams }): JSX.Element {
                   </td>
                   <td class="wide">{j.submitted_by ?? ""}</td>
                   <td title={j.started_at ?? `scheduled ${j.scheduled_at}`}>
-                    {j.started_at ? clock(j.started_at) : <span class="muted">{ago(j.scheduled_at, now)}</span>}
+                    {j.started_at ? (
+                      clock(j.started_at)
+                    ) : (
+                      <span class="muted">{ago(j.scheduled_at, now)}</span>
+                    )}
                   </td>
                   <td>{span(j.started_at, j.ended_at, now)}</td>
                   <td class="wide">{j.attempt}</td>
@@ -182,7 +197,10 @@ export function JobsPage({ query }: { query: URLSearchParams }): JSX.Element {
       )}
       <nav class="pager" aria-label="pages">
         {cursor ? (
-          <a class="button" href={`#/jobs?${new URLSearchParams({ ...(state ? { state } : {}), ...(type ? { type } : {}) }).toString()}`}>
+          <a
+            class="button"
+            href={`#/jobs?${new URLSearchParams({ ...(state ? { state } : {}), ...(type ? { type } : {}) }).toString()}`}
+          >
             ← Newest
           </a>
         ) : null}

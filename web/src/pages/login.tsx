@@ -37,8 +37,8 @@ export function LoginPage({
         </h1>
         {expired ? (
           <p class="warn" role="status">
-            That login link was used already or has expired (they work once, for 10 minutes).
-            Paste a token instead, or restart the server for a new link.
+            That login link was used already or has expired (they work once, for 10 minutes). Paste
+            a token instead, or restart the server for a new link.
           </p>
         ) : null}
         <label for="token">Token</label>

@@ -30,7 +30,9 @@ export function SchedulesPage({ session }: { session: SessionView }): JSX.Elemen
   const toggle = async (id: string, paused: boolean) => {
     setError(undefined);
     try {
-      await call(`/api/schedules/${encodeURIComponent(id)}/${paused ? "resume" : "pause"}`, { method: "POST" });
+      await call(`/api/schedules/${encodeURIComponent(id)}/${paused ? "resume" : "pause"}`, {
+        method: "POST",
+      });
       schedules.reload();
     } catch (e) {
       setError(e);
@@ -43,7 +45,9 @@ export function SchedulesPage({ session }: { session: SessionView }): JSX.Elemen
       </div>
       <ErrorBox error={schedules.error ?? error} />
       {!schedules.data ? (
-        schedules.error ? null : <Loading />
+        schedules.error ? null : (
+          <Loading />
+        )
       ) : items.length === 0 ? (
         <Empty>
           No schedules. A definition with <code>cron_trigger</code> makes one.
@@ -70,7 +74,8 @@ export function SchedulesPage({ session }: { session: SessionView }): JSX.Elemen
                 const type = text(s, "job_type");
                 const paused = pick(s, "paused") === true || pick(s, "enabled") === false;
                 const nextList = list(s, "next_runs", "next_fire_times");
-                const next = text(s, "next_run_at", "next_fire_at", "next_at", "next") || nextList[0] || "";
+                const next =
+                  text(s, "next_run_at", "next_fire_at", "next_at", "next") || nextList[0] || "";
                 return (
                   <tr key={id || i} data-row data-schedule={id}>
                     <td>
@@ -81,11 +86,24 @@ export function SchedulesPage({ session }: { session: SessionView }): JSX.Elemen
                       <code>{text(s, "cron", "cron_trigger", "expression")}</code>
                     </td>
                     <td title={nextList.join("\n") || next}>
-                      {paused ? <span class="muted">paused</span> : next ? `${clock(next)} (${ago(next, now)})` : ""}
+                      {paused ? (
+                        <span class="muted">paused</span>
+                      ) : next ? (
+                        `${clock(next)} (${ago(next, now)})`
+                      ) : (
+                        ""
+                      )}
                     </td>
-                    <td class="wide">{ago(text(s, "last_run_at", "last_fired_at", "last") || undefined, now)}</td>
+                    <td class="wide">
+                      {ago(text(s, "last_run_at", "last_fired_at", "last") || undefined, now)}
+                    </td>
                     <td class="actions">
-                      <button type="button" class="small" disabled={!writer} onClick={() => void toggle(id, paused)}>
+                      <button
+                        type="button"
+                        class="small"
+                        disabled={!writer}
+                        onClick={() => void toggle(id, paused)}
+                      >
                         {paused ? "Resume" : "Pause"}
                       </button>
                     </td>

@@ -40,7 +40,10 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
     );
   }
   const items = itemsOf(units.data);
-  const next = units.data && typeof units.data === "object" ? (pick(units.data as Row, "next_cursor") as string | undefined) : undefined;
+  const next =
+    units.data && typeof units.data === "object"
+      ? (pick(units.data as Row, "next_cursor") as string | undefined)
+      : undefined;
   const chosen = items.find((u) => unitId(u) === selected);
   const act = async (id: string, action: "cancel" | "release") => {
     setActionError(undefined);
@@ -50,7 +53,9 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
     } catch (e) {
       setActionError(
         e instanceof ApiError && e.routeMissing
-          ? new Error(`${action} is not available on this server (no POST /api/units/{id}/${action})`)
+          ? new Error(
+              `${action} is not available on this server (no POST /api/units/{id}/${action})`,
+            )
           : e,
       );
     }
@@ -64,9 +69,13 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
       </div>
       <ErrorBox error={units.error ?? actionError} />
       {!units.data ? (
-        units.error ? null : <Loading />
+        units.error ? null : (
+          <Loading />
+        )
       ) : items.length === 0 ? (
-        <Empty>No units yet. Every task run is one; so is work submitted with colony work submit.</Empty>
+        <Empty>
+          No units yet. Every task run is one; so is work submitted with colony work submit.
+        </Empty>
       ) : (
         <div class="table-wrap">
           <table class="list" data-testid="units">
@@ -92,7 +101,12 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
                 // A task's unit is steered through its job (cancel the job, not the unit).
                 const task = text(u, "kind") === "task" || (job !== undefined && !text(u, "kind"));
                 return (
-                  <tr key={id} data-row data-unit={id} class={id === selected ? "selected" : undefined}>
+                  <tr
+                    key={id}
+                    data-row
+                    data-unit={id}
+                    class={id === selected ? "selected" : undefined}
+                  >
                     <td>
                       <a
                         class="row-link"
@@ -106,8 +120,12 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
                       </a>
                     </td>
                     <td>
-                      {task ? text(u, "task_type") || text(u, "work_type") : text(u, "work_type", "WorkType")}
-                      {text(u, "node") ? <span class="muted small"> on {text(u, "node")}</span> : null}
+                      {task
+                        ? text(u, "task_type") || text(u, "work_type")
+                        : text(u, "work_type", "WorkType")}
+                      {text(u, "node") ? (
+                        <span class="muted small"> on {text(u, "node")}</span>
+                      ) : null}
                       {job !== undefined ? (
                         <div class="small">
                           <a href={href("jobs", job, { task: text(u, "task_type") })}>job #{job}</a>
@@ -124,10 +142,20 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
                         <span class="muted small">via its job</span>
                       ) : (
                         <>
-                          <button type="button" class="small" disabled={!writer || !ACTIVE.has(state)} onClick={() => void act(id, "cancel")}>
+                          <button
+                            type="button"
+                            class="small"
+                            disabled={!writer || !ACTIVE.has(state)}
+                            onClick={() => void act(id, "cancel")}
+                          >
                             Cancel
                           </button>
-                          <button type="button" class="small" disabled={!writer} onClick={() => void act(id, "release")}>
+                          <button
+                            type="button"
+                            class="small"
+                            disabled={!writer}
+                            onClick={() => void act(id, "release")}
+                          >
                             Release
                           </button>
                         </>
