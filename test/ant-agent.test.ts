@@ -304,7 +304,8 @@ describe("colony ant across a server crash (both real processes)", () => {
     server = await startColonyServer(port);
     await waitUntil(
       "the job ends",
-      async () => ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${job.id}`)).state),
+      async () =>
+        ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${job.id}`)).state),
       30_000,
     );
     const done = await api<Job>(`/api/job-requests/${job.id}`);

@@ -115,6 +115,14 @@ tasks:
       ).status,
       201,
     );
+    assert.equal(
+      (
+        await saveYaml(
+          "job_type: nightly-report\ncron_trigger: '0 3 * * *'\ntasks:\n- task_type: a\n  script: [true]\n",
+        )
+      ).status,
+      201,
+    );
     // Some history for the jobs list.
     for (const t of ["flaky", "hello-dag"]) {
       const j = await api<{ id: number }>("/api/job-requests", { job_type: t });
@@ -327,19 +335,33 @@ tasks:
     );
   });
 
-  it("shows units and schedules (or that the server has no such feature)", async () => {
-    for (const [path, what] of [["schedules", "/api/schedules"]] as const) {
-      await go(`#/${path}`);
-      const status = (await http(`${server.url}${what}`, { headers: { authorization: token } }))
-        .status;
-      if (status === 404) await page.locator(`[data-unavailable="${what}"]`).waitFor();
-      else await page.locator(`h1#${path}-title`).waitFor();
-      await shot(path);
+  it("shows schedules with their next firing; pause and resume (or that the server has none)", async () => {
+    await go("#/schedules");
+    const status = (
+      await http(`${server.url}/api/schedules`, { headers: { authorization: token } })
+    ).status;
+    if (status === 404) {
+      await page.locator('[data-unavailable="/api/schedules"]').waitFor();
+    } else {
+      const row = page.locator('tr[data-schedule="nightly-report"]');
+      await row.waitFor();
+      assert.match((await row.textContent()) ?? "", /0 3 \* \* \*.*03:00:00 \(in /);
+      await row.getByRole("button", { name: "Pause" }).click();
+      await row.getByRole("button", { name: "Resume" }).waitFor();
+      assert.match((await row.textContent()) ?? "", /paused/);
+      await row.getByRole("button", { name: "Resume" }).click();
+      await row.getByRole("button", { name: "Pause" }).waitFor();
     }
+    await shot("schedules");
+  });
+
+  it("shows units and their output", async () => {
     await go("#/units");
-    await page.locator("tr[data-unit]").first().waitFor();
-    await page.locator("tr[data-unit] a.row-link").first().click();
-    await page.locator(".unit-output .log-box").waitFor();
+    const greet = page.locator("tr[data-unit]", { hasText: "greet" }).first();
+    await greet.waitFor();
+    assert.match((await greet.textContent()) ?? "", /Succeeded/);
+    await greet.locator("a.row-link").click();
+    await page.locator(".unit-output .log-line", { hasText: "hello, " }).waitFor();
     await shot("units");
   });
 

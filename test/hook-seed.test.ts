@@ -12,12 +12,13 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createClient, type ColonyClient, type JobRequestView } from "../src/client/client.ts";
 import { seedHashes } from "../src/artifacts/blob-store.ts";
 import { hookHeaders } from "../src/hook/hook-auth.ts";
-import { runCli, tempDir } from "./support/cli.ts";
+import { runCli, startCli, tempDir } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/api-server.ts";
 
 const FIXTURES = new URL("./fixtures/hook/", import.meta.url);
@@ -408,3 +409,87 @@ describe(
     });
   },
 );
+
+describe("the hook across a server crash", () => {
+  it("a re-attached process keeps its key; the key still dies with the execution", async () => {
+    const dir = tempDir("colony-hook-restart-");
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const p = (probe.address() as AddressInfo).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const serve = async () => {
+      const run = startCli([
+        "server",
+        "--data-dir",
+        dir.path,
+        "--port",
+        String(port),
+        "--insecure-no-auth",
+      ]);
+      for (let i = 0; i < 300; i++) {
+        if (run.child.exitCode !== null)
+          throw new Error(`colony server exited: ${(await run.result).stderr}`);
+        if (
+          await fetch(`${url}/api/health`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        )
+          return run;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("colony server did not answer");
+    };
+    const script = join(dir.path, "reporter.sh");
+    writeFileSync(
+      script,
+      [
+        "for n in $(seq 1 25); do",
+        "  t=$(date +%s%3N)",
+        '  h=$(printf %s "$t" | openssl dgst -sha256 -hmac "$JOB_SECRET_KEY" -hex | sed \'s/.* //\')',
+        '  code=$(curl -s -o /dev/null -w "%{http_code}" -X POST "$JOB_HOOK/status" -H "X-Job-Id: $JOB_ID" \\',
+        '    -H "X-Job-Time: $t" -H "X-Job-Hash: $h" -H "content-type: application/json" \\',
+        '    -d "{\\"statusDetails\\": {\\"n\\": $n}}")',
+        '  echo "n=$n code=$code"',
+        "  sleep 0.1",
+        "done",
+      ].join("\n"),
+    );
+    let server = await serve();
+    const client = createClient({ server: url });
+    try {
+      const job = await client.submitDefinition(
+        `job_type: reporter\ntasks:\n- task_type: r\n  script: ["bash ${script}"]\n`,
+      );
+      let status: unknown;
+      for (let i = 0; i < 400 && (status as { n?: number } | undefined)?.n !== 3; i++) {
+        status = (await client.getJobRequest(job.id)).tasks?.[0]?.hook?.status_details;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.deepEqual(status, { n: 3 }, "reports arrived before the crash");
+      server.child.kill("SIGKILL");
+      await server.result;
+      server = await serve();
+      let done;
+      for (let i = 0; i < 600; i++) {
+        done = await client.getJobRequest(job.id);
+        if (done.state === "COMPLETED" || done.state === "FAILED") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(done?.state, "COMPLETED");
+      const task = done!.tasks![0]!;
+      assert.deepEqual(task.hook?.status_details, { n: 25 }, "the last report came through");
+      const out = readFileSync(join(dir.path, "units", task.id, "stdout"), "utf8");
+      assert.match(out, /n=25 code=200/);
+      assert.ok(!existsSync(join(dir.path, "units", task.id, "hook.key")), "the key died with it");
+    } finally {
+      client.close();
+      server.child.kill("SIGTERM");
+      await server.result;
+      dir.remove();
+    }
+  });
+});

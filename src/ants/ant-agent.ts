@@ -233,10 +233,12 @@ export class AntAgent {
         if (t && !t.finished) void t.executor.cancel(t.id).catch(() => undefined);
         return;
       }
+      // ack: the server recorded the result, or no longer wants the task: forget it.
       const t = this.#tasks.get(f.task_execution_id);
-      if (t?.reply) {
+      if (t) {
         t.pumping?.stop();
         clearTimeout(t.orphanTimer);
+        if (!t.finished) void t.executor.cancel(t.id).catch(() => undefined);
         this.#tasks.delete(t.id);
       }
       return;

@@ -99,7 +99,10 @@ describe("dispatcher routing", () => {
       (error: unknown) => {
         assert.ok(error instanceof ColonyError);
         assert.equal(error.code, "COLONY_NO_ANT");
-        assert.match(error.message, /none of the 1 connected ant\(s\) serves method WEBSOCKET and tags js: py/);
+        assert.match(
+          error.message,
+          /none of the 1 connected ant\(s\) serves method WEBSOCKET and tags js: py/,
+        );
         return true;
       },
     );

@@ -404,6 +404,13 @@ export class RemoteAntExecutor implements Executor {
       }
       held.delete(e.id);
     }
+    // Held tasks that ended here meanwhile (cancelled, timed out): the agent forgets them.
+    for (const id of held) {
+      if (this.#table.get(id)?.result) {
+        held.delete(id);
+        this.#sendFrame({ type: "ack", task_execution_id: id });
+      }
+    }
     this.#heldUnclaimed = held;
     if (this.agent) this.#sendFrame({ type: "registered", ant_id: this.antId, resume });
     for (const e of lost) this.#lose(e, "reconnected without it (the agent restarted?)");

@@ -1,5 +1,5 @@
 /**
- * Rows of the async-action tables (migration 0005) to the model, shared by both backends.
+ * Rows of the async-action tables (migration async_actions) to the model, shared by both backends.
  */
 import { randomBytes } from "node:crypto";
 import { ValidationError } from "../core/errors.ts";

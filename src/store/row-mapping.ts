@@ -94,7 +94,7 @@ export function toTaskExecution(row: Row, c: Codec): TaskExecution {
   return execution;
 }
 
-/** The hook columns of a task_executions row (migration 0005); undefined before any report. */
+/** The hook columns of a task_executions row (migration async_actions); undefined before any report. */
 function toHookReport(row: Row, c: Codec): HookReport | undefined {
   if (row.hook_updated_at == null) return undefined;
   const report: HookReport = { updatedAt: c.date(row.hook_updated_at) };

@@ -88,7 +88,13 @@ export async function startAntServer(
     },
     async close() {
       const ids = engine().activeJobIds();
-      await Promise.all(ids.map((id) => engine().cancel(id).catch(() => undefined)));
+      await Promise.all(
+        ids.map((id) =>
+          engine()
+            .cancel(id)
+            .catch(() => undefined),
+        ),
+      );
       server.app.server.closeAllConnections();
       await server.close({ graceMs: 0 });
       dir.remove();

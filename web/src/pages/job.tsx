@@ -10,8 +10,9 @@ import { canWrite } from "../session.ts";
 import { ErrorBox, Loading, StateBadge, useNarrow, useTicker } from "../components/common.tsx";
 import { Dag, type TaskSummary } from "../components/dag.tsx";
 import { LogView } from "../components/log-view.tsx";
-import { clock, show, span } from "../format.ts";
-import { useLoad, useThrottle } from "../hooks.ts";
+import { bytes, clock, show, span } from "../format.ts";
+import { routeMissing, useLoad, useThrottle } from "../hooks.ts";
+import { pick, text, type Row } from "../resource.ts";
 import { useLive } from "../live.ts";
 import { href, navigate } from "../router.ts";
 import {
@@ -130,6 +131,28 @@ class TaskRow extends Component<TaskRowProps> {
   }
 }
 
+function Artifacts({ items }: { items: Row[] }): JSX.Element | null {
+  if (items.length === 0) return null;
+  return (
+    <div class="artifacts">
+      <h3>Artifacts</h3>
+      <ul>
+        {items.map((a) => (
+          <li key={text(a, "id")}>
+            <a
+              href={`/api/artifacts/${encodeURIComponent(text(a, "id"))}/download`}
+              download={text(a, "name")}
+            >
+              {text(a, "name")}
+            </a>{" "}
+            <span class="muted">{bytes(Number(pick(a, "size") ?? 0))}</span>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 function ConfirmButton({
   label,
   confirm,
@@ -183,10 +206,24 @@ export function JobPage({
     (signal) => call<JobDefinitionView>(`/api/job-requests/${id}/definition`, { signal }),
     `def-${id}`,
   );
+  // Files the tasks stored (a server without artifacts answers 404: none shown).
+  const artifacts = useLoad(
+    (signal) =>
+      call<{ items: Row[] }>(`/api/artifacts?job_request_id=${id}&limit=500`, { signal }).catch(
+        (e: unknown) => {
+          if (routeMissing(e)) return { items: [] as Row[] };
+          throw e;
+        },
+      ),
+    `artifacts-${id}`,
+  );
   const [actionError, setActionError] = useState<unknown>();
   const [execution, setExecution] = useState<string | undefined>();
   const narrow = useNarrow();
-  const refetch = useThrottle(job.reload, 500);
+  const refetch = useThrottle(() => {
+    job.reload();
+    artifacts.reload();
+  }, 500);
 
   useLive(
     ["task:state", "job:state"],
@@ -437,6 +474,11 @@ export function JobPage({
                   <strong>{shown.error_code}</strong> {shown.error_message}
                 </div>
               ) : null}
+              <Artifacts
+                items={(artifacts.data?.items ?? []).filter(
+                  (a) => a.task_execution_id === shown.id,
+                )}
+              />
               <LogView
                 key={shown.id}
                 src={`/api/task-executions/${encodeURIComponent(shown.id)}/output`}

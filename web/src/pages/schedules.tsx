@@ -1,6 +1,6 @@
 /** Schedules: cron-triggered jobs with their next firing times; pause and resume. */
 import type { JSX } from "preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { call } from "../api.ts";
 import { Empty, ErrorBox, Loading, Unavailable, useTicker } from "../components/common.tsx";
 import { ago, clock } from "../format.ts";
@@ -14,8 +14,13 @@ import type { SessionView } from "../types.ts";
 export function SchedulesPage({ session }: { session: SessionView }): JSX.Element {
   const schedules = useLoad((signal) => call<unknown>("/api/schedules", { signal }), "schedules");
   const reload = useThrottle(schedules.reload, 500);
-  useLive(["schedule"], reload, schedules.reload);
+  useLive(["schedule", "job:state"], reload, schedules.reload);
   const now = useTicker(true, 1000);
+  // Next firing times move as schedules fire: read them again now and then.
+  useEffect(() => {
+    const t = setInterval(schedules.reload, 30_000);
+    return () => clearInterval(t);
+  }, [schedules.reload]);
   const [error, setError] = useState<unknown>();
   if (routeMissing(schedules.error)) {
     return (
@@ -83,7 +88,10 @@ export function SchedulesPage({ session }: { session: SessionView }): JSX.Elemen
                       {paused ? <span class="badge s-PAUSED">paused</span> : null}
                     </td>
                     <td>
-                      <code>{text(s, "cron", "cron_trigger", "expression")}</code>
+                      <code>{text(s, "cron_trigger", "cron", "expression")}</code>
+                      {text(s, "timezone") ? (
+                        <span class="muted small"> {text(s, "timezone")}</span>
+                      ) : null}
                     </td>
                     <td title={nextList.join("\n") || next}>
                       {paused ? (
@@ -96,6 +104,14 @@ export function SchedulesPage({ session }: { session: SessionView }): JSX.Elemen
                     </td>
                     <td class="wide">
                       {ago(text(s, "last_run_at", "last_fired_at", "last") || undefined, now)}
+                      {typeof pick(s, "last_job_request_id") === "number" ? (
+                        <>
+                          {" "}
+                          <a href={href("jobs", pick(s, "last_job_request_id") as number)}>
+                            #{String(pick(s, "last_job_request_id"))}
+                          </a>
+                        </>
+                      ) : null}
                     </td>
                     <td class="actions">
                       <button

@@ -68,131 +68,138 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
         <h1 id="units-title">Units</h1>
       </div>
       <ErrorBox error={units.error ?? actionError} />
-      {!units.data ? (
-        units.error ? null : (
-          <Loading />
-        )
-      ) : items.length === 0 ? (
-        <Empty>
-          No units yet. Every task run is one; so is work submitted with colony work submit.
-        </Empty>
-      ) : (
-        <div class="table-wrap">
-          <table class="list" data-testid="units">
-            <thead>
-              <tr>
-                <th scope="col">Unit</th>
-                <th scope="col">Work</th>
-                <th scope="col">State</th>
-                <th scope="col" class="wide">
-                  Detail
-                </th>
-                <th scope="col">Output</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((u) => {
-                const id = unitId(u);
-                const state = text(u, "state", "state_name", "StateName");
-                const job = num(u, "job_request_id");
-                // A task's unit is steered through its job (cancel the job, not the unit).
-                const task = text(u, "kind") === "task" || (job !== undefined && !text(u, "kind"));
-                return (
-                  <tr
-                    key={id}
-                    data-row
-                    data-unit={id}
-                    class={id === selected ? "selected" : undefined}
-                  >
-                    <td>
-                      <a
-                        class="row-link"
-                        href={`#/units?unit=${encodeURIComponent(id)}`}
-                        onClick={(e) => {
-                          e.preventDefault();
-                          setSelected(id);
-                        }}
-                      >
-                        <code>{id}</code>
-                      </a>
-                    </td>
-                    <td>
-                      {task
-                        ? text(u, "task_type") || text(u, "work_type")
-                        : text(u, "work_type", "WorkType")}
-                      {text(u, "node") ? (
-                        <span class="muted small"> on {text(u, "node")}</span>
-                      ) : null}
-                      {job !== undefined ? (
-                        <div class="small">
-                          <a href={href("jobs", job, { task: text(u, "task_type") })}>job #{job}</a>
-                        </div>
-                      ) : null}
-                    </td>
-                    <td>
-                      <span class={`badge u-${state}`}>{state}</span>
-                    </td>
-                    <td class="wide muted">{text(u, "detail", "Detail", "error_message")}</td>
-                    <td>{bytes(num(u, "stdout_size", "StdoutSize") ?? 0)}</td>
-                    <td class="actions">
-                      {task ? (
-                        <span class="muted small">via its job</span>
-                      ) : (
-                        <>
-                          <button
-                            type="button"
-                            class="small"
-                            disabled={!writer || !ACTIVE.has(state)}
-                            onClick={() => void act(id, "cancel")}
-                          >
-                            Cancel
-                          </button>
-                          <button
-                            type="button"
-                            class="small"
-                            disabled={!writer}
-                            onClick={() => void act(id, "release")}
-                          >
-                            Release
-                          </button>
-                        </>
-                      )}
-                    </td>
+      <div class={chosen ? "split units-split" : undefined}>
+        <div>
+          {!units.data ? (
+            units.error ? null : (
+              <Loading />
+            )
+          ) : items.length === 0 ? (
+            <Empty>
+              No units yet. Every task run is one; so is work submitted with colony work submit.
+            </Empty>
+          ) : (
+            <div class="table-wrap">
+              <table class="list" data-testid="units">
+                <thead>
+                  <tr>
+                    <th scope="col">Unit</th>
+                    <th scope="col">Work</th>
+                    <th scope="col">State</th>
+                    <th scope="col" class="wide">
+                      Detail
+                    </th>
+                    <th scope="col">Output</th>
+                    <th scope="col">
+                      <span class="sr-only">Actions</span>
+                    </th>
                   </tr>
-                );
-              })}
-            </tbody>
-          </table>
+                </thead>
+                <tbody>
+                  {items.map((u) => {
+                    const id = unitId(u);
+                    const state = text(u, "state", "state_name", "StateName");
+                    const job = num(u, "job_request_id");
+                    // A task's unit is steered through its job (cancel the job, not the unit).
+                    const task =
+                      text(u, "kind") === "task" || (job !== undefined && !text(u, "kind"));
+                    return (
+                      <tr
+                        key={id}
+                        data-row
+                        data-unit={id}
+                        class={id === selected ? "selected" : undefined}
+                      >
+                        <td>
+                          <a
+                            class="row-link"
+                            href={`#/units?unit=${encodeURIComponent(id)}`}
+                            onClick={(e) => {
+                              e.preventDefault();
+                              setSelected(id);
+                            }}
+                          >
+                            <code>{id}</code>
+                          </a>
+                        </td>
+                        <td>
+                          {task
+                            ? text(u, "task_type") || text(u, "work_type")
+                            : text(u, "work_type", "WorkType")}
+                          {text(u, "node") ? (
+                            <span class="muted small"> on {text(u, "node")}</span>
+                          ) : null}
+                          {job !== undefined ? (
+                            <div class="small">
+                              <a href={href("jobs", job, { task: text(u, "task_type") })}>
+                                job #{job}
+                              </a>
+                            </div>
+                          ) : null}
+                        </td>
+                        <td>
+                          <span class={`badge u-${state}`}>{state}</span>
+                        </td>
+                        <td class="wide muted">{text(u, "detail", "Detail", "error_message")}</td>
+                        <td>{bytes(num(u, "stdout_size", "StdoutSize") ?? 0)}</td>
+                        <td class="actions">
+                          {task ? (
+                            <span class="muted small">via its job</span>
+                          ) : (
+                            <>
+                              <button
+                                type="button"
+                                class="small"
+                                disabled={!writer || !ACTIVE.has(state)}
+                                onClick={() => void act(id, "cancel")}
+                              >
+                                Cancel
+                              </button>
+                              <button
+                                type="button"
+                                class="small"
+                                disabled={!writer}
+                                onClick={() => void act(id, "release")}
+                              >
+                                Release
+                              </button>
+                            </>
+                          )}
+                        </td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <nav class="pager" aria-label="pages">
+            {cursor ? (
+              <button type="button" onClick={() => setCursor(undefined)}>
+                ← Newest
+              </button>
+            ) : null}
+            {next ? (
+              <button type="button" onClick={() => setCursor(next)}>
+                Older →
+              </button>
+            ) : null}
+          </nav>
         </div>
-      )}
-      <nav class="pager" aria-label="pages">
-        {cursor ? (
-          <button type="button" onClick={() => setCursor(undefined)}>
-            ← Newest
-          </button>
+        {chosen ? (
+          <div class="unit-output">
+            <h2>
+              Output of unit <code>{selected}</code>
+            </h2>
+            <LogView
+              key={selected}
+              src={`/api/units/${encodeURIComponent(selected!)}/stdout`}
+              follow={ACTIVE.has(text(chosen, "state", "state_name"))}
+              download={`/api/units/${encodeURIComponent(selected!)}/stdout`}
+            />
+          </div>
         ) : null}
-        {next ? (
-          <button type="button" onClick={() => setCursor(next)}>
-            Older →
-          </button>
-        ) : null}
-      </nav>
-      {chosen ? (
-        <div class="unit-output">
-          <h2>
-            Output of unit <code>{selected}</code>
-          </h2>
-          <LogView
-            key={selected}
-            src={`/api/units/${encodeURIComponent(selected!)}/stdout`}
-            follow={ACTIVE.has(text(chosen, "state", "state_name"))}
-            download={`/api/units/${encodeURIComponent(selected!)}/stdout`}
-          />
-        </div>
-      ) : null}
+      </div>
     </section>
   );
 }
