@@ -28,7 +28,11 @@ describe("docs/api.md examples", { skip: hasCurl ? false : "curl is not installe
   let server: TestServer;
   let client: ColonyClient;
   before(async () => {
-    server = await startTestServer();
+    // The units examples submit work of the type the page's config shows.
+    server = await startTestServer({
+      configYaml:
+        "work_types:\n  - work_type: echopayload\n    command: bash\n    params: \"-c 'tr a-z A-Z'\"\n",
+    });
     client = createClient({ server: server.url, token: server.adminToken });
   });
   after(async () => {

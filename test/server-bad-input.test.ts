@@ -124,7 +124,8 @@ describe("server refuses bad input without harm", () => {
   it("answers unknown routes and methods with 404 JSON, ids with 404", async () => {
     for (const [method, path] of [
       ["GET", "/api/nope"],
-      ["GET", "/"],
+      ["GET", "/nope"], // `/` is the dashboard
+      ["GET", "/assets/nope.js"],
       ["PATCH", "/api/tokens"],
       ["GET", "/api/../../etc/passwd"],
     ] as const) {

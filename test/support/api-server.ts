@@ -4,7 +4,8 @@
  * (the admin token the server wrote is in `adminToken`) unless `auth: false`.
  * `close()` cancels what still runs, stops the server and removes the dir.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
 import type { Embedded } from "../../src/runtime/embedded.ts";
 import { startServer } from "../../src/server/server.ts";
@@ -19,9 +20,17 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: { auth?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { auth?: boolean; configYaml?: string } = {},
+): Promise<TestServer> {
   const dir = tempDir("colony-api-");
+  let file: string | undefined;
+  if (options.configYaml !== undefined) {
+    file = join(dir.path, "colony.yaml");
+    writeFileSync(file, options.configYaml);
+  }
   const config = loadConfig({
+    file,
     overrides: {
       dataDir: dir.path,
       host: "127.0.0.1",
