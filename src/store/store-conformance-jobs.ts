@@ -363,7 +363,11 @@ export function jobConformance(store: CurrentStore): void {
           store().claimDueJobRequests(owner, new Date(), LEASE_MS, 5),
         ),
       );
-      assert.equal(results.flat().length, 3);
+      // Racing claimers may leave a free slot to the next round (PostgreSQL skips a type
+      // another claimer is counting), but together they never exceed the limit.
+      assert.ok(results.flat().length <= 3, `claimed ${results.flat().length} of max 3`);
+      const later = await store().claimDueJobRequests("c5", new Date(), LEASE_MS, 5);
+      assert.equal(results.flat().length + later.length, 3);
       assert.equal(await store().countJobRequests("tight", ["READY"]), 3);
     });
   });

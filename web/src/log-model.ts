@@ -45,6 +45,12 @@ export class LogModel {
     this.#skipFirst = this.skippedBytes > 0;
   }
 
+  /** Before the first push: the text will start `bytes` into the output (mid-line). */
+  skip(bytes: number): void {
+    this.skippedBytes = bytes;
+    this.#skipFirst = bytes > 0;
+  }
+
   /** Lines shown: the kept complete lines and the unfinished one, if any. */
   get count(): number {
     return this.#lines + (this.chars > this.#partialAt ? 1 : 0);

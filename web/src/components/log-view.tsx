@@ -15,14 +15,20 @@ const LINE_HEIGHT = 18;
 const OVERSCAN = 30;
 /** Longer lines are cut when drawn (the download has them whole). */
 const MAX_DRAWN_CHARS = 4000;
+const LARGE = 16 * 1024 * 1024;
+const TAIL = 8 * 1024 * 1024;
 
 interface Props {
   /** The output URL, without follow/offset parameters. */
   src: string;
   /** Keep the response open until the task ends. */
   follow: boolean;
-  /** Start at this byte (a view of the end of a very large output). */
-  offset?: number;
+  /**
+   * How many bytes the output has already, when known: a longer one than LARGE is shown
+   * from TAIL bytes before its end (the raw output link has all of it), so opening a
+   * task that wrote gigabytes does not download them into the page.
+   */
+  size?: () => Promise<number | undefined>;
   /** A link to the whole output. */
   download?: string;
 }
@@ -34,8 +40,10 @@ function yieldToPage(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-export function LogView({ src, follow, offset = 0, download }: Props): JSX.Element {
-  const model = useMemo(() => new LogModel({ skippedBytes: offset }), [src, offset]);
+export function LogView({ src, follow, size, download }: Props): JSX.Element {
+  const model = useMemo(() => new LogModel(), [src]);
+  const sizeRef = useRef(size);
+  sizeRef.current = size;
   const box = useRef<HTMLDivElement>(null);
   const [, setVersion] = useState(0);
   const [scrollTop, setScrollTop] = useState(0);
@@ -56,12 +64,15 @@ export function LogView({ src, follow, offset = 0, download }: Props): JSX.Eleme
         setVersion(model.version);
       });
     };
-    const params = new URLSearchParams();
-    if (follow) params.set("follow", "1");
-    if (offset > 0) params.set("offset", String(offset));
-    const url = src + (src.includes("?") ? "&" : "?") + params.toString();
     void (async () => {
       try {
+        const known = await sizeRef.current?.().catch(() => undefined);
+        const offset = known !== undefined && known > LARGE ? known - TAIL : 0;
+        model.skip(offset);
+        const params = new URLSearchParams();
+        if (follow) params.set("follow", "1");
+        if (offset > 0) params.set("offset", String(offset));
+        const url = src + (src.includes("?") ? "&" : "?") + params.toString();
         const res = await fetch(url, { credentials: "same-origin", signal: abort.signal });
         if (!res.ok || !res.body) {
           const text = await res.text();
@@ -100,7 +111,7 @@ export function LogView({ src, follow, offset = 0, download }: Props): JSX.Eleme
       cancelAnimationFrame(frame.current);
       frame.current = 0;
     };
-  }, [model, src, follow, offset]);
+  }, [model, src, follow]);
 
   // The box's height decides how many lines are drawn.
   useLayoutEffect(() => {

@@ -131,6 +131,12 @@ class TaskRow extends Component<TaskRowProps> {
   }
 }
 
+/** Bytes a task execution has written so far (its unit's stdout_size). */
+async function unitSize(id: string): Promise<number | undefined> {
+  const unit = await call<{ stdout_size?: number }>(`/api/units/${encodeURIComponent(id)}`);
+  return unit.stdout_size;
+}
+
 function Artifacts({ items }: { items: Row[] }): JSX.Element | null {
   if (items.length === 0) return null;
   return (
@@ -483,6 +489,7 @@ export function JobPage({
                 key={shown.id}
                 src={`/api/task-executions/${encodeURIComponent(shown.id)}/output`}
                 follow
+                size={() => unitSize(shown.id)}
                 download={`/api/task-executions/${encodeURIComponent(shown.id)}/output`}
               />
             </>

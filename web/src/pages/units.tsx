@@ -195,6 +195,7 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
               key={selected}
               src={`/api/units/${encodeURIComponent(selected!)}/stdout`}
               follow={ACTIVE.has(text(chosen, "state", "state_name"))}
+              size={() => Promise.resolve(num(chosen, "stdout_size"))}
               download={`/api/units/${encodeURIComponent(selected!)}/stdout`}
             />
           </div>
