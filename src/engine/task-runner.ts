@@ -216,6 +216,14 @@ export function startTask(
       });
     }
     await ctx.slots.acquire();
+    // The slot limits work running at once: it is given back as soon as the execution
+    // ends, not after its result is recorded, so bookkeeping never idles a slot.
+    let holding = true;
+    const releaseSlot = () => {
+      if (!holding) return;
+      holding = false;
+      ctx.slots.release();
+    };
     try {
       if (stopped)
         return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
@@ -308,6 +316,7 @@ export function startTask(
         result = await executor.wait(execution.id);
       } finally {
         if (timer) clearTimeout(timer);
+        releaseSlot();
       }
       return await complete(task, request, result);
     } catch (error) {
@@ -321,7 +330,7 @@ export function startTask(
         errorMessage: error instanceof Error ? error.message : String(error),
       });
     } finally {
-      ctx.slots.release();
+      releaseSlot();
     }
   };
 

@@ -8,7 +8,7 @@
  * it started before: a recorded exit is the result; a live process (same pid and same
  * start time) is followed until its exit file appears.
  */
-import { mkdirSync, watch, type FSWatcher } from "node:fs";
+import { existsSync, mkdirSync, watch, type FSWatcher } from "node:fs";
 import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -319,7 +319,9 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
       // The launcher makes the unit dir (the Perl spawner off this event loop); only its
       // parent is made here, once per parent.
       ensureParent(unitDir);
-      if (await readExitFile(exitPath)) throw exists();
+      // existsSync first: a failed open builds an error object, which costs more than
+      // the check on this per-task path.
+      if (existsSync(exitPath) && (await readExitFile(exitPath))) throw exists();
       let script = composeShellScript(request.task, { bash });
       if (Buffer.byteLength(script) > MAX_INLINE_SCRIPT) {
         ensureDir(unitDir);
