@@ -11,16 +11,12 @@
  * keys are kept) and strictly where a mistake could complete the wrong task (the id and
  * the status must be there and be strings).
  */
+import { taskDefinition } from "../core/job-definition.ts";
 import { randomUUID } from "node:crypto";
 import { Type, type Static } from "typebox";
 import { Compile } from "typebox/compile";
 import type { ExecutionRequest, ExecutionResult } from "../core/executor.ts";
-import {
-  METHODS,
-  type Method,
-  type TaskDefinition,
-  type Variable,
-} from "../core/job-definition.ts";
+import { METHODS, type Method, type Variable } from "../core/job-definition.ts";
 
 // -- TaskRequest (colony -> worker) ----------------------------------------------------
 
@@ -284,35 +280,7 @@ export function buildTaskRequest(
   };
 }
 
-/** A TaskDefinition with every field at its default, `parts` over it. */
-export function taskDefinition(
-  taskType: string,
-  parts: Partial<TaskDefinition> = {},
-): TaskDefinition {
-  return {
-    taskType,
-    method: "SHELL",
-    beforeScript: [],
-    script: [],
-    afterScript: [],
-    environment: {},
-    variables: {},
-    retry: 0,
-    delayBetweenRetriesMs: 0,
-    onCompleted: [],
-    onFailed: [],
-    onExitCode: {},
-    dependsOn: [],
-    allowFailure: false,
-    alwaysRun: false,
-    tags: [],
-    headers: {},
-    query: {},
-    dependencies: [],
-    executorOptions: {},
-    ...parts,
-  };
-}
+export { taskDefinition };
 
 const RESERVED_OPTS = new Set([
   "name",

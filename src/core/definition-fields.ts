@@ -6,7 +6,7 @@
 import { isMap, isScalar, isSeq } from "yaml";
 import { childPath, closest, setKey } from "./definition-reader.ts";
 import type { Entry, Reader, YamlNode } from "./definition-reader.ts";
-import { EXIT_ACTIONS, METHODS } from "./job-definition.ts";
+import { EXIT_ACTIONS, METHODS, taskDefinition } from "./job-definition.ts";
 import type { ExitAction, Method, TaskDefinition, Variable } from "./job-definition.ts";
 
 export const JOB_KEYS = [
@@ -153,31 +153,6 @@ export function parseVariables(
   return out;
 }
 
-function emptyTask(taskType: string): TaskDefinition {
-  return {
-    taskType,
-    method: "SHELL",
-    beforeScript: [],
-    script: [],
-    afterScript: [],
-    environment: {},
-    variables: {},
-    retry: 0,
-    delayBetweenRetriesMs: 0,
-    onCompleted: [],
-    onFailed: [],
-    onExitCode: {},
-    dependsOn: [],
-    allowFailure: false,
-    alwaysRun: false,
-    tags: [],
-    headers: {},
-    query: {},
-    dependencies: [],
-    executorOptions: {},
-  };
-}
-
 function parseMethod(r: Reader, node: YamlNode | null, path: string): Method {
   const text = r.string(node, path);
   if ((METHODS as readonly string[]).includes(text)) return text as Method;
@@ -319,7 +294,7 @@ export function parseTask(r: Reader, node: YamlNode | null, path: string): Parse
     );
   }
   const parsed: ParsedTask = {
-    task: emptyTask(taskType),
+    task: taskDefinition(taskType),
     node: mapping,
     path,
     typeNode: typeEntry.value,

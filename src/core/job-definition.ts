@@ -93,6 +93,36 @@ export interface JobDefinition {
   tasks: TaskDefinition[];
 }
 
+/** A TaskDefinition with every field at its default (the parser's defaults), `parts` over it. */
+export function taskDefinition(
+  taskType: string,
+  parts: Partial<TaskDefinition> = {},
+): TaskDefinition {
+  return {
+    taskType,
+    method: "SHELL",
+    beforeScript: [],
+    script: [],
+    afterScript: [],
+    environment: {},
+    variables: {},
+    retry: 0,
+    delayBetweenRetriesMs: 0,
+    onCompleted: [],
+    onFailed: [],
+    onExitCode: {},
+    dependsOn: [],
+    allowFailure: false,
+    alwaysRun: false,
+    tags: [],
+    headers: {},
+    query: {},
+    dependencies: [],
+    executorOptions: {},
+    ...parts,
+  };
+}
+
 export function taskByType(def: JobDefinition, taskType: string): TaskDefinition | undefined {
   return def.tasks.find((t) => t.taskType === taskType);
 }

@@ -1,35 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { JobDefinition, TaskDefinition } from "../core/job-definition.ts";
+import { taskDefinition, type JobDefinition, type TaskDefinition } from "../core/job-definition.ts";
 import type { TaskExecution } from "../core/job-request.ts";
 import type { State } from "../core/states.ts";
 import { planNext } from "./dag-planner.ts";
 
-function task(taskType: string, extra: Partial<TaskDefinition> = {}): TaskDefinition {
-  return {
-    taskType,
-    method: "SHELL",
-    beforeScript: [],
-    script: ["true"],
-    afterScript: [],
-    environment: {},
-    variables: {},
-    retry: 0,
-    delayBetweenRetriesMs: 0,
-    onCompleted: [],
-    onFailed: [],
-    onExitCode: {},
-    dependsOn: [],
-    allowFailure: false,
-    alwaysRun: false,
-    tags: [],
-    headers: {},
-    query: {},
-    dependencies: [],
-    executorOptions: {},
-    ...extra,
-  };
-}
+const task = taskDefinition;
 
 function job(...tasks: TaskDefinition[]): JobDefinition {
   return { jobType: "t", retry: 0, delayBetweenRetriesMs: 0, variables: {}, tasks };
