@@ -5,6 +5,9 @@
 # Idempotent: installs only what is missing, starts dockerd only when it is not
 # answering, imports the image only when it is absent.
 set -euo pipefail
+# Only the KEY=value lines below go to stdout (callers eval them); everything the
+# commands print (apt, pg_ctlcluster's "Removed stale pid file.", ...) goes to stderr.
+exec 3>&1 1>&2  # (daemons started below get 3>&- so they do not hold the caller's pipe open)
 
 IMAGE=colony-test/busybox:latest
 SOCK=/var/run/docker.sock
@@ -31,7 +34,7 @@ ping_engine() {
 
 if ! ping_engine; then
   # vfs works everywhere (no overlay mounts inside containers or odd filesystems).
-  nohup dockerd --storage-driver=vfs >/tmp/dockerd.log 2>&1 &
+  nohup dockerd --storage-driver=vfs >/tmp/dockerd.log 2>&1 3>&- &
   for _ in $(seq 150); do ping_engine && break; sleep 0.2; done
   ping_engine || { echo "dockerd did not start; see /tmp/dockerd.log" >&2; tail -20 /tmp/dockerd.log >&2; exit 1; }
 fi
@@ -51,4 +54,4 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - "$IMAGE" >/dev/null
 fi
 
-echo "COLONY_TEST_DOCKER_IMAGE=$IMAGE"
+echo "COLONY_TEST_DOCKER_IMAGE=$IMAGE" >&3
