@@ -151,6 +151,28 @@ tasks:
     assert.equal(out, "building 1.2.7\n");
   });
 
+  it("renders a task's variables from params, job variables and earlier outputs", async () => {
+    const job = await submit(
+      `job_type: task-variables
+job_variables:
+  Region: eu
+tasks:
+- task_type: a
+  script: ['echo "::set-output name=Build::42"']
+  on_completed: b
+- task_type: b
+  variables:
+    Target: "{{.Region}}-{{.Name}}-{{.Build}}"
+  script: ['echo "template={{.Target}} env=$Target"']
+`,
+      { Name: "web" },
+    );
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+    const view = await rt.engine.getJob(job.id);
+    const out = await readStream(await rt.engine.outputStream(view.tasks[1]!.id));
+    assert.equal(out, "template=eu-web-42 env=eu-web-42\n");
+  });
+
   it("an unknown template variable fails the task without running it", async () => {
     const job = await submit(`job_type: bad-template
 tasks:

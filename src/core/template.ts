@@ -115,7 +115,8 @@ function renderRecord(
 /**
  * A copy of the task with every string it runs with rendered: scripts, url, headers,
  * query and environment values, messaging queues, artifact paths and every string inside
- * executorOptions. Names, routing and variables themselves are left as written.
+ * executorOptions. Names and routing are left as written; the task's variables are
+ * rendered with the template values (engine/task-runner.ts templateValues).
  */
 export function renderTask(task: TaskDefinition, values: Record<string, unknown>): TaskDefinition {
   const list = (items: string[], field: string) =>

@@ -19,7 +19,7 @@ export const EXECUTOR_CLOSED = "COLONY_EXECUTOR_CLOSED";
 import type { JobDefinition, TaskDefinition, Variable } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { SetOutputScanner } from "../core/outputs.ts";
-import { renderTask } from "../core/template.ts";
+import { renderTask, renderTemplate } from "../core/template.ts";
 import type { Store, TaskFinish } from "../store/store.ts";
 import type { Semaphore } from "./semaphore.ts";
 
@@ -73,16 +73,29 @@ function stringify(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-/** Template values, lowest precedence first: job variables, task variables, outputs, params. */
+/**
+ * Template values, lowest precedence first: job variables, task variables, outputs, params.
+ * A task variable's string value is itself a template, rendered against the job variables,
+ * outputs and params (not against other task variables), so `body: '{{.Name}}'` sends the
+ * request's `Name` to an HTTP task.
+ */
 export function templateValues(
   definition: JobDefinition,
   task: TaskDefinition,
   outputs: Record<string, unknown>,
   params: Record<string, unknown>,
 ): Record<string, unknown> {
+  const base: Record<string, unknown> = {};
+  for (const v of Object.values(definition.variables)) base[v.name] = v.value;
+  Object.assign(base, outputs, params);
   const values: Record<string, unknown> = {};
   for (const v of Object.values(definition.variables)) values[v.name] = v.value;
-  for (const v of Object.values(task.variables)) values[v.name] = v.value;
+  for (const v of Object.values(task.variables)) {
+    values[v.name] =
+      typeof v.value === "string"
+        ? renderTemplate(v.value, base, `variables.${v.name}`)
+        : v.value;
+  }
   Object.assign(values, outputs, params);
   return values;
 }
