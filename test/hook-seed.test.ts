@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -192,8 +192,7 @@ describe(
       const bytes = Buffer.concat(chunks);
       assert.equal(createHash("md5").update(bytes).digest("hex"), artifact.md5);
 
-      // The key died with the execution: the same signed request is now refused.
-      assert.ok(!existsSync(join(server.dataDir, "units", python!.id, "hook.key")));
+      // The execution has ended: a request for it is refused as for an unknown job.
       const late = await fetch(`${server.url}/async/status`, {
         method: "POST",
         headers: { ...hookHeaders(python!.id, "0".repeat(64)), "content-type": "application/json" },
@@ -293,7 +292,7 @@ describe(
 
     it("uploads are verified: mismatched bytes refused, URLs single-use, scope enforced", async () => {
       const job = await client.submitDefinition(
-        "job_type: hook-raw\ntasks:\n- task_type: wait\n  script: ['sleep 30']\n",
+        "job_type: hook-raw\ntasks:\n- task_type: wait\n  script: ['echo key=$JOB_SECRET_KEY', 'sleep 30']\n",
       );
       let id: string | undefined;
       for (let i = 0; i < 200 && !id; i++) {
@@ -301,7 +300,13 @@ describe(
         if (!id) await new Promise((r) => setTimeout(r, 25));
       }
       assert.ok(id, "the task started");
-      const key = readFileSync(join(server.dataDir, "units", id, "hook.key"), "utf8");
+      let key = "";
+      for (let i = 0; i < 200 && !key; i++) {
+        const out = await text(await client.taskOutput(job.id, "wait"));
+        key = /^key=([0-9a-f]{64})$/m.exec(out)?.[1] ?? "";
+        if (!key) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(key, "the task printed its JOB_SECRET_KEY");
       const signed = (extra: Record<string, string> = {}) => ({
         ...hookHeaders(id!, key),
         "content-type": "application/json",
@@ -447,6 +452,7 @@ describe("the hook across a server crash", () => {
     writeFileSync(
       script,
       [
+        'echo "key=$JOB_SECRET_KEY"',
         "for n in $(seq 1 25); do",
         "  t=$(date +%s%3N)",
         '  h=$(printf %s "$t" | openssl dgst -sha256 -hmac "$JOB_SECRET_KEY" -hex | sed \'s/.* //\')',
@@ -484,7 +490,15 @@ describe("the hook across a server crash", () => {
       assert.deepEqual(task.hook?.status_details, { n: 25 }, "the last report came through");
       const out = readFileSync(join(dir.path, "units", task.id, "stdout"), "utf8");
       assert.match(out, /n=25 code=200/);
-      assert.ok(!existsSync(join(dir.path, "units", task.id, "hook.key")), "the key died with it");
+      // The key died with it, also for the server that only re-attached to it.
+      const key = /^key=([0-9a-f]{64})$/m.exec(out)?.[1];
+      assert.ok(key, "the task printed its key");
+      const late = await fetch(`${url}/async/status`, {
+        method: "POST",
+        headers: { ...hookHeaders(task.id, key), "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(late.status, 404, "a request signed with the ended task's key is refused");
     } finally {
       client.close();
       server.child.kill("SIGTERM");

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { createHmac, randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
 import {
   HookAuthError,
   hookHeaders,
@@ -102,49 +99,38 @@ describe("hook auth", () => {
 });
 
 describe("hook secrets", () => {
-  const dir = mkdtempSync(join(tmpdir(), "colony-hook-secrets-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const master = randomBytes(32);
 
-  it("issues a fresh random key per execution, kept 0600 in its unit dir until revoked", () => {
-    const secrets = new HookSecrets();
-    const unitDir = join(dir, "units", "aaaa0001");
-    const a = secrets.issue({ jobId: "aaaa0001", kind: "task", unitDir });
-    const b = secrets.issue({
-      jobId: "aaaa0002",
-      kind: "task",
-      unitDir: join(dir, "units", "aaaa0002"),
-    });
+  it("gives each execution its own key, the same for the same id, forgotten when revoked", () => {
+    const secrets = new HookSecrets(master);
+    const a = secrets.issue({ jobId: "aaaa0001", kind: "task", unitDir: "/u/aaaa0001" });
+    const b = secrets.issue({ jobId: "aaaa0002", kind: "task", unitDir: "/u/aaaa0002" });
     assert.match(a, /^[0-9a-f]{64}$/);
     assert.notEqual(a, b);
-    assert.equal(
-      secrets.issue({ jobId: "aaaa0001", kind: "task", unitDir }),
+    assert.notEqual(
       a,
-      "the same execution keeps its key",
+      new HookSecrets(master).issue({ jobId: "aaaa0001", kind: "unit", unitDir: "/u/x" }),
+      "a work unit with the same id as a task has another key",
     );
-    const file = join(unitDir, "hook.key");
-    assert.equal(readFileSync(file, "utf8"), a);
-    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(secrets.issue({ jobId: "aaaa0001", kind: "task", unitDir: "/u/aaaa0001" }), a);
+    assert.equal(secrets.get("aaaa0001")?.key, a);
     secrets.revoke("aaaa0001");
-    assert.equal(secrets.get("aaaa0001"), undefined);
-    assert.equal(existsSync(file), false);
+    assert.equal(secrets.get("aaaa0001"), undefined, "a revoked key is not known any more");
   });
 
-  it("a restarted server takes back the key a re-attached process holds, never a revoked one", async () => {
-    const unitDir = join(dir, "units", "bbbb0001");
-    const key = new HookSecrets().issue({ jobId: "bbbb0001", kind: "task", unitDir });
-    const restarted = new HookSecrets();
-    assert.equal(restarted.issue({ jobId: "bbbb0001", kind: "task", unitDir }, true), key);
-    const other = new HookSecrets();
-    assert.equal((await other.load({ jobId: "bbbb0001", kind: "task", unitDir }))?.key, key);
-    other.revoke("bbbb0001");
-    assert.equal(
-      await new HookSecrets().load({ jobId: "bbbb0001", kind: "task", unitDir }),
-      undefined,
-    );
+  it("a restarted server (same master key) takes back the key a re-attached process holds", () => {
+    const key = new HookSecrets(master).issue({ jobId: "bbbb0001", kind: "task", unitDir: "/u" });
+    const restarted = new HookSecrets(master);
+    assert.equal(restarted.get("bbbb0001"), undefined, "nothing is known before it re-attaches");
+    assert.equal(restarted.load({ jobId: "bbbb0001", kind: "task", unitDir: "/u" }).key, key);
     assert.notEqual(
-      new HookSecrets().issue({ jobId: "bbbb0001", kind: "task", unitDir }),
+      new HookSecrets(randomBytes(32)).issue({ jobId: "bbbb0001", kind: "task", unitDir: "/u" }),
       key,
-      "a fresh start gets a fresh key",
+      "another data dir's master key gives another key",
     );
+  });
+
+  it("refuses a master key shorter than 32 bytes", () => {
+    assert.throws(() => new HookSecrets(randomBytes(16)), /at least 32 bytes/);
   });
 });

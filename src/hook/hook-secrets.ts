@@ -1,18 +1,18 @@
 /**
- * Per-execution hook keys (SPEC section 9): every process colony starts gets a fresh
- * random JOB_SECRET_KEY (32 random bytes, hex). The key works only while its execution
- * runs: it is forgotten (and its file removed) the moment the execution ends.
+ * Per-execution hook keys (SPEC section 9): every process colony starts gets its own
+ * JOB_SECRET_KEY, HMAC-SHA256(master key, kind + ":" + id) in hex, where the master key
+ * is derived from the data dir's secret key (core/secrets.ts) and never leaves the
+ * server. A key works only while its execution runs: it is forgotten the moment the
+ * execution ends, and a server never takes back the key of an execution that has ended
+ * (the store says so), so a key that leaked afterwards opens nothing.
  *
- * Keys live in memory for the fast path, and in `{unitDir}/hook.key` (0600, in the 0700
- * data dir, beside the output the process writes) so that a restarted server, which
- * re-attaches to processes still running, accepts the key those processes already hold.
- * Starting the same execution again after a restart reuses that file instead of
- * minting a key the running process does not know.
+ * Deriving rather than storing the key means a restarted server, which re-attaches to
+ * processes still running, computes the key those processes already hold, and starting
+ * a task writes and removes no key file (these were three synchronous file operations
+ * per task on the event loop). Ids are never reused (random, checked unique), so no two
+ * executions share a key.
  */
-import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { createHmac } from "node:crypto";
 
 /** What a key is for: the caller the hook then sees. */
 export interface HookHolder {
@@ -28,35 +28,29 @@ export interface HookHolder {
   attempt?: number;
 }
 
-const KEY_FILE = "hook.key";
-const KEY_PATTERN = /^[0-9a-f]{64}$/;
-
 export class HookSecrets {
   readonly #holders = new Map<string, HookHolder>();
+  readonly #master: Buffer;
+
+  /** `masterKey`: at least 32 secret bytes, the same across restarts of one data dir. */
+  constructor(masterKey: Buffer) {
+    if (masterKey.length < 32) throw new Error("the hook master key must be at least 32 bytes");
+    this.#master = masterKey;
+  }
+
+  /** The key of `kind:jobId` (the same in every process that has this master key). */
+  keyOf(jobId: string, kind: HookHolder["kind"]): string {
+    return createHmac("sha256", this.#master).update(`${kind}:${jobId}`).digest("hex");
+  }
 
   /**
-   * The key of `holder.jobId`: the one already issued (in memory, or with `reattach` the
-   * one in its unit dir, held by a process a restarted server re-attaches to), else a
-   * fresh random one that is written to `{unitDir}/hook.key` before it is handed out.
+   * Issues the key of `holder.jobId` to a process being started (or re-attached after a
+   * restart): from here on a request signed with it is accepted, until revoke().
    */
-  issue(holder: Omit<HookHolder, "key">, reattach = false): string {
+  issue(holder: Omit<HookHolder, "key">): string {
     const known = this.#holders.get(holder.jobId);
     if (known) return known.key;
-    const file = join(holder.unitDir, KEY_FILE);
-    let key: string | undefined;
-    if (reattach) {
-      try {
-        const text = readFileSync(file, "utf8").trim();
-        if (KEY_PATTERN.test(text)) key = text;
-      } catch {
-        key = undefined;
-      }
-    }
-    if (key === undefined) {
-      key = randomBytes(32).toString("hex");
-      mkdirSync(holder.unitDir, { recursive: true, mode: 0o700 });
-      writeFileSync(file, key, { mode: 0o600 });
-    }
+    const key = this.keyOf(holder.jobId, holder.kind);
     this.#holders.set(holder.jobId, { ...holder, key });
     return key;
   }
@@ -67,30 +61,17 @@ export class HookSecrets {
   }
 
   /**
-   * After a restart: takes back the key a still-running execution holds, from its unit
-   * dir. The caller must have checked that the execution has not ended.
+   * After a restart: takes back the key of a still-running execution. The caller must
+   * have checked that the execution has not ended.
    */
-  async load(holder: Omit<HookHolder, "key">): Promise<HookHolder | undefined> {
-    const known = this.#holders.get(holder.jobId);
-    if (known) return known;
-    let text: string;
-    try {
-      text = (await readFile(join(holder.unitDir, KEY_FILE), "utf8")).trim();
-    } catch {
-      return undefined;
-    }
-    if (!KEY_PATTERN.test(text)) return undefined;
-    const loaded = { ...holder, key: text };
-    this.#holders.set(holder.jobId, loaded);
-    return loaded;
+  load(holder: Omit<HookHolder, "key">): HookHolder {
+    this.issue(holder);
+    return this.#holders.get(holder.jobId)!;
   }
 
-  /** The execution ended: its key stops working now, here and after a restart. */
-  revoke(jobId: string, unitDir?: string): void {
-    const holder = this.#holders.get(jobId);
+  /** The execution ended: its key stops working now. */
+  revoke(jobId: string): void {
     this.#holders.delete(jobId);
-    const dir = holder?.unitDir ?? unitDir;
-    if (dir) rmSync(join(dir, KEY_FILE), { force: true });
   }
 
   get size(): number {

@@ -17,7 +17,7 @@
  * - `/jobs` processes (compat-jobs): ProcessJobService asks JobHook.processEnv when it
  *   builds the request and calls JobHook.release when the process ends.
  * - Work units: the unit service calls `hook.processEnv(unitId, unitDir, "unit")` for
- *   the process it starts and `hook.release(unitId, unitDir)` when the unit ends.
+ *   the process it starts and `hook.release(unitId)` when the unit ends.
  *
  * Without a server (`colony run`, the library without `hook`) there is no hook URL and
  * no variables are added.

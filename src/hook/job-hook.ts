@@ -55,6 +55,8 @@ export interface JobHookOptions {
   orchestrator: string;
   /** The data dir: a unit's output is `{dataDir}/units/{id}/stdout`. */
   dataDir: string;
+  /** Secret (≥ 32 bytes, stable across restarts) every JOB_SECRET_KEY is derived from. */
+  keyMaster: Buffer;
   maxClockSkewMs?: number;
   /** Most `logs` lines one report may carry (default 1000, as webda keeps). */
   maxLogLines?: number;
@@ -101,7 +103,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 export class JobHook {
-  readonly secrets = new HookSecrets();
+  readonly secrets: HookSecrets;
   readonly artifacts: ArtifactService;
   readonly #o: Required<Omit<JobHookOptions, "artifacts">>;
   #baseUrl: () => string | undefined = () => undefined;
@@ -118,6 +120,7 @@ export class JobHook {
       ...options,
     };
     this.artifacts = options.artifacts;
+    this.secrets = new HookSecrets(options.keyMaster);
     this.#onTask = (e) => {
       if (!isFinal(e.state)) return;
       this.secrets.revoke(e.executionId);
@@ -154,41 +157,38 @@ export class JobHook {
   readonly taskEnv = (exec: TaskExecution, job: JobRequest): Record<string, string> => {
     const hookUrl = this.hookUrl;
     if (hookUrl === undefined || !PROCESS_METHODS.has(exec.method)) return {};
-    const key = this.secrets.issue(
-      {
-        jobId: exec.id,
-        kind: "task",
-        unitDir: this.#unitDir(exec.id),
-        jobRequestId: job.id,
-        jobType: job.jobType,
-        taskType: exec.taskType,
-        attempt: exec.attempt,
-      },
-      exec.state !== "READY",
-    );
+    const key = this.secrets.issue({
+      jobId: exec.id,
+      kind: "task",
+      unitDir: this.#unitDir(exec.id),
+      jobRequestId: job.id,
+      jobType: job.jobType,
+      taskType: exec.taskType,
+      attempt: exec.attempt,
+    });
     return jobHookEnv({ jobId: exec.id, key, hookUrl, orchestrator: this.#o.orchestrator });
   };
 
   /**
    * JOB_* for a process that is not a task execution (a /jobs process, a work unit).
-   * Call again with `reattach` when re-attaching after a restart; call release() when it ends.
+   * Call again when re-attaching after a restart (the key is the same); call release()
+   * when it ends.
    */
   processEnv(
     unitId: string,
     unitDir: string,
     kind: "process" | "unit" = "process",
-    reattach = false,
   ): Record<string, string> {
     const hookUrl = this.hookUrl;
     if (hookUrl === undefined) return {};
-    const key = this.secrets.issue({ jobId: unitId, kind, unitDir }, reattach);
+    const key = this.secrets.issue({ jobId: unitId, kind, unitDir });
     if (!this.#processes.has(unitId)) this.#processes.set(unitId, { results: {} });
     return jobHookEnv({ jobId: unitId, key, hookUrl, orchestrator: this.#o.orchestrator });
   }
 
   /** The process ended: its key stops working. */
-  release(unitId: string, unitDir?: string): void {
-    this.secrets.revoke(unitId, unitDir);
+  release(unitId: string): void {
+    this.secrets.revoke(unitId);
     this.#processes.delete(unitId);
   }
 
@@ -212,7 +212,7 @@ export class JobHook {
     return holder;
   }
 
-  /** After a restart: a task execution still running has its key in its unit dir. */
+  /** After a restart: a task execution still running gets back the key it holds. */
   async #reload(jobId: string): Promise<HookHolder | undefined> {
     if (!isUnitId(jobId)) return undefined;
     const exec = await this.#o.store.getTaskExecution(jobId);

@@ -85,6 +85,7 @@ export function createAsyncRuntime(input: {
     artifacts,
     orchestrator: o.orchestrator ?? "colony",
     dataDir: input.dataDir,
+    keyMaster: Buffer.from(hkdfSync("sha256", input.secretKey, "", "colony job hook keys", 32)),
     ...(o.maxClockSkewMs === undefined ? {} : { maxClockSkewMs: o.maxClockSkewMs }),
   });
   const functions = new FunctionExecutor({ events });

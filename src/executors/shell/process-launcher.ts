@@ -17,6 +17,7 @@ import { constants as osConstants } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ColonyError } from "../../core/errors.ts";
+import { EXECUTION_EXISTS } from "../../core/executor.ts";
 
 export interface SpawnSpec {
   /** Unique among the launcher's running processes. */
@@ -72,6 +73,11 @@ export class LauncherError extends ColonyError {
   constructor(code: string, message: string) {
     super(code, message, { status: 500, retryable: true });
   }
+}
+
+/** spawn() of an id whose exit file already holds an exit: it ran before, under an earlier colony. */
+function executionRan(id: string): LauncherError {
+  return new LauncherError(EXECUTION_EXISTS, `${id}: its exit file shows it already ran`);
 }
 
 // ---- exit files -----------------------------------------------------------------------
@@ -285,6 +291,11 @@ export function createPerlLauncher(options: { perl?: string } = {}): PerlLaunche
       pending.delete(id);
       exits.forget(id);
       d?.reject(new LauncherError("COLONY_SPAWN_FAILED", `${id}: ${decodeField(a ?? "")}`));
+    } else if (op === "EXISTS") {
+      const d = pending.get(id);
+      pending.delete(id);
+      exits.forget(id);
+      d?.reject(executionRan(id));
     } else if (op === "EXIT") {
       const code = a === "-" || a === undefined ? null : Number(a);
       const signal =
@@ -429,6 +440,9 @@ export function createNodeLauncher(): ProcessLauncher {
           "COLONY_SPAWN_FAILED",
           `${spec.id}: a process with this id is running`,
         );
+      }
+      if (((await stat(spec.exitPath).catch(() => undefined))?.size ?? 0) > 0) {
+        throw executionRan(spec.id);
       }
       await mkdir(dirname(spec.outPath), { recursive: true, mode: 0o700 });
       const out = await open(

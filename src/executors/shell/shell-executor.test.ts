@@ -9,6 +9,7 @@ import { once } from "node:events";
 import { after, describe, it } from "node:test";
 import { ColonyError } from "../../core/errors.ts";
 import {
+  EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
   type ExecutionHandle,
   type ExecutionRequest,
@@ -376,6 +377,23 @@ for (const kind of ["perl", "node"] as const) {
       );
 
       describe("attach after a restart", () => {
+        it("a restarted colony refuses to start again an execution whose exit is recorded", async () => {
+          const root = await tempRoot();
+          const req = requester(root);
+          const first = colonyProcess(kind);
+          await first.start(req("ranbefore", { script: ["echo once"] }));
+          assert.equal((await first.wait("ranbefore")).exitCode, 0);
+          await first.shutdown();
+          const second = colonyProcess(kind);
+          try {
+            await rejectsWith(second.start(req("ranbefore", {})), EXECUTION_EXISTS);
+            const out = readFileSync(join(root, "units", "ranbefore", "stdout"), "utf8");
+            assert.equal(out, "once\n", "it did not run a second time");
+          } finally {
+            await second.shutdown();
+          }
+        });
+
         it("gets the recorded exit of an execution that finished meanwhile", async () => {
           const root = await tempRoot();
           const req = requester(root);

@@ -8,7 +8,7 @@
  * it started before: a recorded exit is the result; a live process (same pid and same
  * start time) is followed until its exit file appears.
  */
-import { existsSync, mkdirSync, watch, type FSWatcher } from "node:fs";
+import { mkdirSync, watch, type FSWatcher } from "node:fs";
 import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -314,14 +314,10 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     executions.set(id, reserved);
     let spawned: Spawned;
     try {
-      // A unit directory that existed may hold the exit file of an earlier colony
-      // process that already ran this execution.
-      // The launcher makes the unit dir (the Perl spawner off this event loop); only its
-      // parent is made here, once per parent.
+      // The launcher makes the unit dir (the Perl spawner off this event loop) and
+      // refuses an id whose exit file shows an earlier colony process already ran it;
+      // only the unit dir's parent is made here, once per parent.
       ensureParent(unitDir);
-      // existsSync first: a failed open builds an error object, which costs more than
-      // the check on this per-task path.
-      if (existsSync(exitPath) && (await readExitFile(exitPath))) throw exists();
       let script = composeShellScript(request.task, { bash });
       if (Buffer.byteLength(script) > MAX_INLINE_SCRIPT) {
         ensureDir(unitDir);
@@ -339,7 +335,8 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
         script,
         env: { ...inherited, ...request.env },
       });
-    } catch (err) {
+    } catch (caught) {
+      const err = (caught as { code?: unknown }).code === EXECUTION_EXISTS ? exists() : caught;
       executions.delete(id);
       reserved.done.reject(err as Error); // a wait() made while it was starting
       throw err;

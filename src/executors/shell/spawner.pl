@@ -7,7 +7,8 @@
 # Protocol: one request or reply per line; fields separated by TAB, each field
 # percent-encoded (at least %, TAB, CR and LF are escaped as %XX).
 #   SPAWN id cwd outPath stdinPath|"" exitPath shell script KEY=VALUE...
-#     -> STARTED id pid startTime      or   ERROR id message
+#     -> STARTED id pid startTime   or   ERROR id message
+#        or EXISTS id (exitPath already holds an exit: this execution ran before)
 #   KILL id signalNumber     (to the whole process group; no reply)
 #   later, for every started id:   EXIT id code signal   ("-" for the absent one)
 # Before EXIT is sent, "code signal\n" is written atomically to exitPath, so the
@@ -69,6 +70,8 @@ sub spawn_child {
     my ($id, $cwd, $out, $stdin, $exit, $shell, $script, @env) = @_;
     if (!defined $script) { reply('ERROR', $id // '', 'malformed SPAWN request'); return }
     if (exists $by_id{$id}) { reply('ERROR', $id, "execution $id is already running"); return }
+    # An exit file means an earlier colony process already ran this execution.
+    if (-s $exit) { reply('EXISTS', $id); return }
     # Open the files here, not in the child, so that a bad path is reported to colony
     # as an error instead of a silent exit 127.
     if (!-d $cwd) { reply('ERROR', $id, "working directory $cwd does not exist"); return }

@@ -58,13 +58,8 @@ export interface ProcessJobServiceOptions {
   logsLimitBytes?: number;
   /** The job hook's JOB_* variables for each process, and the end of their key (hook/job-hook.ts). */
   jobHook?: {
-    processEnv(
-      unitId: string,
-      unitDir: string,
-      kind: "process",
-      reattach: boolean,
-    ): Record<string, string>;
-    release(unitId: string, unitDir?: string): void;
+    processEnv(unitId: string, unitDir: string, kind: "process"): Record<string, string>;
+    release(unitId: string): void;
   };
   warn?: (message: string) => void;
 }
@@ -345,7 +340,7 @@ export class ProcessJobService {
     }
   }
 
-  #request(job: ProcessJob, reattach = false): ExecutionRequest {
+  #request(job: ProcessJob): ExecutionRequest {
     const task: TaskDefinition = {
       taskType: "process-job",
       method: "SHELL",
@@ -380,7 +375,6 @@ export class ProcessJobService {
           job.unitId,
           join(this.#o.dataDir, "units", job.unitId),
           "process",
-          reattach,
         ),
       },
       variables: {},
@@ -448,8 +442,7 @@ export class ProcessJobService {
   #ended(live: Live): void {
     if (live.ended) return;
     live.ended = true;
-    if (live.unitId)
-      this.#o.jobHook?.release(live.unitId, join(this.#o.dataDir, "units", live.unitId));
+    if (live.unitId) this.#o.jobHook?.release(live.unitId);
     clearTimeout(live.timeout);
     clearTimeout(live.killTimer);
     if (live.outPath) notifyDone(live.outPath);
@@ -520,7 +513,7 @@ export class ProcessJobService {
       await this.#stop(job.id, { reasonForExit: REASON_SERVICE_SHUTDOWN }, job);
       return;
     }
-    const request = this.#request(job, true);
+    const request = this.#request(job);
     const live: Live = {
       id: job.id,
       unitId: job.unitId,
