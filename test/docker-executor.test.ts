@@ -9,11 +9,14 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { after, before, describe, it } from "node:test";
+import { extract as tarExtract, pack as tarPack } from "tar-stream";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
 import { ColonyError } from "../src/core/errors.ts";
 import type { ExecutionRequest } from "../src/core/executor.ts";
@@ -23,7 +26,9 @@ import {
   createDockerExecutor,
   type DockerExecutor,
 } from "../src/executors/docker/docker-executor.ts";
-import type { DockerConfig } from "../src/executors/container-options.ts";
+import { taskContainerOptions, type DockerConfig } from "../src/executors/container-options.ts";
+import { containerWorkDir } from "../src/executors/docker/container-spec.ts";
+import { extractArchive, packWorkDir } from "../src/executors/docker/work-dir-archive.ts";
 import {
   executorConformance,
   quickLine,
@@ -451,6 +456,69 @@ describe("docker executor (real engine)", { skip: service.url ? false : service.
     }
   });
 
+  it("after a restart, copies the work dir out of a container that ended meanwhile or ends later", async () => {
+    const signalDir = await tempRoot();
+    const make = async (what: string) => {
+      const id = newId(what);
+      const workDir = join(await tempRoot(), "work");
+      await mkdir(workDir);
+      const request = req(
+        id,
+        [
+          "echo before",
+          `echo ${what} > early.txt`,
+          `while [ ! -f /signal/${what} ]; do sleep 0.05; done`,
+          "echo late > late.txt",
+        ],
+        {
+          container: {
+            image: IMAGE,
+            volumes: {
+              host_path: [{ name: "signal", mount_path: "/signal", host_path: signalDir }],
+            },
+          },
+        },
+        { workDir },
+      );
+      return { id, workDir, request };
+    };
+    const ended = await make("ended");
+    const running = await make("running");
+    const first = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    const handles = [await first.start(ended.request), await first.start(running.request)];
+    await readUntil(first, ended.id, /before\n/);
+    await readUntil(first, running.id, /before\n/);
+    await first.close(); // colony goes away; the containers run on
+    await writeFile(join(signalDir, "ended"), "");
+    for (;;) {
+      const c = await inspectUnit(api, ended.id);
+      const state = await api.call<{ State: { Running: boolean } }>(
+        "GET",
+        `/containers/${c.Id}/json`,
+      );
+      if (!state.State.Running) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const second = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    try {
+      // Ended while away: attach collects it, files first, and wait() has the result.
+      assert.equal(await second.attach!(ended.request, handles[0]!), false);
+      assert.equal((await second.wait(ended.id)).exitCode, 0);
+      assert.equal(readFileSync(join(ended.workDir, "late.txt"), "utf8"), "late\n");
+      assert.equal(readFileSync(join(ended.workDir, "early.txt"), "utf8"), "ended\n");
+      // Still running: followed again, copied out when it ends.
+      assert.equal(await second.attach!(running.request, handles[1]!), true);
+      await writeFile(join(signalDir, "running"), "");
+      assert.equal((await second.wait(running.id)).exitCode, 0);
+      assert.equal(readFileSync(join(running.workDir, "late.txt"), "utf8"), "late\n");
+      assert.equal(readFileSync(join(running.workDir, "early.txt"), "utf8"), "running\n");
+      for (const id of [ended.id, running.id])
+        assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
+    } finally {
+      await second.close();
+    }
+  });
+
   it("reaps orphans: collects ended containers, stops running ones the store says are finished", async () => {
     const ended = newId("orphan-ended");
     const running = newId("orphan-running");
@@ -552,6 +620,140 @@ tasks:
     }
   });
 
+  /** A two-task job: build writes artifacts in its container, use finds them in its own. */
+  async function artifactsJob(workingDirectory: string | undefined) {
+    const dataDir = await tempRoot();
+    const ex = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    const rt = await openEmbedded({ dataDir, executors: [ex], engine: { pollMs: 20 } });
+    const wd = workingDirectory ? `\n  working_directory: ${workingDirectory}` : "";
+    const inside = workingDirectory ?? "/colony/work";
+    try {
+      await rt.engine.start();
+      const def = parseJobDefinition(`job_type: docker-artifacts
+tasks:
+- task_type: build
+  method: DOCKER
+  container: {image: ${IMAGE}}${wd}
+  script:
+    - mkdir -p out bin
+    - head -c 70000 /dev/zero | tr '\\0' x > out/report.txt
+    - printf '\\nsecond line\\n' >> out/report.txt
+    - printf '#!/bin/sh\\necho tool-ran\\n' > bin/tool
+    - chmod 0755 bin/tool
+    - ln -s /etc/passwd out/link
+    - echo "built in $(pwd) with COLONY_WORK_DIR=$COLONY_WORK_DIR"
+  artifacts: {paths: [out/report.txt, bin/tool]}
+  on_completed: use
+- task_type: use
+  method: DOCKER
+  container: {image: ${IMAGE}}${wd}
+  dependencies: [build]
+  script:
+    - test "$(pwd)" = "$COLONY_WORK_DIR"
+    - test -x bin/tool
+    - test "$(tail -n 1 out/report.txt)" = "second line"
+    - 'echo "use: $(./bin/tool) $(( $(wc -c < out/report.txt) )) $(( $(head -n 1 out/report.txt | wc -c) )) in $COLONY_WORK_DIR"'
+`);
+      const job = await rt.engine.submit({ definition: def });
+      const final = await rt.engine.waitFor(job.id);
+      const view = await rt.engine.getJob(job.id);
+      const build = view.tasks.find((t) => t.taskType === "build")!;
+      const use = view.tasks.find((t) => t.taskType === "use")!;
+      const out = (t: { id: string }) =>
+        readFileSync(join(dataDir, "units", t.id, "stdout"), "utf8");
+      assert.equal(final.state, "COMPLETED", `build: ${out(build)}\nuse: ${out(use)}`);
+      const stored = await rt.store.asyncActions.listArtifacts({ taskExecutionId: build.id });
+      assert.deepEqual(
+        stored.items
+          .map((a) => [a.name, a.size, a.metadata["executable"] ?? false])
+          .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+        [
+          ["bin/tool", 24, true],
+          ["out/report.txt", 70_013, false],
+        ],
+      );
+      assert.match(
+        out(build),
+        new RegExp(`^built in ${inside} with COLONY_WORK_DIR=${inside}$`, "m"),
+      );
+      assert.match(
+        out(build),
+        /^colony: not copied out of the container \(only regular files and directories are\): [^\n]*out\/link \(symlink\)$/m,
+      );
+      assert.match(out(build), /^colony: stored 2 artifact\(s\): bin\/tool, out\/report\.txt$/m);
+      assert.equal(use.state, "COMPLETED");
+      assert.match(out(use), /^colony: fetched 2 artifact file\(s\) of build into /m);
+      assert.match(out(use), new RegExp(`^use: tool-ran 70013 70001 in ${inside}$`, "m"));
+      assert.deepEqual(await ownedContainers(api, [`colony.job-type=docker-artifacts`]), []);
+    } finally {
+      await rt.close({ cancelRunning: true });
+    }
+  }
+
+  it("moves artifacts between DOCKER tasks: build's files land in use's container, nothing truncated", async () => {
+    await artifactsJob(undefined);
+  });
+
+  it("moves artifacts between DOCKER tasks with working_directory: /srv/app", async () => {
+    await artifactsJob("/srv/app");
+  });
+
+  it("copies the work dir with the archive API: an image's /tmp keeps its mode, failures say what failed", async () => {
+    const host = join(await tempRoot(), "work");
+    await mkdir(join(host, "sub"), { recursive: true });
+    await writeFile(join(host, "sub", "dep.txt"), "from a dependency\n");
+    const id = newId("tmp-work");
+    const r = await executor.run(
+      req(
+        id,
+        [
+          "stat -c 'tmp %a' /tmp",
+          "cat sub/dep.txt",
+          "echo made > new.txt",
+          'echo "cwd $(pwd) $COLONY_WORK_DIR"',
+        ],
+        { working_directory: "/tmp" },
+        { workDir: host, env: { COLONY_WORK_DIR: host } },
+      ),
+    );
+    assert.equal(r.exitCode, 0);
+    const out = readFileSync(join(root, "units", id, "stdout"), "utf8");
+    assert.match(out, /^tmp 1777$/m, "the image's /tmp is merged into, not replaced");
+    assert.match(out, /^from a dependency$/m);
+    assert.match(out, /^cwd \/tmp \/tmp$/m);
+    // The result came after the files: they are on the host when wait() answers.
+    assert.equal(readFileSync(join(host, "new.txt"), "utf8"), "made\n");
+
+    // A host work dir that cannot be read: the task fails before it starts, and the
+    // error is about the copy, not about reaching the engine.
+    const unreadable = newId("unreadable-work");
+    const missing = join(root, "no-such-dir");
+    const e = await codeOf(executor.start(req(unreadable, ["true"], {}, { workDir: missing })));
+    assert.equal(e.code, "COLONY_DOCKER_ARTIFACTS", e.message);
+    assert.match(
+      e.message,
+      /copying its work dir .*no-such-dir .* into the container at \/colony\/work failed: ENOENT/,
+    );
+    assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${unreadable}`]), []);
+
+    // The script removes its work dir: nothing to copy out, the task fails and says why.
+    const gone = newId("gone-work");
+    const g = await executor.run(
+      req(gone, ['cd / && rm -rf "$COLONY_WORK_DIR"'], {}, { workDir: host }),
+    );
+    assert.equal(g.errorCode, "COLONY_DOCKER_ARTIFACTS");
+    assert.equal(g.exitCode, null);
+    assert.match(
+      g.error ?? "",
+      /out of the container .* failed \(the script exited with code 0\): the script removed \/colony\/work/,
+    );
+    assert.match(
+      readFileSync(join(root, "units", gone, "stdout"), "utf8"),
+      /^colony: copying the work dir/m,
+    );
+    assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${gone}`]), []);
+  });
+
   it("runs examples/containers.yaml with `colony run`: limits, outputs, a service sidecar", async () => {
     const dir = tempDir();
     try {
@@ -584,5 +786,116 @@ tasks:
     assert.deepEqual(await ownedContainers(api), []);
     assert.deepEqual(await ownedNetworks(api), []);
     assert.ok(!existsSync(join(root, "never-there")));
+  });
+});
+
+describe("work dir archives (no engine needed)", () => {
+  const dirs: string[] = [];
+  const scratch = async () => {
+    const d = await mkdtemp(join(tmpdir(), "colony-archive-"));
+    dirs.push(d);
+    return d;
+  };
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it("extractArchive writes files and directories only, never outside its directory", async () => {
+    const dir = await scratch();
+    const target = join(dir, "target", "work");
+    const pack = tarPack();
+    const add = (header: Parameters<typeof pack.entry>[0], body?: string) =>
+      new Promise<void>((resolve, reject) => {
+        const done = (err?: Error | null) => (err ? reject(err) : resolve());
+        if (body === undefined) pack.entry(header, done);
+        else pack.entry(header, body, done);
+      });
+    const filling = (async () => {
+      await add({ name: "work/", type: "directory", mode: 0o755 });
+      await add({ name: "work/ok.txt", mode: 0o640 }, "safe\n");
+      await add({ name: "work/bin/tool", mode: 0o755 }, "#!/bin/sh\n");
+      await add({ name: "../escape", mode: 0o644 }, "escaped\n");
+      await add({ name: "work/../../escape2", mode: 0o644 }, "escaped\n");
+      await add({ name: `/${dir.slice(1)}/absolute`, mode: 0o644 }, "escaped\n");
+      await add({ name: "work/link", type: "symlink", linkname: "/etc/passwd" });
+      await add({ name: "work/link-dir", type: "symlink", linkname: dir });
+      await add({ name: "work/link-dir/through", mode: 0o644 }, "escaped\n");
+      await add({ name: "work/hard", type: "link", linkname: "work/ok.txt" });
+      await add({ name: "work/fifo", type: "fifo" });
+      pack.finalize();
+    })();
+    const report = await extractArchive(Readable.from(pack), target, { strip: 1 });
+    await filling;
+    assert.deepEqual(readdirSync(target).sort(), ["bin", "link-dir", "ok.txt"]);
+    assert.equal(readFileSync(join(target, "ok.txt"), "utf8"), "safe\n");
+    assert.equal(statSync(join(target, "ok.txt")).mode & 0o777, 0o640);
+    assert.equal(statSync(join(target, "bin", "tool")).mode & 0o777, 0o755);
+    // link-dir/through made a real directory under target, not a path through a link.
+    assert.ok(lstatSync(join(target, "link-dir")).isDirectory());
+    assert.equal(readFileSync(join(target, "link-dir", "through"), "utf8"), "escaped\n");
+    assert.deepEqual(readdirSync(dir).sort(), ["target"], "nothing next to the target");
+    assert.deepEqual(readdirSync(join(dir, "target")), ["work"]);
+    assert.equal(report.files, 3);
+    assert.deepEqual(report.skipped, [
+      "../escape (outside the directory)",
+      "work/../../escape2 (outside the directory)",
+      `/${dir.slice(1)}/absolute (absolute path)`,
+      "work/link (symlink)",
+      "work/link-dir (symlink)",
+      "work/hard (hard link)",
+      "work/fifo (fifo)",
+    ]);
+  });
+
+  it("the container work dir: working_directory, else /colony/work; only with a host work dir", () => {
+    const r = (working_directory?: string, workDir: string | undefined = "/host/work") => {
+      const request = requester("/data")(
+        "x",
+        ["true"],
+        working_directory ? { working_directory } : {},
+      );
+      if (workDir) request.workDir = workDir;
+      return containerWorkDir(request, taskContainerOptions(request.task));
+    };
+    assert.equal(r(undefined, ""), undefined);
+    assert.equal(r("/srv/app", ""), undefined);
+    assert.equal(r(), "/colony/work");
+    assert.equal(r("/srv/app/"), "/srv/app");
+    assert.throws(() => r("app"), /working_directory 'app' must be an absolute path/);
+    assert.throws(() => r("/.."), /is the container's root/);
+  });
+
+  it("packWorkDir streams a host dir under the container path, modes kept, symlinks left out", async () => {
+    const dir = await scratch();
+    const host = join(dir, "host");
+    await mkdir(join(host, "a", "empty"), { recursive: true });
+    await writeFile(join(host, "a", "x.sh"), "echo x\n", { mode: 0o755 });
+    await writeFile(join(host, "big"), Buffer.alloc(300_000, 1));
+    await writeFile(join(host, "a", "empty.txt"), "");
+    symlinkSync("/etc/passwd", join(host, "a", "link"));
+    const skipped: string[] = [];
+    const entries: [string, string | undefined, number, number][] = [];
+    const ex = tarExtract();
+    const reading = (async () => {
+      for await (const entry of ex) {
+        let size = 0;
+        for await (const c of entry) size += (c as Buffer).length;
+        entries.push([entry.header.name, entry.header.type, entry.header.mode & 0o777, size]);
+      }
+    })();
+    await pipeline(
+      packWorkDir(host, "/srv/app", { withRoot: true, skipped }),
+      ex as unknown as NodeJS.WritableStream,
+    );
+    await reading;
+    assert.deepEqual(entries, [
+      ["srv/app/", "directory", 0o755, 0],
+      ["srv/app/a/", "directory", 0o755, 0],
+      ["srv/app/a/empty/", "directory", 0o755, 0],
+      ["srv/app/a/empty.txt", "file", 0o644, 0],
+      ["srv/app/a/x.sh", "file", 0o755, 7],
+      ["srv/app/big", "file", 0o644, 300_000],
+    ]);
+    assert.deepEqual(skipped, ["a/link (symlink)"]);
   });
 });

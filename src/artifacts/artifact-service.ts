@@ -10,7 +10,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createWriteStream, mkdirSync, statSync } from "node:fs";
-import { glob, stat } from "node:fs/promises";
+import { chmod, glob, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -368,6 +368,7 @@ export class ArtifactService {
     }
     const stored: Artifact[] = [];
     for (const file of [...files].sort()) {
+      const executable = ((await stat(file)).mode & 0o111) !== 0;
       const blob = await this.blobs.ingestFile(file, this.#o.maxBytes);
       const name = relative(input.workDir, file).split(sep).join("/");
       const { artifact } = await this.#o.store.asyncActions.addArtifact({
@@ -378,7 +379,8 @@ export class ArtifactService {
         name,
         mimetype: "application/octet-stream",
         ...blob,
-        metadata: { path: name },
+        // Whether it was executable: fetch makes it executable again (a built tool runs).
+        metadata: { path: name, ...(executable ? { executable: true } : {}) },
       });
       stored.push(artifact);
     }
@@ -387,7 +389,8 @@ export class ArtifactService {
 
   /**
    * Before a task: copies the artifacts of the given executions into `workDir` under
-   * their names (later ones win on a clash). Returns how many files were written.
+   * their names (later ones win on a clash), mode 0755 when they were executable, else
+   * 0644. Returns how many files were written.
    */
   async fetch(executionIds: string[], workDir: string): Promise<number> {
     let written = 0;
@@ -402,7 +405,9 @@ export class ArtifactService {
         for (const artifact of page.items.reverse()) {
           const target = inside(workDir, artifact.name) ?? join(workDir, artifact.md5);
           mkdirSync(dirname(target), { recursive: true });
-          await pipeline(this.open(artifact), createWriteStream(target, { mode: 0o644 }));
+          const mode = artifact.metadata["executable"] === true ? 0o755 : 0o644;
+          await pipeline(this.open(artifact), createWriteStream(target, { mode }));
+          await chmod(target, mode); // a file of an earlier dependency kept its own
           written++;
         }
         before = page.nextCursor;

@@ -5,6 +5,7 @@
  * main container, one sidecar container per service, and the per-task network that lets
  * the script reach each service by its name. Pure: no I/O, so it is tested on its own.
  */
+import { posix } from "node:path";
 import { ExecutorError } from "../../core/errors.ts";
 import type { ExecutionRequest } from "../../core/executor.ts";
 import {
@@ -29,7 +30,12 @@ export const LABELS = {
   jobRequestId: "colony.job-request-id",
   jobType: "colony.job-type",
   taskType: "colony.task-type",
+  /** The container path of the task's work dir (tasks with artifacts or dependencies). */
+  workDir: "colony.work-dir",
 } as const;
+
+/** The container's work dir of a task with artifacts or dependencies and no working_directory. */
+export const DEFAULT_CONTAINER_WORK_DIR = "/colony/work";
 
 /** One argument of exec is limited to 128 KiB on Linux: longer scripts go in a file. */
 export const MAX_INLINE_SCRIPT = 64 * 1024;
@@ -73,6 +79,12 @@ export interface ContainerPlan {
   services: { name: string; containerName: string; image: string; body: CreateBody }[];
   /** The per-task network, created when the task has services. */
   network?: { name: string; labels: Record<string, string> };
+  /**
+   * The work dir inside the main container, when the request has a host work dir
+   * (artifacts or dependencies): the executor copies the host dir in before the start
+   * and back out after the exit.
+   */
+  workDir?: string;
 }
 
 export interface PlanInput {
@@ -227,6 +239,33 @@ function command(
   return { Entrypoint: shell, Cmd: [script] };
 }
 
+/**
+ * The container side of a request's work dir: the task's working_directory, else
+ * /colony/work; undefined when the request has none (no artifacts, no dependencies).
+ */
+export function containerWorkDir(
+  request: ExecutionRequest,
+  options: TaskContainerOptions,
+): string | undefined {
+  if (!request.workDir) return undefined;
+  const wd = options.working_directory;
+  if (wd === undefined || wd === "") return DEFAULT_CONTAINER_WORK_DIR;
+  if (!wd.startsWith("/")) {
+    fail(
+      request,
+      `working_directory '${wd}' must be an absolute path (the task's artifacts and dependencies are copied there), e.g. /srv/app`,
+    );
+  }
+  const dir = posix.normalize(wd).replace(/\/+$/, "");
+  if (dir === "") {
+    fail(
+      request,
+      `working_directory '${wd}' is the container's root, which cannot hold the task's artifacts and dependencies; use a directory such as /srv/app, or leave it unset for ${DEFAULT_CONTAINER_WORK_DIR}`,
+    );
+  }
+  return dir;
+}
+
 /** The registry host of an image reference (docker.io when it names none). */
 export function registryOf(image: string): string {
   const first = image.split("/")[0] ?? "";
@@ -314,7 +353,13 @@ export function buildContainerPlan(input: PlanInput): ContainerPlan {
   }
 
   const cmd = command(input, container);
-  const env = { ...config.environment, ...request.env };
+  const workDir = containerWorkDir(request, options);
+  // The script sees the work dir at its container path, not the host's.
+  const env = {
+    ...config.environment,
+    ...request.env,
+    ...(workDir ? { COLONY_WORK_DIR: workDir } : {}),
+  };
   const devices = (container.devices ?? []).map((d) => {
     const [host = d, inside = host, perms = "rwm"] = d.split(":");
     return { PathOnHost: host, PathInContainer: inside, CgroupPermissions: perms };
@@ -328,8 +373,17 @@ export function buildContainerPlan(input: PlanInput): ContainerPlan {
     ...(cmd.Entrypoint ? { Entrypoint: cmd.Entrypoint } : {}),
     ...(cmd.Cmd ? { Cmd: cmd.Cmd } : {}),
     Env: envList(env),
-    ...(options.working_directory ? { WorkingDir: options.working_directory } : {}),
-    Labels: { ...options.pod_labels, ...labels, [LABELS.role]: "main" },
+    ...(workDir
+      ? { WorkingDir: workDir }
+      : options.working_directory
+        ? { WorkingDir: options.working_directory }
+        : {}),
+    Labels: {
+      ...options.pod_labels,
+      ...labels,
+      [LABELS.role]: "main",
+      ...(workDir ? { [LABELS.workDir]: workDir } : {}),
+    },
     ...(def?.ports ? { ExposedPorts: ports(def.ports) } : {}),
     ...(request.stdinPath ? { AttachStdin: true, OpenStdin: true, StdinOnce: true } : {}),
     HostConfig: {
@@ -359,6 +413,7 @@ export function buildContainerPlan(input: PlanInput): ContainerPlan {
       body: serviceBody(input, s, i, labels, network!.name),
     })),
     ...(network ? { network } : {}),
+    ...(workDir ? { workDir } : {}),
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * A small client of the Docker Engine API (the same HTTP API `docker` speaks) over the
  * engine's Unix socket or TCP, with node:http: JSON calls, streamed responses (logs,
- * attach, pull progress), and the hijacked connection `attach` needs to feed stdin.
+ * attach, pull progress, archives), streamed request bodies (archives), and the
+ * hijacked connection `attach` needs to feed stdin.
  * Unversioned paths: the engine answers in its own API version (>= 1.25 has every field
  * colony uses).
  */
@@ -12,7 +13,8 @@ import {
   type RequestOptions,
 } from "node:http";
 import type { Socket } from "node:net";
-import { Transform, type TransformCallback } from "node:stream";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { ExecutorError } from "../../core/errors.ts";
 
 export interface DockerApiOptions {
@@ -27,6 +29,11 @@ export interface DockerCall {
   body?: unknown;
   /** A raw request body (a tar archive...); give its content-type in headers. */
   raw?: Buffer;
+  /**
+   * A request body streamed as it is read (a tar archive of a directory), never held
+   * whole; give its content-type in headers. Its own errors reject the call as they are.
+   */
+  upload?: Readable;
   headers?: Record<string, string>;
   signal?: AbortSignal;
   timeoutMs?: number;
@@ -147,6 +154,8 @@ export function createDockerApi(options: DockerApiOptions = {}): DockerApi {
 
   function send(method: string, path: string, o: DockerCall, streaming: boolean) {
     return new Promise<IncomingMessage>((resolve, reject) => {
+      /** An error of the body being uploaded (a file that cannot be read...), not the engine's. */
+      let uploadError: Error | undefined;
       const req = httpRequest(base(method, path, o, streaming), (res) => {
         if ((res.statusCode ?? 500) >= 300) {
           readBody(res).then(
@@ -163,7 +172,7 @@ export function createDockerApi(options: DockerApiOptions = {}): DockerApi {
         }
         resolve(res);
       });
-      req.on("error", (err) => reject(unreachable(err)));
+      req.on("error", (err) => reject(uploadError ?? unreachable(err)));
       if (!streaming) {
         const limit = o.timeoutMs ?? timeoutMs;
         req.setTimeout(limit, () =>
@@ -175,6 +184,12 @@ export function createDockerApi(options: DockerApiOptions = {}): DockerApi {
             ),
           ),
         );
+      }
+      if (o.upload) {
+        o.upload.once("error", (err) => (uploadError ??= err));
+        // A failure of either side destroys the other; the request's error rejects.
+        pipeline(o.upload, req).catch(() => undefined);
+        return;
       }
       req.end(o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body)));
     });

@@ -12,6 +12,11 @@
  *   and a restarted colony reads the same stream from where its file ends.
  * - the result: the exit code from the engine's wait; then the container, its services
  *   and network are removed and the exit is recorded in `{unitDir}/exit`.
+ * - the work dir (tasks with artifacts or dependencies: request.workDir): the host dir
+ *   is copied into the container (its working_directory, else /colony/work) between
+ *   create and start, and copied back out after the exit, before the container is
+ *   removed and before the result is delivered (so the lifecycle stores the artifacts
+ *   from the host dir). Both with the engine's archive API (work-dir-archive.ts).
  * - cancel: stop (SIGTERM, the grace period, SIGKILL), then the same removal.
  * - after a restart: attach finds the container by its unit-id label and follows it, or
  *   collects the result of one that ended meanwhile; reapOrphans removes what belongs to
@@ -57,6 +62,7 @@ import {
   DockerFrameDecoder,
   type DockerApi,
 } from "./docker-api.ts";
+import { extractArchive, packWorkDir } from "./work-dir-archive.ts";
 
 export interface DockerExecutorOptions {
   /** The ant's `docker:` config (registry, pull_policy, host, helper_image, environment). */
@@ -111,6 +117,8 @@ interface Execution {
   started: boolean;
   networkId?: string;
   serviceIds: string[];
+  /** The task's work dir on the host and in the container (copied out after the exit). */
+  workDir?: WorkDir;
   done: PromiseWithResolvers<ExecutionResult>;
   result?: ExecutionResult;
   finishedAt?: number;
@@ -121,6 +129,17 @@ interface Execution {
   /** Aborts the log and wait streams (close leaves the container running). */
   streams: AbortController;
 }
+
+interface WorkDir {
+  host: string;
+  container: string;
+}
+
+/** The error code of a work dir that could not be copied in or out. */
+export const ARTIFACTS_ERROR = "COLONY_DOCKER_ARTIFACTS";
+
+/** At most this many skipped names in the output's note. */
+const SKIPPED_SHOWN = 20;
 
 interface ContainerSummary {
   Id: string;
@@ -142,6 +161,21 @@ function unknown(id: string): ExecutorError {
     UNKNOWN_EXECUTION,
     `no execution '${id}' is running here (unknown, or it finished and its result was already delivered)`,
   );
+}
+
+/** A line in the task's output, where its user looks first. */
+async function note(outPath: string, line: string): Promise<void> {
+  await writeFile(outPath, `colony: ${line}\n`, { flag: "a", mode: 0o600 }).catch(() => undefined);
+}
+
+function skippedNote(what: string, skipped: string[]): string {
+  const shown = skipped.slice(0, SKIPPED_SHOWN).join(", ");
+  const more = skipped.length > SKIPPED_SHOWN ? ` and ${skipped.length - SKIPPED_SHOWN} more` : "";
+  return `${what} (only regular files and directories are): ${shown}${more}`;
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).replace(/^(GET|PUT|HEAD) \S+: /, "");
 }
 
 async function drain(res: IncomingMessage): Promise<string> {
@@ -375,9 +409,19 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     await settle(e, result);
   }
 
-  /** Records the exit, removes the containers and network, then delivers the result. */
+  /**
+   * Copies the work dir out (when the task has one and was not cancelled), records the
+   * exit, removes the containers and network, then delivers the result: whoever gets
+   * the result finds the files on the host.
+   */
   async function settle(e: Execution, result: ExecutionResult): Promise<void> {
     await e.stopping?.catch(() => undefined);
+    if (e.workDir && e.containerId && e.started && !e.cancelled && result.exitCode !== null) {
+      result = await copyOut(e.containerId, e.workDir, e.outPath, result, e.streams.signal);
+      // close() during the copy: the container is left (with no exit recorded) to a
+      // later attach, which copies again.
+      if (closed) return;
+    }
     await writeExitRecord(e.exitPath, result).catch(() => undefined);
     try {
       await cleanup(e);
@@ -385,6 +429,85 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
       log(`docker: removing the containers of ${e.id} failed: ${(err as Error).message}`);
     }
     finish(e, result);
+  }
+
+  /** Whether the container has `path`: undefined when it does not, else whether it is a directory. */
+  async function statInContainer(cid: string, path: string): Promise<boolean | undefined> {
+    try {
+      const res = await getApi().stream("HEAD", `/containers/${cid}/archive`, { query: { path } });
+      res.resume();
+      const header = res.headers["x-docker-container-path-stat"];
+      if (typeof header !== "string") return true;
+      const stat = JSON.parse(Buffer.from(header, "base64").toString("utf8")) as {
+        mode?: number;
+        linkTarget?: string;
+      };
+      // Go's os.FileMode: the directory bit is 1 << 31; a symlink leads somewhere that is.
+      const mode = stat.mode ?? 0;
+      return Math.floor(mode / 2 ** 31) % 2 === 1 || Boolean(stat.linkTarget);
+    } catch (err) {
+      if (err instanceof DockerApiError && err.httpStatus === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Puts the host work dir's files into the created (not yet started) container. */
+  async function copyIn(e: Execution, cid: string, request: ExecutionRequest, w: WorkDir) {
+    try {
+      const existing = await statInContainer(cid, w.container);
+      if (existing === false) {
+        throw new Error(`${w.container} is a file in the image, not a directory`);
+      }
+      const skipped: string[] = [];
+      await getApi().call("PUT", `/containers/${cid}/archive`, {
+        query: { path: "/" },
+        headers: { "content-type": "application/x-tar" },
+        upload: packWorkDir(w.host, w.container, { withRoot: existing === undefined, skipped }),
+      });
+      if (skipped.length > 0)
+        await note(e.outPath, skippedNote("not copied into the container", skipped));
+    } catch (err) {
+      throw new ExecutorError(
+        ARTIFACTS_ERROR,
+        `DOCKER task '${request.task.taskType}': copying its work dir ${w.host} (its dependencies' artifacts) into the container at ${w.container} failed: ${messageOf(err)}; ` +
+          `check that working_directory names a directory the image can hold and that the Docker engine at ${getApi().describe} answers, then retry the task`,
+        { retryable: err instanceof ExecutorError && err.retryable, cause: err },
+      );
+    }
+  }
+
+  /**
+   * Copies the container's work dir into the host work dir after the exit. A failure
+   * fails the task (its artifacts would be missing), with the exit code in the message.
+   */
+  async function copyOut(
+    cid: string,
+    w: WorkDir,
+    outPath: string,
+    result: ExecutionResult,
+    signal?: AbortSignal,
+  ): Promise<ExecutionResult> {
+    try {
+      const res = await getApi().stream("GET", `/containers/${cid}/archive`, {
+        query: { path: w.container },
+        ...(signal ? { signal } : {}),
+      });
+      const report = await extractArchive(res, w.host, { strip: 1 });
+      if (report.skipped.length > 0)
+        await note(outPath, skippedNote("not copied out of the container", report.skipped));
+      return result;
+    } catch (err) {
+      const how = result.exitCode === null ? "ended" : `exited with code ${result.exitCode}`;
+      const gone =
+        err instanceof DockerApiError &&
+        err.httpStatus === 404 &&
+        !/no such container/i.test(err.message)
+          ? `the script removed ${w.container} (keep the working directory; its artifacts are read from there)`
+          : `${messageOf(err)}; check the Docker engine at ${getApi().describe} and the space left in colony's data dir, then retry the task`;
+      const error = `copying the work dir ${w.container} out of the container into ${w.host} failed (the script ${how}): ${gone}`;
+      await note(outPath, error);
+      return { exitCode: null, killed: result.killed, error, errorCode: ARTIFACTS_ERROR };
+    }
   }
 
   async function createContainer(name: string, body: unknown, platform?: string): Promise<string> {
@@ -432,6 +555,10 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
         headers: { "content-type": "application/x-tar" },
         raw: tarOneFile(SCRIPT_PATH, plan.scriptFile),
       });
+    }
+    if (plan.workDir && request.workDir) {
+      e.workDir = { host: request.workDir, container: plan.workDir };
+      await copyIn(e, e.containerId, request, e.workDir);
     }
     let stdin: Socket | undefined;
     if (request.stdinPath) {
@@ -551,14 +678,19 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     });
   }
 
-  /** Appends the rest of an ended container's log, records its exit and removes its unit. */
+  /**
+   * Appends the rest of an ended container's log, copies its work dir out (when given
+   * the host dir: an attach; the reaper's containers have no one waiting for files),
+   * records its exit and removes its unit.
+   */
   async function collect(
     unitId: string,
     c: ContainerInspect,
     killed: boolean,
+    hostWorkDir?: string,
   ): Promise<ExecutionResult> {
     const unitDir = c.Config.Labels[LABELS.unitDir];
-    const result: ExecutionResult = { exitCode: c.State.ExitCode, killed };
+    let result: ExecutionResult = { exitCode: c.State.ExitCode, killed };
     if (unitDir) {
       const outPath = join(unitDir, "stdout");
       const exitPath = join(unitDir, "exit");
@@ -573,6 +705,10 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
           new SkipBytes(await fileSize(outPath)),
           createWriteStream(outPath, { flags: "a", mode: 0o600 }),
         );
+        const container = c.Config.Labels[LABELS.workDir];
+        if (hostWorkDir && container && !killed) {
+          result = await copyOut(c.Id, { host: hostWorkDir, container }, outPath, result);
+        }
         await writeExitRecord(exitPath, result);
       }
     }
@@ -702,8 +838,13 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
       const c = await getApi().call<ContainerInspect>("GET", `/containers/${main.Id}/json`);
       e.containerId = c.Id;
       if (typeof handle["networkId"] === "string") e.networkId = handle["networkId"];
+      // Containers made before work dirs were copied carry no label: nothing to copy out.
+      const containerDir = c.Config.Labels[LABELS.workDir];
+      if (request.workDir && containerDir) {
+        e.workDir = { host: request.workDir, container: containerDir };
+      }
       if (!c.State.Running) {
-        const result = await collect(id, c, false);
+        const result = await collect(id, c, false, e.workDir?.host);
         executions.set(id, e);
         finish(e, result);
         return false;
