@@ -3,8 +3,7 @@
  * environment, starts (or re-attaches after a restart), enforces the timeout, waits,
  * collects `::set-output` values and records the result — each step one store call.
  */
-import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { ColonyError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
@@ -163,9 +162,10 @@ export function classifyResult(
 }
 
 async function scanOutputs(path: string): Promise<Record<string, string>> {
-  // Asynchronous: a synchronous stat blocks the event loop for as long as the disk
-  // takes (0.05-0.2 ms here), on every task's path.
-  const size = (await stat(path).catch(() => undefined))?.size ?? 0;
+  // statSync without throwing: ~4 µs, where fs.promises.stat costs more main-thread
+  // time and, for executions that wrote no output file (FUNCTION), builds an error
+  // with its stack trace on every task.
+  const size = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
   if (size === 0) return {};
   const scanner = new SetOutputScanner();
   for await (const chunk of createReadStream(path)) scanner.push(chunk as Buffer);
