@@ -54,7 +54,7 @@ export async function hookThroughput(n = 5000, clients = 16): Promise<BenchLine[
     const { engine } = server.runtime;
     const job = await engine.submit({
       definition: parseJobDefinition(
-        "job_type: bench-hook\ntasks:\n- task_type: wait\n  script: ['sleep 600']\n",
+        "job_type: bench-hook\ntasks:\n- task_type: wait\n  script: ['echo key=$JOB_SECRET_KEY', 'sleep 600']\n",
       ),
     });
     let execution: { id: string } | undefined;
@@ -64,7 +64,17 @@ export async function hookThroughput(n = 5000, clients = 16): Promise<BenchLine[
     }
     if (!execution) throw new Error("the bench task did not start");
     const id = execution.id;
-    const key = readFileSync(join(dir.path, "units", id, "hook.key"), "utf8").trim();
+    // The task's process holds its JOB_SECRET_KEY (derived, never written to disk): it prints it.
+    let key = "";
+    for (let i = 0; i < 200 && !key; i++) {
+      const out = readFileSync(join(dir.path, "units", id, "stdout"), {
+        encoding: "utf8",
+        flag: "a+",
+      });
+      key = /^key=([0-9a-f]{64})$/m.exec(out)?.[1] ?? "";
+      if (!key) await new Promise((r) => setTimeout(r, 25));
+    }
+    if (!key) throw new Error("the bench task did not print its JOB_SECRET_KEY");
     const body = (i: number) =>
       JSON.stringify({ status: "RUNNING", statusDetails: { progress: i % 100 } });
     const hook = (i: number) =>
