@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -96,6 +96,38 @@ void describe("sqlite store", () => {
     const all = results.flat();
     assert.equal(all.length, 200);
     assert.equal(new Set(all).size, 200);
+  });
+
+  void it("checkpoints run in a worker thread: after a burst of writes the WAL starts over small", async () => {
+    const path = join(dir, "checkpoints.db");
+    const store = await fresh(path);
+    const blob = "x".repeat(8000);
+    const write = (i: number) =>
+      store.createJobRequest({ jobType: "w", definition: jobDef("w"), params: { blob, i } });
+    try {
+      // ~16 MB of rows in commits of 50, without a pause: more than the event loop's own
+      // checkpoint would ever let the WAL hold (SQLite's default is 1000 pages, ~4 MB),
+      // and less than the safety net at which the store checkpoints by itself.
+      for (let batch = 0; batch < 40; batch++) {
+        await Promise.all(Array.from({ length: 50 }, (_, i) => write(batch * 50 + i)));
+      }
+      const burst = statSync(`${path}-wal`).size;
+      assert.ok(burst > 8 * 2 ** 20, `the burst left ${burst} bytes of WAL`);
+      // A pause: the worker copies the WAL into the database file; the next write then
+      // starts the WAL over, trimmed to 4 MiB.
+      let size = burst;
+      let more = 0;
+      for (; more < 100 && size > 4 * 2 ** 20; more++) {
+        await new Promise((r) => setTimeout(r, 50));
+        await write(-1);
+        size = statSync(`${path}-wal`).size;
+      }
+      assert.ok(size <= 4 * 2 ** 20, `the WAL is still ${size} bytes`);
+      assert.equal(await store.countJobRequests("w", ["PENDING"]), 2000 + more);
+    } finally {
+      await store.close();
+    }
+    assert.equal(existsSync(`${path}-wal`), false, "closing checkpointed and removed the WAL");
   });
 
   void it("a corrupt file is refused at open with a clear StoreError", () => {

@@ -16,6 +16,7 @@ import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
 import { BUSY_TIMEOUT_MS, sqliteFailure } from "./sqlite-errors.ts";
+import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { migrateSqlite } from "./migrations.ts";
 import { createSqliteAsyncActions } from "./sqlite-async-actions.ts";
 import {
@@ -107,8 +108,20 @@ class SqliteStore implements Store {
       this.#db.close();
       throw this.#wrap(error, "opening");
     }
+    if (path !== ":memory:" && path !== "") {
+      // Checkpoints (and their fsyncs) in a worker thread, not in the commit that
+      // happens to cross the WAL's size limit on this event loop: sqlite-checkpointer.ts.
+      // The automatic checkpoint stays as a safety net, at 8x the default size: under
+      // writes without a pause the worker's checkpoints cannot catch up to let the WAL
+      // start over. journal_size_limit trims the file when it does.
+      this.#db.exec("PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = 4194304");
+      this.#checkpointer = startCheckpointer(path, () => {
+        if (this.#db.isOpen) this.#db.exec("PRAGMA wal_autocheckpoint = 1000");
+      });
+    }
   }
 
+  #checkpointer: Checkpointer | undefined;
   #batch: Array<{ ok: () => void; fail: (error: unknown) => void }> | undefined;
 
   // -- plumbing -----------------------------------------------------------------------
@@ -249,13 +262,16 @@ class SqliteStore implements Store {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#commit();
+    const checkpointer = this.#checkpointer;
+    this.#checkpointer = undefined;
+    await checkpointer?.close();
     if (this.#db.isOpen) {
       this.#commit();
       this.#statements.clear();
-      this.#db.close();
+      this.#db.close(); // the last connection to close checkpoints and removes the WAL
     }
-    return Promise.resolve();
   }
 
   // -- job definitions ------------------------------------------------------------------
