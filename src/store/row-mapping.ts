@@ -49,13 +49,20 @@ export function toStoredDefinition(row: Row, c: Codec): StoredDefinition {
   };
 }
 
-export function toJobRequest(row: Row, c: Codec): JobRequest {
+/** A job request's params and definition: never changed once it is created. */
+export interface JobBody {
+  params: Record<string, unknown>;
+  definition: JobDefinition;
+}
+
+/** A row as a JobRequest; `body` (params and definition) when the row does not carry them. */
+export function toJobRequest(row: Row, c: Codec, body?: JobBody): JobRequest {
   const request: JobRequest = {
     id: c.id(row.id),
     jobType: row.job_type as string,
     state: row.state as State,
-    params: c.json(row.params) as Record<string, unknown>,
-    definition: c.json(row.definition) as JobDefinition,
+    params: body ? body.params : (c.json(row.params) as Record<string, unknown>),
+    definition: body ? body.definition : (c.json(row.definition) as JobDefinition),
     attempt: row.attempt as number,
     scheduledAt: c.date(row.scheduled_at),
     createdAt: c.date(row.created_at),

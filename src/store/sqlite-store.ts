@@ -47,6 +47,7 @@ import {
   checkNewToken,
   isTokenHash,
   newTokenId,
+  type JobBody,
   type Row,
 } from "./row-mapping.ts";
 import type {
@@ -69,6 +70,20 @@ export interface SqliteStoreOptions {
 /** Opens (creating if needed) the SQLite file; call migrate() before use. */
 export function createSqliteStore(options: SqliteStoreOptions): Store {
   return new SqliteStore(options.path);
+}
+
+/** Every job_requests column but params and definition (see #job). */
+const JOB_ROW =
+  "id, job_type, state, attempt, scheduled_at, created_at, started_at, ended_at, error_code, error_message, owner, lease_expires_at, submitted_by";
+const BODY_CACHE_SIZE = 4096;
+
+/** Freezes an object graph (JSON): a body shared by every JobRequest of its id. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 const JOB_COLUMNS =
@@ -199,6 +214,7 @@ class SqliteStore implements Store {
       if (this.#batch && !(this.#db.isOpen && this.#db.isTransaction)) {
         const batch = this.#batch;
         this.#batch = undefined;
+        this.#bodies.clear(); // ids of rolled-back inserts can be handed out again
         for (const op of batch) op.fail(failure);
       }
       return Promise.reject(failure);
@@ -226,6 +242,7 @@ class SqliteStore implements Store {
       this.#stmt("COMMIT").run();
     } catch (error) {
       if (this.#db.isOpen && this.#db.isTransaction) this.#stmt("ROLLBACK").run();
+      this.#bodies.clear(); // ids of rolled-back inserts can be handed out again
       const failure = this.#wrap(error, "committing");
       for (const op of batch) op.fail(failure);
       return;
@@ -248,6 +265,33 @@ class SqliteStore implements Store {
     const row = this.#get("SELECT state FROM task_executions WHERE id = ?", id);
     if (!row) throw new NotFoundError("task_execution", id);
     throw new IllegalTransitionError("task execution", id, row.state as string, to);
+  }
+
+  /**
+   * Params and definition of recently seen job requests, parsed once and frozen: they
+   * never change after the insert, and parsing the definition back on every state
+   * change of every job was a measurable part of each job's cost. Hot statements
+   * return JOB_ROW (everything else) and get the body from here.
+   */
+  readonly #bodies = new Map<number, JobBody>();
+
+  #job(row: Row, body?: JobBody): JobRequest {
+    const id = row.id as number;
+    let known = body ?? this.#bodies.get(id);
+    if (!known) {
+      const r = this.#get("SELECT params, definition FROM job_requests WHERE id = ?", id)!;
+      known = {
+        params: deepFreeze(JSON.parse(r.params as string) as Record<string, unknown>),
+        definition: deepFreeze(JSON.parse(r.definition as string) as JobDefinition),
+      };
+    }
+    if (!this.#bodies.has(id)) {
+      if (this.#bodies.size >= BODY_CACHE_SIZE) {
+        this.#bodies.delete(this.#bodies.keys().next().value!);
+      }
+      this.#bodies.set(id, known);
+    }
+    return toJobRequest(row, codec, known);
   }
 
   // -- lifecycle ------------------------------------------------------------------------
@@ -322,25 +366,30 @@ class SqliteStore implements Store {
   createJobRequest(input: NewJobRequest): Promise<JobRequest> {
     return this.#run("creating a job request", () => {
       const now = Date.now();
+      const paramsText = JSON.stringify(input.params);
+      const definitionText = JSON.stringify(input.definition);
       const row = this.#get(
-        `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?) RETURNING *`,
+        `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?) RETURNING ${JOB_ROW}`,
         input.jobType,
-        JSON.stringify(input.params),
-        JSON.stringify(input.definition),
+        paramsText,
+        definitionText,
         input.definition.maxConcurrency ?? null,
         input.scheduledAt?.getTime() ?? now,
         now,
         input.submittedBy ?? null,
         now,
       );
-      return toJobRequest(row!, codec);
+      return this.#job(row!, {
+        params: deepFreeze(JSON.parse(paramsText) as Record<string, unknown>),
+        definition: deepFreeze(JSON.parse(definitionText) as JobDefinition),
+      });
     });
   }
 
   getJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#read("reading a job request", () => {
-      const row = this.#get("SELECT * FROM job_requests WHERE id = ?", id);
-      return row && toJobRequest(row, codec);
+      const row = this.#get(`SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`, id);
+      return row && this.#job(row);
     });
   }
 
@@ -428,10 +477,10 @@ class SqliteStore implements Store {
         }
         const claim = this.#stmt(
           `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
-           WHERE id = ? AND state = 'PENDING' RETURNING *`,
+           WHERE id = ? AND state = 'PENDING' RETURNING ${JOB_ROW}`,
         );
         const lease = leaseUntil(now, leaseMs).getTime();
-        return chosen.map((id) => toJobRequest(claim.get(owner, lease, now.getTime(), id)!, codec));
+        return chosen.map((id) => this.#job(claim.get(owner, lease, now.getTime(), id)!));
       });
     });
   }
@@ -480,12 +529,12 @@ class SqliteStore implements Store {
       const now = Date.now();
       const row = this.#get(
         `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
+         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING ${JOB_ROW}`,
         now,
         now,
         id,
       );
-      return row ? toJobRequest(row, codec) : this.#jobMiss(id, "EXECUTING");
+      return row ? this.#job(row) : this.#jobMiss(id, "EXECUTING");
     });
   }
 
@@ -495,7 +544,7 @@ class SqliteStore implements Store {
       const now = Date.now();
       const row = this.#get(
         `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
+         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING ${JOB_ROW}`,
         finish.state,
         now,
         finish.errorCode ?? null,
@@ -503,7 +552,7 @@ class SqliteStore implements Store {
         now,
         id,
       );
-      return row ? toJobRequest(row, codec) : this.#jobMiss(id, finish.state);
+      return row ? this.#job(row) : this.#jobMiss(id, finish.state);
     });
   }
 
