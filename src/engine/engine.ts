@@ -126,13 +126,19 @@ export class Engine {
 
   /** Accepts a job request (durable before this resolves). */
   async submit(input: SubmitInput): Promise<JobRequest> {
-    const job = await this.store.createJobRequest({
+    const created = this.store.createJobRequest({
       jobType: input.definition.jobType,
       definition: sealDefinition(input.definition, this.#opts.secretKey),
       params: input.params ?? {},
       scheduledAt: input.scheduledAt,
       submittedBy: input.submittedBy,
     });
+    // Claim now: the embedded store has already run the insert, so the claim joins it in
+    // the same commit (one commit less before the job starts). Nothing is driven before
+    // that commit succeeds: claims resolve only after it. Stores that insert later see
+    // the request at the kick below.
+    this.#kick();
+    const job = await created;
     this.events.emit("job:state", {
       jobRequestId: job.id,
       jobType: job.jobType,
