@@ -10,6 +10,12 @@
  * usual size. A writer that finds the WAL fully checkpointed starts it again from the
  * beginning (trimmed to journal_size_limit), so after any pause in writing it is small.
  *
+ * Under writes without any pause (measured: 2000 shell jobs back to back) the WAL
+ * cannot start over, since a commit lands during every checkpoint: it then grows to
+ * the safety net, where the store's own connection checkpoints it once (25-30 ms on
+ * the event loop, against 8-10 ms at every 1000 pages before). Everywhere else (any
+ * pause in writing) the worker does it all.
+ *
  * If the worker cannot run (or dies), the store turns automatic checkpoints back to
  * SQLite's default.
  */
