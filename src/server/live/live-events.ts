@@ -24,8 +24,11 @@ export interface LiveEvent {
   type: LiveEventType;
   /** The payload (snake_case keys, like the REST API); always has `at`, the server's time. */
   data: Record<string, unknown> & { at: string };
-  /** The same event as an SSE frame, made once and shared by every stream. */
-  frame: string;
+  /**
+   * The same event as an SSE frame, made on first use (most events are never sent: no
+   * dashboard is open) and then shared by every stream.
+   */
+  readonly frame: string;
 }
 
 export type LiveListener = (event: LiveEvent) => void;
@@ -68,11 +71,14 @@ export class LiveEvents {
     const seq = ++this.#seq;
     const id = `${this.boot}-${seq}`;
     const payload = { ...data, at: new Date(this.#now()).toISOString() };
+    let frame: string | undefined;
     const event: LiveEvent = {
       id,
       type,
       data: payload,
-      frame: `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(payload)}\n\n`,
+      get frame() {
+        return (frame ??= `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(payload)}\n\n`);
+      },
     };
     this.#ring[seq % this.#capacity] = event;
     for (const listener of this.#listeners) {
