@@ -48,6 +48,11 @@ export function canTransition(from: State, to: State): boolean {
 }
 
 /** The states a transition into `to` may start from (used by atomic store updates). */
-export function sourcesOf(to: State): State[] {
-  return STATES.filter((from) => TRANSITIONS[from].includes(to));
+const SOURCES = new Map<State, readonly State[]>(
+  STATES.map((to) => [to, Object.freeze(STATES.filter((from) => TRANSITIONS[from].includes(to)))]),
+);
+
+/** The states a move to `to` may start from (the same frozen array on every call). */
+export function sourcesOf(to: State): readonly State[] {
+  return SOURCES.get(to)!;
 }

@@ -215,8 +215,16 @@ export function mergeContext(
 }
 
 /** A SQL list literal of states; only ever built from the constants in states.ts. */
+const sqlLists = new WeakMap<readonly State[], string>();
+
+/** `'A', 'B'` for an IN list (remembered per array: hot statements build their SQL often). */
 export function sqlList(states: readonly State[]): string {
-  return states.map((s) => `'${s}'`).join(", ");
+  let list = sqlLists.get(states);
+  if (list === undefined) {
+    list = states.map((s) => `'${s}'`).join(", ");
+    sqlLists.set(states, list);
+  }
+  return list;
 }
 
 export function assertFinal(state: State): void {
