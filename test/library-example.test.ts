@@ -10,6 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { JobFailedError, startColony, type Colony } from "../src/index.ts";
+import { taskDefinition } from "../src/core/job-definition.ts";
 import { executorConformance } from "../src/executors/executor-conformance.ts";
 import { FunctionExecutor } from "../src/executors/function/function-executor.ts";
 import { ROOT, tempDir } from "./support/cli.ts";
@@ -277,29 +278,7 @@ executorConformance("function executor", async () => {
   const request = (id: string, name: string, params: Record<string, unknown> = {}) => ({
     executionId: id,
     method: "FUNCTION" as const,
-    task: {
-      taskType: "t",
-      method: "FUNCTION" as const,
-      function: name,
-      beforeScript: [],
-      script: [],
-      afterScript: [],
-      environment: {},
-      variables: {},
-      retry: 0,
-      delayBetweenRetriesMs: 0,
-      onCompleted: [],
-      onFailed: [],
-      onExitCode: {},
-      dependsOn: [],
-      allowFailure: false,
-      alwaysRun: false,
-      tags: [],
-      headers: {},
-      query: {},
-      dependencies: [],
-      executorOptions: {},
-    },
+    task: taskDefinition("t", { method: "FUNCTION", function: name }),
     env: {},
     variables: Object.fromEntries(
       Object.entries(params).map(([name, value]) => [name, { name, value, secret: false }]),

@@ -15,7 +15,7 @@ import {
   type ExecutionRequest,
   type Executor,
 } from "../../core/executor.ts";
-import type { TaskDefinition } from "../../core/job-definition.ts";
+import { taskDefinition, type TaskDefinition } from "../../core/job-definition.ts";
 import {
   executorConformance,
   quickLine,
@@ -43,29 +43,7 @@ async function tempRoot(): Promise<string> {
 }
 
 function shellTask(parts: Partial<TaskDefinition>): TaskDefinition {
-  return {
-    taskType: "t",
-    method: "SHELL",
-    beforeScript: [],
-    script: [],
-    afterScript: [],
-    environment: {},
-    variables: {},
-    retry: 0,
-    delayBetweenRetriesMs: 0,
-    onCompleted: [],
-    onFailed: [],
-    onExitCode: {},
-    dependsOn: [],
-    allowFailure: false,
-    alwaysRun: false,
-    tags: [],
-    headers: {},
-    query: {},
-    dependencies: [],
-    executorOptions: {},
-    ...parts,
-  };
+  return taskDefinition("t", parts);
 }
 
 function requester(root: string) {
