@@ -457,3 +457,25 @@ export function maskIn(text: string, secrets: readonly (string | undefined)[]): 
   for (const s of secrets) if (s && s.length >= 3) out = out.split(s).join(MASK);
   return out;
 }
+
+/** What the DOCKER and KUBERNETES executors share in their options. */
+export interface ContainerExecutorOptions {
+  /** Stop's grace between SIGTERM and SIGKILL (default 10 s). */
+  killGraceMs?: number;
+  /** Value of the colony.owner label: this colony's node id (default "colony"). */
+  owner?: string;
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
+  retainFinishedMs?: number;
+  /**
+   * Whether an execution is still wanted (the store says it is unfinished). The reaper
+   * stops running containers (pods) of executions this answers false for; without it,
+   * only those that ended while nobody watched are collected.
+   */
+  isExecutionLive?: (executionId: string) => Promise<boolean>;
+  /** Period of the orphan reaper (default 60 s; 0 turns the timer off). */
+  reapIntervalMs?: number;
+  /** An ended container (pod) nobody collected is reaped once ended this long (default 30 s). */
+  reapExitedAfterMs?: number;
+  /** Where warnings and reaper notes go (never secrets). */
+  log?: (message: string) => void;
+}

@@ -57,29 +57,40 @@ export function newTracked(id: string, unitDir: string): TrackedExecution {
   };
 }
 
+/**
+ * Forgets finished executions once they have been finished for `retainMs`: every
+ * executor keeps them that long so that logStream and EXECUTION_EXISTS still answer.
+ * Returns the (unref'd) timer; clear it on close.
+ */
+export function sweepFinished(
+  executions: Map<string, { finishedAt?: number | undefined }>,
+  retainMs: number,
+): NodeJS.Timeout {
+  const timer = setInterval(
+    () => {
+      const before = Date.now() - retainMs;
+      for (const [id, e] of executions) {
+        if (e.finishedAt !== undefined && e.finishedAt < before) executions.delete(id);
+      }
+    },
+    Math.max(1000, Math.min(retainMs, 60_000)),
+  );
+  timer.unref();
+  return timer;
+}
+
 export class ExecutionTable<E extends TrackedExecution> {
   readonly #name: string;
   readonly #entries = new Map<string, E>();
   /** The unfinished ones (kept apart: finished entries stay for minutes, in thousands). */
   readonly #running = new Map<string, E>();
-  readonly #retainMs: number;
   readonly #sweep: NodeJS.Timeout;
   #closed = false;
 
   /** `name` appears in error messages ("http", "ant"...). */
   constructor(name: string, retainMs = 10 * 60_000) {
     this.#name = name;
-    this.#retainMs = retainMs;
-    this.#sweep = setInterval(
-      () => {
-        const before = Date.now() - this.#retainMs;
-        for (const [id, e] of this.#entries) {
-          if (e.finishedAt !== undefined && e.finishedAt < before) this.#entries.delete(id);
-        }
-      },
-      Math.max(1000, Math.min(retainMs, 60_000)),
-    );
-    this.#sweep.unref();
+    this.#sweep = sweepFinished(this.#entries, retainMs);
   }
 
   get closed(): boolean {

@@ -46,6 +46,7 @@ import {
   maskIn,
   pullPolicyOf,
   taskContainerOptions,
+  type ContainerExecutorOptions,
   type DockerConfig,
 } from "../container-options.ts";
 import {
@@ -63,29 +64,13 @@ import {
   type DockerApi,
 } from "./docker-api.ts";
 import { extractArchive, packWorkDir } from "./work-dir-archive.ts";
+import { sweepFinished } from "../execution-table.ts";
 
-export interface DockerExecutorOptions {
+export interface DockerExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `docker:` config (registry, pull_policy, host, helper_image, environment). */
   config?: DockerConfig;
   /** A client to use instead of one built from config.host (tests). */
   api?: DockerApi;
-  /** Stop's grace between SIGTERM and SIGKILL (default 10 s; whole seconds for the engine). */
-  killGraceMs?: number;
-  /** Value of the colony.owner label: this colony's node id (default "colony"). */
-  owner?: string;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
-  retainFinishedMs?: number;
-  /**
-   * Whether an execution is still wanted (the store says it is unfinished). The reaper
-   * stops running containers of executions this answers false for; without it, only
-   * containers that ended while nobody watched are collected.
-   */
-  isExecutionLive?: (executionId: string) => Promise<boolean>;
-  /** Period of the orphan reaper (default 60 s; 0 turns the timer off). */
-  reapIntervalMs?: number;
-  /** An ended container nobody collected is reaped once it has been ended this long (default 30 s). */
-  reapExitedAfterMs?: number;
-  log?: (message: string) => void;
 }
 
 export interface DockerExecutionHandle extends ExecutionHandle {
@@ -201,16 +186,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
   const reaping = new Map<string, Promise<void>>();
   let closed = false;
 
-  const sweep = setInterval(
-    () => {
-      const before = Date.now() - retainMs;
-      for (const [id, e] of executions) {
-        if (e.finishedAt !== undefined && e.finishedAt < before) executions.delete(id);
-      }
-    },
-    Math.max(1000, Math.min(retainMs, 60_000)),
-  );
-  sweep.unref();
+  const sweep = sweepFinished(executions, retainMs);
 
   const reapIntervalMs = options.reapIntervalMs ?? 60_000;
   let reapTimer: NodeJS.Timeout | undefined;

@@ -36,7 +36,11 @@ import {
 } from "../../core/executor.ts";
 import { followFile, notifyDone } from "../../core/output-follow.ts";
 import { fileSize, readExitRecord, SkipBytes, writeExitRecord } from "../unit-files.ts";
-import { taskContainerOptions, type KubernetesConfig } from "../container-options.ts";
+import {
+  taskContainerOptions,
+  type ContainerExecutorOptions,
+  type KubernetesConfig,
+} from "../container-options.ts";
 import { createKubeClient, type KubeClient, type WatchEvent } from "./kube-client.ts";
 import {
   ANNOTATIONS,
@@ -46,25 +50,13 @@ import {
   podNameFor,
   registrySecret,
 } from "./pod-builder.ts";
+import { sweepFinished } from "../execution-table.ts";
 
-export interface KubernetesExecutorOptions {
+export interface KubernetesExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `kubernetes:` config (seed 000). */
   config?: KubernetesConfig;
   /** A client to use instead of one built from the config (tests). */
   client?: KubeClient;
-  /** The pod's termination grace period (default 10 s). */
-  killGraceMs?: number;
-  /** Value of the colony.owner label: this colony's node id (default "colony"). */
-  owner?: string;
-  retainFinishedMs?: number;
-  /** Whether an execution is still wanted (the store says it is unfinished); see docker. */
-  isExecutionLive?: (executionId: string) => Promise<boolean>;
-  /** Period of the orphan reaper (default 60 s; 0 turns it off). */
-  reapIntervalMs?: number;
-  /** A pod whose main container ended and nobody collected is reaped after this (default 30 s). */
-  reapExitedAfterMs?: number;
-  /** Where pod-builder warnings and reaper notes go (never secrets). */
-  log?: (message: string) => void;
 }
 
 export interface KubernetesExecutionHandle extends ExecutionHandle {
@@ -142,16 +134,7 @@ export function createKubernetesExecutor(
   const reaping = new Map<string, Promise<void>>();
   let closed = false;
 
-  const sweep = setInterval(
-    () => {
-      const before = Date.now() - retainMs;
-      for (const [id, e] of executions) {
-        if (e.finishedAt !== undefined && e.finishedAt < before) executions.delete(id);
-      }
-    },
-    Math.max(1000, Math.min(retainMs, 60_000)),
-  );
-  sweep.unref();
+  const sweep = sweepFinished(executions, retainMs);
 
   const reapIntervalMs = options.reapIntervalMs ?? 60_000;
   let reapTimer: NodeJS.Timeout | undefined;

@@ -32,6 +32,7 @@ import {
   type Spawned,
 } from "./process-launcher.ts";
 import { composeShellScript, defaultShell, isBash } from "./shell-script.ts";
+import { sweepFinished } from "../execution-table.ts";
 
 export interface ShellExecutorOptions {
   /** Default: createLauncher() (Perl spawner, or Node when there is no perl). */
@@ -187,16 +188,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
   const executions = new Map<string, Execution>();
   let closed = false;
 
-  const sweep = setInterval(
-    () => {
-      const before = Date.now() - retainMs;
-      for (const [id, e] of executions) {
-        if (e.finishedAt !== undefined && e.finishedAt < before) executions.delete(id);
-      }
-    },
-    Math.max(1000, Math.min(retainMs, 60_000)),
-  );
-  sweep.unref();
+  const sweep = sweepFinished(executions, retainMs);
 
   function assertOpen(): void {
     if (closed) throw new ExecutorError("COLONY_EXECUTOR_CLOSED", "the shell executor is closed");
