@@ -20,7 +20,7 @@ import { extract as tarExtract, pack as tarPack } from "tar-stream";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
 import { ColonyError } from "../src/core/errors.ts";
 import type { ExecutionRequest } from "../src/core/executor.ts";
-import type { TaskDefinition } from "../src/core/job-definition.ts";
+import { taskDefinition, type TaskDefinition } from "../src/core/job-definition.ts";
 import { createDockerApi, type DockerApi } from "../src/executors/docker/docker-api.ts";
 import {
   createDockerExecutor,
@@ -55,29 +55,11 @@ function task(
   parts: Partial<TaskDefinition>,
   options: Record<string, unknown> = {},
 ): TaskDefinition {
-  return {
-    taskType: "t",
+  return taskDefinition("t", {
     method: "DOCKER",
-    beforeScript: [],
-    script: [],
-    afterScript: [],
-    environment: {},
-    variables: {},
-    retry: 0,
-    delayBetweenRetriesMs: 0,
-    onCompleted: [],
-    onFailed: [],
-    onExitCode: {},
-    dependsOn: [],
-    allowFailure: false,
-    alwaysRun: false,
-    tags: [],
-    headers: {},
-    query: {},
-    dependencies: [],
     executorOptions: { container: { image: IMAGE }, ...options },
     ...parts,
-  };
+  });
 }
 
 function requester(root: string) {

@@ -2,7 +2,7 @@
  * Shared helpers of the store conformance suite: definitions, and requests brought into
  * a given state through the store's own methods.
  */
-import type { JobDefinition, TaskDefinition } from "../core/job-definition.ts";
+import { taskDefinition, type JobDefinition, type TaskDefinition } from "../core/job-definition.ts";
 import type { JobRequest } from "../core/job-request.ts";
 import type { State } from "../core/states.ts";
 import type { Store } from "./store.ts";
@@ -11,28 +11,7 @@ import type { Store } from "./store.ts";
 export type CurrentStore = () => Store;
 
 export function taskDef(taskType: string): TaskDefinition {
-  return {
-    taskType,
-    method: "SHELL",
-    beforeScript: [],
-    script: [`echo ${taskType}`],
-    afterScript: [],
-    environment: {},
-    variables: {},
-    retry: 0,
-    delayBetweenRetriesMs: 0,
-    onCompleted: [],
-    onFailed: [],
-    onExitCode: {},
-    dependsOn: [],
-    allowFailure: false,
-    alwaysRun: false,
-    tags: [],
-    headers: {},
-    query: {},
-    dependencies: [],
-    executorOptions: {},
-  };
+  return taskDefinition(taskType, { script: [`echo ${taskType}`] });
 }
 
 export function jobDef(jobType: string, extra: Partial<JobDefinition> = {}): JobDefinition {

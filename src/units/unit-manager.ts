@@ -18,6 +18,7 @@ import { constants } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
 import { pipeline } from "node:stream/promises";
+import { taskDefinition } from "../core/job-definition.ts";
 import { Writable, type Readable } from "node:stream";
 import { parseDuration } from "../core/duration.ts";
 import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
@@ -492,28 +493,7 @@ export class UnitManager {
     return {
       executionId: unit.id,
       method: "SHELL",
-      task: {
-        taskType: unit.status.WorkType,
-        method: "SHELL",
-        beforeScript: [],
-        script,
-        afterScript: [],
-        environment: {},
-        variables: {},
-        retry: 0,
-        delayBetweenRetriesMs: 0,
-        onCompleted: [],
-        onFailed: [],
-        onExitCode: {},
-        dependsOn: [],
-        allowFailure: false,
-        alwaysRun: false,
-        tags: [],
-        headers: {},
-        query: {},
-        dependencies: [],
-        executorOptions: {},
-      },
+      task: taskDefinition(unit.status.WorkType, { script }),
       env: this.#openSecretEnv(extra?.SecretEnv),
       variables: {},
       unitDir: unit.paths.dir,

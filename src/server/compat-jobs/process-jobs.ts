@@ -27,7 +27,7 @@ import {
 } from "../../core/errors.ts";
 import type { ExecutionRequest, ExecutionResult, Executor } from "../../core/executor.ts";
 import { newUnitId } from "../../core/ids.ts";
-import type { TaskDefinition } from "../../core/job-definition.ts";
+import { taskDefinition, type TaskDefinition } from "../../core/job-definition.ts";
 import { followFile, notifyDone } from "../../core/output-follow.ts";
 import {
   REASON_API,
@@ -341,30 +341,11 @@ export class ProcessJobService {
   }
 
   #request(job: ProcessJob): ExecutionRequest {
-    const task: TaskDefinition = {
-      taskType: "process-job",
-      method: "SHELL",
-      beforeScript: [],
+    const task: TaskDefinition = taskDefinition("process-job", {
       // exec: the job's process is `bash -c <command>` itself, with bash's own exit
       // status and signal handling (no `set -e`, no traps of the task wrapper).
       script: [`exec ${quoteShell(this.#o.shell)} -c ${quoteShell(job.command)}`],
-      afterScript: [],
-      environment: {},
-      variables: {},
-      retry: 0,
-      delayBetweenRetriesMs: 0,
-      onCompleted: [],
-      onFailed: [],
-      onExitCode: {},
-      dependsOn: [],
-      allowFailure: false,
-      alwaysRun: false,
-      tags: [],
-      headers: {},
-      query: {},
-      dependencies: [],
-      executorOptions: {},
-    };
+    });
     return {
       executionId: job.unitId,
       method: "SHELL",
