@@ -79,6 +79,23 @@ export function sweepFinished(
   return timer;
 }
 
+/**
+ * wait() of the executor contract over one entry: its result once (later waits and a
+ * wait for an unknown id reject with `unknown()`), or a promise of it while it runs.
+ */
+export function resultOf(
+  e: Pick<TrackedExecution, "result" | "delivered" | "waiters" | "done"> | undefined,
+  unknown: () => Error,
+): Promise<ExecutionResult> {
+  if (!e || (e.result && e.delivered)) return Promise.reject(unknown());
+  if (e.result) {
+    e.delivered = true;
+    return Promise.resolve(e.result);
+  }
+  e.waiters++;
+  return e.done.promise;
+}
+
 export class ExecutionTable<E extends TrackedExecution> {
   readonly #name: string;
   readonly #entries = new Map<string, E>();
@@ -147,14 +164,7 @@ export class ExecutionTable<E extends TrackedExecution> {
   }
 
   wait(id: string): Promise<ExecutionResult> {
-    const e = this.#entries.get(id);
-    if (!e || (e.result && e.delivered)) return Promise.reject(unknownExecution(id, this.#name));
-    if (e.result) {
-      e.delivered = true;
-      return Promise.resolve(e.result);
-    }
-    e.waiters++;
-    return e.done.promise;
+    return resultOf(this.#entries.get(id), () => unknownExecution(id, this.#name));
   }
 
   async logStream(request: LogStreamRequest): Promise<Readable> {

@@ -64,7 +64,7 @@ import {
   type DockerApi,
 } from "./docker-api.ts";
 import { extractArchive, packWorkDir } from "./work-dir-archive.ts";
-import { sweepFinished } from "../execution-table.ts";
+import { resultOf, sweepFinished } from "../execution-table.ts";
 
 export interface DockerExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `docker:` config (registry, pull_policy, host, helper_image, environment). */
@@ -614,15 +614,8 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     };
   }
 
-  async function wait(id: string): Promise<ExecutionResult> {
-    const e = executions.get(id);
-    if (!e || (e.result && e.delivered)) throw unknown(id);
-    if (e.result) {
-      e.delivered = true;
-      return e.result;
-    }
-    e.waiters++;
-    return e.done.promise;
+  function wait(id: string): Promise<ExecutionResult> {
+    return resultOf(executions.get(id), () => unknown(id));
   }
 
   function stop(e: Execution): Promise<void> {

@@ -50,7 +50,7 @@ import {
   podNameFor,
   registrySecret,
 } from "./pod-builder.ts";
-import { sweepFinished } from "../execution-table.ts";
+import { resultOf, sweepFinished } from "../execution-table.ts";
 
 export interface KubernetesExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `kubernetes:` config (seed 000). */
@@ -426,15 +426,8 @@ export function createKubernetesExecutor(
     };
   }
 
-  async function wait(id: string): Promise<ExecutionResult> {
-    const e = executions.get(id);
-    if (!e || (e.result && e.delivered)) throw unknown(id);
-    if (e.result) {
-      e.delivered = true;
-      return e.result;
-    }
-    e.waiters++;
-    return e.done.promise;
+  function wait(id: string): Promise<ExecutionResult> {
+    return resultOf(executions.get(id), () => unknown(id));
   }
 
   async function reapOrphans(): Promise<KubernetesReapReport> {

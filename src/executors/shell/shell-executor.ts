@@ -32,7 +32,7 @@ import {
   type Spawned,
 } from "./process-launcher.ts";
 import { composeShellScript, defaultShell, isBash } from "./shell-script.ts";
-import { sweepFinished } from "../execution-table.ts";
+import { resultOf, sweepFinished } from "../execution-table.ts";
 
 export interface ShellExecutorOptions {
   /** Default: createLauncher() (Perl spawner, or Node when there is no perl). */
@@ -355,15 +355,8 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     };
   }
 
-  async function wait(id: string): Promise<ExecutionResult> {
-    const e = executions.get(id);
-    if (!e || (e.result && e.delivered)) throw unknown(id);
-    if (e.result) {
-      e.delivered = true;
-      return e.result;
-    }
-    e.waiters++;
-    return e.done.promise;
+  function wait(id: string): Promise<ExecutionResult> {
+    return resultOf(executions.get(id), () => unknown(id));
   }
 
   return {
