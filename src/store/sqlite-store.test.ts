@@ -130,6 +130,44 @@ void describe("sqlite store", () => {
     assert.equal(existsSync(`${path}-wal`), false, "closing checkpointed and removed the WAL");
   });
 
+  void it("claims and max_concurrency counts read the partial indexes of migration 0005", async () => {
+    const path = join(dir, "plans.db");
+    const store = await fresh(path);
+    await store.close();
+    const db = new DatabaseSync(path);
+    try {
+      const plan = (sql: string) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(0)
+          .map((row) => String(row.detail))
+          .join(" / ");
+      // The statements as sqlite-store.ts writes them.
+      const claim = plan(
+        `SELECT id, job_type, max_concurrency FROM job_requests INDEXED BY job_requests_pending
+         WHERE state = 'PENDING' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+      );
+      assert.match(claim, /USING INDEX job_requests_pending/);
+      assert.doesNotMatch(claim, /TEMP B-TREE/);
+      const count = plan(
+        `SELECT count(*) AS n FROM job_requests WHERE job_type = ? AND state IN ('READY', 'STARTED', 'EXECUTING')`,
+      );
+      assert.match(count, /job_requests_active/);
+      // A job moving through its states touches neither index outside their sets.
+      const indexes = db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'job_requests'",
+        )
+        .all()
+        .map((row) => String(row.name));
+      assert.ok(
+        !indexes.includes("job_requests_due") && !indexes.includes("job_requests_type_state"),
+      );
+    } finally {
+      db.close();
+    }
+  });
+
   void it("a corrupt file is refused at open with a clear StoreError", () => {
     const path = join(dir, "corrupt.db");
     writeFileSync(path, "this is not a database, ".repeat(100));

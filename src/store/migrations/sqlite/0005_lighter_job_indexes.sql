@@ -1,0 +1,13 @@
+-- Fewer index entries to move on each job state change (SQLite dialect; postgres/ has the
+-- same logical change in the file of the same number). A job changes state four times on
+-- its way to COMPLETED, and every index with `state` among its columns moved an entry
+-- each time. Claims only look at PENDING requests, and max_concurrency only counts running
+-- ones, so those two indexes become partial: an entry is written when a request enters
+-- the set and removed when it leaves. job_requests_state_id stays for listing by state.
+
+DROP INDEX job_requests_due;
+DROP INDEX job_requests_type_state;
+
+CREATE INDEX job_requests_pending ON job_requests (scheduled_at, id) WHERE state = 'PENDING';
+CREATE INDEX job_requests_active ON job_requests (job_type)
+  WHERE state IN ('READY', 'STARTED', 'EXECUTING');
