@@ -8,7 +8,13 @@
  * before it starts) and the REST API. Expired artifacts are swept; a blob goes when no
  * artifact uses it any more.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createHmac,
+  createSecretKey,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from "node:crypto";
 import { createWriteStream, mkdirSync, statSync } from "node:fs";
 import { chmod, glob, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
@@ -106,6 +112,8 @@ export class ArtifactService {
   readonly #uploads = new Map<string, PendingUpload>();
   #sweeper: NodeJS.Timeout | undefined;
   #sweeping: Promise<number> | undefined;
+  /** urlKey prepared once (an HMAC with a Buffer key re-imports it on every call). */
+  readonly #urlKey: KeyObject;
 
   constructor(options: ArtifactServiceOptions) {
     this.#o = {
@@ -118,6 +126,7 @@ export class ArtifactService {
       ...options,
     };
     this.blobs = new BlobStore(join(options.dataDir, "artifacts"));
+    this.#urlKey = createSecretKey(options.urlKey);
   }
 
   get maxBytes(): number {
@@ -294,7 +303,7 @@ export class ArtifactService {
   }
 
   #sign(artifactId: string, expires: number): string {
-    return createHmac("sha256", this.#o.urlKey).update(`${artifactId}.${expires}`).digest("hex");
+    return createHmac("sha256", this.#urlKey).update(`${artifactId}.${expires}`).digest("hex");
   }
 
   /** The artifact a signed URL names; 403 for a bad or expired signature. */

@@ -8,7 +8,7 @@ import {
   hookSignature,
   verifyHookSignature,
 } from "./hook-auth.ts";
-import { HookSecrets } from "./hook-secrets.ts";
+import { HookSecrets, hookSecret } from "./hook-secrets.ts";
 
 const KEY = "a".repeat(64);
 const NOW = 1_800_000_000_000;
@@ -34,6 +34,28 @@ describe("hook auth", () => {
       "X-Job-Time": time,
       "X-Job-Hash": python,
     });
+  });
+
+  it("a key prepared once (the server's hookSecret) signs and verifies as the string does", () => {
+    const time = String(NOW);
+    for (const key of [KEY, "k\u00e9y-\u00ff-latin1"]) {
+      assert.equal(hookSignature(hookSecret(key), time), hookSignature(key, time));
+      verifyHookSignature(
+        { "x-job-time": time, "x-job-hash": hookSignature(key, time) },
+        hookSecret(key),
+        NOW,
+      );
+    }
+    refused(
+      () =>
+        verifyHookSignature(
+          { "x-job-time": time, "x-job-hash": hookSignature(KEY, time) },
+          hookSecret("b".repeat(64)),
+          NOW,
+        ),
+      403,
+      "COLONY_HOOK_BAD_HASH",
+    );
   });
 
   it("accepts a good signature (any hex case) within the window", () => {

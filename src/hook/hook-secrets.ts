@@ -12,7 +12,7 @@
  * per task on the event loop). Ids are never reused (random, checked unique), so no two
  * executions share a key.
  */
-import { createHmac } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 
 /** What a key is for: the caller the hook then sees. */
 export interface HookHolder {
@@ -20,6 +20,8 @@ export interface HookHolder {
   jobId: string;
   kind: "task" | "process" | "unit";
   key: string;
+  /** `key` as a KeyObject, made once: HMAC with a Buffer key costs ~20 µs, this ~3 µs. */
+  secret: KeyObject;
   unitDir: string;
   /** Tasks: the job request and task they belong to. */
   jobRequestId?: number;
@@ -28,14 +30,19 @@ export interface HookHolder {
   attempt?: number;
 }
 
+/** A JOB_SECRET_KEY as the HMAC key the hook verifies with (its latin1 bytes). */
+export function hookSecret(key: string): KeyObject {
+  return createSecretKey(Buffer.from(key, "latin1"));
+}
+
 export class HookSecrets {
   readonly #holders = new Map<string, HookHolder>();
-  readonly #master: Buffer;
+  readonly #master: KeyObject;
 
   /** `masterKey`: at least 32 secret bytes, the same across restarts of one data dir. */
   constructor(masterKey: Buffer) {
     if (masterKey.length < 32) throw new Error("the hook master key must be at least 32 bytes");
-    this.#master = masterKey;
+    this.#master = createSecretKey(masterKey);
   }
 
   /** The key of `kind:jobId` (the same in every process that has this master key). */
@@ -47,11 +54,11 @@ export class HookSecrets {
    * Issues the key of `holder.jobId` to a process being started (or re-attached after a
    * restart): from here on a request signed with it is accepted, until revoke().
    */
-  issue(holder: Omit<HookHolder, "key">): string {
+  issue(holder: Omit<HookHolder, "key" | "secret">): string {
     const known = this.#holders.get(holder.jobId);
     if (known) return known.key;
     const key = this.keyOf(holder.jobId, holder.kind);
-    this.#holders.set(holder.jobId, { ...holder, key });
+    this.#holders.set(holder.jobId, { ...holder, key, secret: hookSecret(key) });
     return key;
   }
 
@@ -64,7 +71,7 @@ export class HookSecrets {
    * After a restart: takes back the key of a still-running execution. The caller must
    * have checked that the execution has not ended.
    */
-  load(holder: Omit<HookHolder, "key">): HookHolder {
+  load(holder: Omit<HookHolder, "key" | "secret">): HookHolder {
     this.issue(holder);
     return this.#holders.get(holder.jobId)!;
   }

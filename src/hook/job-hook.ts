@@ -208,7 +208,7 @@ export class JobHook {
         404,
       );
     }
-    verifyHookSignature(headers, holder.key, this.#o.now(), this.#o.maxClockSkewMs);
+    verifyHookSignature(headers, holder.secret, this.#o.now(), this.#o.maxClockSkewMs);
     return holder;
   }
 
