@@ -100,13 +100,22 @@ export class Engine {
         this.#kick();
       },
     };
+    // Jobs ended outside a runner of this engine (a pending one cancelled, another
+    // engine's): read the final record for the waiters. A runner's own verdict reaches
+    // them through onFinished right after its event, so look once that has run.
     this.events.on("job:state", (e) => {
       if (!isFinal(e.state) || !this.#waiters.has(e.jobRequestId)) return;
-      void this.store.getJobRequest(e.jobRequestId).then(
-        (job) => job && this.#notify(job),
-        () => undefined,
-      );
+      queueMicrotask(() => {
+        if (this.#waiters.has(e.jobRequestId)) this.#readForWaiters(e.jobRequestId);
+      });
     });
+  }
+
+  #readForWaiters(id: number): void {
+    void this.store.getJobRequest(id).then(
+      (job) => job && this.#notify(job),
+      () => undefined,
+    );
   }
 
   /** Begins claiming and driving work; recovers requests of dead owners first. */
