@@ -455,42 +455,50 @@ class SqliteStore implements Store {
   ): Promise<JobRequest[]> {
     return this.#run("claiming due job requests", () => {
       if (limit <= 0) return [];
-      return this.#tx(() => {
-        // Free slots per job type with max_concurrency, counted once per claim.
-        const slots = new Map<string, number>();
-        const chosen: number[] = [];
-        const due = this.#stmt(
-          // The partial index holds only PENDING requests (migration 0005); without
-          // statistics the planner would pick (state, id) and sort.
-          `SELECT id, job_type, max_concurrency FROM job_requests INDEXED BY job_requests_pending
-           WHERE state = 'PENDING' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
-        );
-        for (const row of due.iterate(now.getTime())) {
-          const max = row.max_concurrency as number | null;
-          if (max !== null) {
-            const type = row.job_type as string;
-            let free = slots.get(type);
-            if (free === undefined) {
-              const active = this.#get(
-                `SELECT count(*) AS n FROM job_requests WHERE job_type = ? AND state IN (${sqlList(ACTIVE_STATES)})`,
-                type,
-              );
-              free = max - (active!.n as number);
-            }
-            slots.set(type, free - 1);
-            if (free <= 0) continue;
-          }
-          chosen.push(row.id as number);
-          if (chosen.length >= limit) break;
-        }
-        const claim = this.#stmt(
-          `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
-           WHERE id = ? AND state = 'PENDING' RETURNING ${JOB_ROW}`,
-        );
-        const lease = leaseUntil(now, leaseMs).getTime();
-        return chosen.map((id) => this.#job(claim.get(owner, lease, now.getTime(), id)!));
-      });
+      // Reads first (the batch's write lock is held, so nothing changes under them); the
+      // updates need a savepoint only when there are several: one is atomic by itself.
+      const chosen = this.#chooseDue(now, limit);
+      const claim = this.#stmt(
+        `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
+         WHERE id = ? AND state = 'PENDING' RETURNING ${JOB_ROW}`,
+      );
+      const lease = leaseUntil(now, leaseMs).getTime();
+      const take = (id: number) => this.#job(claim.get(owner, lease, now.getTime(), id)!);
+      if (chosen.length <= 1) return chosen.map(take);
+      return this.#tx(() => chosen.map(take));
     });
+  }
+
+  /** Ids of due PENDING requests to claim, oldest first, within max_concurrency. */
+  #chooseDue(now: Date, limit: number): number[] {
+    // Free slots per job type with max_concurrency, counted once per claim.
+    const slots = new Map<string, number>();
+    const chosen: number[] = [];
+    const due = this.#stmt(
+      // The partial index holds only PENDING requests (migration 0005); without
+      // statistics the planner would pick (state, id) and sort.
+      `SELECT id, job_type, max_concurrency FROM job_requests INDEXED BY job_requests_pending
+       WHERE state = 'PENDING' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+    );
+    for (const row of due.iterate(now.getTime())) {
+      const max = row.max_concurrency as number | null;
+      if (max !== null) {
+        const type = row.job_type as string;
+        let free = slots.get(type);
+        if (free === undefined) {
+          const active = this.#get(
+            `SELECT count(*) AS n FROM job_requests WHERE job_type = ? AND state IN (${sqlList(ACTIVE_STATES)})`,
+            type,
+          );
+          free = max - (active!.n as number);
+        }
+        slots.set(type, free - 1);
+        if (free <= 0) continue;
+      }
+      chosen.push(row.id as number);
+      if (chosen.length >= limit) break;
+    }
+    return chosen;
   }
 
   takeOverJobRequest(
