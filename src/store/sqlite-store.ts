@@ -76,6 +76,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 const JOB_ROW =
   "id, job_type, state, attempt, scheduled_at, created_at, started_at, ended_at, error_code, error_message, owner, lease_expires_at, submitted_by";
 const BODY_CACHE_SIZE = 4096;
+const DEFINITION_CACHE_SIZE = 256;
 
 /** Freezes an object graph (JSON): a body shared by every JobRequest of its id. */
 function deepFreeze<T>(value: T): T {
@@ -281,6 +282,25 @@ class SqliteStore implements Store {
    */
   readonly #bodies = new Map<number, JobBody>();
 
+  /**
+   * Definitions by their JSON text, parsed once and frozen: the jobs of one type (and
+   * version) share the same text, so each submit need not parse and freeze it again.
+   * Definitions with secrets differ per job (sealed with a fresh IV) and just pass through.
+   */
+  readonly #definitions = new Map<string, JobDefinition>();
+
+  #definitionOf(text: string): JobDefinition {
+    let definition = this.#definitions.get(text);
+    if (!definition) {
+      definition = deepFreeze(JSON.parse(text) as JobDefinition);
+      if (this.#definitions.size >= DEFINITION_CACHE_SIZE) {
+        this.#definitions.delete(this.#definitions.keys().next().value!);
+      }
+      this.#definitions.set(text, definition);
+    }
+    return definition;
+  }
+
   #job(row: Row, body?: JobBody): JobRequest {
     const id = row.id as number;
     let known = body ?? this.#bodies.get(id);
@@ -288,7 +308,7 @@ class SqliteStore implements Store {
       const r = this.#get("SELECT params, definition FROM job_requests WHERE id = ?", id)!;
       known = {
         params: deepFreeze(JSON.parse(r.params as string) as Record<string, unknown>),
-        definition: deepFreeze(JSON.parse(r.definition as string) as JobDefinition),
+        definition: this.#definitionOf(r.definition as string),
       };
     }
     if (!this.#bodies.has(id)) {
@@ -387,7 +407,7 @@ class SqliteStore implements Store {
       );
       return this.#job(row!, {
         params: deepFreeze(JSON.parse(paramsText) as Record<string, unknown>),
-        definition: deepFreeze(JSON.parse(definitionText) as JobDefinition),
+        definition: this.#definitionOf(definitionText),
       });
     });
   }
