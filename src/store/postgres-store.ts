@@ -424,7 +424,7 @@ class PostgresStore implements Store {
     return this.#run("renewing leases", async () => {
       const result = await this.#pool.query({
         text: `UPDATE job_requests SET lease_expires_at = $1, updated_at = $2
-               WHERE owner = $3 AND state IN (${sqlList(UNFINISHED)})`,
+               WHERE owner = $3 AND state IN (${sqlList(ACTIVE_STATES)})`,
         values: [leaseUntil(now, leaseMs), now, owner],
       });
       return result.rowCount ?? 0;

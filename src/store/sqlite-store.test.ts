@@ -130,7 +130,7 @@ void describe("sqlite store", () => {
     assert.equal(existsSync(`${path}-wal`), false, "closing checkpointed and removed the WAL");
   });
 
-  void it("claims and max_concurrency counts read the partial indexes of migration 0005", async () => {
+  void it("claims, max_concurrency counts and lease renewal read the indexes of migration 0005", async () => {
     const path = join(dir, "plans.db");
     const store = await fresh(path);
     await store.close();
@@ -160,9 +160,16 @@ void describe("sqlite store", () => {
         )
         .all()
         .map((row) => String(row.name));
-      assert.ok(
-        !indexes.includes("job_requests_due") && !indexes.includes("job_requests_type_state"),
+      for (const gone of ["job_requests_due", "job_requests_type_state", "job_requests_owner"]) {
+        assert.ok(!indexes.includes(gone), `${gone} is dropped`);
+      }
+      // Lease renewal reads an index of running requests, not the whole table.
+      const renew = plan(
+        `UPDATE job_requests SET lease_expires_at = 1, updated_at = 1
+         WHERE owner = ? AND state IN ('READY', 'STARTED', 'EXECUTING')`,
       );
+      assert.match(renew, /USING (COVERING )?INDEX/);
+      assert.doesNotMatch(renew, /^SCAN job_requests$/m);
     } finally {
       db.close();
     }

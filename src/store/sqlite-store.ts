@@ -554,7 +554,7 @@ class SqliteStore implements Store {
     return this.#run("renewing leases", () => {
       const result = this.#stmt(
         `UPDATE job_requests SET lease_expires_at = ?, updated_at = ?
-         WHERE owner = ? AND state IN (${sqlList(UNFINISHED)})`,
+         WHERE owner = ? AND state IN (${sqlList(ACTIVE_STATES)})`,
       ).run(leaseUntil(now, leaseMs).getTime(), now.getTime(), owner);
       return Number(result.changes);
     });

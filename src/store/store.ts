@@ -146,7 +146,10 @@ export interface Store {
     leaseMs: number,
     expectedOwner?: string,
   ): Promise<JobRequest | undefined>;
-  /** Extends the lease of every unfinished request owned by `owner`. Returns how many. */
+  /**
+   * Extends the lease of every request `owner` is driving (READY, STARTED, EXECUTING; a
+   * lease means nothing to a PENDING or PAUSED request). Returns how many.
+   */
   renewLeases(owner: string, now: Date, leaseMs: number): Promise<number>;
 
   /** READY|STARTED -> EXECUTING, sets startedAt on first start. */
