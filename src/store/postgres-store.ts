@@ -388,7 +388,9 @@ class PostgresStore implements Store {
     );
     if (lock?.ok !== true) return 0;
     const active = await this.#one(
-      `SELECT count(*)::int AS n FROM job_requests WHERE job_type = $1 AND state IN (${sqlList(ACTIVE_STATES)})`,
+      // Requests submitted with a limit (the partial index job_requests_active).
+      `SELECT count(*)::int AS n FROM job_requests
+       WHERE job_type = $1 AND max_concurrency IS NOT NULL AND state IN (${sqlList(ACTIVE_STATES)})`,
       [jobType],
       client,
     );

@@ -506,8 +506,10 @@ class SqliteStore implements Store {
         const type = row.job_type as string;
         let free = slots.get(type);
         if (free === undefined) {
+          // Requests submitted with a limit: the partial index job_requests_active.
           const active = this.#get(
-            `SELECT count(*) AS n FROM job_requests WHERE job_type = ? AND state IN (${sqlList(ACTIVE_STATES)})`,
+            `SELECT count(*) AS n FROM job_requests
+             WHERE job_type = ? AND max_concurrency IS NOT NULL AND state IN (${sqlList(ACTIVE_STATES)})`,
             type,
           );
           free = max - (active!.n as number);
