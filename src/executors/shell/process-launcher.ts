@@ -3,12 +3,15 @@
  * to a file, and record how it ended in an exit file (`code signal`, see
  * formatExitFile). Two implementations share one interface:
  *
- * - the Perl launcher talks to spawner.pl, a small long-lived co-process. Forking
- *   there is cheap and costs colony's event loop one written line, where Node's own
- *   spawn() forks the whole (large) Node process on the loop for 1-4 ms. The spawner
- *   keeps recording exit files after colony dies, which is what re-attach reads.
- * - the Node launcher uses child_process in-process: the fallback when there is no
- *   perl (or COLONY_SPAWNER=node). Exit files are written only while colony lives.
+ * - a spawner launcher talks to a small long-lived co-process over one protocol:
+ *   spawner.py (python3, which starts tasks with posix_spawn: no page-table copy, no
+ *   interpreter code between fork and exec) or spawner.pl (Perl's fork and exec, for
+ *   machines without python3). Either costs colony's event loop one written line,
+ *   where Node's own spawn() forks the whole (large) Node process on the loop for 1-4
+ *   ms. The spawner keeps recording exit files after colony dies, which is what
+ *   re-attach reads.
+ * - the Node launcher uses child_process in-process: the fallback when there is
+ *   neither (or COLONY_SPAWNER=node). Exit files are written only while colony lives.
  */
 import { spawn as spawnChild, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
@@ -48,8 +51,10 @@ export interface ExitStatus {
   signal: string | null;
 }
 
+export type LauncherKind = "python" | "perl" | "node";
+
 export interface ProcessLauncher {
-  readonly kind: "perl" | "node";
+  readonly kind: LauncherKind;
   /**
    * Resolves once the process runs; its pid is also its process group id. `startTime`
    * is /proc/<pid>/stat field 22 where there is a /proc (Linux).
@@ -220,9 +225,21 @@ class ExitBook {
   }
 }
 
-// ---- Perl launcher ---------------------------------------------------------------------
+// ---- spawner launchers (Python, Perl) -------------------------------------------------
 
-const SPAWNER_PATH = fileURLToPath(new URL("./spawner.pl", import.meta.url));
+/** The co-process of each spawner launcher: interpreter name and arguments before none. */
+const SPAWNERS = {
+  // -I: no PYTHON* variables or user site; -S: no site import (faster start).
+  python: { program: "python3", args: ["-I", "-S", "spawner.py"] },
+  perl: { program: "perl", args: ["spawner.pl"] },
+} as const;
+type SpawnerKind = keyof typeof SPAWNERS;
+
+function spawnerArgs(kind: SpawnerKind): string[] {
+  return SPAWNERS[kind].args.map((a) =>
+    a.startsWith("spawner.") ? fileURLToPath(new URL(`./${a}`, import.meta.url)) : a,
+  );
+}
 
 function encodeField(value: string): string {
   return value.replace(
@@ -237,11 +254,14 @@ function decodeField(value: string): string {
   );
 }
 
-/** Where `perl` is on PATH, or undefined. */
-export function findPerl(path: string | undefined = process.env["PATH"]): string | undefined {
+/** Where `program` is on PATH, or undefined. */
+export function findProgram(
+  program: string,
+  path: string | undefined = process.env["PATH"],
+): string | undefined {
   for (const dir of (path ?? "/usr/bin:/bin").split(delimiter)) {
     if (!dir) continue;
-    const candidate = join(dir, "perl");
+    const candidate = join(dir, program);
     try {
       accessSync(candidate, fsConstants.X_OK);
       return candidate;
@@ -252,13 +272,25 @@ export function findPerl(path: string | undefined = process.env["PATH"]): string
   return undefined;
 }
 
-export interface PerlLauncher extends ProcessLauncher {
+export interface SpawnerLauncher extends ProcessLauncher {
   /** The running spawner's pid (diagnostics and tests). */
   spawnerPid(): number | undefined;
 }
+/** The name it had when Perl was the only spawner. */
+export type PerlLauncher = SpawnerLauncher;
 
-export function createPerlLauncher(options: { perl?: string } = {}): PerlLauncher {
-  const perl = options.perl ?? findPerl() ?? "perl";
+export function createPerlLauncher(options: { perl?: string } = {}): SpawnerLauncher {
+  return createSpawnerLauncher("perl", options.perl);
+}
+
+export function createPythonLauncher(options: { python?: string } = {}): SpawnerLauncher {
+  return createSpawnerLauncher("python", options.python);
+}
+
+/** A launcher over spawner.py or spawner.pl; `program` defaults to the one on PATH. */
+export function createSpawnerLauncher(kind: SpawnerKind, program?: string): SpawnerLauncher {
+  const interpreter = program ?? findProgram(SPAWNERS[kind].program) ?? SPAWNERS[kind].program;
+  const args = spawnerArgs(kind);
   let child: ChildProcess | undefined;
   let closed = false;
   let stderrTail = "";
@@ -307,7 +339,7 @@ export function createPerlLauncher(options: { perl?: string } = {}): PerlLaunche
 
   function start(): ChildProcess {
     if (child) return child;
-    const proc = spawnChild(perl, [SPAWNER_PATH], { stdio: ["pipe", "pipe", "pipe"] });
+    const proc = spawnChild(interpreter, args, { stdio: ["pipe", "pipe", "pipe"] });
     child = proc;
     stderrTail = "";
     refd = true;
@@ -330,7 +362,7 @@ export function createPerlLauncher(options: { perl?: string } = {}): PerlLaunche
       const detail = stderrTail.trim() ? `: ${stderrTail.trim()}` : "";
       const error = new LauncherError(
         LAUNCHER_LOST,
-        `the colony spawner (${perl} ${SPAWNER_PATH}, pid ${proc.pid ?? "?"}) ${why}${detail}; ` +
+        `the colony spawner (${interpreter} ${args.join(" ")}, pid ${proc.pid ?? "?"}) ${why}${detail}; ` +
           "it is restarted on next use",
       );
       for (const d of pending.values()) d.reject(error);
@@ -345,7 +377,7 @@ export function createPerlLauncher(options: { perl?: string } = {}): PerlLaunche
   }
 
   return {
-    kind: "perl",
+    kind,
     spawnerPid: () => child?.pid,
     spawn(spec) {
       if (closed)
@@ -532,25 +564,30 @@ export function createNodeLauncher(): ProcessLauncher {
 }
 
 /**
- * The Perl launcher when perl is on PATH, else the Node launcher; `spawner` (default
- * from COLONY_SPAWNER) forces one.
+ * The Python spawner when python3 is on PATH, else the Perl one when perl is, else the
+ * Node launcher; `spawner` (default from COLONY_SPAWNER: python, perl, node or auto)
+ * forces one.
  */
 export function createLauncher(options: { spawner?: string } = {}): ProcessLauncher {
   const choice = options.spawner ?? process.env["COLONY_SPAWNER"] ?? "auto";
   if (choice === "node") return createNodeLauncher();
-  if (choice !== "perl" && choice !== "auto") {
+  if (choice !== "python" && choice !== "perl" && choice !== "auto") {
     throw new ColonyError(
       "COLONY_INVALID_CONFIG",
-      `COLONY_SPAWNER must be perl, node or auto, not '${choice}'`,
+      `COLONY_SPAWNER must be python, perl, node or auto, not '${choice}'`,
       { status: 500 },
     );
   }
-  const perl = findPerl();
-  if (perl) return createPerlLauncher({ perl });
-  if (choice === "perl") {
+  const kinds: SpawnerKind[] = choice === "auto" ? ["python", "perl"] : [choice];
+  for (const kind of kinds) {
+    const program = findProgram(SPAWNERS[kind].program);
+    if (program) return createSpawnerLauncher(kind, program);
+  }
+  if (choice !== "auto") {
     throw new ColonyError(
       "COLONY_INVALID_CONFIG",
-      "COLONY_SPAWNER=perl but no perl is on PATH; install perl-base or unset COLONY_SPAWNER",
+      `COLONY_SPAWNER=${choice} but no ${SPAWNERS[choice].program} is on PATH; ` +
+        `install ${choice === "perl" ? "perl-base" : "python3"} or unset COLONY_SPAWNER`,
       { status: 500 },
     );
   }

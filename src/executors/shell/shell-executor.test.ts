@@ -25,13 +25,28 @@ import {
 } from "../executor-conformance.ts";
 import {
   createNodeLauncher,
-  createPerlLauncher,
-  findPerl,
+  createSpawnerLauncher,
+  findProgram,
+  type LauncherKind,
   type ProcessLauncher,
 } from "./process-launcher.ts";
 import { createShellExecutor, type ShellExecutorOptions } from "./shell-executor.ts";
 
-const hasPerl = findPerl() !== undefined;
+const KINDS = ["python", "perl", "node"] as const;
+const SPAWNER_KINDS = ["python", "perl"] as const;
+const CI = process.env.CI === "true" || process.env.CI === "1";
+
+/**
+ * Why a launcher cannot be tested on this machine (its interpreter is not on PATH), or
+ * false. Under CI=true a missing interpreter fails the run instead (.ci/run installs both).
+ */
+function missing(kind: LauncherKind): string | false {
+  if (kind === "node") return false;
+  const program = kind === "python" ? "python3" : "perl";
+  if (findProgram(program)) return false;
+  if (CI) throw new Error(`CI=true but there is no ${program} on PATH for the ${kind} spawner`);
+  return `no ${program} on PATH`;
+}
 const roots: string[] = [];
 /** Every process group any test started, checked to be gone at the end. */
 const startedPids = new Set<number>();
@@ -89,8 +104,8 @@ function tracked(executor: Executor): Executor {
   return executor;
 }
 
-function makeLauncher(kind: "perl" | "node"): ProcessLauncher {
-  return kind === "perl" ? createPerlLauncher() : createNodeLauncher();
+function makeLauncher(kind: LauncherKind): ProcessLauncher {
+  return kind === "node" ? createNodeLauncher() : createSpawnerLauncher(kind);
 }
 
 function childrenOf(pid: number): number[] {
@@ -145,9 +160,9 @@ after(async () => {
   await Promise.all(roots.map((r) => rm(r, { recursive: true, force: true })));
 });
 
-for (const kind of ["perl", "node"] as const) {
+for (const kind of KINDS) {
   executorConformance(`shell (${kind} launcher)`, async () => {
-    if (kind === "perl" && !hasPerl) return undefined;
+    if (missing(kind)) return undefined;
     const root = await tempRoot();
     const launcher = makeLauncher(kind);
     const executor = tracked(createShellExecutor({ launcher, killGraceMs: 2000 }));
@@ -163,7 +178,7 @@ for (const kind of ["perl", "node"] as const) {
 }
 
 /** An executor and its launcher, closed together as a colony process would be at exit. */
-function colonyProcess(kind: "perl" | "node") {
+function colonyProcess(kind: LauncherKind) {
   const launcher = makeLauncher(kind);
   const executor = tracked(createShellExecutor({ launcher }));
   return Object.assign(executor, {
@@ -176,7 +191,7 @@ function colonyProcess(kind: "perl" | "node") {
 
 /** A shell executor with its own launcher, closed with its running tasks at the end. */
 function withExecutor(
-  kind: "perl" | "node",
+  kind: LauncherKind,
   fn: (executor: Executor, req: ReturnType<typeof requester>, root: string) => Promise<void>,
   options: ShellExecutorOptions = {},
 ) {
@@ -193,366 +208,352 @@ function withExecutor(
   };
 }
 
-for (const kind of ["perl", "node"] as const) {
-  describe(
-    `shell executor specifics (${kind} launcher)`,
-    { skip: kind === "perl" && !hasPerl },
-    () => {
-      it(
-        "runs before_script, script and after_script in order",
-        withExecutor(kind, async (ex, req) => {
+for (const kind of KINDS) {
+  describe(`shell executor specifics (${kind} launcher)`, { skip: missing(kind) }, () => {
+    it(
+      "runs before_script, script and after_script in order",
+      withExecutor(kind, async (ex, req) => {
+        const r = await ex.run(
+          req("order", {
+            beforeScript: ["echo b"],
+            script: ["echo s1", "echo s2"],
+            afterScript: ["echo a"],
+          }),
+        );
+        assert.equal(r.exitCode, 0);
+        assert.equal(await readAll(await ex.logStream({ executionId: "order" })), "b\ns1\ns2\na\n");
+      }),
+    );
+
+    it(
+      "stops at the first failing command and still runs after_script with that code",
+      withExecutor(kind, async (ex, req) => {
+        const r = await ex.run(
+          req("fail", {
+            script: ["echo s1", "(exit 4)", "echo never"],
+            afterScript: ["echo after $COLONY_SCRIPT_EXIT_CODE", "exit 9"],
+          }),
+        );
+        assert.deepEqual([r.exitCode, r.killed], [4, false]);
+        assert.equal(await readAll(await ex.logStream({ executionId: "fail" })), "s1\nafter 4\n");
+        const r2 = await ex.run(req("after-fails", { script: ["true"], afterScript: ["exit 6"] }));
+        assert.equal(r2.exitCode, 6);
+      }),
+    );
+
+    it(
+      "runs multi-line commands (block scalars with if and for)",
+      withExecutor(kind, async (ex, req) => {
+        const r = await ex.run(
+          req("multi", {
+            script: [
+              'for i in 1 2 3; do\n  if [ "$i" -ne 2 ]; then\n    echo "i=$i"\n  fi\ndone\n',
+            ],
+          }),
+        );
+        assert.equal(r.exitCode, 0);
+        assert.equal(await readAll(await ex.logStream({ executionId: "multi" })), "i=1\ni=3\n");
+      }),
+    );
+
+    it(
+      "runs scripts larger than one exec argument may be",
+      withExecutor(kind, async (ex, req) => {
+        const big = "x".repeat(200_000);
+        const r = await ex.run(req("big", { script: [`v='${big}'`, 'echo "${#v}"'] }));
+        assert.equal(r.exitCode, 0);
+        assert.equal(await readAll(await ex.logStream({ executionId: "big" })), "200000\n");
+      }),
+    );
+
+    it(
+      "runs after_script promptly when the task is cancelled, even between commands",
+      withExecutor(
+        kind,
+        async (ex, req) => {
+          // Cancelling right after a command's output lands between that command and
+          // the fork of the next one: the SIGTERM misses `sleep`, which must not keep
+          // the task (and its after_script) waiting until the SIGKILL.
+          for (let i = 0; i < 5; i++) {
+            const id = `cancel-after-${i}`;
+            await ex.start(
+              req(id, { script: ["echo started", "sleep 300"], afterScript: ["echo after ran"] }),
+            );
+            await readUntil(ex, id, /started\n/);
+            const t0 = Date.now();
+            await ex.cancel(id);
+            const r = await ex.wait(id);
+            assert.deepEqual([r.exitCode, r.killed], [143, true]);
+            assert.ok(Date.now() - t0 < 3000, `cancel took ${Date.now() - t0} ms`);
+            // The shell may note the killed `sleep` ("Terminated") in between.
+            assert.match(
+              await readAll(await ex.logStream({ executionId: id })),
+              /^started\n(.*Terminated.*\n)?after ran\n$/,
+            );
+          }
+        },
+        { killGraceMs: 10_000 },
+      ),
+    );
+
+    it(
+      "passes exactly the request's env (plus PATH, HOME...) and the stdin file",
+      withExecutor(
+        kind,
+        async (ex, req, root) => {
+          const stdinPath = join(root, "input");
+          await writeFile(stdinPath, "from stdin\n");
           const r = await ex.run(
-            req("order", {
-              beforeScript: ["echo b"],
-              script: ["echo s1", "echo s2"],
-              afterScript: ["echo a"],
-            }),
+            req(
+              "env",
+              {
+                script: ['echo "$FOO"', 'echo "${NOT_PASSED:-unset} $HOME"', "cat", "echo err >&2"],
+              },
+              { env: { FOO: "a b\tc", HOME: "/home/override" }, stdinPath },
+            ),
           );
           assert.equal(r.exitCode, 0);
           assert.equal(
-            await readAll(await ex.logStream({ executionId: "order" })),
-            "b\ns1\ns2\na\n",
+            await readAll(await ex.logStream({ executionId: "env" })),
+            "a b\tc\nunset /home/override\nfrom stdin\nerr\n",
           );
-        }),
-      );
+        },
+        { inheritEnv: { PATH: process.env["PATH"], HOME: "/nowhere", NOT_PASSED: "leak" } },
+      ),
+    );
 
-      it(
-        "stops at the first failing command and still runs after_script with that code",
-        withExecutor(kind, async (ex, req) => {
-          const r = await ex.run(
-            req("fail", {
-              script: ["echo s1", "(exit 4)", "echo never"],
-              afterScript: ["echo after $COLONY_SCRIPT_EXIT_CODE", "exit 9"],
+    it(
+      "sends SIGKILL after the grace period to a task that ignores SIGTERM",
+      withExecutor(
+        kind,
+        async (ex, req) => {
+          await ex.start(
+            req("stubborn", {
+              script: ["trap '' TERM", "echo ready", "while true; do sleep 0.05; done"],
             }),
           );
-          assert.deepEqual([r.exitCode, r.killed], [4, false]);
-          assert.equal(await readAll(await ex.logStream({ executionId: "fail" })), "s1\nafter 4\n");
-          const r2 = await ex.run(
-            req("after-fails", { script: ["true"], afterScript: ["exit 6"] }),
-          );
-          assert.equal(r2.exitCode, 6);
-        }),
-      );
+          await readUntil(ex, "stubborn", /ready\n/);
+          const t0 = Date.now();
+          await ex.cancel("stubborn");
+          const r = await ex.wait("stubborn");
+          const elapsed = Date.now() - t0;
+          assert.deepEqual([r.exitCode, r.killed], [null, true]);
+          assert.match(r.error ?? "", /SIGKILL/);
+          assert.ok(elapsed >= 250, `killed after ${elapsed} ms, before the grace period`);
+        },
+        { killGraceMs: 300 },
+      ),
+    );
 
-      it(
-        "runs multi-line commands (block scalars with if and for)",
-        withExecutor(kind, async (ex, req) => {
-          const r = await ex.run(
-            req("multi", {
-              script: [
-                'for i in 1 2 3; do\n  if [ "$i" -ne 2 ]; then\n    echo "i=$i"\n  fi\ndone\n',
-              ],
-            }),
-          );
-          assert.equal(r.exitCode, 0);
-          assert.equal(await readAll(await ex.logStream({ executionId: "multi" })), "i=1\ni=3\n");
-        }),
-      );
+    it(
+      "reports a missing working directory as a start error",
+      withExecutor(
+        kind,
+        async (ex, req) => {
+          await rejectsWith(ex.start(req("nocwd", { script: ["true"] })), "COLONY_SPAWN_FAILED");
+        },
+        { cwd: "/nonexistent/colony" },
+      ),
+    );
 
-      it(
-        "runs scripts larger than one exec argument may be",
-        withExecutor(kind, async (ex, req) => {
-          const big = "x".repeat(200_000);
-          const r = await ex.run(req("big", { script: [`v='${big}'`, 'echo "${#v}"'] }));
-          assert.equal(r.exitCode, 0);
-          assert.equal(await readAll(await ex.logStream({ executionId: "big" })), "200000\n");
-        }),
-      );
-
-      it(
-        "runs after_script promptly when the task is cancelled, even between commands",
-        withExecutor(
-          kind,
-          async (ex, req) => {
-            // Cancelling right after a command's output lands between that command and
-            // the fork of the next one: the SIGTERM misses `sleep`, which must not keep
-            // the task (and its after_script) waiting until the SIGKILL.
-            for (let i = 0; i < 5; i++) {
-              const id = `cancel-after-${i}`;
-              await ex.start(
-                req(id, { script: ["echo started", "sleep 300"], afterScript: ["echo after ran"] }),
-              );
-              await readUntil(ex, id, /started\n/);
-              const t0 = Date.now();
-              await ex.cancel(id);
-              const r = await ex.wait(id);
-              assert.deepEqual([r.exitCode, r.killed], [143, true]);
-              assert.ok(Date.now() - t0 < 3000, `cancel took ${Date.now() - t0} ms`);
-              // The shell may note the killed `sleep` ("Terminated") in between.
-              assert.match(
-                await readAll(await ex.logStream({ executionId: id })),
-                /^started\n(.*Terminated.*\n)?after ran\n$/,
-              );
-            }
-          },
-          { killGraceMs: 10_000 },
-        ),
-      );
-
-      it(
-        "passes exactly the request's env (plus PATH, HOME...) and the stdin file",
-        withExecutor(
-          kind,
-          async (ex, req, root) => {
-            const stdinPath = join(root, "input");
-            await writeFile(stdinPath, "from stdin\n");
-            const r = await ex.run(
-              req(
-                "env",
-                {
-                  script: [
-                    'echo "$FOO"',
-                    'echo "${NOT_PASSED:-unset} $HOME"',
-                    "cat",
-                    "echo err >&2",
-                  ],
-                },
-                { env: { FOO: "a b\tc", HOME: "/home/override" }, stdinPath },
-              ),
-            );
-            assert.equal(r.exitCode, 0);
-            assert.equal(
-              await readAll(await ex.logStream({ executionId: "env" })),
-              "a b\tc\nunset /home/override\nfrom stdin\nerr\n",
-            );
-          },
-          { inheritEnv: { PATH: process.env["PATH"], HOME: "/nowhere", NOT_PASSED: "leak" } },
-        ),
-      );
-
-      it(
-        "sends SIGKILL after the grace period to a task that ignores SIGTERM",
-        withExecutor(
-          kind,
-          async (ex, req) => {
-            await ex.start(
-              req("stubborn", {
-                script: ["trap '' TERM", "echo ready", "while true; do sleep 0.05; done"],
-              }),
-            );
-            await readUntil(ex, "stubborn", /ready\n/);
-            const t0 = Date.now();
-            await ex.cancel("stubborn");
-            const r = await ex.wait("stubborn");
-            const elapsed = Date.now() - t0;
-            assert.deepEqual([r.exitCode, r.killed], [null, true]);
-            assert.match(r.error ?? "", /SIGKILL/);
-            assert.ok(elapsed >= 250, `killed after ${elapsed} ms, before the grace period`);
-          },
-          { killGraceMs: 300 },
-        ),
-      );
-
-      it(
-        "reports a missing working directory as a start error",
-        withExecutor(
-          kind,
-          async (ex, req) => {
-            await rejectsWith(ex.start(req("nocwd", { script: ["true"] })), "COLONY_SPAWN_FAILED");
-          },
-          { cwd: "/nonexistent/colony" },
-        ),
-      );
-
-      describe("attach after a restart", () => {
-        it("a restarted colony refuses to start again an execution whose exit is recorded", async () => {
-          const root = await tempRoot();
-          const req = requester(root);
-          const first = colonyProcess(kind);
-          await first.start(req("ranbefore", { script: ["echo once"] }));
-          assert.equal((await first.wait("ranbefore")).exitCode, 0);
-          await first.shutdown();
-          const second = colonyProcess(kind);
-          try {
-            await rejectsWith(second.start(req("ranbefore", {})), EXECUTION_EXISTS);
-            const out = readFileSync(join(root, "units", "ranbefore", "stdout"), "utf8");
-            assert.equal(out, "once\n", "it did not run a second time");
-          } finally {
-            await second.shutdown();
-          }
-        });
-
-        it("gets the recorded exit of an execution that finished meanwhile", async () => {
-          const root = await tempRoot();
-          const req = requester(root);
-          const first = colonyProcess(kind);
-          const handle = await first.start(req("finished", { script: ["sleep 0.2", "exit 7"] }));
-          await first.shutdown();
-          // The old spawner (or, for the node launcher, this process) records the exit.
-          assert.ok(
-            await eventually(() => existsSync(join(root, "units", "finished", "exit")), 5000),
-          );
-
-          const second = colonyProcess(kind);
-          try {
-            assert.equal(await second.attach!(req("finished", {}), handle), false);
-            const r = await second.wait("finished");
-            assert.deepEqual([r.exitCode, r.killed], [7, false]);
-            await rejectsWith(second.wait("finished"), UNKNOWN_EXECUTION);
-          } finally {
-            await second.shutdown();
-          }
-        });
-
-        it("follows a still running execution to its end, and can cancel it", async () => {
-          const root = await tempRoot();
-          const req = requester(root);
-          const first = colonyProcess(kind);
-          const running = await first.start(
-            req("running", { script: ["echo started", "sleep 0.5", "echo done", "exit 5"] }),
-          );
-          const victim = await first.start(
-            req("victim", { script: ["echo started", "sleep 300"] }),
-          );
-          await readUntil(first, "victim", /started\n/);
-          if (process.platform === "linux") {
-            assert.equal(typeof running["startTime"], "number");
-            assert.equal(running["pgid"], running["pid"]);
-          }
-          await first.shutdown();
-
-          const second = colonyProcess(kind);
-          try {
-            assert.equal(await second.attach!(req("running", {}), running), true);
-            assert.equal(await second.attach!(req("victim", {}), victim), true);
-            const follow = await second.logStream({ executionId: "running", follow: true });
-            const [text, r] = await Promise.all([readAll(follow), second.wait("running")]);
-            assert.deepEqual([r.exitCode, r.killed], [5, false]);
-            assert.equal(text, "started\ndone\n");
-
-            await second.cancel("victim");
-            const v = await second.wait("victim");
-            // No after_script: the shell keeps the default SIGTERM disposition.
-            assert.deepEqual([v.exitCode, v.killed], [null, true]);
-            assert.match(v.error ?? "", /SIGTERM/);
-          } finally {
-            await second.shutdown(true);
-          }
-        });
-
-        it("returns false for a process that vanished or a reused pid", async () => {
-          const root = await tempRoot();
-          const req = requester(root);
-          const first = colonyProcess(kind);
-          const h = await first.start(req("vanished2", { script: ["true"] }));
-          await first.wait("vanished2");
-          await first.shutdown();
-          await unlink(join(root, "units", "vanished2", "exit"));
-
-          const second = colonyProcess(kind);
-          try {
-            assert.equal(await second.attach!(req("vanished2", {}), h), false);
-            await rejectsWith(second.wait("vanished2"), UNKNOWN_EXECUTION);
-            // Our own pid is alive, but its start time is not the handle's.
-            const reused: ExecutionHandle = {
-              ...h,
-              pid: process.pid,
-              pgid: process.pid,
-              startTime: 1,
-            };
-            if (process.platform === "linux") {
-              assert.equal(await second.attach!(req("reused", {}), reused), false);
-            }
-          } finally {
-            await second.shutdown();
-          }
-        });
+    describe("attach after a restart", () => {
+      it("a restarted colony refuses to start again an execution whose exit is recorded", async () => {
+        const root = await tempRoot();
+        const req = requester(root);
+        const first = colonyProcess(kind);
+        await first.start(req("ranbefore", { script: ["echo once"] }));
+        assert.equal((await first.wait("ranbefore")).exitCode, 0);
+        await first.shutdown();
+        const second = colonyProcess(kind);
+        try {
+          await rejectsWith(second.start(req("ranbefore", {})), EXECUTION_EXISTS);
+          const out = readFileSync(join(root, "units", "ranbefore", "stdout"), "utf8");
+          assert.equal(out, "once\n", "it did not run a second time");
+        } finally {
+          await second.shutdown();
+        }
       });
-    },
-  );
+
+      it("gets the recorded exit of an execution that finished meanwhile", async () => {
+        const root = await tempRoot();
+        const req = requester(root);
+        const first = colonyProcess(kind);
+        const handle = await first.start(req("finished", { script: ["sleep 0.2", "exit 7"] }));
+        await first.shutdown();
+        // The old spawner (or, for the node launcher, this process) records the exit.
+        assert.ok(
+          await eventually(() => existsSync(join(root, "units", "finished", "exit")), 5000),
+        );
+
+        const second = colonyProcess(kind);
+        try {
+          assert.equal(await second.attach!(req("finished", {}), handle), false);
+          const r = await second.wait("finished");
+          assert.deepEqual([r.exitCode, r.killed], [7, false]);
+          await rejectsWith(second.wait("finished"), UNKNOWN_EXECUTION);
+        } finally {
+          await second.shutdown();
+        }
+      });
+
+      it("follows a still running execution to its end, and can cancel it", async () => {
+        const root = await tempRoot();
+        const req = requester(root);
+        const first = colonyProcess(kind);
+        const running = await first.start(
+          req("running", { script: ["echo started", "sleep 0.5", "echo done", "exit 5"] }),
+        );
+        const victim = await first.start(req("victim", { script: ["echo started", "sleep 300"] }));
+        await readUntil(first, "victim", /started\n/);
+        if (process.platform === "linux") {
+          assert.equal(typeof running["startTime"], "number");
+          assert.equal(running["pgid"], running["pid"]);
+        }
+        await first.shutdown();
+
+        const second = colonyProcess(kind);
+        try {
+          assert.equal(await second.attach!(req("running", {}), running), true);
+          assert.equal(await second.attach!(req("victim", {}), victim), true);
+          const follow = await second.logStream({ executionId: "running", follow: true });
+          const [text, r] = await Promise.all([readAll(follow), second.wait("running")]);
+          assert.deepEqual([r.exitCode, r.killed], [5, false]);
+          assert.equal(text, "started\ndone\n");
+
+          await second.cancel("victim");
+          const v = await second.wait("victim");
+          // No after_script: the shell keeps the default SIGTERM disposition.
+          assert.deepEqual([v.exitCode, v.killed], [null, true]);
+          assert.match(v.error ?? "", /SIGTERM/);
+        } finally {
+          await second.shutdown(true);
+        }
+      });
+
+      it("returns false for a process that vanished or a reused pid", async () => {
+        const root = await tempRoot();
+        const req = requester(root);
+        const first = colonyProcess(kind);
+        const h = await first.start(req("vanished2", { script: ["true"] }));
+        await first.wait("vanished2");
+        await first.shutdown();
+        await unlink(join(root, "units", "vanished2", "exit"));
+
+        const second = colonyProcess(kind);
+        try {
+          assert.equal(await second.attach!(req("vanished2", {}), h), false);
+          await rejectsWith(second.wait("vanished2"), UNKNOWN_EXECUTION);
+          // Our own pid is alive, but its start time is not the handle's.
+          const reused: ExecutionHandle = {
+            ...h,
+            pid: process.pid,
+            pgid: process.pid,
+            startTime: 1,
+          };
+          if (process.platform === "linux") {
+            assert.equal(await second.attach!(req("reused", {}), reused), false);
+          }
+        } finally {
+          await second.shutdown();
+        }
+      });
+    });
+  });
 }
 
-describe("perl spawner robustness", { skip: !hasPerl }, () => {
-  it("records the exit of a task whose colony process was killed, for attach", async () => {
-    const root = await tempRoot();
-    const req = requester(root);
-    const crashing = join(root, "crashing-colony.ts");
-    const executorUrl = new URL("./shell-executor.ts", import.meta.url).href;
-    await writeFile(
-      crashing,
-      `import { createShellExecutor } from ${JSON.stringify(executorUrl)};\n` +
-        `const ex = createShellExecutor();\n` +
-        `const handle = await ex.start(${JSON.stringify(req("crash", { script: ["sleep 1", "exit 4"] }))});\n` +
-        `process.stdout.write(JSON.stringify(handle) + "\\n", () => process.kill(process.pid, "SIGKILL"));\n`,
-    );
-    const child = spawn(process.execPath, [crashing], {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, COLONY_SPAWNER: "perl" },
-    });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
-    const [, signal] = await once(child, "exit");
-    assert.equal(signal, "SIGKILL");
-    const handle = JSON.parse(out) as ExecutionHandle;
-    startedPids.add(handle["pid"] as number);
-
-    const second = colonyProcess("perl");
-    try {
-      assert.equal(await second.attach!(req("crash", {}), handle), true);
-      const r = await second.wait("crash");
-      assert.deepEqual([r.exitCode, r.killed], [4, false]);
-    } finally {
-      await second.shutdown(true);
-    }
-  });
-
-  it("restarts a spawner that died and reports the tasks it lost", async () => {
-    const root = await tempRoot();
-    const req = requester(root);
-    const launcher = createPerlLauncher();
-    const ex = tracked(createShellExecutor({ launcher }));
-    try {
-      const h = await ex.start(req("orphan", { script: ["sleep 0.5"] }));
-      process.kill(launcher.spawnerPid()!, "SIGKILL");
-      const r = await ex.wait("orphan");
-      assert.equal(r.errorCode, "COLONY_EXIT_STATUS_LOST");
-      assert.equal(r.exitCode, null);
-      // Orphans are reaped by PID 1, which may take a moment.
-      assert.ok(await eventually(() => !groupAlive(h["pid"] as number), 5000));
-      // The next task starts a new spawner.
-      assert.equal((await ex.run(req("after-restart", { script: ["exit 3"] }))).exitCode, 3);
-    } finally {
-      await ex.close({ killRunning: true });
-      await launcher.close();
-    }
-  });
-
-  it("keeps the event loop responsive while spawning (vs in-process spawn)", async (t) => {
-    const delays: Record<string, { max: number; p99: number; mean: number }> = {};
-    for (const kind of ["perl", "node"] as const) {
+for (const spawner of SPAWNER_KINDS) {
+  describe(`${spawner} spawner robustness`, { skip: missing(spawner) }, () => {
+    it("records the exit of a task whose colony process was killed, for attach", async () => {
       const root = await tempRoot();
       const req = requester(root);
-      const launcher = makeLauncher(kind);
-      const ex = createShellExecutor({ launcher, shell: "/bin/sh" });
+      const crashing = join(root, "crashing-colony.ts");
+      const executorUrl = new URL("./shell-executor.ts", import.meta.url).href;
+      await writeFile(
+        crashing,
+        `import { createShellExecutor } from ${JSON.stringify(executorUrl)};\n` +
+          `const ex = createShellExecutor();\n` +
+          `const handle = await ex.start(${JSON.stringify(req("crash", { script: ["sleep 1", "exit 4"] }))});\n` +
+          `process.stdout.write(JSON.stringify(handle) + "\\n", () => process.kill(process.pid, "SIGKILL"));\n`,
+      );
+      const child = spawn(process.execPath, [crashing], {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, COLONY_SPAWNER: spawner },
+      });
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+      const [, signal] = await once(child, "exit");
+      assert.equal(signal, "SIGKILL");
+      const handle = JSON.parse(out) as ExecutionHandle;
+      startedPids.add(handle["pid"] as number);
+
+      const second = colonyProcess(spawner);
       try {
-        await ex.run(req("warm", { script: ["true"] })); // start the spawner first
-        const h = monitorEventLoopDelay({ resolution: 1 });
-        h.enable();
-        let next = 0;
-        const worker = async () => {
-          while (next < 200) {
-            const id = `el-${next++}`;
-            assert.equal((await ex.run(req(id, { script: ["true"] }))).exitCode, 0);
-          }
-        };
-        await Promise.all(Array.from({ length: 8 }, worker));
-        h.disable();
-        delays[kind] = { max: h.max / 1e6, p99: h.percentile(99) / 1e6, mean: h.mean / 1e6 };
+        assert.equal(await second.attach!(req("crash", {}), handle), true);
+        const r = await second.wait("crash");
+        assert.deepEqual([r.exitCode, r.killed], [4, false]);
+      } finally {
+        await second.shutdown(true);
+      }
+    });
+
+    it("restarts a spawner that died and reports the tasks it lost", async () => {
+      const root = await tempRoot();
+      const req = requester(root);
+      const launcher = createSpawnerLauncher(spawner);
+      const ex = tracked(createShellExecutor({ launcher }));
+      try {
+        const h = await ex.start(req("orphan", { script: ["sleep 0.5"] }));
+        process.kill(launcher.spawnerPid()!, "SIGKILL");
+        const r = await ex.wait("orphan");
+        assert.equal(r.errorCode, "COLONY_EXIT_STATUS_LOST");
+        assert.equal(r.exitCode, null);
+        // Orphans are reaped by PID 1, which may take a moment.
+        assert.ok(await eventually(() => !groupAlive(h["pid"] as number), 5000));
+        // The next task starts a new spawner.
+        assert.equal((await ex.run(req("after-restart", { script: ["exit 3"] }))).exitCode, 3);
       } finally {
         await ex.close({ killRunning: true });
         await launcher.close();
       }
-    }
-    const show = (d: { max: number; p99: number; mean: number } | undefined) =>
-      d
-        ? `max ${d.max.toFixed(1)} ms, p99 ${d.p99.toFixed(1)} ms, mean ${d.mean.toFixed(2)} ms`
-        : "-";
-    t.diagnostic(
-      `event loop delay over 200 spawns: perl launcher ${show(delays["perl"])}; ` +
-        `node launcher (in-process spawn) ${show(delays["node"])}`,
-    );
-    // Only a generous bound: the host is noisy.
-    const perlMax = delays["perl"]?.max ?? Infinity;
-    assert.ok(perlMax < 250, `the perl launcher stalled the event loop for ${perlMax} ms`);
+    });
+
+    it("keeps the event loop responsive while spawning (vs in-process spawn)", async (t) => {
+      const delays: Record<string, { max: number; p99: number; mean: number }> = {};
+      for (const kind of [spawner, "node"] as const) {
+        const root = await tempRoot();
+        const req = requester(root);
+        const launcher = makeLauncher(kind);
+        const ex = createShellExecutor({ launcher, shell: "/bin/sh" });
+        try {
+          await ex.run(req("warm", { script: ["true"] })); // start the spawner first
+          const h = monitorEventLoopDelay({ resolution: 1 });
+          h.enable();
+          let next = 0;
+          const worker = async () => {
+            while (next < 200) {
+              const id = `el-${next++}`;
+              assert.equal((await ex.run(req(id, { script: ["true"] }))).exitCode, 0);
+            }
+          };
+          await Promise.all(Array.from({ length: 8 }, worker));
+          h.disable();
+          delays[kind] = { max: h.max / 1e6, p99: h.percentile(99) / 1e6, mean: h.mean / 1e6 };
+        } finally {
+          await ex.close({ killRunning: true });
+          await launcher.close();
+        }
+      }
+      const show = (d: { max: number; p99: number; mean: number } | undefined) =>
+        d
+          ? `max ${d.max.toFixed(1)} ms, p99 ${d.p99.toFixed(1)} ms, mean ${d.mean.toFixed(2)} ms`
+          : "-";
+      t.diagnostic(
+        `event loop delay over 200 spawns: ${spawner} launcher ${show(delays[spawner])}; ` +
+          `node launcher (in-process spawn) ${show(delays["node"])}`,
+      );
+      // Only a generous bound: the host is noisy.
+      const max = delays[spawner]?.max ?? Infinity;
+      assert.ok(max < 250, `the ${spawner} launcher stalled the event loop for ${max} ms`);
+    });
   });
-});
+}
