@@ -652,7 +652,7 @@ describe("process jobs: restarts", () => {
       await waitUntil("the quick job's recorded exit", exited);
       // `vanished` leaves no trace: its spawner and its process die without a record.
       const spawners = await new Promise<string>((resolve) =>
-        execFile("pgrep", ["-f", "spawner.pl"], (_e, stdout) => resolve(stdout)),
+        execFile("pgrep", ["-f", "spawner\\.p[ly]"], (_e, stdout) => resolve(stdout)),
       );
       const vanishedPid = handles.get(vanished)!.pid;
       for (const pid of spawners.split("\n").filter(Boolean).map(Number)) {
