@@ -31,6 +31,12 @@ export interface ExecutionRequest {
   jobType?: string;
   jobAttempt?: number;
   attempt?: number;
+  /**
+   * The caller will call `release(executionId)` once it has recorded the result durably.
+   * Until then the executor keeps what a restarted caller needs to learn the result (the
+   * shell executor's exit file), and may skip keeping it once released.
+   */
+  willRelease?: boolean;
 }
 
 export interface ExecutionResult {
@@ -88,6 +94,11 @@ export interface Executor {
    * with the recorded result if one was recorded.
    */
   attach?(request: ExecutionRequest, handle: ExecutionHandle): Promise<boolean>;
+  /**
+   * The caller recorded the result of an execution started with `willRelease` durably:
+   * what the executor kept to recover it after a crash is no longer needed.
+   */
+  release?(executionId: string): void;
   /** Releases clients; leaves running executions alone unless `killRunning`. */
   close(options?: { killRunning?: boolean }): Promise<void>;
 }

@@ -10,6 +10,7 @@ import type { ColonyEventBus } from "../core/events.ts";
 import type {
   ExecutionRequest,
   ExecutionResult,
+  Executor,
   ExecutorRegistry,
   TaskDispatcher,
 } from "../core/executor.ts";
@@ -216,6 +217,18 @@ export function startTask(
     return finish(f);
   };
 
+  /** Records the result (durably, see finish), then lets the executor forget it. */
+  const recordAndRelease = async (
+    executor: Executor,
+    task: TaskDefinition,
+    request: ExecutionRequest,
+    result: ExecutionResult,
+  ): Promise<TaskExecution> => {
+    const done = await complete(task, request, result);
+    executor.release?.(execution.id);
+    return done;
+  };
+
   const run = async (): Promise<TaskExecution> => {
     if (!taskDef) {
       return finish({
@@ -281,6 +294,7 @@ export function startTask(
         jobType: job.jobType,
         jobAttempt: execution.jobAttempt,
         attempt: execution.attempt,
+        ...(executor.release ? { willRelease: true } : {}),
       };
       const before = ctx.around?.beforeStart?.(request, execution, job);
       if (before) await before;
@@ -302,7 +316,7 @@ export function startTask(
           const recorded = execution.handle
             ? await executor.wait(execution.id).catch(() => undefined)
             : undefined;
-          if (recorded) return await complete(task, request, recorded);
+          if (recorded) return await recordAndRelease(executor, task, request, recorded);
           return await finish({
             state: "FAILED",
             errorCode: "COLONY_TASK_LOST",
@@ -327,7 +341,7 @@ export function startTask(
         if (timer) clearTimeout(timer);
         releaseSlot();
       }
-      return await complete(task, request, result);
+      return await recordAndRelease(executor, task, request, result);
     } catch (error) {
       const e = error instanceof ColonyError ? error : undefined;
       // The engine is stopping and closed the executor under a running task: the task

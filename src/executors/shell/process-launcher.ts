@@ -37,6 +37,12 @@ export interface SpawnSpec {
   script: string;
   /** The complete environment (nothing is inherited). */
   env: Record<string, string>;
+  /**
+   * The caller will call ack(id) once it has recorded the exit durably: a spawner then
+   * writes the exit file only if the ack does not come (colony went away first, or
+   * ACK_WAIT passed), which saves a file per task. Without it the file is written at once.
+   */
+  ack?: boolean;
 }
 
 export interface Spawned {
@@ -68,6 +74,8 @@ export interface ProcessLauncher {
    * process may still be running then.
    */
   onExit(id: string): Promise<ExitStatus>;
+  /** The exit of a process spawned with `ack` is recorded: its exit file is not needed. */
+  ack?(id: string): void;
   /** Stops observing; running processes keep running (the spawner still records them). */
   close(): Promise<void>;
 }
@@ -297,6 +305,12 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
   let refd = true;
   const pending = new Map<string, Deferred<Spawned>>();
   const exits = new ExitBook();
+  let acks: string[] = [];
+  const flushAcks = () => {
+    const lines = acks.join("");
+    acks = [];
+    child?.stdin!.write(lines);
+  };
 
   // The spawner holds Node's event loop open only while it has work colony waits for.
   function updateRef(): void {
@@ -399,7 +413,7 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
       pending.set(spec.id, d);
       exits.add(spec.id);
       const fields = [
-        "SPAWN",
+        spec.ack ? "SPAWNACK" : "SPAWN",
         spec.id,
         spec.cwd,
         spec.outPath,
@@ -418,6 +432,12 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
       if (!child || n === undefined || !exits.has(id)) return;
       child.stdin!.write(`KILL\t${encodeField(id)}\t${n}\n`);
     },
+    ack(id) {
+      if (!child) return; // a new spawner never saw it; the old one wrote its file at EOF
+      // One write for every ack of this turn of the event loop.
+      if (acks.length === 0) setImmediate(flushAcks);
+      acks.push(`ACK\t${encodeField(id)}\n`);
+    },
     onExit(id) {
       return exits.wait(id);
     },
@@ -433,6 +453,7 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
       pending.clear();
       exits.settleAll(error);
       if (!proc) return;
+      if (acks.length > 0) flushAcks(); // before EOF, which writes unacknowledged exits
       child = undefined;
       // EOF on its stdin: the spawner records its running children, then exits.
       proc.stdin!.end();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -494,6 +494,82 @@ for (const spawner of SPAWNER_KINDS) {
       } finally {
         await second.shutdown(true);
       }
+    });
+
+    it("skips the exit file of an exit colony acknowledged; writes it if colony goes first", async () => {
+      const root = await tempRoot();
+      await mkdir(join(root, "u"));
+      const exitOf = (id: string) => join(root, "u", id, "exit");
+      const spec = (id: string) => ({
+        id,
+        cwd: root,
+        outPath: join(root, "u", id, "stdout"),
+        exitPath: exitOf(id),
+        shell: "/bin/sh",
+        script: "exit 5",
+        env: {},
+        ack: true,
+      });
+      const launcher = createSpawnerLauncher(spawner);
+      try {
+        await launcher.spawn(spec("acked"));
+        assert.deepEqual(await launcher.onExit("acked"), { code: 5, signal: null });
+        launcher.ack!("acked");
+        await launcher.spawn(spec("left"));
+        assert.deepEqual(await launcher.onExit("left"), { code: 5, signal: null });
+        assert.equal(existsSync(exitOf("left")), false, "written while colony may still ack");
+      } finally {
+        await launcher.close();
+      }
+      // EOF: the spawner writes the exits nobody acknowledged, then exits.
+      assert.ok(await eventually(() => existsSync(exitOf("left")), 5000), "no exit file at EOF");
+      assert.equal(readFileSync(exitOf("left"), "utf8"), "5 -\n");
+      assert.ok(await eventually(() => childrenOf(process.pid).length === 0, 5000));
+      assert.equal(existsSync(exitOf("acked")), false, "an acknowledged exit got a file");
+    });
+
+    it("writes the exit file of an exit colony does not acknowledge within a few seconds", async () => {
+      const root = await tempRoot();
+      await mkdir(join(root, "u"));
+      const exitPath = join(root, "u", "slow", "exit");
+      const launcher = createSpawnerLauncher(spawner);
+      try {
+        await launcher.spawn({
+          id: "slow",
+          cwd: root,
+          outPath: join(root, "u", "slow", "stdout"),
+          exitPath,
+          shell: "/bin/sh",
+          script: "kill -TERM $$",
+          env: {},
+          ack: true,
+        });
+        assert.deepEqual(await launcher.onExit("slow"), { code: null, signal: "SIGTERM" });
+        assert.ok(await eventually(() => existsSync(exitPath), 6000), "never written");
+        assert.equal(readFileSync(exitPath, "utf8"), "- 15\n");
+      } finally {
+        await launcher.close();
+      }
+    });
+
+    it("a task released by its caller leaves no exit file; one not released does", async () => {
+      const root = await tempRoot();
+      const req = requester(root);
+      const launcher = createSpawnerLauncher(spawner);
+      const ex = tracked(createShellExecutor({ launcher }));
+      try {
+        for (const id of ["released", "kept"]) {
+          const r = await ex.run(req(id, { script: ["exit 2"] }, { willRelease: true }));
+          assert.equal(r.exitCode, 2);
+        }
+        ex.release!("released");
+      } finally {
+        await ex.close();
+        await launcher.close();
+      }
+      const exitOf = (id: string) => join(root, "units", id, "exit");
+      assert.ok(await eventually(() => existsSync(exitOf("kept")), 5000));
+      assert.equal(existsSync(exitOf("released")), false);
     });
 
     it("restarts a spawner that died and reports the tasks it lost", async () => {

@@ -326,6 +326,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
         shell,
         script,
         env: { ...inherited, ...request.env },
+        ...(request.willRelease ? { ack: true } : {}),
       });
     } catch (caught) {
       const err = (caught as { code?: unknown }).code === EXECUTION_EXISTS ? exists() : caught;
@@ -373,6 +374,12 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
 
     start,
     wait,
+
+    release(id) {
+      // Only a launcher that still runs this execution's spawner can skip its exit file.
+      const e = executions.get(id);
+      if (e?.viaLauncher && launcher) launcher.ack?.(id);
+    },
 
     async run(request) {
       await start(request);

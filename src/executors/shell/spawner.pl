@@ -9,11 +9,15 @@
 #   SPAWN id cwd outPath stdinPath|"" exitPath shell script KEY=VALUE...
 #     -> STARTED id pid startTime   or   ERROR id message
 #        or EXISTS id (exitPath already holds an exit: this execution ran before)
+#   SPAWNACK ...             the same, for a caller that will ACK the exit (below)
 #   KILL id signalNumber     (to the whole process group; no reply)
+#   ACK id                   colony recorded this exit durably (no reply)
 #   later, for every started id:   EXIT id code signal   ("-" for the absent one)
-# Before EXIT is sent, "code signal\n" is written atomically to exitPath, so the
-# result survives colony: when stdin reaches EOF (colony closed it or died), this
-# process keeps reaping and recording its children, then exits when none are left.
+# The exit is also written atomically to exitPath as "code signal\n", so that it
+# survives colony: before EXIT is sent for a SPAWN; for a SPAWNACK only if no ACK came
+# by the time stdin reaches EOF (colony closed it or died) or $ACK_WAIT passed, which
+# spares a file per task in the common case. After EOF this process keeps reaping and
+# recording its children, then exits when none are left.
 #
 # Only perl-base modules, so it runs on every Debian/Ubuntu install and on macOS.
 use strict;
@@ -31,7 +35,9 @@ $SIG{HUP}  = 'IGNORE';
 my $chld = 0;
 $SIG{CHLD} = sub { $chld = 1 };
 
-my %by_pid;    # pid -> { id, exit, killed }
+my %by_pid;    # pid -> { id, exit, killed, ack }
+my %unacked;   # id -> [exit path, "code signal\n", when]: exits of SPAWNACKs not yet ACKed
+my $ACK_WAIT = 2;    # seconds an exit waits for colony's ACK before its file is written
 my %by_id;     # id  -> pid (only while running)
 my $running = 0;
 my $in_buf  = '';
@@ -67,9 +73,10 @@ sub flush_replies {
 }
 
 sub spawn_child {
-    my ($id, $cwd, $out, $stdin, $exit, $shell, $script, @env) = @_;
+    my ($ack, $id, $cwd, $out, $stdin, $exit, $shell, $script, @env) = @_;
     if (!defined $script) { reply('ERROR', $id // '', 'malformed SPAWN request'); return }
     if (exists $by_id{$id}) { reply('ERROR', $id, "execution $id is already running"); return }
+    if (exists $unacked{$id}) { reply('EXISTS', $id); return }
     # An exit file means an earlier colony process already ran this execution.
     if (-s $exit) { reply('EXISTS', $id); return }
     # Open the files here, not in the child, so that a bad path is reported to colony
@@ -126,7 +133,7 @@ sub spawn_child {
     POSIX::setpgid($pid, $pid);
     POSIX::close($out_fd);
     POSIX::close($in_fd);
-    $by_pid{$pid} = { id => $id, exit => $exit, killed => 0 };
+    $by_pid{$pid} = { id => $id, exit => $exit, killed => 0, ack => $ack };
     $by_id{$id} = $pid;
     $running++;
     reply('STARTED', $id, $pid, start_time($pid));
@@ -177,9 +184,27 @@ sub reap {
         my ($code, $sig) = ('-', '-');
         if (POSIX::WIFEXITED($status)) { $code = POSIX::WEXITSTATUS($status) }
         elsif (POSIX::WIFSIGNALED($status)) { $sig = POSIX::WTERMSIG($status) }
-        write_exit_file($child->{exit}, "$code $sig\n")
-            or print STDERR "colony spawner: cannot write $child->{exit}: $!\n";
+        if ($child->{ack} && !$eof && $out_ok) {
+            $unacked{ $child->{id} } = [ $child->{exit}, "$code $sig\n", time ];
+        }
+        else {
+            write_exit_file($child->{exit}, "$code $sig\n")
+                or print STDERR "colony spawner: cannot write $child->{exit}: $!\n";
+        }
         reply('EXIT', $child->{id}, $code, $sig);
+    }
+}
+
+# Exit files for exits colony has not ACKed: all of them, or those older than $older.
+sub write_unacked {
+    my ($older) = @_;
+    my $now = time;
+    for my $id (keys %unacked) {
+        my ($path, $text, $since) = @{ $unacked{$id} };
+        next if defined $older && $now - $since < $older;
+        delete $unacked{$id};
+        write_exit_file($path, $text)
+            or print STDERR "colony spawner: cannot write $path: $!\n";
     }
 }
 
@@ -187,8 +212,10 @@ sub handle_line {
     my ($line) = @_;
     my @f = map { dec($_) } split(/\t/, $line, -1);
     my $op = shift @f // '';
-    if ($op eq 'SPAWN') { spawn_child(@f) }
+    if ($op eq 'SPAWN') { spawn_child(0, @f) }
+    elsif ($op eq 'SPAWNACK') { spawn_child(1, @f) }
     elsif ($op eq 'KILL') { kill_child(@f) }
+    elsif ($op eq 'ACK') { delete $unacked{ $f[0] } if defined $f[0] }
     elsif ($op ne '') { reply('ERROR', $f[0] // '', "unknown request $op") }
 }
 
@@ -197,7 +224,7 @@ while (!$eof || $running > 0) {
     vec($rin, 0, 1) = 1 unless $eof;
     # SIGCHLD interrupts select; the timeout only covers a SIGCHLD that lands between
     # the last reap and the select call.
-    my $timeout = $running > 0 ? 0.2 : undef;
+    my $timeout = ($running > 0 || %unacked) ? 0.2 : undef;
     my $n = select(my $rout = $rin, undef, undef, $timeout);
     if ($n > 0 && vec($rout, 0, 1)) {
         my $got = sysread(STDIN, $in_buf, 65536, length $in_buf);
@@ -207,6 +234,7 @@ while (!$eof || $running > 0) {
         elsif ($got == 0) {
             $eof = 1;
         }
+        write_unacked() if $eof;    # colony is gone: nobody will ACK
         while ((my $nl = index($in_buf, "\n")) >= 0) {
             my $line = substr($in_buf, 0, $nl + 1, '');
             chop $line;
@@ -215,5 +243,7 @@ while (!$eof || $running > 0) {
     }
     reap();
     flush_replies();
+    write_unacked($out_ok ? $ACK_WAIT : undef) if %unacked;
 }
+write_unacked();
 exit 0;

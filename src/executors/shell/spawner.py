@@ -10,11 +10,15 @@
 #   SPAWN id cwd outPath stdinPath|"" exitPath shell script KEY=VALUE...
 #     -> STARTED id pid startTime   or   ERROR id message
 #        or EXISTS id (exitPath already holds an exit: this execution ran before)
+#   SPAWNACK ...             the same, for a caller that will ACK the exit (below)
 #   KILL id signalNumber     (to the whole process group; no reply)
+#   ACK id                   colony recorded this exit durably (no reply)
 #   later, for every started id:   EXIT id code signal   ("-" for the absent one)
-# Before EXIT is sent, "code signal\n" is written atomically to exitPath, so the
-# result survives colony: when stdin reaches EOF (colony closed it or died), this
-# process keeps reaping and recording its children, then exits when none are left.
+# The exit is also written atomically to exitPath as "code signal\n", so that it
+# survives colony: before EXIT is sent for a SPAWN; for a SPAWNACK only if no ACK came
+# by the time stdin reaches EOF (colony closed it or died) or ACK_WAIT passed, which
+# spares a file per task in the common case. After EOF this process keeps reaping and
+# recording its children, then exits when none are left.
 #
 # Standard library only. Python 3.8 or later starts tasks with posix_spawn; an older one
 # falls back to fork and exec (start_fork).
@@ -24,6 +28,7 @@ import re
 import select
 import signal
 import sys
+import time
 
 # colony dying must not kill us through SIGPIPE, and a Ctrl-C or hangup meant for
 # colony must not stop us from recording the exits of running tasks. The children get
@@ -41,6 +46,8 @@ signal.set_wakeup_fd(wake_w)
 signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
 START_DIR_B = os.getcwdb()
+ACK_WAIT = 2.0  # seconds an exit waits for colony's ACK before its file is written
+unacked = {}  # id -> (exit path, "code signal\n", when): exits of SPAWNACKs not yet ACKed
 good_shells = set()  # shells found executable once (a later failure is reported by the spawn)
 by_pid = {}  # pid -> [id, exit path, killed]
 by_id = {}  # id -> pid (only while running)
@@ -144,7 +151,7 @@ def start_fork(shell, argv, env, in_fd, out_fd):
 start = start_posix_spawn if hasattr(os, "POSIX_SPAWN_DUP2") else start_fork
 
 
-def spawn_child(fields):
+def spawn_child(fields, ack=False):
     if len(fields) < 7:
         reply(b"ERROR", fields[0] if fields else b"", b"malformed SPAWN request")
         return
@@ -156,6 +163,9 @@ def spawn_child(fields):
             env[kv[:i]] = kv[i + 1 :]
     if ident in by_id:
         reply(b"ERROR", ident, b"execution %s is already running" % ident)
+        return
+    if ident in unacked:
+        reply(b"EXISTS", ident)
         return
     exit_path = absolute(exit_path)
     # An exit file means an earlier colony process already ran this execution.
@@ -210,7 +220,7 @@ def spawn_child(fields):
         os.close(out_fd)
         os.close(in_fd)
         os.chdir(START_DIR_B)  # relative paths in later requests mean what they meant
-    by_pid[pid] = [ident, exit_path, False]
+    by_pid[pid] = [ident, exit_path, False, ack]
     by_id[ident] = pid
     reply(b"STARTED", ident, b"%d" % pid, start_time(pid))
 
@@ -260,7 +270,7 @@ def reap():
         child = by_pid.pop(pid, None)
         if child is None:
             continue
-        ident, exit_path, killed = child
+        ident, exit_path, killed, ack = child
         by_id.pop(ident, None)
         # A cancelled task's leftovers (a grandchild that ignored SIGTERM) go with it.
         # The group id cannot have been reused yet: its leader was reaped just now.
@@ -274,8 +284,21 @@ def reap():
             code = b"%d" % os.WEXITSTATUS(status)
         elif os.WIFSIGNALED(status):
             sig = b"%d" % os.WTERMSIG(status)
-        write_exit_file(exit_path, code + b" " + sig + b"\n")
+        status = code + b" " + sig + b"\n"
+        if ack and not eof and out_ok:
+            unacked[ident] = (exit_path, status, time.monotonic())
+        else:
+            write_exit_file(exit_path, status)
         reply(b"EXIT", ident, code, sig)
+
+
+def write_unacked(older_than=None):
+    """Exit files for exits colony has not ACKed (all of them, or those waiting longer)."""
+    now = time.monotonic()
+    for ident, (path, status, since) in list(unacked.items()):
+        if older_than is None or now - since >= older_than:
+            del unacked[ident]
+            write_exit_file(path, status)
 
 
 def handle_line(line):
@@ -283,20 +306,28 @@ def handle_line(line):
     op = fields.pop(0) if fields else b""
     if op == b"SPAWN":
         spawn_child(fields)
+    elif op == b"SPAWNACK":
+        spawn_child(fields, ack=True)
+    elif op == b"ACK":
+        if fields:
+            unacked.pop(fields[0], None)
     elif op == b"KILL":
         kill_child(fields)
     elif op != b"":
         reply(b"ERROR", fields[0] if fields else b"", b"unknown request %s" % op)
 
 
+eof = False
+
+
 def main():
+    global eof
     in_buf = b""
-    eof = False
     while not eof or by_pid:
         watch = [wake_r] if eof else [0, wake_r]
         # SIGCHLD writes to the wake pipe; the timeout only covers a signal that
         # landed between the last reap and this call.
-        ready, _, _ = select.select(watch, [], [], 0.2 if by_pid else None)
+        ready, _, _ = select.select(watch, [], [], 0.2 if by_pid or unacked else None)
         if wake_r in ready:
             try:
                 while os.read(wake_r, 512):
@@ -312,6 +343,7 @@ def main():
                 chunk = None if e.errno == errno.EAGAIN else b""
             if chunk == b"":
                 eof = True
+                write_unacked()  # colony is gone: nobody will ACK
             elif chunk:
                 in_buf += chunk
                 *lines, in_buf = in_buf.split(b"\n")
@@ -319,6 +351,9 @@ def main():
                     handle_line(line)
         reap()
         flush_replies()
+        if unacked:
+            write_unacked(None if not out_ok else ACK_WAIT)
+    write_unacked()
 
 
 main()
