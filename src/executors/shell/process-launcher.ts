@@ -13,7 +13,7 @@
  * - the Node launcher uses child_process in-process: the fallback when there is
  *   neither (or COLONY_SPAWNER=node). Exit files are written only while colony lives.
  */
-import { spawn as spawnChild, type ChildProcess } from "node:child_process";
+import { spawn as spawnChild, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdir, open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
@@ -584,12 +584,30 @@ export function createNodeLauncher(): ProcessLauncher {
   };
 }
 
+const pythonChecked = new Map<string, boolean>();
+
+/** Whether `python` starts and has the os module the spawner needs (once per path: ~20 ms). */
+function pythonRuns(python: string): boolean {
+  let ok = pythonChecked.get(python);
+  if (ok === undefined) {
+    const r = spawnSync(python, ["-I", "-S", "-c", "import os, select, signal"], {
+      stdio: "ignore",
+      timeout: 5000,
+    });
+    ok = r.status === 0;
+    pythonChecked.set(python, ok);
+  }
+  return ok;
+}
+
 /**
  * The Python spawner when python3 is on PATH, else the Perl one when perl is, else the
  * Node launcher; `spawner` (default from COLONY_SPAWNER: python, perl, node or auto)
  * forces one.
  */
-export function createLauncher(options: { spawner?: string } = {}): ProcessLauncher {
+export function createLauncher(
+  options: { spawner?: string; /** Where to look (default $PATH). */ path?: string } = {},
+): ProcessLauncher {
   const choice = options.spawner ?? process.env["COLONY_SPAWNER"] ?? "auto";
   if (choice === "node") return createNodeLauncher();
   if (choice !== "python" && choice !== "perl" && choice !== "auto") {
@@ -601,8 +619,11 @@ export function createLauncher(options: { spawner?: string } = {}): ProcessLaunc
   }
   const kinds: SpawnerKind[] = choice === "auto" ? ["python", "perl"] : [choice];
   for (const kind of kinds) {
-    const program = findProgram(SPAWNERS[kind].program);
-    if (program) return createSpawnerLauncher(kind, program);
+    const program = findProgram(SPAWNERS[kind].program, options.path);
+    // auto only takes a python3 that runs (not a stub asking to install developer tools).
+    if (program && (choice !== "auto" || kind !== "python" || pythonRuns(program))) {
+      return createSpawnerLauncher(kind, program);
+    }
   }
   if (choice !== "auto") {
     throw new ColonyError(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -24,6 +24,7 @@ import {
   type ConformanceRequests,
 } from "../executor-conformance.ts";
 import {
+  createLauncher,
   createNodeLauncher,
   createSpawnerLauncher,
   findProgram,
@@ -176,6 +177,30 @@ for (const kind of KINDS) {
     };
   });
 }
+
+describe("choosing a launcher", { skip: missing("python") || missing("perl") }, () => {
+  it("auto takes python3 when it runs, else perl, else node; a stub python3 is passed over", async () => {
+    const dir = await tempRoot();
+    const bin = (name: string) => join(dir, name);
+    const python = findProgram("python3")!;
+    const perl = findProgram("perl")!;
+    await mkdir(bin("both"));
+    await symlink(python, join(bin("both"), "python3"));
+    await symlink(perl, join(bin("both"), "perl"));
+    await mkdir(bin("stub"));
+    // What a machine without developer tools has: a python3 that only says to install them.
+    await writeFile(join(bin("stub"), "python3"), "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    await symlink(perl, join(bin("stub"), "perl"));
+    await mkdir(bin("none"));
+    const kind = (path: string, spawner?: string) => createLauncher({ path, spawner }).kind;
+    assert.equal(kind(bin("both")), "python");
+    assert.equal(kind(bin("stub")), "perl");
+    assert.equal(kind(bin("none")), "node");
+    assert.equal(kind(bin("both"), "perl"), "perl");
+    assert.throws(() => kind(bin("none"), "python"), /COLONY_SPAWNER=python but no python3/);
+    assert.throws(() => kind(bin("both"), "fork"), /must be python, perl, node or auto/);
+  });
+});
 
 /** An executor and its launcher, closed together as a colony process would be at exit. */
 function colonyProcess(kind: LauncherKind) {
