@@ -586,14 +586,18 @@ export function createNodeLauncher(): ProcessLauncher {
 
 const pythonChecked = new Map<string, boolean>();
 
-/** Whether `python` starts and has the os module the spawner needs (once per path: ~20 ms). */
+/** Whether `python` starts and has posix_spawn (3.8 or later): checked once per path, ~20 ms. */
 function pythonRuns(python: string): boolean {
   let ok = pythonChecked.get(python);
   if (ok === undefined) {
-    const r = spawnSync(python, ["-I", "-S", "-c", "import os, select, signal"], {
-      stdio: "ignore",
-      timeout: 5000,
-    });
+    const r = spawnSync(
+      python,
+      ["-I", "-S", "-c", "import os, select, signal; os.POSIX_SPAWN_DUP2"],
+      {
+        stdio: "ignore",
+        timeout: 5000,
+      },
+    );
     ok = r.status === 0;
     pythonChecked.set(python, ok);
   }

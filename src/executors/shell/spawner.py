@@ -20,8 +20,9 @@
 # spares a file per task in the common case. After EOF this process keeps reaping and
 # recording its children, then exits when none are left.
 #
-# Standard library only. Python 3.8 or later starts tasks with posix_spawn; an older one
-# falls back to fork and exec (start_fork).
+# Standard library only. COLONY_SPAWNER=auto uses it with Python 3.8 or later (posix_spawn
+# with a process group); asked for explicitly, an older Python 3.7 falls back to fork and
+# exec (start_fork).
 import errno
 import os
 import re
@@ -42,7 +43,7 @@ signal.signal(signal.SIGHUP, signal.SIG_IGN)
 wake_r, wake_w = os.pipe()
 os.set_blocking(wake_r, False)
 os.set_blocking(wake_w, False)
-signal.set_wakeup_fd(wake_w)
+signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)  # drained every loop
 signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
 START_DIR_B = os.getcwdb()
