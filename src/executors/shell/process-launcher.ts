@@ -235,19 +235,13 @@ class ExitBook {
 
 // ---- spawner launchers (Python, Perl) -------------------------------------------------
 
-/** The co-process of each spawner launcher: interpreter name and arguments before none. */
+/** The co-process of each spawner launcher: its interpreter, the flags it runs with, its script. */
 const SPAWNERS = {
   // -I: no PYTHON* variables or user site; -S: no site import (faster start).
-  python: { program: "python3", args: ["-I", "-S", "spawner.py"] },
-  perl: { program: "perl", args: ["spawner.pl"] },
+  python: { program: "python3", flags: ["-I", "-S"], script: "spawner.py" },
+  perl: { program: "perl", flags: [], script: "spawner.pl" },
 } as const;
 type SpawnerKind = keyof typeof SPAWNERS;
-
-function spawnerArgs(kind: SpawnerKind): string[] {
-  return SPAWNERS[kind].args.map((a) =>
-    a.startsWith("spawner.") ? fileURLToPath(new URL(`./${a}`, import.meta.url)) : a,
-  );
-}
 
 function encodeField(value: string): string {
   return value.replace(
@@ -284,21 +278,11 @@ export interface SpawnerLauncher extends ProcessLauncher {
   /** The running spawner's pid (diagnostics and tests). */
   spawnerPid(): number | undefined;
 }
-/** The name it had when Perl was the only spawner. */
-export type PerlLauncher = SpawnerLauncher;
-
-export function createPerlLauncher(options: { perl?: string } = {}): SpawnerLauncher {
-  return createSpawnerLauncher("perl", options.perl);
-}
-
-export function createPythonLauncher(options: { python?: string } = {}): SpawnerLauncher {
-  return createSpawnerLauncher("python", options.python);
-}
-
 /** A launcher over spawner.py or spawner.pl; `program` defaults to the one on PATH. */
 export function createSpawnerLauncher(kind: SpawnerKind, program?: string): SpawnerLauncher {
-  const interpreter = program ?? findProgram(SPAWNERS[kind].program) ?? SPAWNERS[kind].program;
-  const args = spawnerArgs(kind);
+  const spawner = SPAWNERS[kind];
+  const interpreter = program ?? findProgram(spawner.program) ?? spawner.program;
+  const args = [...spawner.flags, fileURLToPath(new URL(`./${spawner.script}`, import.meta.url))];
   let child: ChildProcess | undefined;
   let closed = false;
   let stderrTail = "";
@@ -592,7 +576,7 @@ function pythonRuns(python: string): boolean {
   if (ok === undefined) {
     const r = spawnSync(
       python,
-      ["-I", "-S", "-c", "import os, select, signal; os.POSIX_SPAWN_DUP2"],
+      [...SPAWNERS.python.flags, "-c", "import os, select, signal; os.POSIX_SPAWN_DUP2"],
       {
         stdio: "ignore",
         timeout: 5000,

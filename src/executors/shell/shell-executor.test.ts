@@ -30,6 +30,7 @@ import {
   findProgram,
   type LauncherKind,
   type ProcessLauncher,
+  type SpawnSpec,
 } from "./process-launcher.ts";
 import { createShellExecutor, type ShellExecutorOptions } from "./shell-executor.ts";
 
@@ -521,26 +522,31 @@ for (const spawner of SPAWNER_KINDS) {
       }
     });
 
-    it("skips the exit file of an exit colony acknowledged; writes it if colony goes first", async () => {
-      const root = await tempRoot();
+    /** A spawn with `ack` under `{root}/u/{id}` (the unit dirs' parent is made first). */
+    async function ackedSpawns(root: string) {
       await mkdir(join(root, "u"));
       const exitOf = (id: string) => join(root, "u", id, "exit");
-      const spec = (id: string) => ({
+      const spec = (id: string, script: string): SpawnSpec => ({
         id,
         cwd: root,
         outPath: join(root, "u", id, "stdout"),
         exitPath: exitOf(id),
         shell: "/bin/sh",
-        script: "exit 5",
+        script,
         env: {},
         ack: true,
       });
+      return { exitOf, spec };
+    }
+
+    it("skips the exit file of an exit colony acknowledged; writes it if colony goes first", async () => {
+      const { exitOf, spec } = await ackedSpawns(await tempRoot());
       const launcher = createSpawnerLauncher(spawner);
       try {
-        await launcher.spawn(spec("acked"));
+        await launcher.spawn(spec("acked", "exit 5"));
         assert.deepEqual(await launcher.onExit("acked"), { code: 5, signal: null });
         launcher.ack!("acked");
-        await launcher.spawn(spec("left"));
+        await launcher.spawn(spec("left", "exit 5"));
         assert.deepEqual(await launcher.onExit("left"), { code: 5, signal: null });
         assert.equal(existsSync(exitOf("left")), false, "written while colony may still ack");
       } finally {
@@ -554,24 +560,13 @@ for (const spawner of SPAWNER_KINDS) {
     });
 
     it("writes the exit file of an exit colony does not acknowledge within a few seconds", async () => {
-      const root = await tempRoot();
-      await mkdir(join(root, "u"));
-      const exitPath = join(root, "u", "slow", "exit");
+      const { exitOf, spec } = await ackedSpawns(await tempRoot());
       const launcher = createSpawnerLauncher(spawner);
       try {
-        await launcher.spawn({
-          id: "slow",
-          cwd: root,
-          outPath: join(root, "u", "slow", "stdout"),
-          exitPath,
-          shell: "/bin/sh",
-          script: "kill -TERM $$",
-          env: {},
-          ack: true,
-        });
+        await launcher.spawn(spec("slow", "kill -TERM $$"));
         assert.deepEqual(await launcher.onExit("slow"), { code: null, signal: "SIGTERM" });
-        assert.ok(await eventually(() => existsSync(exitPath), 6000), "never written");
-        assert.equal(readFileSync(exitPath, "utf8"), "- 15\n");
+        assert.ok(await eventually(() => existsSync(exitOf("slow")), 6000), "never written");
+        assert.equal(readFileSync(exitOf("slow"), "utf8"), "- 15\n");
       } finally {
         await launcher.close();
       }
