@@ -75,7 +75,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 /** Every job_requests column but params and definition (see #job). */
 const JOB_ROW =
   "id, job_type, state, attempt, scheduled_at, created_at, started_at, ended_at, error_code, error_message, owner, lease_expires_at, submitted_by";
-const BODY_CACHE_SIZE = 4096;
+const BODY_CACHE_SIZE = 16_384;
 const DEFINITION_CACHE_SIZE = 256;
 
 /** Freezes an object graph (JSON): a body shared by every JobRequest of its id. */
@@ -163,6 +163,16 @@ class SqliteStore implements Store {
 
   #all(sql: string, ...params: SQLInputValue[]): Row[] {
     return this.#stmt(sql).all(...params);
+  }
+
+  /**
+   * Runs an UPDATE of one row (its last parameter is the row's id), then reads the row
+   * back with `read`. Two statements cost less than one with RETURNING, which SQLite
+   * runs to completion into an ephemeral table before the first row comes back.
+   */
+  #update(sql: string, read: string, ...params: SQLInputValue[]): Row | undefined {
+    const changed = this.#stmt(sql).run(...params).changes;
+    return Number(changed) === 1 ? this.#get(read, params[params.length - 1]!) : undefined;
   }
 
   /**
@@ -394,18 +404,31 @@ class SqliteStore implements Store {
       const now = Date.now();
       const paramsText = JSON.stringify(input.params);
       const definitionText = JSON.stringify(input.definition);
-      const row = this.#get(
-        `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?) RETURNING ${JOB_ROW}`,
+      const scheduledAt = input.scheduledAt?.getTime() ?? now;
+      const submittedBy = input.submittedBy ?? null;
+      const { lastInsertRowid } = this.#stmt(
+        `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?)`,
+      ).run(
         input.jobType,
         paramsText,
         definitionText,
         input.definition.maxConcurrency ?? null,
-        input.scheduledAt?.getTime() ?? now,
+        scheduledAt,
         now,
-        input.submittedBy ?? null,
+        submittedBy,
         now,
       );
-      return this.#job(row!, {
+      // Every column of the new row is known here: no RETURNING (see #update).
+      const row: Row = {
+        id: Number(lastInsertRowid),
+        job_type: input.jobType,
+        state: "PENDING",
+        attempt: 0,
+        scheduled_at: scheduledAt,
+        created_at: now,
+        submitted_by: submittedBy,
+      };
+      return this.#job(row, {
         params: deepFreeze(JSON.parse(paramsText) as Record<string, unknown>),
         definition: this.#definitionOf(definitionText),
       });
@@ -478,12 +501,19 @@ class SqliteStore implements Store {
       // Reads first (the batch's write lock is held, so nothing changes under them); the
       // updates need a savepoint only when there are several: one is atomic by itself.
       const chosen = this.#chooseDue(now, limit);
-      const claim = this.#stmt(
-        `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
-         WHERE id = ? AND state = 'PENDING' RETURNING ${JOB_ROW}`,
-      );
       const lease = leaseUntil(now, leaseMs).getTime();
-      const take = (id: number) => this.#job(claim.get(owner, lease, now.getTime(), id)!);
+      const take = (id: number) =>
+        this.#job(
+          this.#update(
+            `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
+             WHERE id = ? AND state = 'PENDING'`,
+            `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
+            owner,
+            lease,
+            now.getTime(),
+            id,
+          )!,
+        );
       if (chosen.length <= 1) return chosen.map(take);
       return this.#tx(() => chosen.map(take));
     });
@@ -565,9 +595,10 @@ class SqliteStore implements Store {
   markJobExecuting(id: number): Promise<JobRequest> {
     return this.#run("marking a job request executing", () => {
       const now = Date.now();
-      const row = this.#get(
+      const row = this.#update(
         `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING ${JOB_ROW}`,
+         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
+        `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
         now,
         now,
         id,
@@ -580,9 +611,10 @@ class SqliteStore implements Store {
     return this.#run("finishing a job request", () => {
       assertFinal(finish.state);
       const now = Date.now();
-      const row = this.#get(
+      const row = this.#update(
         `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING ${JOB_ROW}`,
+         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`,
+        `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
         finish.state,
         now,
         finish.errorCode ?? null,
@@ -590,7 +622,11 @@ class SqliteStore implements Store {
         now,
         id,
       );
-      return row ? this.#job(row) : this.#jobMiss(id, finish.state);
+      if (!row) return this.#jobMiss(id, finish.state);
+      const job = this.#job(row);
+      // Its runner is done with it: the cache keeps the bodies of jobs still under way.
+      this.#bodies.delete(id);
+      return job;
     });
   }
 
@@ -670,19 +706,16 @@ class SqliteStore implements Store {
       const key = [input.jobRequestId, input.jobAttempt, input.taskType, input.attempt] as const;
       for (let tries = 0; ; tries++) {
         const id = input.id ?? newUnitId();
-        let row: Row | undefined;
+        const createdAt = Date.now();
+        let inserted: boolean;
         try {
-          row = this.#get(
+          const { changes } = this.#stmt(
             `INSERT INTO task_executions (id, seq, job_request_id, job_attempt, task_type, attempt,
                method, state, context, created_at)
              VALUES (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM task_executions), ?, ?, ?, ?, ?, 'READY', '{}', ?)
-             ON CONFLICT (job_request_id, job_attempt, task_type, attempt) DO NOTHING
-             RETURNING *`,
-            id,
-            ...key,
-            input.method,
-            Date.now(),
-          );
+             ON CONFLICT (job_request_id, job_attempt, task_type, attempt) DO NOTHING`,
+          ).run(id, ...key, input.method, createdAt);
+          inserted = Number(changes) === 1;
         } catch (error) {
           const code = (error as { errcode?: unknown }).errcode;
           if (code === 787) throw new NotFoundError("job_request", input.jobRequestId); // FOREIGNKEY
@@ -695,7 +728,21 @@ class SqliteStore implements Store {
           if (tries >= 5) throw error;
           continue; // a fresh random id clashed with an existing one: draw again
         }
-        if (row) return { execution: toTaskExecution(row, codec), created: true };
+        if (inserted) {
+          // Every field of the new execution is known here: no RETURNING (see #update).
+          const execution: TaskExecution = {
+            id,
+            jobRequestId: input.jobRequestId,
+            taskType: input.taskType,
+            method: input.method,
+            jobAttempt: input.jobAttempt,
+            attempt: input.attempt,
+            state: "READY",
+            context: {},
+            createdAt: new Date(createdAt),
+          };
+          return { execution, created: true };
+        }
         const existing = this.#get(
           `SELECT * FROM task_executions
            WHERE job_request_id = ? AND job_attempt = ? AND task_type = ? AND attempt = ?`,
@@ -779,10 +826,11 @@ class SqliteStore implements Store {
     started?: { handle: Record<string, unknown>; antId?: string },
   ): Promise<TaskExecution> {
     return this.#run("marking a task execution executing", () => {
-      const row = this.#get(
+      const row = this.#update(
         `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
            handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
-         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
+         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
+        "SELECT * FROM task_executions WHERE id = ?",
         Date.now(),
         started ? JSON.stringify(started.handle) : null,
         started?.antId ?? null,
@@ -797,10 +845,11 @@ class SqliteStore implements Store {
       assertFinal(finish.state);
       const sql = `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
            ended_at = ?, context = COALESCE(?, context)
-         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`;
+         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`;
       const update = (context: string | null) => {
-        const row = this.#get(
+        const row = this.#update(
           sql,
+          "SELECT * FROM task_executions WHERE id = ?",
           finish.state,
           finish.exitCode ?? null,
           finish.errorCode ?? null,
