@@ -71,6 +71,11 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     return [...this.#ants.values()];
   }
 
+  /** The same ants without a copy (routing runs this for every task). */
+  each(): MapIterator<RemoteAntExecutor> {
+    return this.#ants.values();
+  }
+
   #create(key: string, registration: Registration, link?: AntLink): RemoteAntExecutor {
     const o = this.#options;
     const options: RemoteAntOptions = {

@@ -162,11 +162,12 @@ export class Dispatcher implements TaskDispatcher {
     if (!ants) return this.#local.get(task.method);
     const local = this.#builtinFor(task);
     let best: RemoteAntExecutor | undefined;
+    let qualifying = false;
     if (ants.size > 0) {
-      for (const ant of ants.list()) {
-        if (ant.hasRoom() && ant.serves(task.method, task.tags)) {
-          if (!best || ant.load < best.load) best = ant;
-        }
+      for (const ant of ants.each()) {
+        if (!ant.serves(task.method, task.tags)) continue;
+        qualifying = true;
+        if (ant.hasRoom() && (!best || ant.load < best.load)) best = ant;
       }
     }
     if (local && (!best || this.#localRunning.size <= best.load)) {
@@ -177,7 +178,7 @@ export class Dispatcher implements TaskDispatcher {
       best.reserve();
       return best;
     }
-    return this.#wait(task, execution, signal);
+    return this.#wait(task, execution, signal, qualifying);
   }
 
   #builtinFor(task: TaskDefinition): Executor | undefined {
@@ -199,6 +200,7 @@ export class Dispatcher implements TaskDispatcher {
     task: TaskDefinition,
     execution: TaskExecution,
     signal: AbortSignal,
+    qualifying: boolean,
   ): Promise<Executor | undefined> {
     if (signal.aborted) return Promise.resolve(undefined);
     if (this.#closed) return Promise.reject(closedError());
@@ -235,7 +237,7 @@ export class Dispatcher implements TaskDispatcher {
       }
       this.#waiters.push(waiter);
       // Waiting for a busy ant is ordinary back-pressure; no qualifying ant at all is worth a line.
-      if (!this.#ants?.list().some((a) => a.serves(task.method, task.tags))) {
+      if (!qualifying) {
         this.#log(
           `task ${task.taskType} (${execution.id}) waits for an ant: ${this.#describe(task)}`,
         );

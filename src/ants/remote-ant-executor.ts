@@ -124,7 +124,8 @@ export class RemoteAntExecutor implements Executor {
   agent: boolean;
   remoteAddress: string;
   connectedAt: Date;
-  lastSeenAt: Date;
+  /** Any sign of life, ms since the epoch (a Date per frame would cost more). */
+  #lastSeen: number;
   state: AntState;
   /** Tasks sent to this ant since it registered (re-sends included). */
   dispatched = 0;
@@ -156,7 +157,7 @@ export class RemoteAntExecutor implements Executor {
     this.#link = options.link;
     this.remoteAddress = options.link?.remoteAddress ?? "";
     this.connectedAt = new Date();
-    this.lastSeenAt = new Date();
+    this.#lastSeen = Date.now();
     this.state = options.link ? "connected" : "disconnected";
     this.#hooks = options.hooks;
     this.#log = options.log ?? (() => undefined);
@@ -185,7 +186,13 @@ export class RemoteAntExecutor implements Executor {
 
   /** Whether this ant may run `method` with all of `tags` (SPEC section 5 routing). */
   serves(method: Method, tags: readonly string[]): boolean {
-    return this.methods.includes(method) && tags.every((t) => this.tags.has(t));
+    if (!this.methods.includes(method)) return false;
+    for (const tag of tags) if (!this.tags.has(tag)) return false;
+    return true;
+  }
+
+  get lastSeenAt(): Date {
+    return new Date(this.#lastSeen);
   }
 
   /**
@@ -314,7 +321,7 @@ export class RemoteAntExecutor implements Executor {
 
   /** A TaskResponse from this ant's connection. */
   onResponse(response: TaskResponse): FrameVerdict {
-    this.lastSeenAt = new Date();
+    this.#lastSeen = Date.now();
     const e = this.#find(response);
     if (!e) return "unknown";
     if (e.result) return "late";
@@ -346,7 +353,7 @@ export class RemoteAntExecutor implements Executor {
 
   /** An output frame from this ant's connection (agents). */
   onOutput(frame: OutputFrame): FrameVerdict {
-    this.lastSeenAt = new Date();
+    this.#lastSeen = Date.now();
     const e = this.#table.get(frame.task_execution_id);
     if (!e) return "unknown";
     if (e.result || e.replied) return "late";
@@ -360,7 +367,7 @@ export class RemoteAntExecutor implements Executor {
 
   /** Any sign of life (a pong, a frame). */
   touch(): void {
-    this.lastSeenAt = new Date();
+    this.#lastSeen = Date.now();
   }
 
   // -- the connection --------------------------------------------------------------------
@@ -389,7 +396,7 @@ export class RemoteAntExecutor implements Executor {
     this.agent = registration.protocol === AGENT_PROTOCOL;
     this.remoteAddress = link.remoteAddress;
     this.connectedAt = new Date();
-    this.lastSeenAt = new Date();
+    this.#lastSeen = Date.now();
     const held = new Set(registration.running ?? []);
     const resume: Record<string, number> = {};
     const lost: RemoteExecution[] = [];

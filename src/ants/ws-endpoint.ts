@@ -119,6 +119,40 @@ export function antList(dispatcher: Dispatcher, ants: AntRegistry | undefined): 
   };
 }
 
+/**
+ * Frames to ants leave together at the end of the event-loop turn (setImmediate runs
+ * after every socket that was readable in this turn has been handled), not one by one
+ * as replies are processed. An ant idle between tasks is woken by each frame; sent in
+ * a burst, one wake-up of the ants' process serves many frames, where one by one each
+ * write paid for waking it again (measured: `npm run bench -- ants`, bench/README.md).
+ * Per connection, frames keep their order.
+ */
+class Outbox {
+  #pending: Array<{ socket: WebSocket; text: string }> = [];
+  #scheduled = false;
+
+  send(socket: WebSocket, text: string): void {
+    this.#pending.push({ socket, text });
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.#scheduled = false;
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    for (const { socket, text } of pending) {
+      try {
+        socket.send(text);
+      } catch {
+        // the connection is going away; its close handler takes over
+      }
+    }
+  }
+}
+
 interface Connection {
   socket: WebSocket;
   link: AntLink;
@@ -210,6 +244,7 @@ export const antRoutes: RouteModule = async (app, deps) => {
   }
 
   const connections = new Set<Connection>();
+  const outbox = new Outbox();
   const pinger = setInterval(() => {
     for (const c of connections) {
       if (!c.alive) {
@@ -291,8 +326,11 @@ export const antRoutes: RouteModule = async (app, deps) => {
     onRequest: authenticate,
     handler: (socket, request) => {
       const link: AntLink = {
-        send: (text) => socket.send(text),
-        close: (code, reason) => socket.close(code, reason),
+        send: (text) => outbox.send(socket, text),
+        close: (code, reason) => {
+          outbox.flush(); // what was sent before the close goes first
+          socket.close(code, reason);
+        },
         remoteAddress: request.ip,
       };
       const c: Connection = { socket, link, alive: true, ignored: 0 };

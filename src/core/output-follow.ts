@@ -85,12 +85,12 @@ function release(key: string, follower: FileFollower): void {
 
 /** Wakes the followers of `path` now (the writer knows it appended). */
 export function notifyFileChanged(path: string): void {
-  wake(resolve(path));
+  if (watches.size > 0) wake(resolve(path)); // no follower anywhere: skip resolving the path
 }
 
 /** Wakes the followers of `path` so they see that `done()` became true. */
 export function notifyDone(path: string): void {
-  wake(resolve(path));
+  if (watches.size > 0) wake(resolve(path));
 }
 
 /** How many paths are watched (for tests: followers must release their watch). */
