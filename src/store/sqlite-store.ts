@@ -498,24 +498,36 @@ class SqliteStore implements Store {
   ): Promise<JobRequest[]> {
     return this.#run("claiming due job requests", () => {
       if (limit <= 0) return [];
-      // Reads first (the batch's write lock is held, so nothing changes under them); the
-      // updates need a savepoint only when there are several: one is atomic by itself.
+      // Reads first (the batch's write lock is held, so nothing changes under them), then
+      // one UPDATE for all of them (atomic by itself) and one read back.
       const chosen = this.#chooseDue(now, limit);
+      if (chosen.length === 0) return [];
       const lease = leaseUntil(now, leaseMs).getTime();
-      const take = (id: number) =>
-        this.#job(
-          this.#update(
-            `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
-             WHERE id = ? AND state = 'PENDING'`,
-            `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
-            owner,
-            lease,
-            now.getTime(),
-            id,
-          )!,
+      const set = `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?`;
+      if (chosen.length === 1) {
+        const row = this.#update(
+          `${set} WHERE id = ? AND state = 'PENDING'`,
+          `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
+          owner,
+          lease,
+          now.getTime(),
+          chosen[0]!,
         );
-      if (chosen.length <= 1) return chosen.map(take);
-      return this.#tx(() => chosen.map(take));
+        return [this.#job(row!)];
+      }
+      const ids = JSON.stringify(chosen);
+      this.#stmt(`${set} WHERE id IN (SELECT value FROM json_each(?)) AND state = 'PENDING'`).run(
+        owner,
+        lease,
+        now.getTime(),
+        ids,
+      );
+      const rows = this.#all(
+        `SELECT ${JOB_ROW} FROM job_requests WHERE id IN (SELECT value FROM json_each(?))`,
+        ids,
+      );
+      const byId = new Map(rows.map((row) => [row.id as number, row]));
+      return chosen.map((id) => this.#job(byId.get(id)!));
     });
   }
 
