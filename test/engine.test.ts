@@ -88,6 +88,62 @@ tasks:
     );
   });
 
+  it("a job's last task and its verdict are one store operation; the task's event comes first", async () => {
+    const calls: string[] = [];
+    const store = rt.store;
+    const spied = [
+      "finishTask",
+      "finishTaskAndJob",
+      "finishJobRequest",
+      "retryJobRequest",
+    ] as const;
+    const originals = spied.map((name) => [name, store[name]] as const);
+    for (const [name, fn] of originals) {
+      (store as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        calls.push(name);
+        return (fn as (...a: unknown[]) => unknown).apply(store, args);
+      };
+    }
+    const events: string[] = [];
+    const onTask = (e: { taskType: string; state: string }) =>
+      events.push(`${e.taskType}:${e.state}`);
+    const onJob = (e: { state: string }) => events.push(`job:${e.state}`);
+    rt.engine.events.on("task:state", onTask);
+    rt.engine.events.on("job:state", onJob);
+    try {
+      const ok = await submit(
+        "job_type: last-task\ntasks:\n- task_type: a\n  script: [true]\n  on_completed: b\n- task_type: b\n  script: [true]\n",
+      );
+      const done = await rt.engine.waitFor(ok.id);
+      assert.equal(done.state, "COMPLETED");
+      assert.deepEqual(calls, ["finishTask", "finishTaskAndJob"], "a alone, then b with the job");
+      assert.deepEqual(
+        events.filter((e) => /COMPLETED/.test(e)),
+        ["a:COMPLETED", "b:COMPLETED", "job:COMPLETED"],
+      );
+      const view = await rt.engine.getJob(ok.id);
+      assert.deepEqual(
+        view.tasks.map((t) => t.state),
+        ["COMPLETED", "COMPLETED"],
+      );
+      assert.ok(view.endedAt!.getTime() >= view.tasks[1]!.endedAt!.getTime());
+
+      // A failure that makes a job-level retry is not the job's end: recorded apart.
+      calls.length = 0;
+      const retried = await submit(
+        "job_type: last-task-retry\nretry: 1\ntasks:\n- task_type: a\n  script: [false]\n",
+      );
+      const failed = await rt.engine.waitFor(retried.id);
+      assert.equal(failed.state, "FAILED");
+      assert.equal(failed.attempt, 1);
+      assert.deepEqual(calls, ["finishTask", "retryJobRequest", "finishTaskAndJob"]);
+    } finally {
+      for (const [name, fn] of originals) (store as unknown as Record<string, unknown>)[name] = fn;
+      rt.engine.events.off("task:state", onTask);
+      rt.engine.events.off("job:state", onJob);
+    }
+  });
+
   it("max_concurrency keeps the second request PENDING until the first ends", async () => {
     const yaml = `job_type: one-at-a-time
 max_concurrency: 1

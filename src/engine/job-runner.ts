@@ -6,7 +6,8 @@
  */
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { isFinal } from "../core/states.ts";
-import { planNext, retryDelay, type PlannedStart } from "./dag-planner.ts";
+import type { JobFinish, TaskFinish } from "../store/store.ts";
+import { planNext, retryDelay, type Plan, type PlannedStart } from "./dag-planner.ts";
 import {
   EXECUTOR_CLOSED,
   startTask,
@@ -19,6 +20,8 @@ export interface JobRunnerContext extends TaskRunnerContext {
   onFinished(job: JobRequest): void;
   log(message: string): void;
 }
+
+type Verdict = NonNullable<Plan["verdict"]>;
 
 export class JobRunner {
   readonly #ctx: JobRunnerContext;
@@ -33,6 +36,8 @@ export class JobRunner {
   #stepping = false;
   #again = false;
   #finished = false;
+  /** The verdict recorded with the last task's result (#recordFinish), announced after its event. */
+  #recorded: Verdict | undefined;
   #resolveDone!: () => void;
   readonly done: Promise<void>;
 
@@ -137,14 +142,15 @@ export class JobRunner {
 
   #track(execution: TaskExecution, outputs: Record<string, unknown>): void {
     this.#executions.set(execution.id, execution);
-    const running = startTask(this.#ctx, this.#job, execution, outputs);
+    const running = startTask(this.#ctx, this.#job, execution, outputs, this.#recordFinish);
     this.#running.set(execution.id, running);
     if (this.#abort && !this.#isAlwaysRun(execution.taskType)) running.stop(this.#abort);
     running.done.then(
       (finished) => {
         this.#running.delete(execution.id);
         this.#executions.set(finished.id, finished);
-        this.#step();
+        if (this.#recorded) this.#announce(this.#recorded);
+        else this.#step();
       },
       (error: unknown) => this.#fail(error),
     );
@@ -220,13 +226,79 @@ export class JobRunner {
     }
   }
 
-  async #conclude(verdict: NonNullable<ReturnType<typeof planNext>["verdict"]>): Promise<void> {
+  /**
+   * Records a task's final state. When it is the job's last task and the job ends with
+   * it (no job-level retry), the job's verdict is recorded in the same store operation:
+   * one commit instead of the task's and then, once that one returned, the job's.
+   */
+  readonly #recordFinish = async (
+    execution: TaskExecution,
+    f: TaskFinish,
+  ): Promise<TaskExecution> => {
+    const { store } = this.#ctx;
+    const verdict = this.#verdictWith(execution, f);
+    if (!verdict) return store.finishTask(execution.id, f);
+    this.#finished = true;
+    this.#clearTimers();
+    await this.#executing;
+    try {
+      const both = await store.finishTaskAndJob(execution.id, f, this.#job.id, jobFinish(verdict));
+      this.#job = this.#withDefinition(both.job);
+      this.#recorded = verdict;
+      return both.execution;
+    } catch (error) {
+      this.#fail(error);
+      throw error;
+    }
+  };
+
+  /** The job's verdict if `execution`, the only one running, ends as `f` says; else none. */
+  #verdictWith(execution: TaskExecution, f: TaskFinish): Verdict | undefined {
+    if (this.#finished || this.#launching.size > 0 || this.#running.size !== 1) return undefined;
+    if (!this.#running.has(execution.id)) return undefined;
+    const ended: TaskExecution = {
+      ...execution,
+      state: f.state,
+      exitCode: f.exitCode,
+      errorCode: f.errorCode,
+      errorMessage: f.errorMessage,
+      endedAt: new Date(),
+      context: { ...execution.context, ...f.context },
+    };
+    const executions = [...this.#executions.values()].filter((e) => e.id !== execution.id);
+    executions.push(ended);
+    const plan = planNext({ definition: this.#job.definition, executions, abort: this.#abort });
+    const verdict = plan.start.length === 0 ? plan.verdict : undefined;
+    return verdict && !this.#retries(verdict) ? verdict : undefined;
+  }
+
+  /** Whether this verdict makes a job-level retry rather than the job's end. */
+  #retries(verdict: Verdict): boolean {
+    return (
+      verdict.state === "FAILED" &&
+      this.#abort === undefined &&
+      this.#job.attempt < this.#job.definition.retry
+    );
+  }
+
+  #clearTimers(): void {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+  }
+
+  /** The job ended (its verdict recorded): say so, and let the engine forget the runner. */
+  #announce(verdict: Verdict): void {
+    this.#emitJob(verdict.reason);
+    this.#ctx.onFinished(this.#job);
+    this.#resolveDone();
+  }
+
+  async #conclude(verdict: Verdict): Promise<void> {
+    this.#clearTimers();
     await this.#executing;
     const { store } = this.#ctx;
     const def = this.#job.definition;
-    if (verdict.state === "FAILED" && this.#abort === undefined && this.#job.attempt < def.retry) {
+    if (this.#retries(verdict)) {
       const delay = retryDelay(
         { ...def.tasks[0]!, delayBetweenRetriesMs: def.delayBetweenRetriesMs },
         this.#job.attempt + 1,
@@ -240,11 +312,7 @@ export class JobRunner {
       this.#emitJob(verdict.reason);
     } else {
       this.#job = this.#withDefinition(
-        await store.finishJobRequest(this.#job.id, {
-          state: verdict.state,
-          errorCode: verdict.errorCode,
-          errorMessage: verdict.state === "COMPLETED" ? undefined : verdict.reason,
-        }),
+        await store.finishJobRequest(this.#job.id, jobFinish(verdict)),
       );
       this.#emitJob(verdict.reason);
     }
@@ -266,4 +334,12 @@ export class JobRunner {
     this.#ctx.onFinished(this.#job);
     this.#resolveDone();
   }
+}
+
+function jobFinish(verdict: Verdict): JobFinish {
+  return {
+    state: verdict.state,
+    errorCode: verdict.errorCode,
+    errorMessage: verdict.state === "COMPLETED" ? undefined : verdict.reason,
+  };
 }

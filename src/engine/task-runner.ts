@@ -173,11 +173,15 @@ async function scanOutputs(path: string): Promise<Record<string, string>> {
   return scanner.result();
 }
 
+/** Records an execution's final state (default: the store's finishTask). */
+export type RecordFinish = (execution: TaskExecution, finish: TaskFinish) => Promise<TaskExecution>;
+
 export function startTask(
   ctx: TaskRunnerContext,
   job: JobRequest,
   execution: TaskExecution,
   outputs: Record<string, unknown>,
+  record: RecordFinish = (e, f) => ctx.store.finishTask(e.id, f),
 ): RunningTask {
   let stopped: StopReason | undefined;
   const stopSignal = new AbortController(); // ends a wait for an ant
@@ -197,7 +201,7 @@ export function startTask(
       error,
     });
   const finish = async (f: TaskFinish): Promise<TaskExecution> => {
-    const done = await ctx.store.finishTask(execution.id, f);
+    const done = await record(execution, f);
     emit(done, f.errorMessage);
     return done;
   };

@@ -163,14 +163,14 @@ class PostgresStore implements Store {
     return postgresFailure(error, this.#where, what, this.#closed);
   }
 
-  async #jobMiss(id: number, to: State): Promise<never> {
-    const row = await this.#one("SELECT state FROM job_requests WHERE id = $1", [id]);
+  async #jobMiss(id: number, to: State, db: Queryable = this.#pool): Promise<never> {
+    const row = await this.#one("SELECT state FROM job_requests WHERE id = $1", [id], db);
     if (!row) throw new NotFoundError("job_request", id);
     throw new IllegalTransitionError("job request", id, row.state as string, to);
   }
 
-  async #taskMiss(id: string, to: State): Promise<never> {
-    const row = await this.#one("SELECT state FROM task_executions WHERE id = $1", [id]);
+  async #taskMiss(id: string, to: State, db: Queryable = this.#pool): Promise<never> {
+    const row = await this.#one("SELECT state FROM task_executions WHERE id = $1", [id], db);
     if (!row) throw new NotFoundError("task_execution", id);
     throw new IllegalTransitionError("task execution", id, row.state as string, to);
   }
@@ -434,10 +434,16 @@ class PostgresStore implements Store {
   }
 
   /** One guarded UPDATE of a job request; a miss says why (unknown id or illegal move). */
-  async #jobUpdate(id: number, to: State, sql: string, values: unknown[]): Promise<JobRequest> {
+  async #jobUpdate(
+    id: number,
+    to: State,
+    sql: string,
+    values: unknown[],
+    db: Queryable = this.#pool,
+  ): Promise<JobRequest> {
     if (!Number.isSafeInteger(id)) throw new NotFoundError("job_request", id);
-    const row = await this.#one(sql, [id, ...values]);
-    return row ? toJobRequest(row, codec) : this.#jobMiss(id, to);
+    const row = await this.#one(sql, [id, ...values], db);
+    return row ? toJobRequest(row, codec) : this.#jobMiss(id, to, db);
   }
 
   markJobExecuting(id: number): Promise<JobRequest> {
@@ -453,16 +459,19 @@ class PostgresStore implements Store {
   }
 
   finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest> {
-    return this.#run("finishing a job request", () => {
-      assertFinal(finish.state);
-      return this.#jobUpdate(
-        id,
-        finish.state,
-        `UPDATE job_requests SET state = $2, ended_at = $3, error_code = $4, error_message = $5, updated_at = $3
-         WHERE id = $1 AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
-        [finish.state, new Date(), finish.errorCode ?? null, finish.errorMessage ?? null],
-      );
-    });
+    return this.#run("finishing a job request", () => this.#finishJob(id, finish));
+  }
+
+  #finishJob(id: number, finish: JobFinish, db?: Queryable): Promise<JobRequest> {
+    assertFinal(finish.state);
+    return this.#jobUpdate(
+      id,
+      finish.state,
+      `UPDATE job_requests SET state = $2, ended_at = $3, error_code = $4, error_message = $5, updated_at = $3
+       WHERE id = $1 AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
+      [finish.state, new Date(), finish.errorCode ?? null, finish.errorMessage ?? null],
+      db,
+    );
   }
 
   #requeue(id: number, scheduledAt: Date, sources: readonly State[]): Promise<JobRequest> {
@@ -623,9 +632,15 @@ class PostgresStore implements Store {
   }
 
   /** One guarded UPDATE of a task execution; a miss says why. */
-  async #taskUpdate(id: string, to: State, sql: string, values: unknown[]): Promise<TaskExecution> {
-    const row = await this.#one(sql, [id, ...values]);
-    return row ? toTaskExecution(row, codec) : this.#taskMiss(id, to);
+  async #taskUpdate(
+    id: string,
+    to: State,
+    sql: string,
+    values: unknown[],
+    db: Queryable = this.#pool,
+  ): Promise<TaskExecution> {
+    const row = await this.#one(sql, [id, ...values], db);
+    return row ? toTaskExecution(row, codec) : this.#taskMiss(id, to, db);
   }
 
   markTaskStarted(
@@ -662,24 +677,41 @@ class PostgresStore implements Store {
   }
 
   finishTask(id: string, finish: TaskFinish): Promise<TaskExecution> {
-    return this.#run("finishing a task execution", () => {
-      assertFinal(finish.state);
-      return this.#taskUpdate(
-        id,
+    return this.#run("finishing a task execution", () => this.#finishTask(id, finish));
+  }
+
+  finishTaskAndJob(
+    taskId: string,
+    task: TaskFinish,
+    jobId: number,
+    job: JobFinish,
+  ): Promise<{ execution: TaskExecution; job: JobRequest }> {
+    return this.#run("finishing a task execution and its job request", () =>
+      this.#tx(async (client) => ({
+        execution: await this.#finishTask(taskId, task, client),
+        job: await this.#finishJob(jobId, job, client),
+      })),
+    );
+  }
+
+  #finishTask(id: string, finish: TaskFinish, db?: Queryable): Promise<TaskExecution> {
+    assertFinal(finish.state);
+    return this.#taskUpdate(
+      id,
+      finish.state,
+      `UPDATE task_executions SET state = $2, exit_code = $3, error_code = $4, error_message = $5,
+         ended_at = $6, context = context || COALESCE($7::jsonb, '{}'::jsonb)
+       WHERE id = $1 AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
+      [
         finish.state,
-        `UPDATE task_executions SET state = $2, exit_code = $3, error_code = $4, error_message = $5,
-           ended_at = $6, context = context || COALESCE($7::jsonb, '{}'::jsonb)
-         WHERE id = $1 AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
-        [
-          finish.state,
-          finish.exitCode ?? null,
-          finish.errorCode ?? null,
-          finish.errorMessage ?? null,
-          new Date(),
-          finish.context === undefined ? null : JSON.stringify(finish.context),
-        ],
-      );
-    });
+        finish.exitCode ?? null,
+        finish.errorCode ?? null,
+        finish.errorMessage ?? null,
+        new Date(),
+        finish.context === undefined ? null : JSON.stringify(finish.context),
+      ],
+      db,
+    );
   }
 
   // -- process jobs (SPEC section 8) ----------------------------------------------------

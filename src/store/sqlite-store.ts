@@ -620,26 +620,28 @@ class SqliteStore implements Store {
   }
 
   finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest> {
-    return this.#run("finishing a job request", () => {
-      assertFinal(finish.state);
-      const now = Date.now();
-      const row = this.#update(
-        `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`,
-        `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
-        finish.state,
-        now,
-        finish.errorCode ?? null,
-        finish.errorMessage ?? null,
-        now,
-        id,
-      );
-      if (!row) return this.#jobMiss(id, finish.state);
-      const job = this.#job(row);
-      // Its runner is done with it: the cache keeps the bodies of jobs still under way.
-      this.#bodies.delete(id);
-      return job;
-    });
+    return this.#run("finishing a job request", () => this.#finishJob(id, finish));
+  }
+
+  #finishJob(id: number, finish: JobFinish): JobRequest {
+    assertFinal(finish.state);
+    const now = Date.now();
+    const row = this.#update(
+      `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
+       WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`,
+      `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
+      finish.state,
+      now,
+      finish.errorCode ?? null,
+      finish.errorMessage ?? null,
+      now,
+      id,
+    );
+    if (!row) return this.#jobMiss(id, finish.state);
+    const job = this.#job(row);
+    // Its runner is done with it: the cache keeps the bodies of jobs still under way.
+    this.#bodies.delete(id);
+    return job;
   }
 
   #requeue(id: number, scheduledAt: number, sources: readonly State[]): JobRequest {
@@ -853,34 +855,50 @@ class SqliteStore implements Store {
   }
 
   finishTask(id: string, finish: TaskFinish): Promise<TaskExecution> {
-    return this.#run("finishing a task execution", () => {
-      assertFinal(finish.state);
-      const sql = `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
-           ended_at = ?, context = COALESCE(?, context)
-         WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`;
-      const update = (context: string | null) => {
-        const row = this.#update(
-          sql,
-          "SELECT * FROM task_executions WHERE id = ?",
-          finish.state,
-          finish.exitCode ?? null,
-          finish.errorCode ?? null,
-          finish.errorMessage ?? null,
-          Date.now(),
-          context,
-          id,
-        );
-        return row ? toTaskExecution(row, codec) : this.#taskMiss(id, finish.state);
-      };
-      const extra = finish.context;
-      if (extra === undefined) return update(null);
-      // A merge reads the current context: one transaction so no writer slips in between.
-      return this.#tx(() => {
-        const current = this.#get("SELECT context FROM task_executions WHERE id = ?", id);
-        if (!current) throw new NotFoundError("task_execution", id);
-        const merged = mergeContext(codec.json(current.context) as Record<string, unknown>, extra);
-        return update(JSON.stringify(merged));
-      });
+    return this.#run("finishing a task execution", () => this.#finishTask(id, finish));
+  }
+
+  finishTaskAndJob(
+    taskId: string,
+    task: TaskFinish,
+    jobId: number,
+    job: JobFinish,
+  ): Promise<{ execution: TaskExecution; job: JobRequest }> {
+    return this.#run("finishing a task execution and its job request", () =>
+      this.#tx(() => ({
+        execution: this.#finishTask(taskId, task),
+        job: this.#finishJob(jobId, job),
+      })),
+    );
+  }
+
+  #finishTask(id: string, finish: TaskFinish): TaskExecution {
+    assertFinal(finish.state);
+    const sql = `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
+         ended_at = ?, context = COALESCE(?, context)
+       WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`;
+    const update = (context: string | null) => {
+      const row = this.#update(
+        sql,
+        "SELECT * FROM task_executions WHERE id = ?",
+        finish.state,
+        finish.exitCode ?? null,
+        finish.errorCode ?? null,
+        finish.errorMessage ?? null,
+        Date.now(),
+        context,
+        id,
+      );
+      return row ? toTaskExecution(row, codec) : this.#taskMiss(id, finish.state);
+    };
+    const extra = finish.context;
+    if (extra === undefined) return update(null);
+    // A merge reads the current context: one transaction so no writer slips in between.
+    return this.#tx(() => {
+      const current = this.#get("SELECT context FROM task_executions WHERE id = ?", id);
+      if (!current) throw new NotFoundError("task_execution", id);
+      const merged = mergeContext(codec.json(current.context) as Record<string, unknown>, extra);
+      return update(JSON.stringify(merged));
     });
   }
 

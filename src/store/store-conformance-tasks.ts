@@ -223,6 +223,44 @@ export function taskConformance(store: CurrentStore): void {
       );
     });
 
+    void it("finishes a job's last task and the job in one operation, both or neither", async () => {
+      const request = await requestIn(store(), "EXECUTING");
+      const execution = await executionIn(store(), request.id, "EXECUTING");
+      await store().mergeTaskContext(execution.id, { kept: 1 });
+      const both = await store().finishTaskAndJob(
+        execution.id,
+        { state: "FAILED", exitCode: 3, errorMessage: "exited with code 3", context: { out: "x" } },
+        request.id,
+        { state: "FAILED", errorCode: "COLONY_TASK_FAILED", errorMessage: "task failed" },
+      );
+      assert.equal(both.execution.state, "FAILED");
+      assert.equal(both.execution.exitCode, 3);
+      assert.deepEqual(both.execution.context, { kept: 1, out: "x" });
+      assert.equal(both.job.state, "FAILED");
+      assert.equal(both.job.errorCode, "COLONY_TASK_FAILED");
+      assert.ok(both.job.endedAt instanceof Date);
+      assert.deepEqual(await store().getTaskExecution(execution.id), both.execution);
+      assert.deepEqual(await store().getJobRequest(request.id), both.job);
+
+      // The job cannot end (it ended already): the task's result is not written either.
+      const other = await executionIn(store(), request.id, "EXECUTING");
+      await assert.rejects(
+        store().finishTaskAndJob(other.id, { state: "COMPLETED", exitCode: 0 }, request.id, {
+          state: "COMPLETED",
+        }),
+        IllegalTransitionError,
+      );
+      assert.equal((await store().getTaskExecution(other.id))?.state, "EXECUTING");
+      // The task cannot end: the job keeps its state.
+      const live = await requestIn(store(), "EXECUTING");
+      const done = await executionIn(store(), live.id, "COMPLETED");
+      await assert.rejects(
+        store().finishTaskAndJob(done.id, { state: "FAILED" }, live.id, { state: "FAILED" }),
+        IllegalTransitionError,
+      );
+      assert.equal((await store().getJobRequest(live.id))?.state, "EXECUTING");
+    });
+
     void it("merges context shallowly into unfinished executions only", async () => {
       const request = await requestIn(store(), "EXECUTING");
       const execution = await executionIn(store(), request.id, "EXECUTING");

@@ -195,6 +195,17 @@ export interface Store {
   ): Promise<TaskExecution>;
   /** Non-final -> final with result fields. */
   finishTask(id: string, finish: TaskFinish): Promise<TaskExecution>;
+  /**
+   * A job's last task and the job's verdict in one atomic operation (finishTask then
+   * finishJobRequest, both or neither): the engine's runner uses it when the job ends
+   * with that task, so the two are one commit rather than two in a row.
+   */
+  finishTaskAndJob(
+    taskId: string,
+    task: TaskFinish,
+    jobId: number,
+    job: JobFinish,
+  ): Promise<{ execution: TaskExecution; job: JobRequest }>;
   /** Merges keys into the context of a running execution (hook results, outputs). */
   mergeTaskContext(id: string, context: Record<string, unknown>): Promise<void>;
 
