@@ -75,6 +75,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 /** Every job_requests column but params and definition (see #job). */
 const JOB_ROW =
   "id, job_type, state, attempt, scheduled_at, created_at, started_at, ended_at, error_code, error_message, owner, lease_expires_at, submitted_by";
+/** A job request (without its body) and a task execution by id: the reads after an update. */
+const READ_JOB = `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`;
+const READ_TASK = "SELECT * FROM task_executions WHERE id = ?";
 const BODY_CACHE_SIZE = 16_384;
 const DEFINITION_CACHE_SIZE = 256;
 
@@ -437,7 +440,7 @@ class SqliteStore implements Store {
 
   getJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#read("reading a job request", () => {
-      const row = this.#get(`SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`, id);
+      const row = this.#get(READ_JOB, id);
       return row && this.#job(row);
     });
   }
@@ -503,11 +506,13 @@ class SqliteStore implements Store {
       const chosen = this.#chooseDue(now, limit);
       if (chosen.length === 0) return [];
       const lease = leaseUntil(now, leaseMs).getTime();
-      const set = `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?`;
       if (chosen.length === 1) {
+        // The common case (a claim right after a submit): by id, since json_each costs
+        // about twice as much for a single id (measured: ~19 against ~10 µs).
         const row = this.#update(
-          `${set} WHERE id = ? AND state = 'PENDING'`,
-          `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
+          `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
+           WHERE id = ? AND state = 'PENDING'`,
+          READ_JOB,
           owner,
           lease,
           now.getTime(),
@@ -516,12 +521,10 @@ class SqliteStore implements Store {
         return [this.#job(row!)];
       }
       const ids = JSON.stringify(chosen);
-      this.#stmt(`${set} WHERE id IN (SELECT value FROM json_each(?)) AND state = 'PENDING'`).run(
-        owner,
-        lease,
-        now.getTime(),
-        ids,
-      );
+      this.#stmt(
+        `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
+         WHERE id IN (SELECT value FROM json_each(?)) AND state = 'PENDING'`,
+      ).run(owner, lease, now.getTime(), ids);
       const rows = this.#all(
         `SELECT ${JOB_ROW} FROM job_requests WHERE id IN (SELECT value FROM json_each(?))`,
         ids,
@@ -610,7 +613,7 @@ class SqliteStore implements Store {
       const row = this.#update(
         `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
          WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
-        `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
+        READ_JOB,
         now,
         now,
         id,
@@ -629,7 +632,7 @@ class SqliteStore implements Store {
     const row = this.#update(
       `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
        WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`,
-      `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
+      READ_JOB,
       finish.state,
       now,
       finish.errorCode ?? null,
@@ -769,7 +772,7 @@ class SqliteStore implements Store {
 
   getTaskExecution(id: string): Promise<TaskExecution | undefined> {
     return this.#read("reading a task execution", () => {
-      const row = this.#get("SELECT * FROM task_executions WHERE id = ?", id);
+      const row = this.#get(READ_TASK, id);
       return row && toTaskExecution(row, codec);
     });
   }
@@ -844,7 +847,7 @@ class SqliteStore implements Store {
         `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
            handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
          WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
-        "SELECT * FROM task_executions WHERE id = ?",
+        READ_TASK,
         Date.now(),
         started ? JSON.stringify(started.handle) : null,
         started?.antId ?? null,
@@ -880,7 +883,7 @@ class SqliteStore implements Store {
     const update = (context: string | null) => {
       const row = this.#update(
         sql,
-        "SELECT * FROM task_executions WHERE id = ?",
+        READ_TASK,
         finish.state,
         finish.exitCode ?? null,
         finish.errorCode ?? null,
