@@ -7,14 +7,19 @@
  * latency). Instead this worker thread, with a connection of its own to the same file,
  * runs a PASSIVE checkpoint (it never blocks writers) every `intervalMs`, and the
  * store's own connection keeps automatic checkpoints only as a safety net at 8x the
- * usual size. A writer that finds the WAL fully checkpointed starts it again from the
- * beginning (trimmed to journal_size_limit), so after any pause in writing it is small.
+ * usual size.
  *
- * Under writes without any pause (measured: 2000 shell jobs back to back) the WAL
- * cannot start over, since a commit lands during every checkpoint: it then grows to
- * the safety net, where the store's own connection checkpoints it once (25-30 ms on
- * the event loop, against 8-10 ms at every 1000 pages before). Everywhere else (any
- * pause in writing) the worker does it all.
+ * A writer starts the WAL over from its beginning only when, as its transaction
+ * begins, every frame in it has been copied. Under writes without a pause that never
+ * happens by itself: a commit lands during every checkpoint, the WAL grows to the
+ * safety net, and the store's own connection then checkpoints it on the event loop
+ * (25-45 ms, measured with 2000 shell jobs back to back), while every commit on the way
+ * extends the file (a third dearer than overwriting it). So the worker reports how long
+ * the WAL is after each checkpoint that changed it, and once it is long the store asks
+ * for a restart window (`checkpointNow`): right after a commit it holds new operations
+ * back for the moment the worker needs to copy the last frames (a few fsyncs, ~1-3 ms),
+ * and its next transaction starts the WAL over. The event loop is never blocked: only
+ * store operations wait, and they then share one commit.
  *
  * If the worker cannot run (or dies), the store turns automatic checkpoints back to
  * SQLite's default.
@@ -24,6 +29,14 @@ import { DatabaseSync } from "node:sqlite";
 import { BUSY_TIMEOUT_MS } from "./sqlite-errors.ts";
 
 export interface Checkpointer {
+  /** Frames in the WAL at the worker's last report (0 before the first, or after a restart window). */
+  readonly walFrames: number;
+  /**
+   * Runs a checkpoint now, for a restart window: resolves true once the whole WAL was
+   * copied, false when it could not be (another connection reads an older snapshot, the
+   * worker is gone) or no answer came within `timeoutMs`.
+   */
+  checkpointNow(timeoutMs: number): Promise<boolean>;
   /** Stops the worker (its connection closes; the store's close checkpoints the rest). */
   close(): Promise<void>;
 }
@@ -34,6 +47,15 @@ const MARK = "colonySqliteCheckpointer";
 interface WorkerInput {
   path: string;
   intervalMs: number;
+}
+
+/** A checkpoint's outcome, as the worker reports it. */
+interface Report {
+  /** Frames in the WAL, and how many of them are in the database file now. */
+  log: number;
+  checkpointed: number;
+  /** The answer to a checkpointNow() request. */
+  now?: true;
 }
 
 /**
@@ -50,15 +72,43 @@ export function startCheckpointer(
   });
   worker.unref();
   let closing = false;
+  let walFrames = 0;
+  let answer: ((complete: boolean) => void) | undefined;
   const failed = (error: Error) => {
+    answer?.(false);
     if (closing) return;
     closing = true;
     onFailure(error);
   };
+  worker.on("message", (report: Report) => {
+    walFrames = report.log;
+    if (!report.now || !answer) return;
+    const complete = report.log > 0 && report.checkpointed === report.log;
+    // The window's transaction starts the WAL over: until the worker says otherwise.
+    if (complete) walFrames = 0;
+    answer(complete);
+  });
   worker.once("error", failed);
   worker.once("exit", (code) => failed(new Error(`the checkpoint worker exited (code ${code})`)));
   return {
+    get walFrames() {
+      return walFrames;
+    },
+    checkpointNow(timeoutMs) {
+      if (closing || answer) return Promise.resolve(false);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => settle(false), timeoutMs);
+        const settle = (complete: boolean) => {
+          clearTimeout(timer);
+          answer = undefined;
+          resolve(complete);
+        };
+        answer = settle;
+        worker.postMessage("now");
+      });
+    },
     async close() {
+      answer?.(false);
       if (closing) return;
       closing = true;
       await worker.terminate();
@@ -70,9 +120,12 @@ function runWorker(input: WorkerInput): void {
   const db = new DatabaseSync(input.path, { timeout: BUSY_TIMEOUT_MS });
   db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS};`);
   const checkpoint = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
-  const timer = setInterval(() => {
+  let reported = -1;
+  const run = (now: boolean) => {
+    let report: Report = { log: 0, checkpointed: 0 };
     try {
-      checkpoint.get();
+      const row = checkpoint.get() as { log: number; checkpointed: number };
+      report = { log: row.log, checkpointed: row.checkpointed };
     } catch (error) {
       // SQLITE_BUSY (another checkpointer) is harmless: try again next time. Anything
       // else ends the worker, and the store falls back to automatic checkpoints.
@@ -82,7 +135,15 @@ function runWorker(input: WorkerInput): void {
         throw error;
       }
     }
-  }, input.intervalMs);
+    // Reported when the WAL changed (not 50 times a second to an idle store), or asked.
+    if (now) parentPort?.postMessage({ ...report, now: true } satisfies Report);
+    else if (report.log !== reported) parentPort?.postMessage(report);
+    reported = report.log;
+  };
+  const timer = setInterval(() => run(false), input.intervalMs);
+  parentPort?.on("message", (message) => {
+    if (message === "now") run(true);
+  });
   parentPort?.on("close", () => clearInterval(timer));
 }
 

@@ -79,6 +79,15 @@ const JOB_ROW =
 const READ_JOB = `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`;
 const READ_TASK = "SELECT * FROM task_executions WHERE id = ?";
 const BODY_CACHE_SIZE = 16_384;
+/**
+ * WAL length (frames) past which the store opens a restart window after a commit, and
+ * how long the window waits for the checkpoint worker at most (sqlite-checkpointer.ts).
+ * journal_size_limit keeps a WAL file of this length between restarts: overwriting the
+ * file costs less than growing it.
+ */
+const RESTART_FRAMES = 2000;
+const RESTART_WINDOW_MS = 30;
+const WAL_FILE_LIMIT = 16 * 2 ** 20;
 const DEFINITION_CACHE_SIZE = 256;
 
 /** Freezes an object graph (JSON): a body shared by every JobRequest of its id. */
@@ -139,7 +148,9 @@ class SqliteStore implements Store {
       // The automatic checkpoint stays as a safety net, at 8x the default size: under
       // writes without a pause the worker's checkpoints cannot catch up to let the WAL
       // start over. journal_size_limit trims the file when it does.
-      this.#db.exec("PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = 4194304");
+      this.#db.exec(
+        `PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = ${WAL_FILE_LIMIT}`,
+      );
       this.#checkpointer = startCheckpointer(path, () => {
         if (this.#db.isOpen) this.#db.exec("PRAGMA wal_autocheckpoint = 1000");
       });
@@ -148,6 +159,8 @@ class SqliteStore implements Store {
 
   #checkpointer: Checkpointer | undefined;
   #batch: Array<{ ok: () => void; fail: (error: unknown) => void }> | undefined;
+  /** Operations waiting for a restart window to close (see #openRestartWindow), in order. */
+  #held: Array<() => void> | undefined;
 
   // -- plumbing -----------------------------------------------------------------------
 
@@ -217,6 +230,7 @@ class SqliteStore implements Store {
    * savepoint in the batch). This turns ~8 commits per task into a shared handful.
    */
   #run<T>(what: string, fn: () => T): Promise<T> {
+    if (this.#held) return this.#defer(() => this.#run(what, fn));
     try {
       if (!this.#batch) {
         this.#stmt("BEGIN IMMEDIATE").run();
@@ -243,6 +257,7 @@ class SqliteStore implements Store {
 
   /** A read: sees this connection's pending writes, so it settles after their commit. */
   #read<T>(what: string, fn: () => T): Promise<T> {
+    if (this.#held) return this.#defer(() => this.#read(what, fn));
     try {
       const result = fn();
       if (!this.#batch) return Promise.resolve(result);
@@ -268,6 +283,34 @@ class SqliteStore implements Store {
       return;
     }
     for (const op of batch) op.ok();
+    const checkpointer = this.#checkpointer;
+    if (checkpointer && checkpointer.walFrames >= RESTART_FRAMES) {
+      this.#openRestartWindow(checkpointer);
+    }
+  }
+
+  /**
+   * Under writes without a pause the WAL never starts over by itself (see
+   * sqlite-checkpointer.ts): right after a commit, operations are held back while the
+   * worker copies the last frames, so that the next transaction begins on a fully
+   * copied WAL and starts it over. Reads wait too, as they must see the writes queued
+   * before them. The event loop runs on meanwhile; the window lasts a few ms at most.
+   */
+  #openRestartWindow(checkpointer: Checkpointer): void {
+    this.#held = [];
+    void checkpointer.checkpointNow(RESTART_WINDOW_MS).then(() => this.#closeRestartWindow());
+  }
+
+  #closeRestartWindow(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held) for (const op of held) op();
+  }
+
+  #defer<T>(op: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#held!.push(() => void op().then(resolve, reject));
+    });
   }
 
   #wrap(error: unknown, what: string): unknown {
@@ -346,9 +389,10 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.#db.isOpen) this.#commit();
     const checkpointer = this.#checkpointer;
-    this.#checkpointer = undefined;
+    this.#checkpointer = undefined; // no restart window from here on
+    this.#closeRestartWindow(); // held operations run, and commit just below
+    if (this.#db.isOpen) this.#commit();
     await checkpointer?.close();
     if (this.#db.isOpen) {
       this.#commit();
