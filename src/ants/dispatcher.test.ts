@@ -66,6 +66,38 @@ describe("dispatcher routing", () => {
     assert.equal(dispatcher.executorFor(task, execution(), signal), remote, "built-in has 1");
   });
 
+  it("among remote ants picks the least loaded, the first registered on a tie", async () => {
+    const { ants, dispatcher } = setup();
+    const task = taskDefinition("q", { method: "WEBSOCKET", tags: ["q"] });
+    const ant = (id: string) =>
+      ants.register({ ant_id: id, tags: ["q"], methods: ["WEBSOCKET"], max_capacity: 3 }, link());
+    const [a, b, c] = [ant("a"), ant("b"), ant("c")];
+    let n = 0;
+    const load = (on: typeof a, count: number) =>
+      Promise.all(
+        Array.from({ length: count }, () =>
+          on.start({
+            executionId: `load-${++n}`,
+            method: "WEBSOCKET",
+            task,
+            env: {},
+            variables: {},
+            unitDir: "/tmp/none",
+          }),
+        ),
+      );
+    await load(a, 2);
+    await load(b, 1);
+    await load(c, 1);
+    assert.equal(dispatcher.executorFor(task, execution(), signal), b, "b and c have 1: b first");
+    await load(b, 1);
+    await load(c, 1);
+    assert.equal(dispatcher.executorFor(task, execution(), signal), a, "all have 2: a first");
+    await load(a, 1);
+    const [d] = [ant("d"), ant("e")];
+    assert.equal(dispatcher.executorFor(task, execution(), signal), d, "d and e idle: d first");
+  });
+
   it("makes a task wait for an ant with room; abort ends the wait with undefined", async () => {
     const { ants, dispatcher } = setup();
     const task = taskDefinition("w", { method: "WEBSOCKET", tags: ["js"] });

@@ -162,15 +162,22 @@ export class Dispatcher implements TaskDispatcher {
     if (!ants) return this.#local.get(task.method);
     const local = this.#builtinFor(task);
     let best: RemoteAntExecutor | undefined;
+    let bestLoad = Infinity;
     let qualifying = false;
     if (ants.size > 0) {
       for (const ant of ants.each()) {
         if (!ant.serves(task.method, task.tags)) continue;
         qualifying = true;
-        if (ant.hasRoom() && (!best || ant.load < best.load)) best = ant;
+        if (!ant.hasRoom()) continue;
+        const load = ant.load;
+        if (load < bestLoad) {
+          best = ant;
+          bestLoad = load;
+          if (load === 0) break; // an idle ant: none can have less load
+        }
       }
     }
-    if (local && (!best || this.#localRunning.size <= best.load)) {
+    if (local && (!best || this.#localRunning.size <= bestLoad)) {
       this.#localRunning.add(execution.id);
       return local;
     }
