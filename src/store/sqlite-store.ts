@@ -82,8 +82,9 @@ const BODY_CACHE_SIZE = 16_384;
 /**
  * WAL length (frames) past which the store opens a restart window after a commit, and
  * how long the window waits for the checkpoint worker at most (sqlite-checkpointer.ts).
- * journal_size_limit keeps a WAL file of this length between restarts: overwriting the
- * file costs less than growing it.
+ * journal_size_limit keeps a WAL file of up to WAL_FILE_LIMIT (about twice what
+ * RESTART_FRAMES of 4 KiB pages need) between restarts: overwriting it costs less than
+ * growing it.
  */
 const RESTART_FRAMES = 2000;
 const RESTART_WINDOW_MS = 30;
@@ -145,9 +146,10 @@ class SqliteStore implements Store {
     if (path !== ":memory:" && path !== "") {
       // Checkpoints (and their fsyncs) in a worker thread, not in the commit that
       // happens to cross the WAL's size limit on this event loop: sqlite-checkpointer.ts.
-      // The automatic checkpoint stays as a safety net, at 8x the default size: under
-      // writes without a pause the worker's checkpoints cannot catch up to let the WAL
-      // start over. journal_size_limit trims the file when it does.
+      // The automatic checkpoint stays as a safety net, at 8x the default size, for when
+      // restart windows (#openRestartWindow) cannot let the WAL start over (another
+      // connection reading an old snapshot, the worker gone). journal_size_limit trims
+      // the file past WAL_FILE_LIMIT when it starts over.
       this.#db.exec(
         `PRAGMA wal_autocheckpoint = 8000; PRAGMA journal_size_limit = ${WAL_FILE_LIMIT}`,
       );
