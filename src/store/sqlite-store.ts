@@ -129,6 +129,11 @@ const READ_JOB: HotRead = {
   sql: `SELECT ${JOB_ROW} FROM job_requests WHERE id = ?`,
   fields: JOB_FIELDS,
 };
+/** The rows of just-claimed requests, by a JSON array of ids. */
+const READ_JOBS: HotRead = {
+  sql: `SELECT ${JOB_ROW} FROM job_requests WHERE id IN (SELECT value FROM json_each(?))`,
+  fields: JOB_FIELDS,
+};
 const READ_TASK: HotRead = {
   sql: `SELECT ${TASK_FIELDS.join(", ")} FROM task_executions WHERE id = ?`,
   fields: TASK_FIELDS,
@@ -271,16 +276,26 @@ class SqliteStore implements Store {
     return this.#stmt(sql).all(...params);
   }
 
-  /** A HotRead of the row with this id. */
-  #hot(read: HotRead, id: SQLInputValue): Row | undefined {
+  #arrayStmt(read: HotRead): StatementSync {
     let statement = this.#arrayStatements.get(read);
     if (!statement) {
       statement = this.#db.prepare(read.sql);
       statement.setReturnArrays(true);
       this.#arrayStatements.set(read, statement);
     }
-    const values = statement.get(id) as unknown as unknown[] | undefined;
+    return statement;
+  }
+
+  /** A HotRead of the row with this id. */
+  #hot(read: HotRead, id: SQLInputValue): Row | undefined {
+    const values = this.#arrayStmt(read).get(id) as unknown as unknown[] | undefined;
     return values && rowOf(read.fields, values);
+  }
+
+  /** A HotRead of every row its parameter selects. */
+  #hotAll(read: HotRead, param: SQLInputValue): Row[] {
+    const rows = this.#arrayStmt(read).all(param) as unknown as unknown[][];
+    return rows.map((values) => rowOf(read.fields, values));
   }
 
   /**
@@ -674,10 +689,7 @@ class SqliteStore implements Store {
         `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
          WHERE id IN (SELECT value FROM json_each(?)) AND state = 'PENDING'`,
       ).run(owner, lease, now.getTime(), ids);
-      const rows = this.#all(
-        `SELECT ${JOB_ROW} FROM job_requests WHERE id IN (SELECT value FROM json_each(?))`,
-        ids,
-      );
+      const rows = this.#hotAll(READ_JOBS, ids);
       const byId = new Map(rows.map((row) => [row.id as number, row]));
       return chosen.map((id) => this.#job(byId.get(id)!));
     });
