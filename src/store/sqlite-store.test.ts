@@ -30,6 +30,23 @@ storeConformance(
 void describe("sqlite store", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  void it("refuses to start when a table has a column its row reads do not know", async () => {
+    // The reads after each state change name their columns (arrays, not row objects):
+    // a migration that adds a task column must update them, or the store says so.
+    const path = join(dir, "drifted.db");
+    const store = await fresh(path);
+    await store.close();
+    const db = new DatabaseSync(path);
+    db.exec("ALTER TABLE task_executions ADD COLUMN surprise TEXT");
+    db.close();
+    const again = createSqliteStore({ path });
+    try {
+      await assert.rejects(again.migrate(), /task_executions .*not read: surprise.*TASK_FIELDS/s);
+    } finally {
+      await again.close();
+    }
+  });
+
   void it("two stores on one file see each other's writes", async () => {
     const path = join(dir, "shared.db");
     const a = await fresh(path);
