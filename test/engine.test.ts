@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
@@ -250,6 +250,52 @@ tasks:
     const exec = await waitForTask(rt, job.id, "a", "EXECUTING");
     const out = await readStream(await rt.engine.outputStream(exec, { follow: true }));
     assert.equal(out, "line 1\nline 2\nline 3\nline 4\nline 5\n");
+  });
+});
+
+describe("engine claims (embedded, real processes)", () => {
+  it("claims only what its task slots can take soon; the rest stays PENDING for others", async () => {
+    const dir = tempDir();
+    const rt = await openEmbedded({
+      dataDir: dir.path,
+      maxParallelTasks: 2,
+      killGraceMs: 500,
+      engine: { pollMs: 50 },
+    });
+    try {
+      await rt.engine.start();
+      const go = join(dir.path, "go");
+      const definition = parseJobDefinition(`job_type: wait-for-go
+tasks:
+- task_type: a
+  script: ["while [ ! -e '${go}' ]; do sleep 0.05; done"]
+`);
+      const ids: number[] = [];
+      for (let i = 0; i < 8; i++) ids.push((await rt.engine.submit({ definition })).id);
+      await waitForTask(rt, ids[1]!, "a", "EXECUTING");
+      await sleep(300); // several polls: nothing more may be claimed meanwhile
+      const states = await Promise.all(
+        ids.map(async (id) => (await rt.store.getJobRequest(id))!.state),
+      );
+      // Two tasks run (one per slot), two more jobs are claimed ahead of free slots.
+      assert.deepEqual(
+        states.map((s) => (s === "PENDING" ? "PENDING" : "claimed")),
+        ["claimed", "claimed", "claimed", "claimed", "PENDING", "PENDING", "PENDING", "PENDING"],
+      );
+      const running = (await rt.store.listRecentTaskExecutions({ limit: 100 })).items.filter(
+        (t) => t.state === "EXECUTING",
+      );
+      assert.equal(running.length, 2, "no more tasks than slots run at once");
+      writeFileSync(go, "");
+      const finals = await Promise.all(ids.map((id) => rt.engine.waitFor(id)));
+      assert.deepEqual(
+        finals.map((j) => j.state),
+        ids.map(() => "COMPLETED"),
+      );
+    } finally {
+      await rt.close({ cancelRunning: true });
+      dir.remove();
+    }
   });
 });
 

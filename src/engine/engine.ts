@@ -73,6 +73,8 @@ export class Engine {
   #timer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #pumping = false;
+  /** Jobs claimed whose runner has not started a task yet (see #pump). */
+  #unlaunched = 0;
   #pumpAgain = false;
   #stopping = false;
   #started = false;
@@ -90,7 +92,7 @@ export class Engine {
       dispatch: options.dispatch,
       events: this.events,
       dataDir: options.dataDir,
-      slots: new Semaphore(options.maxParallelTasks ?? 16),
+      slots: new Semaphore(options.maxParallelTasks ?? 16, () => this.#kick()),
       extraEnv: options.extraEnv,
       around: options.around,
       log,
@@ -285,11 +287,23 @@ export class Engine {
   }
 
   async #drive(job: JobRequest): Promise<void> {
-    const runner = new JobRunner(this.#ctx, { ...job, definition: this.openJobDefinition(job) });
+    let unlaunched = true;
+    this.#unlaunched++;
+    const launched = () => {
+      if (!unlaunched) return;
+      unlaunched = false;
+      this.#unlaunched--; // its task now counts in the slots (or it ended: onFinished kicks)
+    };
+    const runner = new JobRunner(
+      this.#ctx,
+      { ...job, definition: this.openJobDefinition(job) },
+      launched,
+    );
     this.#runners.set(job.id, runner);
     try {
       await runner.start();
     } catch (error) {
+      launched();
       this.#runners.delete(job.id);
       this.#ctx.log(`could not start job ${job.id}: ${String(error)}`);
     }
@@ -315,7 +329,14 @@ export class Engine {
 
   async #pump(): Promise<void> {
     for (;;) {
-      const room = this.#opts.maxParallelJobs - this.#runners.size;
+      const slots = this.#ctx.slots;
+      // Claim only what the task slots can take soon: the slots' limit again as a
+      // look-ahead, less the tasks holding or awaiting a slot and the jobs claimed whose
+      // first task has not asked for one yet. The rest stays PENDING for other engines.
+      const room = Math.min(
+        this.#opts.maxParallelJobs - this.#runners.size,
+        2 * slots.limit - slots.busy - slots.waiting - this.#unlaunched,
+      );
       if (room <= 0 || this.#stopping) return;
       const batch = Math.min(room, 100);
       const claimed = await this.store.claimDueJobRequests(

@@ -41,9 +41,13 @@ export class JobRunner {
   #resolveDone!: () => void;
   readonly done: Promise<void>;
 
-  constructor(ctx: JobRunnerContext, job: JobRequest) {
+  /** Called once: when the first task starts (asks for a slot) or the runner ends. */
+  #onLaunched: (() => void) | undefined;
+
+  constructor(ctx: JobRunnerContext, job: JobRequest, onLaunched?: () => void) {
     this.#ctx = ctx;
     this.#job = job;
+    this.#onLaunched = onLaunched;
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
@@ -144,6 +148,7 @@ export class JobRunner {
     this.#executions.set(execution.id, execution);
     const running = startTask(this.#ctx, this.#job, execution, outputs, this.#recordFinish);
     this.#running.set(execution.id, running);
+    this.#launched();
     if (this.#abort && !this.#isAlwaysRun(execution.taskType)) running.stop(this.#abort);
     running.done.then(
       (finished) => {
@@ -162,6 +167,7 @@ export class JobRunner {
     const wait = (planned.notBefore ?? 0) - Date.now();
     this.#launching.add(key);
     if (wait > 0) {
+      this.#launched(); // a task waiting out its retry delay asks for no slot yet
       this.#later(wait, () => {
         this.#launching.delete(key);
         this.#step();
@@ -281,6 +287,12 @@ export class JobRunner {
     );
   }
 
+  #launched(): void {
+    const fn = this.#onLaunched;
+    this.#onLaunched = undefined;
+    fn?.();
+  }
+
   #clearTimers(): void {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
@@ -289,6 +301,7 @@ export class JobRunner {
   /** The job ended (its verdict recorded): say so, and let the engine forget the runner. */
   #announce(verdict: Verdict): void {
     this.#emitJob(verdict.reason);
+    this.#launched();
     this.#ctx.onFinished(this.#job);
     this.#resolveDone();
   }
@@ -316,6 +329,7 @@ export class JobRunner {
       );
       this.#emitJob(verdict.reason);
     }
+    this.#launched();
     this.#ctx.onFinished(this.#job);
     this.#resolveDone();
   }
@@ -331,6 +345,7 @@ export class JobRunner {
         ? `job ${this.#job.id}: left to the next start, which re-attaches to its running tasks`
         : `job ${this.#job.id}: stopped driving it after a store error: ${String(error)}`,
     );
+    this.#launched();
     this.#ctx.onFinished(this.#job);
     this.#resolveDone();
   }
