@@ -57,26 +57,63 @@ export function newTracked(id: string, unitDir: string): TrackedExecution {
   };
 }
 
+/** How many finished executions an executor keeps at most (see FinishedRetention). */
+export const MAX_FINISHED = 10_000;
+
 /**
- * Forgets finished executions once they have been finished for `retainMs`: every
- * executor keeps them that long so that logStream and EXECUTION_EXISTS still answer.
- * Returns the (unref'd) timer; clear it on close.
+ * Keeps finished executions known for a while, so that logStream and EXECUTION_EXISTS
+ * still answer: for `retainMs` after they finished, and at most the newest `max` of them
+ * (ten minutes of a busy server finishing thousands a second would otherwise be millions
+ * of entries: the FUNCTION executor's were ~1-3 KiB each). Entries leave in the order
+ * they finished, as each new one finishes and on a timer; an entry replaced in the map
+ * under the same id (re-attached) is not touched by its old one's expiry.
  */
-export function sweepFinished(
-  executions: Map<string, { finishedAt?: number | undefined }>,
-  retainMs: number,
-): NodeJS.Timeout {
-  const timer = setInterval(
-    () => {
-      const before = Date.now() - retainMs;
-      for (const [id, e] of executions) {
-        if (e.finishedAt !== undefined && e.finishedAt < before) executions.delete(id);
-      }
-    },
-    Math.max(1000, Math.min(retainMs, 60_000)),
-  );
-  timer.unref();
-  return timer;
+export class FinishedRetention<E extends { readonly id: string; finishedAt?: number }> {
+  readonly #entries: Map<string, E>;
+  readonly #retainMs: number;
+  readonly #max: number;
+  /** Finished entries in finishing order; those before #head have left (cleared). */
+  #queue: Array<E | undefined> = [];
+  #head = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(entries: Map<string, E>, retainMs = 10 * 60_000, max = MAX_FINISHED) {
+    this.#entries = entries;
+    this.#retainMs = retainMs;
+    this.#max = max;
+    this.#timer = setInterval(
+      () => this.#trim(Date.now()),
+      Math.max(1000, Math.min(retainMs, 60_000)),
+    );
+    this.#timer.unref();
+  }
+
+  /** Call once an entry has finished (its finishedAt set). */
+  finished(entry: E): void {
+    this.#queue.push(entry);
+    this.#trim(Date.now());
+  }
+
+  #trim(now: number): void {
+    const before = now - this.#retainMs;
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const oldest = queue[this.#head]!;
+      const kept = queue.length - this.#head;
+      if (kept <= this.#max && (oldest.finishedAt ?? 0) >= before) break;
+      queue[this.#head++] = undefined;
+      if (this.#entries.get(oldest.id) === oldest) this.#entries.delete(oldest.id);
+    }
+    if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      this.#queue = queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Stops the timer (the entries stay where they are). */
+  close(): void {
+    clearInterval(this.#timer);
+  }
 }
 
 /**
@@ -101,13 +138,13 @@ export class ExecutionTable<E extends TrackedExecution> {
   readonly #entries = new Map<string, E>();
   /** The unfinished ones (kept apart: finished entries stay for minutes, in thousands). */
   readonly #running = new Map<string, E>();
-  readonly #sweep: NodeJS.Timeout;
+  readonly #retention: FinishedRetention<E>;
   #closed = false;
 
   /** `name` appears in error messages ("http", "ant"...). */
   constructor(name: string, retainMs = 10 * 60_000) {
     this.#name = name;
-    this.#sweep = sweepFinished(this.#entries, retainMs);
+    this.#retention = new FinishedRetention(this.#entries, retainMs);
   }
 
   get closed(): boolean {
@@ -160,6 +197,7 @@ export class ExecutionTable<E extends TrackedExecution> {
     e.delivered = e.waiters > 0;
     e.done.resolve(result);
     notifyDone(e.outPath);
+    this.#retention.finished(e);
     return true;
   }
 
@@ -185,7 +223,7 @@ export class ExecutionTable<E extends TrackedExecution> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#sweep);
+    this.#retention.close();
     for (const e of this.#entries.values()) {
       if (!e.result) {
         e.done.reject(

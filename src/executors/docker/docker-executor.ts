@@ -64,7 +64,7 @@ import {
   type DockerApi,
 } from "./docker-api.ts";
 import { extractArchive, packWorkDir } from "./work-dir-archive.ts";
-import { resultOf, sweepFinished } from "../execution-table.ts";
+import { FinishedRetention, resultOf } from "../execution-table.ts";
 
 export interface DockerExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `docker:` config (registry, pull_policy, host, helper_image, environment). */
@@ -186,7 +186,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
   const reaping = new Map<string, Promise<void>>();
   let closed = false;
 
-  const sweep = sweepFinished(executions, retainMs);
+  const retention = new FinishedRetention(executions, retainMs);
 
   const reapIntervalMs = options.reapIntervalMs ?? 60_000;
   let reapTimer: NodeJS.Timeout | undefined;
@@ -236,6 +236,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     e.delivered = e.waiters > 0;
     e.done.resolve(result);
     notifyDone(e.outPath);
+    retention.finished(e);
   }
 
   async function removeContainer(id: string): Promise<void> {
@@ -852,7 +853,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
         ]);
       }
       closed = true;
-      clearInterval(sweep);
+      retention.close();
       if (reapTimer) clearInterval(reapTimer);
       for (const e of executions.values()) {
         e.streams.abort();

@@ -26,6 +26,7 @@ import {
   type LogStreamRequest,
 } from "../../core/executor.ts";
 import { followFile, notifyDone, notifyFileChanged } from "../../core/output-follow.ts";
+import { FinishedRetention } from "../execution-table.ts";
 
 /** What a handler gets. */
 export interface FunctionContext {
@@ -52,7 +53,7 @@ export type FunctionHandler = (ctx: FunctionContext) => unknown;
 export interface FunctionExecutorOptions {
   /** Where `task:progress` events go. */
   events?: ColonyEventBus;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (and only the newest 10,000 finished ones). */
   retainFinishedMs?: number;
   /**
    * For this long after the executor is made, a task naming a function not registered yet
@@ -75,6 +76,8 @@ interface Execution {
   out?: WriteStream;
   cancelled: boolean;
 }
+
+const NOTHING = (): void => undefined;
 
 function unknown(id: string): ExecutorError {
   return new ExecutorError(
@@ -99,26 +102,15 @@ export class FunctionExecutor implements Executor {
   readonly #handlers = new Map<string, FunctionHandler>();
   readonly #executions = new Map<string, Execution>();
   readonly #events: ColonyEventBus | undefined;
-  readonly #retainMs: number;
   #graceUntil: number;
   readonly #awaited = new Map<string, Array<() => void>>();
-  readonly #sweep: NodeJS.Timeout;
+  readonly #retention: FinishedRetention<Execution>;
   #closed = false;
 
   constructor(options: FunctionExecutorOptions = {}) {
     this.#events = options.events;
-    this.#retainMs = options.retainFinishedMs ?? 10 * 60_000;
     this.#graceUntil = Date.now() + (options.startupGraceMs ?? 3000);
-    this.#sweep = setInterval(
-      () => {
-        const before = Date.now() - this.#retainMs;
-        for (const [id, e] of this.#executions) {
-          if (e.finishedAt !== undefined && e.finishedAt < before) this.#executions.delete(id);
-        }
-      },
-      Math.max(1000, Math.min(this.#retainMs, 60_000)),
-    );
-    this.#sweep.unref();
+    this.#retention = new FinishedRetention(this.#executions, options.retainFinishedMs);
   }
 
   /** Registers (or replaces) the handler that tasks with `function: name` run. */
@@ -279,11 +271,15 @@ export class FunctionExecutor implements Executor {
     if (e.result) return;
     e.result = e.cancelled ? { exitCode: null, killed: true, error: "cancelled" } : result;
     e.finishedAt = Date.now();
+    // Finished entries stay known for minutes: let go of the handler's context (the
+    // request, its environment and closures) now rather than then.
+    e.begin = NOTHING;
     const out = e.out;
     // The output is complete on disk before anyone hears of the end.
     if (out) await new Promise<void>((resolve) => out.end(resolve));
     e.done.resolve(e.result);
     notifyDone(e.outPath);
+    this.#retention.finished(e);
   }
 
   async wait(executionId: string): Promise<ExecutionResult> {
@@ -336,7 +332,7 @@ export class FunctionExecutor implements Executor {
   async close(options?: { killRunning?: boolean }): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#sweep);
+    this.#retention.close();
     for (const e of this.#executions.values()) {
       if (e.result) continue;
       if (options?.killRunning) {

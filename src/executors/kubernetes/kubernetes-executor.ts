@@ -50,7 +50,7 @@ import {
   podNameFor,
   registrySecret,
 } from "./pod-builder.ts";
-import { resultOf, sweepFinished } from "../execution-table.ts";
+import { FinishedRetention, resultOf } from "../execution-table.ts";
 
 export interface KubernetesExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `kubernetes:` config (seed 000). */
@@ -134,7 +134,7 @@ export function createKubernetesExecutor(
   const reaping = new Map<string, Promise<void>>();
   let closed = false;
 
-  const sweep = sweepFinished(executions, retainMs);
+  const retention = new FinishedRetention(executions, retainMs);
 
   const reapIntervalMs = options.reapIntervalMs ?? 60_000;
   let reapTimer: NodeJS.Timeout | undefined;
@@ -189,6 +189,7 @@ export function createKubernetesExecutor(
     e.delivered = e.waiters > 0;
     e.done.resolve(result);
     notifyDone(e.outPath);
+    retention.finished(e);
   }
 
   async function removePod(e: Pick<Execution, "namespace" | "podName" | "secretName">, grace = 0) {
@@ -579,7 +580,7 @@ export function createKubernetesExecutor(
         ]);
       }
       closed = true;
-      clearInterval(sweep);
+      retention.close();
       if (reapTimer) clearInterval(reapTimer);
       for (const e of executions.values()) {
         e.streams.abort();

@@ -32,7 +32,7 @@ import {
   type Spawned,
 } from "./process-launcher.ts";
 import { composeShellScript, defaultShell, isBash } from "./shell-script.ts";
-import { resultOf, sweepFinished } from "../execution-table.ts";
+import { FinishedRetention, resultOf } from "../execution-table.ts";
 
 export interface ShellExecutorOptions {
   /** Default: createLauncher() (Perl spawner, or Node when there is no perl). */
@@ -49,7 +49,7 @@ export interface ShellExecutorOptions {
    * inherited.
    */
   inheritEnv?: Record<string, string | undefined>;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min. */
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (and only the newest 10,000 finished ones). */
   retainFinishedMs?: number;
 }
 
@@ -188,7 +188,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
   const executions = new Map<string, Execution>();
   let closed = false;
 
-  const sweep = sweepFinished(executions, retainMs);
+  const retention = new FinishedRetention(executions, retainMs);
 
   function assertOpen(): void {
     if (closed) throw new ExecutorError("COLONY_EXECUTOR_CLOSED", "the shell executor is closed");
@@ -233,6 +233,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     e.delivered = e.waiters > 0;
     e.done.resolve(result);
     notifyDone(e.outPath);
+    retention.finished(e);
   }
 
   /** Follows an execution through its exit file and pid (no launcher to tell us). */
@@ -455,7 +456,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
         await Promise.race([Promise.all(running.map((e) => e.done.promise)), deadline]);
       }
       closed = true;
-      clearInterval(sweep);
+      retention.close();
       for (const e of executions.values()) {
         stopWatching(e);
         if (!e.result) {

@@ -1,0 +1,64 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FinishedRetention } from "./execution-table.ts";
+
+interface Entry {
+  id: string;
+  finishedAt?: number;
+}
+
+function finish(map: Map<string, Entry>, retention: FinishedRetention<Entry>, id: string): Entry {
+  const e = map.get(id)!;
+  e.finishedAt = Date.now();
+  retention.finished(e);
+  return e;
+}
+
+describe("FinishedRetention (finished executions kept a while)", () => {
+  it("keeps at most the newest `max` finished entries, oldest finished first, running ones untouched", () => {
+    const map = new Map<string, Entry>();
+    for (const id of ["a", "b", "c", "d", "e", "running"]) map.set(id, { id });
+    const retention = new FinishedRetention(map, 60_000, 3);
+    try {
+      // Finished in another order than they started: the first to finish leaves first.
+      for (const id of ["c", "a", "e", "b"]) finish(map, retention, id);
+      assert.deepEqual([...map.keys()].sort(), ["a", "b", "d", "e", "running"]);
+      finish(map, retention, "d");
+      assert.deepEqual([...map.keys()].sort(), ["b", "d", "e", "running"]);
+    } finally {
+      retention.close();
+    }
+  });
+
+  it("forgets entries finished more than retainMs ago", async () => {
+    const map = new Map<string, Entry>([
+      ["old", { id: "old" }],
+      ["new", { id: "new" }],
+    ]);
+    const retention = new FinishedRetention(map, 30, 100);
+    try {
+      finish(map, retention, "old");
+      await sleep(60);
+      finish(map, retention, "new");
+      assert.deepEqual([...map.keys()], ["new"]);
+    } finally {
+      retention.close();
+    }
+  });
+
+  it("leaves an entry re-added under the same id to its own expiry", () => {
+    const map = new Map<string, Entry>([["x", { id: "x" }]]);
+    const retention = new FinishedRetention(map, 60_000, 1);
+    try {
+      finish(map, retention, "x");
+      const again: Entry = { id: "x" }; // re-attached after a restart: a new entry
+      map.set("x", again);
+      map.set("y", { id: "y" });
+      finish(map, retention, "y"); // pushes the first "x" out: the new one must stay
+      assert.equal(map.get("x"), again);
+    } finally {
+      retention.close();
+    }
+  });
+});
