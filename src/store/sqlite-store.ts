@@ -205,6 +205,33 @@ function deepFreeze<T>(value: T): T {
 const JOB_COLUMNS =
   "job_type, state, params, definition, max_concurrency, attempt, scheduled_at, created_at, submitted_by, updated_at";
 
+/**
+ * The SQL of the writes every job makes, built once: a text built per call is a new
+ * string, which the statement cache's lookup must flatten and hash again each time.
+ */
+const INSERT_JOB = `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?)`;
+const MARK_JOB_EXECUTING = `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
+  WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
+const MARK_TASK_EXECUTING = `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
+    handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
+  WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
+/** By final state. */
+const FINISH_JOB = new Map(
+  FINAL.map((state) => [
+    state,
+    `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
+  WHERE id = ? AND state IN (${sqlList(sourcesOf(state))})`,
+  ]),
+);
+const FINISH_TASK = new Map(
+  FINAL.map((state) => [
+    state,
+    `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
+    ended_at = ?, context = COALESCE(?, context)
+  WHERE id = ? AND state IN (${sqlList(sourcesOf(state))})`,
+  ]),
+);
+
 class SqliteStore implements Store {
   readonly kind = "sqlite";
   readonly #path: string;
@@ -583,9 +610,7 @@ class SqliteStore implements Store {
       const definitionText = JSON.stringify(input.definition);
       const scheduledAt = input.scheduledAt?.getTime() ?? now;
       const submittedBy = input.submittedBy ?? null;
-      const { lastInsertRowid } = this.#stmt(
-        `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?)`,
-      ).run(
+      const { lastInsertRowid } = this.#stmt(INSERT_JOB).run(
         input.jobType,
         paramsText,
         definitionText,
@@ -781,14 +806,7 @@ class SqliteStore implements Store {
   markJobExecuting(id: number): Promise<JobRequest> {
     return this.#run("marking a job request executing", () => {
       const now = Date.now();
-      const row = this.#update(
-        `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
-        READ_JOB,
-        now,
-        now,
-        id,
-      );
+      const row = this.#update(MARK_JOB_EXECUTING, READ_JOB, now, now, id);
       return row ? this.#job(row) : this.#jobMiss(id, "EXECUTING");
     });
   }
@@ -801,8 +819,7 @@ class SqliteStore implements Store {
     assertFinal(finish.state);
     const now = Date.now();
     const row = this.#update(
-      `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
-       WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`,
+      FINISH_JOB.get(finish.state)!,
       READ_JOB,
       finish.state,
       now,
@@ -1015,9 +1032,7 @@ class SqliteStore implements Store {
   ): Promise<TaskExecution> {
     return this.#run("marking a task execution executing", () => {
       const row = this.#update(
-        `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
-           handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
-         WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
+        MARK_TASK_EXECUTING,
         READ_TASK,
         Date.now(),
         started ? JSON.stringify(started.handle) : null,
@@ -1048,9 +1063,7 @@ class SqliteStore implements Store {
 
   #finishTask(id: string, finish: TaskFinish): TaskExecution {
     assertFinal(finish.state);
-    const sql = `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
-         ended_at = ?, context = COALESCE(?, context)
-       WHERE id = ? AND state IN (${sqlList(sourcesOf(finish.state))})`;
+    const sql = FINISH_TASK.get(finish.state)!;
     const update = (context: string | null) => {
       const row = this.#update(
         sql,

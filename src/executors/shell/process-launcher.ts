@@ -160,22 +160,27 @@ function deferred<T>(): Deferred<T> {
 }
 
 function checkSpec(spec: SpawnSpec): void {
-  const fields = [spec.id, spec.cwd, spec.outPath, spec.exitPath, spec.shell, spec.script];
-  if (spec.stdinPath !== undefined) fields.push(spec.stdinPath);
-  for (const [k, v] of Object.entries(spec.env)) fields.push(k, v);
-  if (fields.some((f) => f.includes("\0"))) {
+  // One pass, no copies: this runs for every task.
+  let nul = [spec.id, spec.cwd, spec.outPath, spec.exitPath, spec.shell, spec.script].some((f) =>
+    f.includes("\0"),
+  );
+  if (spec.stdinPath?.includes("\0")) nul = true;
+  let badKey: string | undefined;
+  for (const key in spec.env) {
+    if (key.includes("\0") || spec.env[key]!.includes("\0")) nul = true;
+    if (badKey === undefined && (key === "" || key.includes("="))) badKey = key;
+  }
+  if (nul) {
     throw new LauncherError(
       "COLONY_INVALID_SPAWN",
       `${spec.id}: NUL bytes cannot be passed to a process`,
     );
   }
-  for (const key of Object.keys(spec.env)) {
-    if (key === "" || key.includes("=")) {
-      throw new LauncherError(
-        "COLONY_INVALID_SPAWN",
-        `${spec.id}: invalid environment name '${key}'`,
-      );
-    }
+  if (badKey !== undefined) {
+    throw new LauncherError(
+      "COLONY_INVALID_SPAWN",
+      `${spec.id}: invalid environment name '${badKey}'`,
+    );
   }
 }
 
@@ -243,7 +248,10 @@ const SPAWNERS = {
 } as const;
 type SpawnerKind = keyof typeof SPAWNERS;
 
+const NEEDS_ENCODING = /[%\t\r\n]/;
+
 function encodeField(value: string): string {
+  if (!NEEDS_ENCODING.test(value)) return value;
   return value.replace(
     /[%\t\r\n]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`,
@@ -396,8 +404,8 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
       const d = deferred<Spawned>();
       pending.set(spec.id, d);
       exits.add(spec.id);
-      const fields = [
-        spec.ack ? "SPAWNACK" : "SPAWN",
+      let line = spec.ack ? "SPAWNACK" : "SPAWN";
+      for (const field of [
         spec.id,
         spec.cwd,
         spec.outPath,
@@ -405,9 +413,11 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
         spec.exitPath,
         spec.shell,
         spec.script,
-        ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      ];
-      proc.stdin!.write(fields.map(encodeField).join("\t") + "\n");
+      ]) {
+        line += "\t" + encodeField(field);
+      }
+      for (const key in spec.env) line += "\t" + encodeField(`${key}=${spec.env[key]}`);
+      proc.stdin!.write(line + "\n");
       updateRef();
       return d.promise;
     },
