@@ -16,7 +16,7 @@ import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
 import { BUSY_TIMEOUT_MS, sqliteFailure } from "./sqlite-errors.ts";
-import { startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
+import { RestartWindows, startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { migrateSqlite } from "./migrations.ts";
 import { createSqliteAsyncActions } from "./sqlite-async-actions.ts";
 import {
@@ -190,6 +190,9 @@ const BODY_CACHE_SIZE = 16_384;
  */
 const RESTART_FRAMES = 2000;
 const RESTART_WINDOW_MS = 30;
+/** After a window the worker answered it could not complete, none for this long, doubling up to 1 s (RestartWindows). */
+const RESTART_BACKOFF_MS = 50;
+const RESTART_BACKOFF_MAX_MS = 1000;
 const WAL_FILE_LIMIT = 16 * 2 ** 20;
 const DEFINITION_CACHE_SIZE = 256;
 
@@ -291,6 +294,11 @@ class SqliteStore implements Store {
 
   #checkpointer: Checkpointer | undefined;
   #batch: Array<{ ok: () => void; fail: (error: unknown) => void }> | undefined;
+  readonly #windows = new RestartWindows(
+    RESTART_FRAMES,
+    RESTART_BACKOFF_MS,
+    RESTART_BACKOFF_MAX_MS,
+  );
   /** Operations waiting for a restart window to close (see #openRestartWindow), in order. */
   #held: Array<() => void> | undefined;
 
@@ -438,7 +446,7 @@ class SqliteStore implements Store {
     }
     for (const op of batch) op.ok();
     const checkpointer = this.#checkpointer;
-    if (checkpointer && checkpointer.walFrames >= RESTART_FRAMES) {
+    if (checkpointer && this.#windows.due(checkpointer.walFrames, performance.now())) {
       this.#openRestartWindow(checkpointer);
     }
   }
@@ -452,7 +460,10 @@ class SqliteStore implements Store {
    */
   #openRestartWindow(checkpointer: Checkpointer): void {
     this.#held = [];
-    void checkpointer.checkpointNow(RESTART_WINDOW_MS).then(() => this.#closeRestartWindow());
+    void checkpointer.checkpointNow(RESTART_WINDOW_MS).then((outcome) => {
+      this.#windows.ended(outcome, performance.now());
+      this.#closeRestartWindow();
+    });
   }
 
   #closeRestartWindow(): void {
