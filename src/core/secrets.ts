@@ -153,7 +153,14 @@ export function openValue(sealed: string, key: Buffer, name = "a secret"): unkno
   }
 }
 
+function hasSecrets(vars: Record<string, Variable>): boolean {
+  for (const k in vars) if (vars[k]!.secret) return true;
+  return false;
+}
+
 function mapSecrets(def: JobDefinition, fn: (v: Variable) => unknown): JobDefinition {
+  // Most definitions have no secret: no copy then (this runs on every submit and start).
+  if (!hasSecrets(def.variables) && !def.tasks.some((t) => hasSecrets(t.variables))) return def;
   const each = (vars: Record<string, Variable>): Record<string, Variable> => {
     const out: Record<string, Variable> = {};
     for (const [k, v] of Object.entries(vars)) {
@@ -173,13 +180,13 @@ function mapSecrets(def: JobDefinition, fn: (v: Variable) => unknown): JobDefini
   };
 }
 
-/** A copy with every secret variable's value sealed (values already sealed stay as they are). */
+/** A copy with every secret variable's value sealed (values already sealed stay as they are); the definition itself when it has none. */
 export function sealDefinition(def: JobDefinition, key: Buffer): JobDefinition {
   checkKey(key);
   return mapSecrets(def, (v) => (isSealed(v.value) ? v.value : sealValue(v.value, key)));
 }
 
-/** The reverse of sealDefinition; throws COLONY_SECRET_UNREADABLE for an altered value. */
+/** The reverse of sealDefinition (the definition itself when it has no secret); throws COLONY_SECRET_UNREADABLE for an altered value. */
 export function openDefinition(def: JobDefinition, key: Buffer): JobDefinition {
   checkKey(key);
   return mapSecrets(def, (v) =>
