@@ -286,3 +286,42 @@ describe("remote ants over WebSocket (TLS server)", () => {
     assert.match(r.stdout, /^colony\/builtin\s+built-in\s+connected\s+\d+\/-/m);
   });
 });
+
+describe("remote ants add their max_capacity to the server's max_parallel_tasks", () => {
+  let s: AntTestServer;
+  const ants: RawAnt[] = [];
+  before(async () => {
+    s = await startAntServer({
+      yaml: "ant:\n  ping_interval: 500ms\n  reconnect_grace: 1s\nmax_parallel_tasks: 1\n",
+    });
+  });
+  after(async () => {
+    await Promise.all(ants.map((a) => a.close()));
+    await s.close();
+  });
+
+  it("runs as many tasks at once as the ants can take, not max_parallel_tasks", async () => {
+    const connect = async (id: string) => {
+      const ant = await RawAnt.connect(
+        s.wsUrl,
+        { ant_id: id, tags: ["wide"], methods: ["WEBSOCKET"], max_capacity: 2 },
+        { token: s.antToken },
+      );
+      ants.push(ant);
+      await waitForAnt(s, id);
+      return ant;
+    };
+    const [a, b] = [await connect("wide-a"), await connect("wide-b")];
+    const yaml = "job_type: wide\ntasks:\n- task_type: t\n  method: WEBSOCKET\n  tags: [wide]\n";
+    const jobs = [];
+    for (let i = 0; i < 4; i++) jobs.push(await s.submit(yaml));
+    // Four tasks in flight at once (two per ant), with max_parallel_tasks 1.
+    const fromA = [await a.next(), await a.next()];
+    const fromB = [await b.next(), await b.next()];
+    const ids = [...fromA, ...fromB].map((r) => r.task_execution_id);
+    assert.equal(new Set(ids).size, 4);
+    for (const r of fromA) a.send({ ...r, status: "COMPLETED" });
+    for (const r of fromB) b.send({ ...r, status: "COMPLETED" });
+    for (const j of jobs) assert.equal((await s.finished(j.id)).job.state, "COMPLETED");
+  });
+});

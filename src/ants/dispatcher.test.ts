@@ -33,10 +33,11 @@ const link = (sent: string[] = []): AntLink => ({
 let n = 0;
 const execution = (): TaskExecution => ({ id: `x${++n}`, state: "READY" }) as TaskExecution;
 
-function setup(builtinTags: string[] = []) {
+function setup(builtinTags: string[] = [], capacity?: number) {
   const local = new ExecutorRegistry().register(fakeShell());
   const ants = new AntRegistry();
-  const dispatcher = new Dispatcher({ local, ants, builtin: { id: "b", tags: builtinTags } });
+  const builtin = { id: "b", tags: builtinTags, ...(capacity === undefined ? {} : { capacity }) };
+  const dispatcher = new Dispatcher({ local, ants, builtin });
   return { local, ants, dispatcher };
 }
 
@@ -96,6 +97,26 @@ describe("dispatcher routing", () => {
     await load(a, 1);
     const [d] = [ant("d"), ant("e")];
     assert.equal(dispatcher.executorFor(task, execution(), signal), d, "d and e idle: d first");
+  });
+
+  it("holds the built-in ant to its capacity (max_parallel_tasks); remote ants add theirs", async () => {
+    const { local, ants, dispatcher } = setup([], 1);
+    const shell = local.get("SHELL");
+    const task = taskDefinition("t");
+    const first = execution();
+    assert.equal(dispatcher.executorFor(task, first, signal), shell);
+    const remote = ants.register(
+      { ant_id: "r", tags: [], methods: ["SHELL"], max_capacity: 1 },
+      link(),
+    );
+    assert.equal(dispatcher.executorFor(task, execution(), signal), remote, "built-in full");
+    // The remote ant's one place is taken by that task now.
+    const third = dispatcher.executorFor(task, execution(), signal);
+    assert.ok(third instanceof Promise, "nobody has room: it waits");
+    assert.equal(dispatcher.waiting().length, 1);
+    dispatcher.finished(first.id); // the built-in ant's task ended
+    assert.equal(await third, shell);
+    assert.equal(dispatcher.builtinLoad, 1);
   });
 
   it("makes a task wait for an ant with room; abort ends the wait with undefined", async () => {

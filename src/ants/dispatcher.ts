@@ -42,6 +42,8 @@ export interface BuiltinAnt {
   tags: readonly string[];
   /** Methods it offers (default: every method registered here). */
   methods?: readonly Method[];
+  /** Tasks it runs at once (max_parallel_tasks; default: no bound of its own). */
+  capacity?: number;
 }
 
 export interface DispatcherOptions {
@@ -102,6 +104,7 @@ export class Dispatcher implements TaskDispatcher {
   readonly #ants: AntRegistry | undefined;
   readonly #log: (message: string) => void;
   readonly #builtinTags: ReadonlySet<string>;
+  readonly #builtinCapacity: number;
   /** Executions the built-in ant runs now (its load). */
   readonly #localRunning = new Set<string>();
   #waiters: Waiter[] = [];
@@ -114,6 +117,7 @@ export class Dispatcher implements TaskDispatcher {
     this.#ants = options.ants;
     this.#log = options.log ?? (() => undefined);
     this.#builtinTags = new Set(options.builtin.tags);
+    this.#builtinCapacity = options.builtin.capacity ?? Infinity;
     if (this.#ants) {
       const serve = (ant: RemoteAntExecutor) => this.#serve(ant);
       this.#ants.on("changed", serve);
@@ -124,10 +128,15 @@ export class Dispatcher implements TaskDispatcher {
   /** Counts the built-in ant's load from the engine's task events. */
   observe(events: ColonyEventBus): void {
     const onTask = (e: { executionId: string; state: string }) => {
-      if (isFinal(e.state as never)) this.#localRunning.delete(e.executionId);
+      if (isFinal(e.state as never)) this.finished(e.executionId);
     };
     events.on("task:state", onTask);
     this.#detach.push(() => events.off("task:state", onTask));
+  }
+
+  /** An execution ended: if the built-in ant ran it, it has room for a waiting task. */
+  finished(executionId: string): void {
+    if (this.#localRunning.delete(executionId)) this.#serveBuiltin();
   }
 
   /** Tasks the built-in ant runs now. */
@@ -177,10 +186,12 @@ export class Dispatcher implements TaskDispatcher {
         }
       }
     }
-    if (local && (!best || this.#localRunning.size <= bestLoad)) {
+    const localRoom = local !== undefined && this.#localRunning.size < this.#builtinCapacity;
+    if (local && localRoom && (!best || this.#localRunning.size <= bestLoad)) {
       this.#localRunning.add(execution.id);
       return local;
     }
+    if (local) qualifying = true;
     if (best) {
       best.reserve();
       return best;
@@ -196,7 +207,10 @@ export class Dispatcher implements TaskDispatcher {
 
   #reattach(task: TaskDefinition, execution: TaskExecution): Executor | undefined {
     const handle = execution.handle;
-    if (!isAntHandle(handle)) return this.#local.get(task.method);
+    if (!isAntHandle(handle)) {
+      this.#localRunning.add(execution.id); // it counts against the built-in ant's room
+      return this.#local.get(task.method);
+    }
     if (handle.ant_session && this.#ants && !this.#ants.closed) {
       return this.#ants.forSession(handle.ant_session, handle.ant_id);
     }
@@ -273,6 +287,23 @@ export class Dispatcher implements TaskDispatcher {
       waiter.cleanup();
       ant.reserve();
       waiter.resolve(ant);
+    }
+  }
+
+  /** The built-in ant has room: it takes the oldest waiting tasks it serves. */
+  #serveBuiltin(): void {
+    for (let i = 0; i < this.#waiters.length;) {
+      if (this.#localRunning.size >= this.#builtinCapacity) return;
+      const waiter = this.#waiters[i]!;
+      const local = this.#builtinFor(waiter.task);
+      if (!local) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      waiter.cleanup();
+      this.#localRunning.add(waiter.executionId);
+      waiter.resolve(local);
     }
   }
 

@@ -117,6 +117,8 @@ export interface TaskDispatcher {
     execution: TaskExecution,
     signal: AbortSignal,
   ): Executor | undefined | Promise<Executor | undefined>;
+  /** The execution that `executorFor` gave an executor for has ended (its result is in). */
+  finished?(executionId: string): void;
 }
 
 export const EXECUTION_EXISTS = "COLONY_EXECUTION_EXISTS";

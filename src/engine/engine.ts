@@ -73,6 +73,8 @@ export class Engine {
   #timer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #pumping = false;
+  /** maxParallelTasks: the tasks the built-in ant runs at once. */
+  readonly #localSlots: number;
   /** Jobs claimed whose runner has not started a task yet (see #pump). */
   #unlaunched = 0;
   #pumpAgain = false;
@@ -82,6 +84,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.#opts = { leaseMs: 30_000, pollMs: 500, maxParallelJobs: 1000, claim: true, ...options };
+    this.#localSlots = options.maxParallelTasks ?? 16;
     this.store = options.store;
     this.events = options.events ?? new ColonyEventBus();
     this.owner = options.owner ?? newOwnerId();
@@ -92,7 +95,7 @@ export class Engine {
       dispatch: options.dispatch,
       events: this.events,
       dataDir: options.dataDir,
-      slots: new Semaphore(options.maxParallelTasks ?? 16, () => this.#kick()),
+      slots: new Semaphore(this.#localSlots, () => this.#kick()),
       extraEnv: options.extraEnv,
       around: options.around,
       log,
@@ -418,6 +421,15 @@ export class Engine {
   /** Saves (or replaces, version + 1) a job definition, secret values sealed at rest. */
   async saveDefinition(definition: JobDefinition, source: string): Promise<StoredDefinition> {
     return this.store.putDefinition(sealDefinition(definition, this.#opts.secretKey), source);
+  }
+
+  /**
+   * Remote ants' `max_capacity`, summed: tasks in flight may number maxParallelTasks (the
+   * built-in ant's bound, which the dispatcher keeps) plus this. Claims follow.
+   */
+  setRemoteCapacity(capacity: number): void {
+    this.#ctx.slots.setLimit(this.#localSlots + Math.max(0, capacity));
+    this.#kick();
   }
 
   /** Looks for due requests now (a schedule just inserted one) instead of at the next poll. */

@@ -248,6 +248,7 @@ export function startTask(
     const releaseSlot = () => {
       if (!holding) return;
       holding = false;
+      ctx.dispatch?.finished?.(execution.id);
       ctx.slots.release();
     };
     try {

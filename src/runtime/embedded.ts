@@ -106,6 +106,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
       id: options.ants?.id ?? "builtin",
       tags: options.ants?.tags ?? [],
       ...(options.ants?.methods ? { methods: options.ants.methods } : {}),
+      capacity: options.maxParallelTasks ?? 16,
     },
     ...(ants ? { ants } : {}),
     ...(log ? { log } : {}),
@@ -123,6 +124,17 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
     ...options.engine,
   });
   dispatcher.observe(engine.events);
+  if (ants) {
+    // Tasks in flight: the built-in ant's maxParallelTasks plus every remote ant's
+    // max_capacity (an ant in its reconnect grace still holds its tasks).
+    const recount = () => {
+      let capacity = 0;
+      for (const ant of ants.each()) capacity += ant.capacity;
+      engine.setRemoteCapacity(capacity);
+    };
+    ants.on("connected", recount);
+    ants.on("gone", recount);
+  }
   return {
     dataDir,
     store,
