@@ -325,3 +325,28 @@ describe("remote ants add their max_capacity to the server's max_parallel_tasks"
     for (const j of jobs) assert.equal((await s.finished(j.id)).job.state, "COMPLETED");
   });
 });
+
+describe("a task waiting for an ant holds no task slot", () => {
+  let s: AntTestServer;
+  before(async () => {
+    s = await startAntServer({ yaml: "max_parallel_tasks: 1\n" });
+  });
+  after(async () => {
+    await s.close();
+  });
+
+  it("the server's own tasks run while a task waits for an ant that is not there", async () => {
+    const waiting = await s.submit(
+      "job_type: gpu\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n  timeout: 20s\n",
+    );
+    await waitUntil("the task waits", async () => (await s.ants()).waiting.length === 1);
+    // With max_parallel_tasks 1, the waiting task used to hold the only slot for 20 s.
+    const started = Date.now();
+    const shell = await s.submit('job_type: here\ntasks:\n- task_type: t\n  script: ["true"]\n');
+    assert.equal((await s.finished(shell.id)).job.state, "COMPLETED");
+    assert.ok(Date.now() - started < 15_000, "it did not wait for the other task's timeout");
+    assert.equal((await s.ants()).waiting.length, 1, "the other task still waits");
+    await s.server.runtime.engine.cancel(waiting.id);
+    assert.equal((await s.finished(waiting.id)).job.state, "CANCELLED");
+  });
+});

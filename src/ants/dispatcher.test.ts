@@ -119,6 +119,22 @@ describe("dispatcher routing", () => {
     assert.equal(dispatcher.builtinLoad, 1);
   });
 
+  it("a task that waited for a full built-in ant says so when it times out", async () => {
+    const { local, dispatcher } = setup([], 1);
+    assert.equal(
+      dispatcher.executorFor(taskDefinition("t"), execution(), signal),
+      local.get("SHELL"),
+    );
+    await assert.rejects(
+      dispatcher.executorFor(
+        taskDefinition("t", { timeoutMs: 30 }),
+        execution(),
+        signal,
+      ) as Promise<unknown>,
+      /every ant that serves method SHELL is at its max_capacity: the built-in ant \(1\/1, max_parallel_tasks\)/,
+    );
+  });
+
   it("makes a task wait for an ant with room; abort ends the wait with undefined", async () => {
     const { ants, dispatcher } = setup();
     const task = taskDefinition("w", { method: "WEBSOCKET", tags: ["js"] });

@@ -139,6 +139,11 @@ export class Dispatcher implements TaskDispatcher {
     if (this.#localRunning.delete(executionId)) this.#serveBuiltin();
   }
 
+  /** Tasks waiting for an ant with room now. */
+  get waitingCount(): number {
+    return this.#waiters.length;
+  }
+
   /** Tasks the built-in ant runs now. */
   get builtinLoad(): number {
     return this.#localRunning.size;
@@ -311,7 +316,7 @@ export class Dispatcher implements TaskDispatcher {
   #describe(task: TaskDefinition): string {
     const wanted = `method ${task.method}${task.tags.length > 0 ? ` and tags ${task.tags.join(", ")}` : ""}`;
     const ants = this.#ants?.list() ?? [];
-    if (ants.length === 0) {
+    if (ants.length === 0 && !this.#builtinFor(task)) {
       return `no remote ant is connected and the built-in ant does not serve ${wanted}; start one (colony ant --methods ${task.method}${task.tags.length > 0 ? ` --tags ${task.tags.join(",")}` : ""}) or connect a worker to /ws/ants`;
     }
     const qualifying = ants.filter((a) => a.serves(task.method, task.tags));
@@ -323,10 +328,14 @@ export class Dispatcher implements TaskDispatcher {
             `${a.antId} (${a.methods.join(",")}; tags ${[...a.tags].join(",") || "none"}; ${a.load}/${a.capacity}${a.state === "connected" ? "" : `, ${a.state}`})`,
         )
         .join("; ");
-    if (qualifying.length === 0) {
+    const builtin = this.#builtinFor(task)
+      ? `the built-in ant (${this.#localRunning.size}/${this.#builtinCapacity}, max_parallel_tasks)`
+      : undefined;
+    if (qualifying.length === 0 && !builtin) {
       return `none of the ${ants.length} connected ant(s) serves ${wanted}: ${list(ants)}`;
     }
-    return `every ant that serves ${wanted} is at its max_capacity: ${list(qualifying)}`;
+    const full = [builtin, qualifying.length > 0 ? list(qualifying) : undefined];
+    return `every ant that serves ${wanted} is at its max_capacity: ${full.filter(Boolean).join("; ")}`;
   }
 
   /** Tasks still waiting end with COLONY_EXECUTOR_CLOSED (left for the next start). */

@@ -119,6 +119,8 @@ export interface TaskDispatcher {
   ): Executor | undefined | Promise<Executor | undefined>;
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
+  /** Tasks waiting for an executor (an ant with room) now. */
+  readonly waitingCount?: number;
 }
 
 export const EXECUTION_EXISTS = "COLONY_EXECUTION_EXISTS";

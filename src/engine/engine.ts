@@ -334,11 +334,13 @@ export class Engine {
     for (;;) {
       const slots = this.#ctx.slots;
       // Claim only what the task slots can take soon: the slots' limit again as a
-      // look-ahead, less the tasks holding or awaiting a slot and the jobs claimed whose
-      // first task has not asked for one yet. The rest stays PENDING for other engines.
+      // look-ahead, less the tasks holding or awaiting a slot or an ant and the jobs
+      // claimed whose first task has not asked for one yet. The rest stays PENDING for
+      // other engines.
+      const waitingForAnt = this.#ctx.dispatch?.waitingCount ?? 0;
       const room = Math.min(
         this.#opts.maxParallelJobs - this.#runners.size,
-        2 * slots.limit - slots.busy - slots.waiting - this.#unlaunched,
+        2 * slots.limit - slots.busy - slots.waiting - waitingForAnt - this.#unlaunched,
       );
       if (room <= 0 || this.#stopping) return;
       const batch = Math.min(room, 100);

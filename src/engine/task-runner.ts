@@ -266,7 +266,18 @@ export function startTask(
       const found = ctx.dispatch
         ? ctx.dispatch.executorFor(task, execution, stopSignal.signal)
         : ctx.executors.get(task.method);
-      const executor = found instanceof Promise ? await found : found;
+      let executor: Executor | undefined;
+      if (found instanceof Promise) {
+        // No ant has room: the slot is for work that runs, so it is given back while the
+        // task waits (a task waiting for an ant that never comes must not keep the
+        // server's own tasks from running), and taken again once an ant took the task.
+        releaseSlot();
+        executor = await found;
+        if (executor) {
+          await ctx.slots.acquire();
+          holding = true;
+        }
+      } else executor = found;
       if (stopped && execution.state === "READY")
         return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
       if (!executor) {
