@@ -32,7 +32,8 @@ import type { TaskExecution } from "../core/job-request.ts";
 import { formatDuration } from "../core/duration.ts";
 import { isFinal } from "../core/states.ts";
 import type { AntRegistry } from "./ant-registry.ts";
-import { isAntHandle, type RemoteAntExecutor } from "./remote-ant-executor.ts";
+import { isAntHandle } from "./ant-handle.ts";
+import type { RemoteAntExecutor } from "./remote-ant-executor.ts";
 
 export const NO_ANT = "COLONY_NO_ANT";
 

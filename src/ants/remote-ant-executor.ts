@@ -17,6 +17,7 @@
  *   COLONY_ANT_LOST and are retried per their policy. The same mechanism re-attaches
  *   tasks after a server restart (`attach`).
  */
+import type { AntHandle } from "./ant-handle.ts";
 import { mkdirSync, statSync, createWriteStream, type WriteStream } from "node:fs";
 import type {
   ExecutionHandle,
@@ -79,16 +80,7 @@ export interface RemoteAntOptions {
   log?: (message: string) => void;
 }
 
-/** The handle stored with a task an ant runs (for re-attaching after a restart). */
-export interface AntHandle extends ExecutionHandle {
-  ant_key: string;
-  ant_id: string;
-  ant_session?: string;
-}
-
-export function isAntHandle(handle: ExecutionHandle | undefined): handle is AntHandle {
-  return typeof handle?.["ant_key"] === "string" && typeof handle["ant_id"] === "string";
-}
+export { isAntHandle, type AntHandle } from "./ant-handle.ts";
 
 interface RemoteExecution extends TrackedExecution {
   request: ExecutionRequest;

@@ -105,6 +105,7 @@ export async function runCommand(
   }
 
   const runtime = await openEmbedded({
+    lazyExecutors: true,
     dataDir,
     maxParallelTasks: concurrency,
     engine: { claim: !values.resume, log: (m) => io.stderr.write(`colony: ${m}\n`) },

@@ -35,15 +35,19 @@ export function containerOwner(
   return `${nodeId.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 40)}.${hash}`;
 }
 
-export function createContainerExecutors(
-  options: ContainerExecutorsOptions & {
-    dataDir: string;
-    store: Store;
-    storeUrl?: string;
-    killGraceMs?: number;
-    log?: (message: string) => void;
-  },
-): Executor[] {
+export type ContainerExecutorsSetup = ContainerExecutorsOptions & {
+  dataDir: string;
+  store: Store;
+  storeUrl?: string;
+  killGraceMs?: number;
+  log?: (message: string) => void;
+};
+
+/** The DOCKER or the KUBERNETES executor (`colony run` makes each on its first task). */
+export function createContainerExecutor(
+  method: "DOCKER" | "KUBERNETES",
+  options: ContainerExecutorsSetup,
+): Executor {
   const owner = containerOwner(options.nodeId ?? "colony", options.storeUrl, options.dataDir);
   const isExecutionLive = async (id: string): Promise<boolean> => {
     const execution = await options.store.getTaskExecution(id);
@@ -55,8 +59,7 @@ export function createContainerExecutors(
     ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
     ...(options.log ? { log: options.log } : {}),
   };
-  return [
-    createDockerExecutor({ ...common, config: options.docker ?? {} }),
-    createKubernetesExecutor({ ...common, config: options.kubernetes ?? {} }),
-  ];
+  return method === "DOCKER"
+    ? createDockerExecutor({ ...common, config: options.docker ?? {} })
+    : createKubernetesExecutor({ ...common, config: options.kubernetes ?? {} });
 }

@@ -10,9 +10,9 @@ import { loadOrCreateKey } from "../core/secrets.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
-import { createMessagingExecutor } from "../executors/messaging/messaging-executor.ts";
-import { createContainerExecutors, type ContainerExecutorsOptions } from "./container-executors.ts";
-import { AntRegistry, type AntRegistryOptions } from "../ants/ant-registry.ts";
+import { lazyExecutor } from "../executors/lazy-executor.ts";
+import type { ContainerExecutorsOptions } from "./container-executors.ts";
+import type { AntRegistry, AntRegistryOptions } from "../ants/ant-registry.ts";
 import { Dispatcher, type BuiltinAnt } from "../ants/dispatcher.ts";
 import { openStore } from "../store/open-store.ts";
 import { ColonyEventBus } from "../core/events.ts";
@@ -45,6 +45,11 @@ export interface EmbeddedOptions {
   asyncActions?: AsyncRuntimeOptions;
   /** DOCKER and KUBERNETES (the `docker:` and `kubernetes:` config); both connect on first use. */
   containers?: ContainerExecutorsOptions;
+  /**
+   * Load the MESSAGING, DOCKER and KUBERNETES executors' modules on their first task
+   * instead of at open (`colony run`: a quicker start; see executors/lazy-executor.ts).
+   */
+  lazyExecutors?: boolean;
 }
 
 export interface Embedded {
@@ -88,18 +93,34 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   );
   executors.register(createHttpExecutor());
   const log = options.engine?.log;
-  executors.register(createMessagingExecutor({ redisUrl: options.redisUrl, log }));
-  for (const e of createContainerExecutors({
-    dataDir,
-    store,
-    storeUrl: options.storeUrl,
-    killGraceMs: options.killGraceMs,
-    log,
-    ...options.containers,
-  }))
-    executors.register(e);
+  const messaging = async () =>
+    (await import("../executors/messaging/messaging-executor.ts")).createMessagingExecutor({
+      redisUrl: options.redisUrl,
+      log,
+    });
+  const container = async (method: "DOCKER" | "KUBERNETES") =>
+    (await import("./container-executors.ts")).createContainerExecutor(method, {
+      dataDir,
+      store,
+      storeUrl: options.storeUrl,
+      killGraceMs: options.killGraceMs,
+      log,
+      ...options.containers,
+    });
+  if (options.lazyExecutors) {
+    executors.register(lazyExecutor(["MESSAGING"], messaging));
+    executors.register(lazyExecutor(["DOCKER"], () => container("DOCKER")));
+    executors.register(lazyExecutor(["KUBERNETES"], () => container("KUBERNETES")));
+  } else {
+    executors.register(await messaging());
+    executors.register(await container("DOCKER"));
+    executors.register(await container("KUBERNETES"));
+  }
   for (const e of options.executors ?? []) executors.register(e);
-  const ants = options.ants ? new AntRegistry({ ...options.ants, log }) : undefined;
+  // Remote ants (the server): their module and its schemas load only then.
+  const ants = options.ants
+    ? new (await import("../ants/ant-registry.ts")).AntRegistry({ ...options.ants, log })
+    : undefined;
   const dispatcher = new Dispatcher({
     local: executors,
     builtin: {
