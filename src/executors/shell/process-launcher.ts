@@ -578,24 +578,29 @@ export function createNodeLauncher(): ProcessLauncher {
   };
 }
 
-const pythonChecked = new Map<string, boolean>();
+const pythonChecked = new Map<string, string | undefined>();
 
-/** Whether `python` starts and has posix_spawn (3.8 or later): checked once per path, ~20 ms. */
-function pythonRuns(python: string): boolean {
-  let ok = pythonChecked.get(python);
-  if (ok === undefined) {
+/**
+ * The interpreter behind `python` if it starts and has posix_spawn (3.8 or later), else
+ * undefined: checked once per path, ~20 ms. A version manager's shim on PATH (pyenv,
+ * asdf) is a script that costs ~100 ms per start; the spawner is then started with the
+ * interpreter the shim chose (`sys.executable`), not through the shim a second time.
+ */
+function pythonRuns(python: string): string | undefined {
+  if (!pythonChecked.has(python)) {
     const r = spawnSync(
       python,
-      [...SPAWNERS.python.flags, "-c", "import os, select, signal; os.POSIX_SPAWN_DUP2"],
-      {
-        stdio: "ignore",
-        timeout: 5000,
-      },
+      [
+        ...SPAWNERS.python.flags,
+        "-c",
+        "import os, select, signal, sys; os.POSIX_SPAWN_DUP2; print(sys.executable)",
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 },
     );
-    ok = r.status === 0;
-    pythonChecked.set(python, ok);
+    const executable = r.stdout?.trim() ?? "";
+    pythonChecked.set(python, r.status === 0 ? executable || python : undefined);
   }
-  return ok;
+  return pythonChecked.get(python);
 }
 
 /**
@@ -619,9 +624,9 @@ export function createLauncher(
   for (const kind of kinds) {
     const program = findProgram(SPAWNERS[kind].program, options.path);
     // auto only takes a python3 that runs (not a stub asking to install developer tools).
-    if (program && (choice !== "auto" || kind !== "python" || pythonRuns(program))) {
-      return createSpawnerLauncher(kind, program);
-    }
+    const usable =
+      program && choice === "auto" && kind === "python" ? pythonRuns(program) : program;
+    if (usable) return createSpawnerLauncher(kind, usable);
   }
   if (choice !== "auto") {
     throw new ColonyError(

@@ -201,6 +201,40 @@ describe("choosing a launcher", { skip: missing("python") || missing("perl") }, 
     assert.throws(() => kind(bin("none"), "python"), /COLONY_SPAWNER=python but no python3/);
     assert.throws(() => kind(bin("both"), "fork"), /must be python, perl, node or auto/);
   });
+
+  it("starts the spawner with the interpreter a version manager's shim chose, not the shim", async () => {
+    const dir = await tempRoot();
+    const python = findProgram("python3")!;
+    const shims = join(dir, "shims");
+    const calls = join(dir, "calls");
+    await mkdir(shims);
+    // What pyenv or asdf put on PATH: a script that picks an interpreter and execs it.
+    await writeFile(
+      join(shims, "python3"),
+      `#!/bin/sh\necho called >> '${calls}'\nexec '${python}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const launcher = createLauncher({ path: shims });
+    try {
+      assert.equal(launcher.kind, "python");
+      const out = join(dir, "unit", "stdout");
+      await launcher.spawn({
+        id: "shim0001",
+        cwd: dir,
+        outPath: out,
+        exitPath: join(dir, "unit", "exit"),
+        shell: "/bin/sh",
+        script: "echo ran",
+        env: {},
+      });
+      await launcher.onExit("shim0001");
+      assert.equal(readFileSync(out, "utf8"), "ran\n");
+      // The check went through the shim; the spawner started with what it chose.
+      assert.equal(readFileSync(calls, "utf8"), "called\n", "the shim ran once: the check");
+    } finally {
+      await launcher.close();
+    }
+  });
 });
 
 /** An executor and its launcher, closed together as a colony process would be at exit. */
