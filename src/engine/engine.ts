@@ -73,11 +73,11 @@ export class Engine {
   #timer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #pumping = false;
+  #pumpAgain = false;
   /** maxParallelTasks: the tasks the built-in ant runs at once. */
   readonly #localSlots: number;
   /** Jobs claimed whose runner has not started a task yet (see #pump). */
   #unlaunched = 0;
-  #pumpAgain = false;
   #stopping = false;
   #started = false;
   readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();

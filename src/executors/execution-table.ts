@@ -57,6 +57,15 @@ export function newTracked(id: string, unitDir: string): TrackedExecution {
   };
 }
 
+/** What FinishedRetention.settle() records a result in: every executor's entries have it. */
+interface Settled {
+  outPath: string;
+  done: PromiseWithResolvers<ExecutionResult>;
+  result?: ExecutionResult;
+  delivered: boolean;
+  waiters: number;
+}
+
 /** How many finished executions an executor keeps at most (see FinishedRetention). */
 export const MAX_FINISHED = 10_000;
 
@@ -88,7 +97,22 @@ export class FinishedRetention<E extends { readonly id: string; finishedAt?: num
     this.#timer.unref();
   }
 
-  /** Call once an entry has finished (its finishedAt set). */
+  /**
+   * Records an execution's result, once (false when it had one): waiters and output
+   * followers are woken and the entry is kept from now on (see finished()).
+   */
+  settle(e: E & Settled, result: ExecutionResult): boolean {
+    if (e.result) return false;
+    e.result = result;
+    e.finishedAt = Date.now();
+    e.delivered = e.waiters > 0;
+    e.done.resolve(result);
+    notifyDone(e.outPath);
+    this.finished(e);
+    return true;
+  }
+
+  /** Call once an entry has finished (its finishedAt set), when settle() did not. */
   finished(entry: E): void {
     this.#queue.push(entry);
     this.#trim(Date.now());
@@ -190,14 +214,8 @@ export class ExecutionTable<E extends TrackedExecution> {
 
   /** Records the result (once) and wakes waiters and output followers. */
   finish(e: E, result: ExecutionResult): boolean {
-    if (e.result) return false;
+    if (!this.#retention.settle(e, result)) return false;
     this.#running.delete(e.id);
-    e.result = result;
-    e.finishedAt = Date.now();
-    e.delivered = e.waiters > 0;
-    e.done.resolve(result);
-    notifyDone(e.outPath);
-    this.#retention.finished(e);
     return true;
   }
 

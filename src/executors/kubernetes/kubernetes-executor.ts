@@ -34,7 +34,7 @@ import {
   type Executor,
   type LogStreamRequest,
 } from "../../core/executor.ts";
-import { followFile, notifyDone } from "../../core/output-follow.ts";
+import { followFile } from "../../core/output-follow.ts";
 import { fileSize, readExitRecord, SkipBytes, writeExitRecord } from "../unit-files.ts";
 import {
   taskContainerOptions,
@@ -183,13 +183,7 @@ export function createKubernetesExecutor(
   }
 
   function finish(e: Execution, result: ExecutionResult): void {
-    if (e.result) return;
-    e.result = result;
-    e.finishedAt = Date.now();
-    e.delivered = e.waiters > 0;
-    e.done.resolve(result);
-    notifyDone(e.outPath);
-    retention.finished(e);
+    retention.settle(e, result);
   }
 
   async function removePod(e: Pick<Execution, "namespace" | "podName" | "secretName">, grace = 0) {

@@ -22,7 +22,7 @@ import {
   type Executor,
   type LogStreamRequest,
 } from "../../core/executor.ts";
-import { followFile, notifyDone } from "../../core/output-follow.ts";
+import { followFile } from "../../core/output-follow.ts";
 import {
   createLauncher,
   parseExitFile,
@@ -228,12 +228,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
   function finish(e: Execution, result: ExecutionResult): void {
     if (e.result) return;
     stopWatching(e);
-    e.result = result;
-    e.finishedAt = Date.now();
-    e.delivered = e.waiters > 0;
-    e.done.resolve(result);
-    notifyDone(e.outPath);
-    retention.finished(e);
+    retention.settle(e, result);
   }
 
   /** Follows an execution through its exit file and pid (no launcher to tell us). */
