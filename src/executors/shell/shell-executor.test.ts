@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink, unlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { spawn } from "node:child_process";
@@ -27,9 +27,13 @@ import {
   createLauncher,
   createNodeLauncher,
   createSpawnerLauncher,
+  createSpawnerPool,
   findProgram,
+  spawnerCount,
   type LauncherKind,
   type ProcessLauncher,
+  type SpawnerLauncher,
+  type Spawned,
   type SpawnSpec,
 } from "./process-launcher.ts";
 import { createShellExecutor, type ShellExecutorOptions } from "./shell-executor.ts";
@@ -125,6 +129,11 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
 function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
@@ -200,6 +209,24 @@ describe("choosing a launcher", { skip: missing("python") || missing("perl") }, 
     assert.equal(kind(bin("both"), "perl"), "perl");
     assert.throws(() => kind(bin("none"), "python"), /COLONY_SPAWNER=python but no python3/);
     assert.throws(() => kind(bin("both"), "fork"), /must be python, perl, node or auto/);
+  });
+
+  it("runs one spawner per CPU up to 4, or COLONY_SPAWNERS of them", async () => {
+    assert.equal(spawnerCount(undefined), Math.min(availableParallelism(), 4));
+    assert.equal(spawnerCount("3"), 3);
+    for (const bad of ["0", "-1", "1.5", "many"]) {
+      assert.throws(() => spawnerCount(bad), /COLONY_SPAWNERS must be a whole number from 1 to 64/);
+    }
+    const pool = createLauncher({ spawner: "python", spawners: 2 }) as SpawnerLauncher;
+    const single = createLauncher({ spawner: "python", spawners: 1 }) as SpawnerLauncher;
+    try {
+      assert.equal(pool.kind, "python");
+      assert.equal(pool.spawnerPids?.().length, 2);
+      assert.equal(single.spawnerPids, undefined);
+    } finally {
+      await pool.close();
+      await single.close();
+    }
   });
 
   it("starts the spawner with the interpreter a version manager's shim chose, not the shim", async () => {
@@ -644,6 +671,74 @@ for (const spawner of SPAWNER_KINDS) {
       } finally {
         await ex.close({ killRunning: true });
         await launcher.close();
+      }
+    });
+
+    it("a pool spreads starts over its spawners; kill, exit and ack reach the right one", async () => {
+      const { exitOf, spec } = await ackedSpawns(await tempRoot());
+      const pool = createSpawnerPool([
+        createSpawnerLauncher(spawner),
+        createSpawnerLauncher(spawner),
+      ]);
+      let started: Spawned[] = [];
+      try {
+        // Asked at once, before any has started: each spawner gets its share.
+        const ids = ["p0", "p1", "p2", "p3"];
+        started = await Promise.all(ids.map((id) => pool.spawn(spec(id, "sleep 2"))));
+        for (const s of started) startedPids.add(s.pid);
+        const spawners = pool.spawnerPids!();
+        assert.equal(new Set(spawners).size, 2);
+        const parents = started.map((s) => parentOf(s.pid));
+        assert.deepEqual(new Set(parents), new Set(spawners), `parents ${parents.join(", ")}`);
+        // The kill goes to the spawner of p3, whichever it is.
+        pool.kill("p3", "SIGTERM");
+        assert.deepEqual(await pool.onExit("p3"), { code: null, signal: "SIGTERM" });
+        for (const id of ["p0", "p1", "p2"]) pool.kill(id, "SIGKILL");
+        for (const id of ["p0", "p1", "p2"]) {
+          assert.deepEqual(await pool.onExit(id), { code: null, signal: "SIGKILL" });
+        }
+        for (const id of ["p0", "p1"]) pool.ack!(id);
+      } finally {
+        await pool.close();
+      }
+      // Acknowledged exits get no file, whichever spawner ran them; the others do at EOF.
+      assert.ok(await eventually(() => existsSync(exitOf("p3")) && existsSync(exitOf("p2")), 5000));
+      assert.equal(existsSync(exitOf("p0")) || existsSync(exitOf("p1")), false);
+      await assert.rejects(pool.spawn(spec("late", "true")), /launcher is closed/);
+      // Killed groups leave zombies that PID 1 reaps in its own time.
+      assert.ok(await eventually(() => !started.some((s) => groupAlive(s.pid)), 5000));
+    });
+
+    it("a pool's spawner that dies loses only its own tasks", async () => {
+      const { spec } = await ackedSpawns(await tempRoot());
+      const pool = createSpawnerPool([
+        createSpawnerLauncher(spawner),
+        createSpawnerLauncher(spawner),
+      ]);
+      try {
+        const [a, b] = await Promise.all([
+          pool.spawn(spec("a", "sleep 0.5; exit 6")),
+          pool.spawn(spec("b", "sleep 0.5; exit 7")),
+        ]);
+        startedPids.add(a!.pid).add(b!.pid);
+        const [first] = pool.spawnerPids!();
+        const [lost, kept] = parentOf(a!.pid) === first ? ["a", "b"] : ["b", "a"];
+        process.kill(first!, "SIGKILL");
+        await assert.rejects(
+          pool.onExit(lost),
+          (e: ColonyError) => e.code === "COLONY_LAUNCHER_LOST",
+        );
+        assert.equal((await pool.onExit(kept)).code, kept === "a" ? 6 : 7);
+        // The dead one starts again on its next spawn.
+        const next = await Promise.all(["c", "d"].map((id) => pool.spawn(spec(id, "exit 3"))));
+        for (const s of next) startedPids.add(s.pid);
+        assert.deepEqual((await pool.onExit("c")).code, 3);
+        assert.deepEqual((await pool.onExit("d")).code, 3);
+        // The orphan of the dead spawner ends by itself; PID 1 reaps it.
+        const pids = [a!.pid, b!.pid, ...next.map((s) => s.pid)];
+        assert.ok(await eventually(() => !pids.some(groupAlive), 5000), "a task outlived the test");
+      } finally {
+        await pool.close();
       }
     });
 

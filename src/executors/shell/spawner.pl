@@ -239,6 +239,7 @@ while (!$eof || $running > 0) {
             my $line = substr($in_buf, 0, $nl + 1, '');
             chop $line;
             handle_line($line);
+            flush_replies();    # a reply does not wait for the rest of the chunk's spawns
         }
     }
     reap();

@@ -350,6 +350,7 @@ def main():
                 *lines, in_buf = in_buf.split(b"\n")
                 for line in lines:
                     handle_line(line)
+                    flush_replies()  # a reply does not wait for the rest of the chunk's spawns
         reap()
         flush_replies()
         if unacked:
