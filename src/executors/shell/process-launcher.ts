@@ -512,11 +512,10 @@ export function createSpawnerPool(launchers: readonly SpawnerLauncher[]): Spawne
       const owner = owners.get(id);
       if (!owner) return first.onExit(id); // unknown: rejects as it would with one spawner
       const exit = owner.launcher.onExit(id);
-      // A process nobody will ack is forgotten once it ended (and the caller was told).
-      if (!owner.ack) {
-        const forget = () => void (owners.get(id) === owner && owners.delete(id));
-        exit.then(forget, forget);
-      }
+      // Forgotten once the caller was told of its end, unless an ack is still to come
+      // (a spawner that died takes no ack: its process is forgotten then too).
+      const forget = () => void (owners.get(id) === owner && owners.delete(id));
+      exit.then(owner.ack ? undefined : forget, forget);
       return exit;
     },
     async close() {
