@@ -349,4 +349,23 @@ describe("a task waiting for an ant holds no task slot", () => {
     await s.server.runtime.engine.cancel(waiting.id);
     assert.equal((await s.finished(waiting.id)).job.state, "CANCELLED");
   });
+
+  it("tasks no connected ant serves do not stop the server from claiming its own jobs", async () => {
+    // With max_parallel_tasks 1 the engine looks ahead two tasks: two waiting tasks used
+    // to take that whole look-ahead, and nothing else was claimed until one timed out.
+    const gpu = "job_type: gpu\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n";
+    const waiting = [];
+    for (let i = 0; i < 3; i++) waiting.push(await s.submit(gpu));
+    await waitUntil("two tasks wait", async () => (await s.ants()).waiting.length >= 2);
+    const shell = await s.submit('job_type: here\ntasks:\n- task_type: t\n  script: ["true"]\n');
+    const done = await Promise.race([
+      s.finished(shell.id).then((f) => f.job.state),
+      new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
+    ]);
+    assert.equal(done, "COMPLETED");
+    // Nothing serves them, so they do not hold the look-ahead: all three were claimed.
+    assert.equal((await s.ants()).waiting.length, 3);
+    for (const job of waiting) await s.server.runtime.engine.cancel(job.id);
+    for (const job of waiting) assert.equal((await s.finished(job.id)).job.state, "CANCELLED");
+  });
 });

@@ -159,6 +159,37 @@ describe("dispatcher routing", () => {
     assert.equal(dispatcher.waiting().length, 0);
   });
 
+  it("counts as back-pressure only the waiting tasks some ant serves", async () => {
+    const { ants, dispatcher } = setup();
+    const task = (tag: string) => taskDefinition(tag, { method: "WEBSOCKET", tags: [tag] });
+    const abort = new AbortController();
+    const wait = (tag: string) => dispatcher.executorFor(task(tag), execution(), abort.signal);
+    void wait("gpu"); // no ant serves gpu
+    assert.equal(dispatcher.waitingCount, 0);
+    const js = ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
+    await js.start({
+      executionId: "busy",
+      method: "WEBSOCKET",
+      task: task("js"),
+      env: {},
+      variables: {},
+      unitDir: "/tmp/none",
+    });
+    void wait("js"); // served, but the ant is full (max_capacity 1)
+    assert.deepEqual([dispatcher.waiting().length, dispatcher.waitingCount], [2, 1]);
+    // A gpu ant connects and is busy at once: now both wait for an ant that is there.
+    const gpuLink = link();
+    const gpu = ants.register({ ant_id: "gpu", tags: ["gpu"], methods: ["WEBSOCKET"] }, gpuLink);
+    assert.equal(dispatcher.waiting().length, 1, "the gpu task went to the new ant");
+    void wait("gpu");
+    assert.equal(dispatcher.waitingCount, 2);
+    ants.disconnect(gpu, gpuLink, "test");
+    assert.equal(dispatcher.waitingCount, 1, "gone again: the gpu task is not back-pressure");
+    abort.abort();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(dispatcher.waitingCount, 0);
+  });
+
   it("fails a task that waited its whole timeout with COLONY_NO_ANT, saying why", async () => {
     const { ants, dispatcher } = setup();
     ants.register({ ant_id: "py", tags: ["python"], methods: ["WEBSOCKET"] }, link());

@@ -58,6 +58,8 @@ export interface DispatcherOptions {
 interface Waiter {
   task: TaskDefinition;
   executionId: string;
+  /** Some ant (with room or not) serves it: it counts in waitingCount. */
+  served: boolean;
   since: number;
   resolve(executor: Executor | undefined): void;
   reject(error: Error): void;
@@ -109,6 +111,8 @@ export class Dispatcher implements TaskDispatcher {
   /** Executions the built-in ant runs now (its load). */
   readonly #localRunning = new Set<string>();
   #waiters: Waiter[] = [];
+  /** Waiters some ant serves (waitingCount). */
+  #busyWaiting = 0;
   #closed = false;
   readonly #detach: Array<() => void> = [];
 
@@ -120,9 +124,15 @@ export class Dispatcher implements TaskDispatcher {
     this.#builtinTags = new Set(options.builtin.tags);
     this.#builtinCapacity = options.builtin.capacity ?? Infinity;
     if (this.#ants) {
+      const ants = this.#ants;
       const serve = (ant: RemoteAntExecutor) => this.#serve(ant);
-      this.#ants.on("changed", serve);
-      this.#detach.push(() => this.#ants?.off("changed", serve));
+      ants.on("changed", serve);
+      const recount = () => this.#recount();
+      ants.on("connected", recount).on("disconnected", recount).on("gone", recount);
+      this.#detach.push(() => {
+        ants.off("changed", serve);
+        ants.off("connected", recount).off("disconnected", recount).off("gone", recount);
+      });
     }
   }
 
@@ -140,9 +150,29 @@ export class Dispatcher implements TaskDispatcher {
     if (this.#localRunning.delete(executionId)) this.#serveBuiltin();
   }
 
-  /** Tasks waiting for an ant with room now. */
+  /**
+   * Tasks waiting for an ant that is there but at its capacity (back-pressure: the engine
+   * claims no further work for them). Tasks that no ant here serves at all do not count:
+   * they would otherwise take the engine's look-ahead and stop it from claiming the work
+   * it can run. Kept as waiters come and go; counted again when an ant connects or leaves.
+   */
   get waitingCount(): number {
-    return this.#waiters.length;
+    return this.#busyWaiting;
+  }
+
+  /** An ant connected or left: which waiting tasks some ant serves may have changed. */
+  #recount(): void {
+    let n = 0;
+    for (const w of this.#waiters) if ((w.served = this.#anyServes(w.task))) n++;
+    this.#busyWaiting = n;
+  }
+
+  /** Whether the built-in ant or a connected one serves `task` (room or not). */
+  #anyServes(task: TaskDefinition): boolean {
+    if (this.#builtinFor(task)) return true;
+    if (!this.#ants) return false;
+    for (const ant of this.#ants.each()) if (ant.serves(task.method, task.tags)) return true;
+    return false;
   }
 
   /** Tasks the built-in ant runs now. */
@@ -240,6 +270,7 @@ export class Dispatcher implements TaskDispatcher {
       const waiter: Waiter = {
         task,
         executionId: execution.id,
+        served: qualifying,
         since: Date.now(),
         resolve,
         reject,
@@ -263,6 +294,7 @@ export class Dispatcher implements TaskDispatcher {
         }, timeout);
       }
       this.#waiters.push(waiter);
+      if (qualifying) this.#busyWaiting++;
       // Waiting for a busy ant is ordinary back-pressure; no qualifying ant at all is worth a line.
       if (!qualifying) {
         this.#log(
@@ -274,7 +306,9 @@ export class Dispatcher implements TaskDispatcher {
 
   #remove(waiter: Waiter): void {
     waiter.cleanup();
+    const before = this.#waiters.length;
     this.#waiters = this.#waiters.filter((w) => w !== waiter);
+    if (this.#waiters.length < before && waiter.served) this.#busyWaiting--;
   }
 
   /**
@@ -290,6 +324,7 @@ export class Dispatcher implements TaskDispatcher {
         continue;
       }
       this.#waiters.splice(i, 1);
+      if (waiter.served) this.#busyWaiting--;
       waiter.cleanup();
       ant.reserve();
       waiter.resolve(ant);
@@ -307,6 +342,7 @@ export class Dispatcher implements TaskDispatcher {
         continue;
       }
       this.#waiters.splice(i, 1);
+      if (waiter.served) this.#busyWaiting--;
       waiter.cleanup();
       this.#localRunning.add(waiter.executionId);
       waiter.resolve(local);
@@ -346,6 +382,7 @@ export class Dispatcher implements TaskDispatcher {
     for (const detach of this.#detach.splice(0)) detach();
     const waiters = this.#waiters;
     this.#waiters = [];
+    this.#busyWaiting = 0;
     for (const w of waiters) {
       w.cleanup();
       w.reject(closedError());

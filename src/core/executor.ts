@@ -119,7 +119,10 @@ export interface TaskDispatcher {
   ): Executor | undefined | Promise<Executor | undefined>;
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
-  /** Tasks waiting for an executor (an ant with room) now. */
+  /**
+   * Tasks waiting for an executor that is there but busy (an ant at its capacity) now;
+   * tasks nothing here can serve do not count (the engine's claims follow this).
+   */
   readonly waitingCount?: number;
 }
 

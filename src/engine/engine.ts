@@ -334,9 +334,9 @@ export class Engine {
     for (;;) {
       const slots = this.#ctx.slots;
       // Claim only what the task slots can take soon: the slots' limit again as a
-      // look-ahead, less the tasks holding or awaiting a slot or an ant and the jobs
-      // claimed whose first task has not asked for one yet. The rest stays PENDING for
-      // other engines.
+      // look-ahead, less the tasks holding or awaiting a slot or a busy ant (not those no
+      // ant serves: see TaskDispatcher.waitingCount) and the jobs claimed whose first
+      // task has not asked for one yet. The rest stays PENDING for other engines.
       const waitingForAnt = this.#ctx.dispatch?.waitingCount ?? 0;
       const room = Math.min(
         this.#opts.maxParallelJobs - this.#runners.size,
