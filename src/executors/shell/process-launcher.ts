@@ -525,9 +525,10 @@ export function createSpawnerPool(launchers: readonly SpawnerLauncher[]): Spawne
 }
 
 /**
- * How many spawners a launcher runs: COLONY_SPAWNERS, else one per CPU up to 4 (a task
- * start keeps a spawner busy for well under a millisecond; more than a few only add idle
- * processes).
+ * How many spawners a launcher runs: COLONY_SPAWNERS, else one per CPU up to 4. A start
+ * keeps a spawner busy for 0.2-1.5 ms (more where new files are dear), so a few keep up
+ * with hundreds of starts a second; more would only add idle processes. Spawners start
+ * on first use: work that never starts two tasks at once only ever starts one.
  */
 export function spawnerCount(value: string | undefined = process.env["COLONY_SPAWNERS"]): number {
   if (value === undefined || value === "") return Math.min(availableParallelism(), 4);
