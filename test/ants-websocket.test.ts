@@ -104,6 +104,7 @@ describe("remote ants over WebSocket (TLS server)", () => {
         "job_type: gpu-job\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n  timeout: 1s\n",
       );
       await waitUntil("the task waits", async () => (await s.ants()).waiting.length === 1);
+      assert.equal((await s.ants()).waiting[0]!.reason, "no_ant");
       const { job: done, tasks } = await s.finished(job.id);
       assert.equal(done.state, "FAILED");
       assert.equal(tasks[0]!.errorCode, "COLONY_NO_ANT");
@@ -205,6 +206,7 @@ describe("remote ants over WebSocket (TLS server)", () => {
     const fromB = [await b.next()];
     await waitUntil("one task waits", async () => (await s.ants()).waiting.length === 1);
     const view = await s.ants();
+    assert.equal(view.waiting[0]!.reason, "busy", "both cap ants serve it; both are full");
     assert.deepEqual(
       view.items.filter((x) => x.ant_id.startsWith("cap-")).map((x) => [x.ant_id, x.load]),
       [
@@ -364,7 +366,21 @@ describe("a task waiting for an ant holds no task slot", () => {
     ]);
     assert.equal(done, "COMPLETED");
     // Nothing serves them, so they do not hold the look-ahead: all three were claimed.
-    assert.equal((await s.ants()).waiting.length, 3);
+    const view = await s.ants();
+    assert.deepEqual(
+      view.waiting.map((w) => w.reason),
+      ["no_ant", "no_ant", "no_ant"],
+    );
+    const r = await runCli(["ants", "list", "--server", s.url, "--token", s.adminToken], {
+      env: { NO_COLOR: "1" },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^3 task\(s\) waiting for an ant:$/m);
+    assert.match(r.stdout, /^UNIT\s+TASK\s+METHOD\s+TAGS\s+SINCE\s+WHY$/m);
+    assert.match(
+      r.stdout,
+      /^\w{8}\s+train\s+WEBSOCKET\s+gpu\s+\S.*\s+no connected ant serves it$/m,
+    );
     for (const job of waiting) await s.server.runtime.engine.cancel(job.id);
     for (const job of waiting) assert.equal((await s.finished(job.id)).job.state, "CANCELLED");
   });

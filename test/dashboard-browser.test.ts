@@ -327,7 +327,28 @@ tasks:
     const row = page.locator('tr[data-ant="gpu-ant-1"]');
     await row.waitFor();
     assert.match((await row.textContent()) ?? "", /gpu.*linux.*SHELL.*0 \/ 4.*connected/);
+    // A task for a tag no ant has waits, and the page says why.
+    assert.equal(
+      (
+        await saveYaml(
+          "job_type: tpu\ntasks:\n- task_type: fit\n  method: WEBSOCKET\n  tags: [tpu]\n",
+        )
+      ).status,
+      201,
+    );
+    const tpu = await api<{ id: number }>("/api/job-requests", { job_type: "tpu" });
+    const waitingRow = page.locator('[data-testid="waiting"] tbody tr', { hasText: "fit" });
+    await waitingRow.waitFor();
+    assert.match(
+      (await waitingRow.textContent()) ?? "",
+      /WEBSOCKET.*tpu.*no connected ant serves it/,
+    );
     await shot("ants");
+    await http(`${server.url}/api/job-requests/${tpu.id}/cancel`, {
+      method: "POST",
+      headers: { authorization: token },
+    });
+    await waitingRow.waitFor({ state: "detached" });
     socket.close();
     // A plain worker that leaves is gone at once (an agent would be kept a while, disconnected).
     await until(

@@ -177,6 +177,13 @@ describe("dispatcher routing", () => {
     });
     void wait("js"); // served, but the ant is full (max_capacity 1)
     assert.deepEqual([dispatcher.waiting().length, dispatcher.waitingCount], [2, 1]);
+    assert.deepEqual(
+      dispatcher.waiting().map((w) => [w.taskType, w.reason]),
+      [
+        ["gpu", "no_ant"],
+        ["js", "busy"],
+      ],
+    );
     // A gpu ant connects and is busy at once: now both wait for an ant that is there.
     const gpuLink = link();
     const gpu = ants.register({ ant_id: "gpu", tags: ["gpu"], methods: ["WEBSOCKET"] }, gpuLink);

@@ -73,6 +73,8 @@ export interface WaitingTask {
   method: Method;
   tags: string[];
   since: Date;
+  /** `busy`: every ant that serves it is at its capacity; `no_ant`: no connected ant serves it. */
+  reason: "busy" | "no_ant";
 }
 
 function lostExecutor(method: Method): Executor {
@@ -194,6 +196,7 @@ export class Dispatcher implements TaskDispatcher {
       method: w.task.method,
       tags: [...w.task.tags],
       since: new Date(w.since),
+      reason: w.served ? "busy" : "no_ant",
     }));
   }
 

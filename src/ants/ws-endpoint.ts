@@ -63,12 +63,18 @@ export const WaitingTaskSchema = Type.Object({
   method: Type.String(),
   tags: Type.Array(Type.String()),
   since: Timestamp,
+  reason: Type.Union([Type.Literal("busy"), Type.Literal("no_ant")], {
+    description:
+      "busy: every ant that serves the task is at its max_capacity (it waits its turn); " +
+      "no_ant: no connected ant serves its method and tags (start one, or check the tags)",
+  }),
 });
 
 export const AntListSchema = Type.Object({
   items: Type.Array(AntViewSchema),
   waiting: Type.Array(WaitingTaskSchema, {
-    description: "Tasks waiting for a qualifying ant with room, oldest first",
+    description:
+      "Tasks waiting for an ant, oldest first: for room on one that serves them, or for one that does",
   }),
 });
 export type AntListView = Static<typeof AntListSchema>;
@@ -115,6 +121,7 @@ export function antList(dispatcher: Dispatcher, ants: AntRegistry | undefined): 
       method: w.method,
       tags: w.tags,
       since: w.since.toISOString(),
+      reason: w.reason,
     })),
   };
 }
@@ -181,7 +188,7 @@ function antMetrics(deps: ServerDeps, ants: AntRegistry, dispatcher: Dispatcher)
   });
   m.gauge({
     name: "colony_ant_tasks_waiting",
-    help: "Tasks waiting for a qualifying ant with room",
+    help: "Tasks waiting for an ant (room on one that serves them, or one that does)",
     collect() {
       this.set(dispatcher.waiting().length);
     },

@@ -75,8 +75,9 @@ async function list(argv: string[], io: CliIo): Promise<number> {
             w.method,
             w.tags.join(",") || "-",
             ago(w.since),
+            w.reason === "no_ant" ? "no connected ant serves it" : "every ant for it is full",
           ]),
-          ["UNIT", "TASK", "METHOD", "TAGS", "SINCE"],
+          ["UNIT", "TASK", "METHOD", "TAGS", "SINCE", "WHY"],
         ) + "\n",
       );
     }

@@ -27,7 +27,10 @@ export interface AntTestServer {
   submit(yaml: string, params?: Record<string, unknown>): Promise<JobRequest>;
   finished(id: number): Promise<{ job: JobRequest; tasks: TaskExecution[] }>;
   token(role: "reader" | "writer" | "admin" | "ant", name: string): Promise<string>;
-  ants(): Promise<{ items: { ant_id: string; load: number; state: string }[]; waiting: unknown[] }>;
+  ants(): Promise<{
+    items: { ant_id: string; load: number; state: string }[];
+    waiting: { execution_id: string; reason: "busy" | "no_ant" }[];
+  }>;
   close(): Promise<void>;
 }
 

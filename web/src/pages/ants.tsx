@@ -1,4 +1,7 @@
-/** Ants: the workers connected to this server, live (ant:* events). */
+/**
+ * Ants: the workers connected to this server and the tasks waiting for one, live (ant:*
+ * events; task:state too, as a task starts or stops waiting without any ant event).
+ */
 import type { JSX } from "preact";
 import { call } from "../api.ts";
 import { Empty, ErrorBox, Loading, Unavailable, useTicker } from "../components/common.tsx";
@@ -10,7 +13,7 @@ import { itemsOf, list, num, pick, text, type Row } from "../resource.ts";
 export function AntsPage(): JSX.Element {
   const ants = useLoad((signal) => call<unknown>("/api/ants", { signal }), "ants");
   const reload = useThrottle(ants.reload, 500);
-  useLive(["ant"], reload, ants.reload);
+  useLive(["ant", "task:state"], reload, ants.reload);
   const now = useTicker(true, 5000);
   if (routeMissing(ants.error)) {
     return (
@@ -123,6 +126,7 @@ export function AntsPage(): JSX.Element {
                   <th scope="col">Method</th>
                   <th scope="col">Tags</th>
                   <th scope="col">Since</th>
+                  <th scope="col">Why</th>
                 </tr>
               </thead>
               <tbody>
@@ -134,6 +138,11 @@ export function AntsPage(): JSX.Element {
                     <td>{text(w, "method")}</td>
                     <td>{list(w, "tags").join(", ")}</td>
                     <td>{ago(text(w, "since") || undefined, now)}</td>
+                    <td>
+                      {text(w, "reason") === "no_ant"
+                        ? "no connected ant serves it"
+                        : "every ant for it is full"}
+                    </td>
                   </tr>
                 ))}
               </tbody>
