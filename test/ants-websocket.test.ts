@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { runCli } from "./support/cli.ts";
+import { http } from "./support/server-harness.ts";
 import {
   join,
   RawAnt,
@@ -381,6 +382,10 @@ describe("a task waiting for an ant holds no task slot", () => {
       r.stdout,
       /^\w{8}\s+train\s+WEBSOCKET\s+gpu\s+\S.*\s+no connected ant serves it$/m,
     );
+    // And /metrics has them by reason, for an alert on tasks no ant will ever take.
+    const metrics = await http(`${s.url}/metrics`, { headers: { authorization: s.adminToken } });
+    assert.match(metrics.text, /^colony_ant_tasks_waiting\{reason="no_ant"\} 3$/m);
+    assert.match(metrics.text, /^colony_ant_tasks_waiting\{reason="busy"\} 0$/m);
     for (const job of waiting) await s.server.runtime.engine.cancel(job.id);
     for (const job of waiting) assert.equal((await s.finished(job.id)).job.state, "CANCELLED");
   });

@@ -188,9 +188,15 @@ function antMetrics(deps: ServerDeps, ants: AntRegistry, dispatcher: Dispatcher)
   });
   m.gauge({
     name: "colony_ant_tasks_waiting",
-    help: "Tasks waiting for an ant (room on one that serves them, or one that does)",
+    help:
+      "Tasks waiting for an ant, by reason: busy (every ant that serves them is full) " +
+      "or no_ant (no connected ant serves them)",
+    labelNames: ["reason"] as const,
     collect() {
-      this.set(dispatcher.waiting().length);
+      const waiting = dispatcher.waiting();
+      const noAnt = waiting.filter((w) => w.reason === "no_ant").length;
+      this.set({ reason: "busy" }, waiting.length - noAnt);
+      this.set({ reason: "no_ant" }, noAnt);
     },
   });
   return {
