@@ -308,10 +308,17 @@ export class Dispatcher implements TaskDispatcher {
   }
 
   #remove(waiter: Waiter): void {
+    const i = this.#waiters.indexOf(waiter);
+    if (i >= 0) this.#takeAt(i);
+    else waiter.cleanup();
+  }
+
+  /** Takes the waiter at `i` out of the queue (and out of waitingCount). */
+  #takeAt(i: number): Waiter {
+    const waiter = this.#waiters.splice(i, 1)[0]!;
+    if (waiter.served) this.#busyWaiting--;
     waiter.cleanup();
-    const before = this.#waiters.length;
-    this.#waiters = this.#waiters.filter((w) => w !== waiter);
-    if (this.#waiters.length < before && waiter.served) this.#busyWaiting--;
+    return waiter;
   }
 
   /**
@@ -326,9 +333,7 @@ export class Dispatcher implements TaskDispatcher {
         i++;
         continue;
       }
-      this.#waiters.splice(i, 1);
-      if (waiter.served) this.#busyWaiting--;
-      waiter.cleanup();
+      this.#takeAt(i);
       ant.reserve();
       waiter.resolve(ant);
     }
@@ -344,9 +349,7 @@ export class Dispatcher implements TaskDispatcher {
         i++;
         continue;
       }
-      this.#waiters.splice(i, 1);
-      if (waiter.served) this.#busyWaiting--;
-      waiter.cleanup();
+      this.#takeAt(i);
       this.#localRunning.add(waiter.executionId);
       waiter.resolve(local);
     }

@@ -23,6 +23,9 @@ import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
 import { Semaphore } from "./semaphore.ts";
 
+/** Tasks the built-in ant runs at once when nothing says otherwise. */
+export const DEFAULT_MAX_PARALLEL_TASKS = 16;
+
 export interface EngineOptions {
   store: Store;
   executors: ExecutorRegistry;
@@ -84,7 +87,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.#opts = { leaseMs: 30_000, pollMs: 500, maxParallelJobs: 1000, claim: true, ...options };
-    this.#localSlots = options.maxParallelTasks ?? 16;
+    this.#localSlots = options.maxParallelTasks ?? DEFAULT_MAX_PARALLEL_TASKS;
     this.store = options.store;
     this.events = options.events ?? new ColonyEventBus();
     this.owner = options.owner ?? newOwnerId();

@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { ExecutorRegistry, type Executor } from "../core/executor.ts";
 import { loadOrCreateKey } from "../core/secrets.ts";
-import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { DEFAULT_MAX_PARALLEL_TASKS, Engine, type EngineOptions } from "../engine/engine.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
 import { lazyExecutor } from "../executors/lazy-executor.ts";
@@ -127,7 +127,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
       id: options.ants?.id ?? "builtin",
       tags: options.ants?.tags ?? [],
       ...(options.ants?.methods ? { methods: options.ants.methods } : {}),
-      capacity: options.maxParallelTasks ?? 16,
+      capacity: options.maxParallelTasks ?? DEFAULT_MAX_PARALLEL_TASKS,
     },
     ...(ants ? { ants } : {}),
     ...(log ? { log } : {}),
