@@ -314,11 +314,10 @@ export class Dispatcher implements TaskDispatcher {
   }
 
   /** Takes the waiter at `i` out of the queue (and out of waitingCount). */
-  #takeAt(i: number): Waiter {
+  #takeAt(i: number): void {
     const waiter = this.#waiters.splice(i, 1)[0]!;
     if (waiter.served) this.#busyWaiting--;
     waiter.cleanup();
-    return waiter;
   }
 
   /**
