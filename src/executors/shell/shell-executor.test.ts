@@ -114,13 +114,18 @@ function makeLauncher(kind: LauncherKind): ProcessLauncher {
   return kind === "node" ? createNodeLauncher() : createSpawnerLauncher(kind);
 }
 
+/** The fields of /proc/<pid>/stat after "pid (comm)": state, ppid, ... */
+function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, "latin1");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const fields = statFields(name);
       if (Number(fields[1]) === pid && fields[0] !== "Z") out.push(Number(name));
     } catch {
       // gone meanwhile
@@ -130,8 +135,7 @@ function childrenOf(pid: number): number[] {
 }
 
 function parentOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  return Number(statFields(pid)[1]);
 }
 
 function groupAlive(pgid: number): boolean {
