@@ -353,9 +353,10 @@ describe("a task waiting for an ant holds no task slot", () => {
     assert.equal((await s.finished(waiting.id)).job.state, "CANCELLED");
   });
 
-  it("tasks no connected ant serves do not stop the server from claiming its own jobs", async () => {
+  it("jobs no connected ant serves are left PENDING and do not stop the server from claiming its own", async () => {
     // With max_parallel_tasks 1 the engine looks ahead two tasks: two waiting tasks used
     // to take that whole look-ahead, and nothing else was claimed until one timed out.
+    // Now such jobs go back to PENDING (test/ants-deferral.test.ts) and hold nothing.
     const gpu = "job_type: gpu\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n";
     const waiting = [];
     for (let i = 0; i < 3; i++) waiting.push(await s.submit(gpu));
@@ -366,21 +367,31 @@ describe("a task waiting for an ant holds no task slot", () => {
       new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
     ]);
     assert.equal(done, "COMPLETED");
-    // Nothing serves them, so they do not hold the look-ahead: all three were claimed.
+    // Nothing serves them: all three were claimed and handed back, and are listed.
     const view = await s.ants();
     assert.deepEqual(
-      view.waiting.map((w) => w.reason),
-      ["no_ant", "no_ant", "no_ant"],
+      view.waiting.map((w) => [w.job_request_id, w.execution_id, w.reason]),
+      waiting.map((j) => [j.id, null, "no_ant"]),
     );
+    for (const job of waiting) {
+      const j = await http(`${s.url}/api/job-requests/${job.id}`, {
+        headers: { authorization: s.adminToken },
+      });
+      assert.equal(j.json<{ state: string }>().state, "PENDING");
+      assert.match(j.text, /COLONY_NO_ANT/);
+    }
     const r = await runCli(["ants", "list", "--server", s.url, "--token", s.adminToken], {
       env: { NO_COLOR: "1" },
     });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^3 task\(s\) waiting for an ant:$/m);
-    assert.match(r.stdout, /^UNIT\s+TASK\s+METHOD\s+TAGS\s+SINCE\s+WHY$/m);
+    assert.match(r.stdout, /^JOB\s+UNIT\s+TASK\s+METHOD\s+TAGS\s+SINCE\s+WHY$/m);
     assert.match(
       r.stdout,
-      /^\w{8}\s+train\s+WEBSOCKET\s+gpu\s+\S.*\s+no connected ant serves it$/m,
+      new RegExp(
+        `^${waiting[0]!.id}\\s+-\\s+train\\s+WEBSOCKET\\s+gpu\\s+\\S.*\\s+no connected ant serves it \\(job left PENDING\\)$`,
+        "m",
+      ),
     );
     // And /metrics has them by reason, for an alert on tasks no ant will ever take.
     const metrics = await http(`${s.url}/metrics`, { headers: { authorization: s.adminToken } });

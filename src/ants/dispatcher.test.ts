@@ -225,4 +225,51 @@ describe("dispatcher routing", () => {
       undefined,
     );
   });
+
+  it("defers a job whose first task no ant serves: 1 s, doubling up to 30 s, none once one does", () => {
+    const { ants, dispatcher } = setup();
+    const gpu = taskDefinition("train", { method: "WEBSOCKET", tags: ["gpu"] });
+    const delays = [];
+    for (let i = 0; i < 7; i++) {
+      const d = dispatcher.deferral(7, gpu)!;
+      assert.equal(d.errorCode, "COLONY_NO_ANT");
+      delays.push(d.delayMs);
+    }
+    assert.deepEqual(delays, [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+    assert.match(dispatcher.deferral(7, gpu)!.errorMessage, /tried 8 time\(s\).*tags gpu/);
+    assert.deepEqual(
+      dispatcher.waiting().map((w) => [w.jobRequestId, w.executionId, w.reason]),
+      [[7, undefined, "no_ant"]],
+    );
+    assert.equal(
+      dispatcher.deferral(8, taskDefinition("t")),
+      undefined,
+      "the built-in ant serves it",
+    );
+    const ant = ants.register({ ant_id: "g", tags: ["gpu"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(dispatcher.deferral(7, gpu), undefined, "an ant serves it now");
+    assert.equal(dispatcher.executorFor(gpu, { ...execution(), jobRequestId: 7 }, signal), ant);
+    assert.deepEqual(dispatcher.waiting(), [], "started: no longer listed");
+  });
+
+  it("a deferred task's timeout counts from its first deferral", async () => {
+    const { dispatcher } = setup();
+    const gpu = taskDefinition("train", { method: "WEBSOCKET", tags: ["gpu"], timeoutMs: 60 });
+    assert.ok(dispatcher.deferral(9, gpu)!.delayMs <= 60, "never past the timeout");
+    await new Promise((r) => setTimeout(r, 70));
+    assert.equal(dispatcher.deferral(9, gpu), undefined, "its time is up: it starts");
+    const started = Date.now();
+    await assert.rejects(
+      dispatcher.executorFor(gpu, { ...execution(), jobRequestId: 9 }, signal) as Promise<unknown>,
+      /COLONY_NO_ANT|no ant took task train within its timeout/,
+    );
+    assert.ok(Date.now() - started < 50, "at once, not after another timeout");
+  });
+
+  it("defers nothing without remote ants (colony run)", () => {
+    const local = new ExecutorRegistry().register(fakeShell());
+    const dispatcher = new Dispatcher({ local, builtin: { id: "b", tags: [] } });
+    const gpu = taskDefinition("train", { method: "WEBSOCKET", tags: ["gpu"] });
+    assert.equal(dispatcher.deferral(1, gpu), undefined);
+  });
 });

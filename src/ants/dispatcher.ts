@@ -12,6 +12,10 @@
  * - When none qualifies with room, the task waits (still READY) until one does, up to
  *   the task's timeout, then fails with COLONY_NO_ANT saying which ants are connected;
  *   a cancel or job timeout ends the wait at once.
+ * - A job whose first task no ant here serves at all is not started: the engine hands it
+ *   back to the store (PENDING, due again after a back-off up to 30 s, sooner when an ant
+ *   connects; `deferral`), so such jobs take no memory or claims here and a server that
+ *   has the ant may run them. Its task's timeout counts from the first deferral.
  * - Without remote ants (`colony run`), tags are not routing constraints: every task
  *   runs here if an executor serves its method, as before.
  *
@@ -22,6 +26,7 @@ import { ColonyError, ExecutorError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
   UNKNOWN_EXECUTION,
+  type Deferral,
   type ExecutionResult,
   type Executor,
   type ExecutorRegistry,
@@ -36,6 +41,13 @@ import { isAntHandle } from "./ant-handle.ts";
 import type { RemoteAntExecutor } from "./remote-ant-executor.ts";
 
 export const NO_ANT = "COLONY_NO_ANT";
+
+/** The longest a job waits for its next try when no ant serves its first task (formicary: 30 s). */
+export const MAX_DEFER_MS = 30_000;
+/** The first wait; each deferral of the same job doubles it up to MAX_DEFER_MS. */
+const FIRST_DEFER_MS = 1000;
+/** A deferral not followed up this long after it was due is forgotten (another server took the job). */
+const DEFERRAL_KEPT_MS = 60_000;
 
 export interface BuiltinAnt {
   /** How the built-in ant is listed (GET /api/ants), e.g. `<node id>/builtin`. */
@@ -57,6 +69,7 @@ export interface DispatcherOptions {
 
 interface Waiter {
   task: TaskDefinition;
+  jobRequestId: number;
   executionId: string;
   /** Some ant (with room or not) serves it: it counts in waitingCount. */
   served: boolean;
@@ -66,9 +79,22 @@ interface Waiter {
   cleanup(): void;
 }
 
+/** A job this server handed back because no ant serves its first task. */
+interface Deferred {
+  jobRequestId: number;
+  task: TaskDefinition;
+  /** First deferral (ms): the task's timeout counts from here. */
+  since: number;
+  count: number;
+  /** When it is due again. */
+  until: number;
+}
+
 /** What GET /api/ants says about a task waiting for an ant. */
 export interface WaitingTask {
-  executionId: string;
+  jobRequestId: number;
+  /** Absent for a job left PENDING (deferred): its task is not created yet. */
+  executionId?: string;
   taskType: string;
   method: Method;
   tags: string[];
@@ -113,6 +139,8 @@ export class Dispatcher implements TaskDispatcher {
   /** Executions the built-in ant runs now (its load). */
   readonly #localRunning = new Set<string>();
   #waiters: Waiter[] = [];
+  /** Jobs handed back for want of an ant, by id (see deferral). */
+  readonly #deferred = new Map<number, Deferred>();
   /** Waiters some ant serves (waitingCount). */
   #busyWaiting = 0;
   #closed = false;
@@ -138,13 +166,58 @@ export class Dispatcher implements TaskDispatcher {
     }
   }
 
-  /** Counts the built-in ant's load from the engine's task events. */
+  /** Counts the built-in ant's load from the engine's task events; forgets ended deferred jobs. */
   observe(events: ColonyEventBus): void {
     const onTask = (e: { executionId: string; state: string }) => {
       if (isFinal(e.state as never)) this.finished(e.executionId);
     };
+    const onJob = (e: { jobRequestId: number; state: string }) => {
+      if (isFinal(e.state as never)) this.#deferred.delete(e.jobRequestId);
+    };
     events.on("task:state", onTask);
-    this.#detach.push(() => events.off("task:state", onTask));
+    events.on("job:state", onJob);
+    this.#detach.push(() => {
+      events.off("task:state", onTask);
+      events.off("job:state", onJob);
+    });
+  }
+
+  /**
+   * Before the engine starts a claimed job: when no ant here serves its first task (no
+   * connected one, none within its reconnect grace, not the built-in one), the job goes
+   * back to PENDING for a while instead of waiting in memory: 1 s, then twice as long
+   * each time, up to 30 s, and at once when an ant connects (the engine wakes deferred
+   * jobs then). Once the task's timeout has passed since the first deferral, the job
+   * starts and its task fails with COLONY_NO_ANT at once. Without remote ants (`colony
+   * run`) nothing is deferred.
+   */
+  deferral(jobRequestId: number, task: TaskDefinition): Deferral | undefined {
+    if (!this.#ants || this.#anyServes(task)) return undefined;
+    const now = Date.now();
+    this.#forgetStale(now);
+    let d = this.#deferred.get(jobRequestId);
+    if (!d) {
+      d = { jobRequestId, task, since: now, count: 0, until: now };
+      this.#deferred.set(jobRequestId, d);
+    }
+    d.task = task;
+    const timeout = task.timeoutMs;
+    const left = timeout !== undefined && timeout > 0 ? d.since + timeout - now : Infinity;
+    if (left <= 0) return undefined; // executorFor fails it with COLONY_NO_ANT at once
+    const delayMs = Math.min(MAX_DEFER_MS, FIRST_DEFER_MS * 2 ** d.count, left);
+    d.count++;
+    d.until = now + delayMs;
+    return {
+      delayMs,
+      errorCode: NO_ANT,
+      errorMessage: `waiting for an ant since ${new Date(d.since).toISOString()} (tried ${d.count} time(s), next try within ${formatDuration(delayMs)}): ${this.#describe(task)}`,
+    };
+  }
+
+  #forgetStale(now: number): void {
+    for (const [id, d] of this.#deferred) {
+      if (now - d.until > DEFERRAL_KEPT_MS) this.#deferred.delete(id);
+    }
   }
 
   /** An execution ended: if the built-in ant ran it, it has room for a waiting task. */
@@ -188,16 +261,32 @@ export class Dispatcher implements TaskDispatcher {
     return this.builtin.methods ? here.filter((m) => this.builtin.methods!.includes(m)) : here;
   }
 
-  /** Tasks waiting for an ant with room, oldest first. */
+  /**
+   * Tasks waiting for an ant with room, oldest first: jobs left PENDING because no ant
+   * serves their first task, then tasks waiting in this server.
+   */
   waiting(): WaitingTask[] {
-    return this.#waiters.map((w) => ({
-      executionId: w.executionId,
-      taskType: w.task.taskType,
-      method: w.task.method,
-      tags: [...w.task.tags],
-      since: new Date(w.since),
-      reason: w.served ? "busy" : "no_ant",
+    this.#forgetStale(Date.now());
+    const deferred: WaitingTask[] = [...this.#deferred.values()].map((d) => ({
+      jobRequestId: d.jobRequestId,
+      taskType: d.task.taskType,
+      method: d.task.method,
+      tags: [...d.task.tags],
+      since: new Date(d.since),
+      reason: "no_ant",
     }));
+    deferred.sort((a, b) => a.since.getTime() - b.since.getTime());
+    return deferred.concat(
+      this.#waiters.map((w) => ({
+        jobRequestId: w.jobRequestId,
+        executionId: w.executionId,
+        taskType: w.task.taskType,
+        method: w.task.method,
+        tags: [...w.task.tags],
+        since: new Date(w.since),
+        reason: w.served ? "busy" : "no_ant",
+      })),
+    );
   }
 
   executorFor(
@@ -208,6 +297,15 @@ export class Dispatcher implements TaskDispatcher {
     if (execution.state !== "READY") return this.#reattach(task, execution);
     const ants = this.#ants;
     if (!ants) return this.#local.get(task.method);
+    // A job that was deferred: its first task has waited since the first deferral.
+    let since: number | undefined;
+    if (this.#deferred.size > 0) {
+      const d = this.#deferred.get(execution.jobRequestId);
+      if (d && d.task.taskType === task.taskType) {
+        this.#deferred.delete(execution.jobRequestId);
+        since = d.since;
+      }
+    }
     const local = this.#builtinFor(task);
     let best: RemoteAntExecutor | undefined;
     let bestLoad = Infinity;
@@ -235,7 +333,7 @@ export class Dispatcher implements TaskDispatcher {
       best.reserve();
       return best;
     }
-    return this.#wait(task, execution, signal, qualifying);
+    return this.#wait(task, execution, signal, qualifying, since);
   }
 
   #builtinFor(task: TaskDefinition): Executor | undefined {
@@ -261,9 +359,19 @@ export class Dispatcher implements TaskDispatcher {
     execution: TaskExecution,
     signal: AbortSignal,
     qualifying: boolean,
+    since = Date.now(),
   ): Promise<Executor | undefined> {
     if (signal.aborted) return Promise.resolve(undefined);
     if (this.#closed) return Promise.reject(closedError());
+    const timeout = task.timeoutMs;
+    const noAnt = () =>
+      new ColonyError(
+        NO_ANT,
+        `no ant took task ${task.taskType} within its timeout (${formatDuration(timeout!)}): ${this.#describe(task)}`,
+        { status: 503, retryable: true },
+      );
+    const left = timeout !== undefined && timeout > 0 ? since + timeout - Date.now() : Infinity;
+    if (left <= 0) return Promise.reject(noAnt());
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
@@ -272,9 +380,10 @@ export class Dispatcher implements TaskDispatcher {
       };
       const waiter: Waiter = {
         task,
+        jobRequestId: execution.jobRequestId,
         executionId: execution.id,
         served: qualifying,
-        since: Date.now(),
+        since,
         resolve,
         reject,
         cleanup: () => {
@@ -283,18 +392,11 @@ export class Dispatcher implements TaskDispatcher {
         },
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      const timeout = task.timeoutMs;
-      if (timeout !== undefined && timeout > 0) {
+      if (left !== Infinity) {
         timer = setTimeout(() => {
           this.#remove(waiter);
-          reject(
-            new ColonyError(
-              NO_ANT,
-              `no ant took task ${task.taskType} within its timeout (${formatDuration(timeout)}): ${this.#describe(task)}`,
-              { status: 503, retryable: true },
-            ),
-          );
-        }, timeout);
+          reject(noAnt());
+        }, left);
       }
       this.#waiters.push(waiter);
       if (qualifying) this.#busyWaiting++;
@@ -388,6 +490,7 @@ export class Dispatcher implements TaskDispatcher {
     const waiters = this.#waiters;
     this.#waiters = [];
     this.#busyWaiting = 0;
+    this.#deferred.clear();
     for (const w of waiters) {
       w.cleanup();
       w.reject(closedError());

@@ -58,7 +58,11 @@ export const AntViewSchema = Type.Object({
 export type AntView = Static<typeof AntViewSchema>;
 
 export const WaitingTaskSchema = Type.Object({
-  execution_id: Type.String(),
+  job_request_id: Type.Integer(),
+  execution_id: Type.Union([Type.String(), Type.Null()], {
+    description:
+      "The task's unit id; null for a job left PENDING because no ant serves its first task (its task is created when it starts)",
+  }),
   task_type: Type.String(),
   method: Type.String(),
   tags: Type.Array(Type.String()),
@@ -116,7 +120,8 @@ export function antList(dispatcher: Dispatcher, ants: AntRegistry | undefined): 
   return {
     items: [builtin, ...(ants?.list() ?? []).map(remoteAntView)],
     waiting: dispatcher.waiting().map((w) => ({
-      execution_id: w.executionId,
+      job_request_id: w.jobRequestId,
+      execution_id: w.executionId ?? null,
       task_type: w.taskType,
       method: w.method,
       tags: w.tags,

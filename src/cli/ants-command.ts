@@ -20,7 +20,9 @@ export const ANTS_HELP = `Usage: colony ants list [options]
 The ants of a colony server: the built-in one (this server's executors) and every
 remote ant connected to /ws/ants ('colony ant' agents and custom workers), with their
 load, capacity, tags, methods and last sign of life; then the tasks waiting for an ant
-that qualifies (method and every tag) and has room. Needs a reader token.
+that qualifies (method and every tag) and has room. A job whose first task no ant
+serves at all is left PENDING (UNIT '-') and tried again when an ant connects, or
+after a back-off of up to 30 s. Needs a reader token.
 
 Options:
   --json              print the server's JSON
@@ -70,14 +72,19 @@ async function list(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(
         table(
           ants.waiting.map((w) => [
-            w.execution_id,
+            String(w.job_request_id),
+            w.execution_id ?? "-",
             w.task_type,
             w.method,
             w.tags.join(",") || "-",
             ago(w.since),
-            w.reason === "no_ant" ? "no connected ant serves it" : "every ant for it is full",
+            w.execution_id === null
+              ? "no connected ant serves it (job left PENDING)"
+              : w.reason === "no_ant"
+                ? "no connected ant serves it"
+                : "every ant for it is full",
           ]),
-          ["UNIT", "TASK", "METHOD", "TAGS", "SINCE", "WHY"],
+          ["JOB", "UNIT", "TASK", "METHOD", "TAGS", "SINCE", "WHY"],
         ) + "\n",
       );
     }

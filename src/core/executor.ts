@@ -111,12 +111,27 @@ export interface Executor {
  * ever run the method. For an execution being re-attached (not READY), the executor
  * that ran it.
  */
+/** Why a claimed job goes back to PENDING for a while (TaskDispatcher.deferral). */
+export interface Deferral {
+  delayMs: number;
+  /** Recorded on the PENDING job until it starts. */
+  errorCode: string;
+  errorMessage: string;
+}
+
 export interface TaskDispatcher {
   executorFor(
     task: TaskDefinition,
     execution: TaskExecution,
     signal: AbortSignal,
   ): Executor | undefined | Promise<Executor | undefined>;
+  /**
+   * Asked before a claimed job starts, with its first task (rendered): how long to leave
+   * the job PENDING when nothing here would ever take that task (no ant serves it), or
+   * undefined to start it. The job is then not held in memory, and another server (one
+   * with such an ant) may claim it.
+   */
+  deferral?(jobRequestId: number, task: TaskDefinition): Deferral | undefined;
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
   /**

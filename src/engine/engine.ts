@@ -6,8 +6,9 @@
  */
 import { ColonyError, NotFoundError } from "../core/errors.ts";
 import { ColonyEventBus } from "../core/events.ts";
-import type { ExecutorRegistry, TaskDispatcher } from "../core/executor.ts";
-import type { JobDefinition } from "../core/job-definition.ts";
+import type { Deferral, ExecutorRegistry, TaskDispatcher } from "../core/executor.ts";
+import type { JobDefinition, TaskDefinition } from "../core/job-definition.ts";
+import { renderTask } from "../core/template.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { openDefinition, sealDefinition } from "../core/secrets.ts";
 import { isFinal, type State } from "../core/states.ts";
@@ -17,7 +18,7 @@ import type { Readable } from "node:stream";
 import { followFile, notifyDone } from "../core/output-follow.ts";
 import { createMaskTransform } from "../core/outputs.ts";
 import { secretValues } from "../core/secrets.ts";
-import { unitDir } from "./task-runner.ts";
+import { templateValues, unitDir } from "./task-runner.ts";
 import type { Store, StoredDefinition } from "../store/store.ts";
 import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
@@ -83,6 +84,7 @@ export class Engine {
   #unlaunched = 0;
   #stopping = false;
   #started = false;
+  #waking = false;
   readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
 
   constructor(options: EngineOptions) {
@@ -292,7 +294,69 @@ export class Engine {
     return taken;
   }
 
+  /**
+   * Jobs left PENDING with `errorCode` (deferred: no ant served their first task) become
+   * due now and are claimed again: an ant that may serve them connected. Calls in the
+   * same turn share one store write.
+   */
+  wakeDeferred(errorCode: string): void {
+    if (this.#waking || this.#stopping) return;
+    this.#waking = true;
+    setImmediate(() => {
+      this.#waking = false;
+      this.store.wakeDeferredJobRequests(errorCode, new Date()).then(
+        (woken) => {
+          if (woken > 0) this.#kick();
+        },
+        (error: unknown) => this.#ctx.log(`waking deferred jobs failed: ${String(error)}`),
+      );
+    });
+  }
+
+  /**
+   * A claimed job whose first task nothing here would take (no ant serves it: see
+   * TaskDispatcher.deferral) goes back to PENDING, due again later, instead of waiting
+   * in memory, where it would hold one of maxParallelJobs runners and keep a server
+   * that has such an ant from claiming it. Undefined when it starts now.
+   */
+  #deferralOf(job: JobRequest, definition: JobDefinition): Deferral | undefined {
+    const dispatch = this.#ctx.dispatch;
+    const first = definition.tasks[0];
+    if (!dispatch?.deferral || !first || job.state !== "READY") return undefined;
+    let task: TaskDefinition = first;
+    if (first.tags.some((tag) => tag.includes("{{"))) {
+      try {
+        task = renderTask(first, templateValues(definition, first, {}, job.params));
+      } catch {
+        return undefined; // its runner records the template error on the task
+      }
+    }
+    return dispatch.deferral(job.id, task);
+  }
+
+  /** Hands a claimed job back to the store (see #deferralOf); false when it was cancelled meanwhile. */
+  async #defer(job: JobRequest, d: Deferral): Promise<boolean> {
+    const deferred = await this.store.deferJobRequest(
+      job.id,
+      this.owner,
+      new Date(Date.now() + d.delayMs),
+      { errorCode: d.errorCode, errorMessage: d.errorMessage },
+    );
+    if (!deferred) return false; // cancelled meanwhile: the runner sees it
+    this.events.emit("job:state", {
+      jobRequestId: job.id,
+      jobType: job.jobType,
+      state: deferred.state,
+      attempt: deferred.attempt,
+      error: d.errorMessage,
+    });
+    return true;
+  }
+
   async #drive(job: JobRequest): Promise<void> {
+    const definition = this.openJobDefinition(job);
+    const deferral = this.#deferralOf(job, definition);
+    if (deferral && (await this.#defer(job, deferral))) return;
     let unlaunched = true;
     this.#unlaunched++;
     const launched = () => {
@@ -300,11 +364,7 @@ export class Engine {
       unlaunched = false;
       this.#unlaunched--; // its task now counts in the slots (or it ended: onFinished kicks)
     };
-    const runner = new JobRunner(
-      this.#ctx,
-      { ...job, definition: this.openJobDefinition(job) },
-      launched,
-    );
+    const runner = new JobRunner(this.#ctx, { ...job, definition }, launched);
     this.#runners.set(job.id, runner);
     try {
       await runner.start();

@@ -216,7 +216,7 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
       ...(e.error ? { error: e.error } : {}),
     };
     const name =
-      e.state === "PENDING" && e.attempt === 0
+      e.state === "PENDING" && e.attempt === 0 && !e.error // not a deferral (no ant yet)
         ? "job:submitted"
         : e.state === "EXECUTING"
           ? "job:started"

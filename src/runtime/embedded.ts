@@ -13,7 +13,7 @@ import { createHttpExecutor } from "../executors/http/http-executor.ts";
 import { lazyExecutor } from "../executors/lazy-executor.ts";
 import type { ContainerExecutorsOptions } from "./container-executors.ts";
 import type { AntRegistry, AntRegistryOptions } from "../ants/ant-registry.ts";
-import { Dispatcher, type BuiltinAnt } from "../ants/dispatcher.ts";
+import { Dispatcher, NO_ANT, type BuiltinAnt } from "../ants/dispatcher.ts";
 import { openStore } from "../store/open-store.ts";
 import { ColonyEventBus } from "../core/events.ts";
 import {
@@ -155,6 +155,8 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
     };
     ants.on("connected", recount);
     ants.on("gone", recount);
+    // Jobs left PENDING because no ant served their first task: this one may.
+    ants.on("connected", () => engine.wakeDeferred(NO_ANT));
   }
   return {
     dataDir,

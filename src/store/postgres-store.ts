@@ -59,6 +59,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS } from "./store.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -341,8 +342,9 @@ class PostgresStore implements Store {
           const rows = await this.#q(
             `SELECT id, job_type, max_concurrency FROM job_requests
              WHERE state = 'PENDING' AND scheduled_at <= $1 AND job_type <> ALL($2::text[])
+               AND (scheduled_at <= $4 OR (owner IS NOT NULL AND owner <> $5))
              ORDER BY scheduled_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`,
-            [now, blocked, want],
+            [new Date(now.getTime() + DEFERRAL_HEAD_START_MS), blocked, want, now, owner],
             client,
           );
           for (const row of rows) {
@@ -451,7 +453,8 @@ class PostgresStore implements Store {
       this.#jobUpdate(
         id,
         "EXECUTING",
-        `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, $2), updated_at = $2
+        `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, $2), updated_at = $2,
+           error_code = NULL, error_message = NULL
          WHERE id = $1 AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
         [new Date()],
       ),
@@ -494,6 +497,35 @@ class PostgresStore implements Store {
     return this.#run("restarting a job request", () =>
       this.#requeue(id, new Date(), RESTART_SOURCES),
     );
+  }
+
+  deferJobRequest(
+    id: number,
+    owner: string,
+    scheduledAt: Date,
+    why: { errorCode: string; errorMessage: string },
+  ): Promise<JobRequest | undefined> {
+    return this.#run("deferring a job request", async () => {
+      if (!Number.isSafeInteger(id)) throw new NotFoundError("job_request", id);
+      const row = await this.#one(
+        `UPDATE job_requests SET state = 'PENDING', scheduled_at = $3,
+           lease_expires_at = NULL, error_code = $4, error_message = $5, updated_at = $6
+         WHERE id = $1 AND state = 'READY' AND owner = $2 AND NOT cancel_requested RETURNING *`,
+        [id, owner, scheduledAt, why.errorCode, why.errorMessage, new Date()],
+      );
+      return row ? toJobRequest(row, codec) : undefined;
+    });
+  }
+
+  wakeDeferredJobRequests(errorCode: string, now: Date): Promise<number> {
+    return this.#run("waking deferred job requests", async () => {
+      const result = await this.#pool.query(
+        `UPDATE job_requests SET scheduled_at = $2, owner = NULL, updated_at = $2
+         WHERE state = 'PENDING' AND error_code = $1 AND scheduled_at > $2`,
+        [errorCode, now],
+      );
+      return result.rowCount ?? 0;
+    });
   }
 
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {

@@ -61,6 +61,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS } from "./store.ts";
 
 export interface SqliteStoreOptions {
   /** The database file (created if missing), or ":memory:". */
@@ -213,7 +214,8 @@ const JOB_COLUMNS =
  * string, which the statement cache's lookup must flatten and hash again each time.
  */
 const INSERT_JOB = `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?)`;
-const MARK_JOB_EXECUTING = `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?
+const MARK_JOB_EXECUTING = `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?,
+    error_code = NULL, error_message = NULL
   WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
 const MARK_TASK_EXECUTING = `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
     handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
@@ -713,7 +715,7 @@ class SqliteStore implements Store {
       if (limit <= 0) return [];
       // Reads first (the batch's write lock is held, so nothing changes under them), then
       // one UPDATE for all of them (atomic by itself) and one read back.
-      const chosen = this.#chooseDue(now, limit);
+      const chosen = this.#chooseDue(owner, now, limit);
       if (chosen.length === 0) return [];
       const lease = leaseUntil(now, leaseMs).getTime();
       if (chosen.length === 1) {
@@ -742,7 +744,7 @@ class SqliteStore implements Store {
   }
 
   /** Ids of due PENDING requests to claim, oldest first, within max_concurrency. */
-  #chooseDue(now: Date, limit: number): number[] {
+  #chooseDue(owner: string, now: Date, limit: number): number[] {
     // Free slots per job type with max_concurrency, counted once per claim.
     const slots = new Map<string, number>();
     const chosen: number[] = [];
@@ -750,9 +752,11 @@ class SqliteStore implements Store {
       // The partial index holds only PENDING requests (migration 0005); without
       // statistics the planner would pick (state, id) and sort.
       `SELECT id, job_type, max_concurrency FROM job_requests INDEXED BY job_requests_pending
-       WHERE state = 'PENDING' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+       WHERE state = 'PENDING' AND scheduled_at <= ?
+         AND (scheduled_at <= ? OR (owner IS NOT NULL AND owner <> ?)) ORDER BY scheduled_at, id`,
     );
-    for (const row of due.iterate(now.getTime())) {
+    const t = now.getTime();
+    for (const row of due.iterate(t + DEFERRAL_HEAD_START_MS, t, owner)) {
       const max = row.max_concurrency as number | null;
       if (max !== null) {
         const type = row.job_type as string;
@@ -869,6 +873,38 @@ class SqliteStore implements Store {
     return this.#run("restarting a job request", () =>
       this.#requeue(id, Date.now(), RESTART_SOURCES),
     );
+  }
+
+  deferJobRequest(
+    id: number,
+    owner: string,
+    scheduledAt: Date,
+    why: { errorCode: string; errorMessage: string },
+  ): Promise<JobRequest | undefined> {
+    return this.#run("deferring a job request", () => {
+      const row = this.#get(
+        `UPDATE job_requests SET state = 'PENDING', scheduled_at = ?,
+           lease_expires_at = NULL, error_code = ?, error_message = ?, updated_at = ?
+         WHERE id = ? AND state = 'READY' AND owner = ? AND cancel_requested = 0 RETURNING *`,
+        scheduledAt.getTime(),
+        why.errorCode,
+        why.errorMessage,
+        Date.now(),
+        id,
+        owner,
+      );
+      return row ? toJobRequest(row, codec) : undefined;
+    });
+  }
+
+  wakeDeferredJobRequests(errorCode: string, now: Date): Promise<number> {
+    return this.#run("waking deferred job requests", () => {
+      const result = this.#stmt(
+        `UPDATE job_requests SET scheduled_at = ?, owner = NULL, updated_at = ?
+         WHERE state = 'PENDING' AND error_code = ? AND scheduled_at > ?`,
+      ).run(now.getTime(), now.getTime(), errorCode, now.getTime());
+      return Number(result.changes);
+    });
   }
 
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {

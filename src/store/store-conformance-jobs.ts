@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { IllegalTransitionError, NotFoundError, ValidationError } from "../core/errors.ts";
 import type { JobRequest } from "../core/job-request.ts";
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
-import type { Store } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type Store } from "./store.ts";
 import {
   LEASE_MS,
   OWNER,
@@ -180,6 +180,103 @@ export function jobConformance(store: CurrentStore): void {
       await assert.rejects(store().isCancelRequested(424_242), NotFoundError);
       const cancelled = await store().finishJobRequest(request.id, { state: "CANCELLED" });
       assert.ok(cancelled.endedAt instanceof Date);
+    });
+  });
+
+  void describe("deferrals", () => {
+    const why = { errorCode: "COLONY_NO_ANT", errorMessage: "no connected ant serves method X" };
+
+    void it("deferJobRequest hands a claimed request back, due later, with why; starting it clears why", async () => {
+      const claimed = await claimOne(store(), await pendingRequest(store()));
+      const later = new Date(Date.now() + 60_000);
+      assert.equal(
+        await store().deferJobRequest(claimed.id, "engine-b", later, why),
+        undefined,
+        "another engine's claim is not deferred",
+      );
+      assert.deepEqual(await store().getJobRequest(claimed.id), claimed, "nothing changed");
+      const deferred = (await store().deferJobRequest(claimed.id, OWNER, later, why))!;
+      assert.equal(deferred.state, "PENDING");
+      assert.equal(deferred.scheduledAt.getTime(), later.getTime());
+      assert.equal(deferred.errorCode, "COLONY_NO_ANT");
+      assert.equal(deferred.errorMessage, why.errorMessage);
+      assert.equal(deferred.attempt, claimed.attempt, "not an attempt of its own");
+      assert.equal(deferred.owner, OWNER, "who deferred it");
+      assert.ok(!("leaseExpiresAt" in deferred), "no lease: nobody runs it");
+      assert.deepEqual(await store().getJobRequest(claimed.id), deferred);
+      assert.equal(
+        await store().deferJobRequest(claimed.id, OWNER, later, why),
+        undefined,
+        "only a READY request is deferred",
+      );
+      assert.deepEqual(
+        (await store().claimDueJobRequests(OWNER, new Date(), LEASE_MS, 100)).filter(
+          (r) => r.id === claimed.id,
+        ),
+        [],
+        "not due before its time",
+      );
+      const mine = (at: number) =>
+        store()
+          .claimDueJobRequests(OWNER, new Date(at), LEASE_MS, 1000)
+          .then((rs) => rs.filter((r) => r.id === claimed.id));
+      assert.deepEqual(await mine(later.getTime() - 1), [], "its engine claims it at its time");
+      const again = await mine(later.getTime());
+      assert.equal(again.length, 1, "and not before");
+      const started = await store().markJobExecuting(claimed.id);
+      assert.ok(!("errorCode" in started) && !("errorMessage" in started), "why is cleared");
+      assert.deepEqual(await store().getJobRequest(claimed.id), started);
+    });
+
+    void it("other engines may claim a deferred request a little earlier than the one that deferred it", async () => {
+      const claimed = await claimOne(store(), await pendingRequest(store()));
+      const later = new Date(Date.now() + 60_000);
+      await store().deferJobRequest(claimed.id, OWNER, later, why);
+      const other = (at: number) =>
+        store()
+          .claimDueJobRequests("engine-b", new Date(at), LEASE_MS, 1000)
+          .then((rs) => rs.filter((r) => r.id === claimed.id));
+      assert.deepEqual(await other(later.getTime() - DEFERRAL_HEAD_START_MS - 1), []);
+      const [taken] = await other(later.getTime() - DEFERRAL_HEAD_START_MS);
+      assert.equal(taken?.owner, "engine-b");
+      assert.equal(taken?.state, "READY");
+    });
+
+    void it("deferJobRequest leaves a request whose cancel was asked", async () => {
+      const claimed = await claimOne(store(), await pendingRequest(store()));
+      await store().requestCancel(claimed.id);
+      const before = await store().getJobRequest(claimed.id);
+      assert.equal(
+        await store().deferJobRequest(claimed.id, OWNER, new Date(Date.now() + 60_000), why),
+        undefined,
+      );
+      assert.deepEqual(await store().getJobRequest(claimed.id), before);
+    });
+
+    void it("wakeDeferredJobRequests makes deferred requests due now, and only those", async () => {
+      const later = new Date(Date.now() + 3_600_000);
+      const a = await claimOne(store(), await pendingRequest(store()));
+      await store().deferJobRequest(a.id, OWNER, later, why);
+      const b = await claimOne(store(), await pendingRequest(store()));
+      await store().deferJobRequest(b.id, OWNER, later, { ...why, errorCode: "OTHER" });
+      const scheduled = await store().createJobRequest({
+        jobType: "conformance",
+        definition: jobDef("conformance"),
+        params: {},
+        scheduledAt: later,
+      });
+      const now = new Date();
+      assert.ok((await store().wakeDeferredJobRequests("COLONY_NO_ANT", now)) >= 1);
+      const woken = (await store().getJobRequest(a.id))!;
+      assert.equal(woken.scheduledAt.getTime(), now.getTime());
+      assert.equal(woken.owner, undefined, "due for every engine, the one that deferred it too");
+      assert.equal((await store().getJobRequest(b.id))!.scheduledAt.getTime(), later.getTime());
+      assert.equal(
+        (await store().getJobRequest(scheduled.id))!.scheduledAt.getTime(),
+        later.getTime(),
+        "a request scheduled for later by its user stays",
+      );
+      assert.equal(await store().wakeDeferredJobRequests("COLONY_NO_ANT", now), 0, "done once");
     });
   });
 

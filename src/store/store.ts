@@ -94,6 +94,13 @@ export interface Page<T> {
   nextCursor?: number;
 }
 
+/**
+ * How much earlier than the engine that deferred a request other engines may claim it
+ * (Store.deferJobRequest): with the same poll interval, the engine without the ant
+ * otherwise claimed it back first every time.
+ */
+export const DEFERRAL_HEAD_START_MS = 2000;
+
 export interface Store {
   /** Which backend this is ("sqlite" | "postgres"), for logs and health. */
   readonly kind: string;
@@ -152,7 +159,7 @@ export interface Store {
    */
   renewLeases(owner: string, now: Date, leaseMs: number): Promise<number>;
 
-  /** READY|STARTED -> EXECUTING, sets startedAt on first start. */
+  /** READY|STARTED -> EXECUTING, sets startedAt on first start, clears a deferral's errorCode/errorMessage. */
   markJobExecuting(id: number): Promise<JobRequest>;
   /** Any non-final state -> final state, sets endedAt. */
   finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest>;
@@ -160,6 +167,26 @@ export interface Store {
   retryJobRequest(id: number, scheduledAt: Date): Promise<JobRequest>;
   /** FAILED|CANCELLED -> PENDING with attempt + 1, scheduled now (user restart). */
   restartJobRequest(id: number): Promise<JobRequest>;
+  /**
+   * READY -> PENDING for a request `owner` claimed but leaves for later (no ant serves its
+   * first task): due at `scheduledAt` for `owner` itself (kept in `owner`, without a
+   * lease) and DEFERRAL_HEAD_START_MS earlier for other engines, so that one that has
+   * what it needs gets it first; with why in errorCode/errorMessage until it starts
+   * (markJobExecuting clears them). Undefined, changing nothing, when it is no longer
+   * READY under `owner` or a cancel was asked for it.
+   */
+  deferJobRequest(
+    id: number,
+    owner: string,
+    scheduledAt: Date,
+    why: { errorCode: string; errorMessage: string },
+  ): Promise<JobRequest | undefined>;
+  /**
+   * Deferred requests (PENDING with `errorCode`) due later than `now` become due at `now`
+   * for every engine, the one that deferred them included (an ant that may serve them
+   * connected). Returns how many.
+   */
+  wakeDeferredJobRequests(errorCode: string, now: Date): Promise<number>;
   /** Non-final -> CANCELLED for a request no engine runs yet (PENDING/READY/PAUSED). */
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined>;
   /** Records that a user asked to cancel; the owning engine acts on it. */

@@ -29,7 +29,7 @@ export interface AntTestServer {
   token(role: "reader" | "writer" | "admin" | "ant", name: string): Promise<string>;
   ants(): Promise<{
     items: { ant_id: string; load: number; state: string }[];
-    waiting: { execution_id: string; reason: "busy" | "no_ant" }[];
+    waiting: { job_request_id: number; execution_id: string | null; reason: "busy" | "no_ant" }[];
   }>;
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 /**
  * Ants: the workers connected to this server and the tasks waiting for one, live (ant:*
- * events; task:state too, as a task starts or stops waiting without any ant event).
+ * events; task:state and job:state too, as a task or a job left PENDING for want of an
+ * ant starts or stops waiting without any ant event).
  */
 import type { JSX } from "preact";
 import { call } from "../api.ts";
@@ -8,12 +9,13 @@ import { Empty, ErrorBox, Loading, Unavailable, useTicker } from "../components/
 import { ago } from "../format.ts";
 import { routeMissing, useLoad, useThrottle } from "../hooks.ts";
 import { useLive } from "../live.ts";
+import { href } from "../router.ts";
 import { itemsOf, list, num, pick, text, type Row } from "../resource.ts";
 
 export function AntsPage(): JSX.Element {
   const ants = useLoad((signal) => call<unknown>("/api/ants", { signal }), "ants");
   const reload = useThrottle(ants.reload, 500);
-  useLive(["ant", "task:state"], reload, ants.reload);
+  useLive(["ant", "task:state", "job:state"], reload, ants.reload);
   const now = useTicker(true, 5000);
   if (routeMissing(ants.error)) {
     return (
@@ -122,6 +124,7 @@ export function AntsPage(): JSX.Element {
             <table class="list" data-testid="waiting">
               <thead>
                 <tr>
+                  <th scope="col">Job</th>
                   <th scope="col">Task</th>
                   <th scope="col">Method</th>
                   <th scope="col">Tags</th>
@@ -131,17 +134,27 @@ export function AntsPage(): JSX.Element {
               </thead>
               <tbody>
                 {waiting.map((w) => (
-                  <tr key={text(w, "execution_id")}>
+                  <tr key={text(w, "execution_id") || `job-${num(w, "job_request_id")}`}>
                     <td>
-                      {text(w, "task_type")} <code class="muted">{text(w, "execution_id")}</code>
+                      <a href={href("jobs", num(w, "job_request_id") ?? "")}>
+                        #{num(w, "job_request_id")}
+                      </a>
+                    </td>
+                    <td>
+                      {text(w, "task_type")}{" "}
+                      {text(w, "execution_id") ? (
+                        <code class="muted">{text(w, "execution_id")}</code>
+                      ) : null}
                     </td>
                     <td>{text(w, "method")}</td>
                     <td>{list(w, "tags").join(", ")}</td>
                     <td>{ago(text(w, "since") || undefined, now)}</td>
                     <td>
-                      {text(w, "reason") === "no_ant"
-                        ? "no connected ant serves it"
-                        : "every ant for it is full"}
+                      {!text(w, "execution_id")
+                        ? "no connected ant serves it (job left pending)"
+                        : text(w, "reason") === "no_ant"
+                          ? "no connected ant serves it"
+                          : "every ant for it is full"}
                     </td>
                   </tr>
                 ))}

@@ -1,0 +1,182 @@
+/**
+ * Jobs whose first task no ant serves (docs/ants.md, "When no ant serves a task"): they go
+ * back to PENDING instead of waiting in a server's memory, so they hold none of its
+ * runners, an ant that connects wakes them, their task's timeout still holds, and a
+ * second server sharing the store (PostgreSQL) that has the ant runs them. In-process
+ * runtimes with a real store; the ants are RemoteAntExecutors on an in-memory link that
+ * answers each TaskRequest as the seed's workers do.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { NO_ANT } from "../src/ants/dispatcher.ts";
+import type { AntLink } from "../src/ants/remote-ant-executor.ts";
+import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
+import { postgres } from "./support/services.ts";
+import { tempDir } from "./support/cli.ts";
+
+const GPU = parseJobDefinition(
+  "job_type: gpu\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n",
+);
+const SHELL = parseJobDefinition('job_type: here\ntasks:\n- task_type: t\n  script: ["true"]\n');
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A gpu ant on `rt` that completes every task it gets. */
+function connectGpuAnt(rt: Embedded, antId: string): void {
+  const ants = rt.ants!;
+  const link: AntLink = {
+    remoteAddress: "test",
+    send: (text) => {
+      const request = JSON.parse(text) as Record<string, unknown>;
+      setImmediate(() =>
+        ants
+          .list()
+          .find((a) => a.antId === antId)
+          ?.onResponse({ ...request, status: "COMPLETED" } as never),
+      );
+    },
+    close: () => undefined,
+  };
+  ants.register({ ant_id: antId, tags: ["gpu"], methods: ["WEBSOCKET"] }, link);
+}
+
+const runtimes: Embedded[] = [];
+const dirs: Array<{ remove(): void }> = [];
+async function open(
+  options: { storeUrl?: string; maxParallelJobs?: number } = {},
+): Promise<Embedded> {
+  const dir = tempDir("colony-deferral-");
+  dirs.push(dir);
+  const rt = await openEmbedded({
+    dataDir: dir.path,
+    ...(options.storeUrl ? { storeUrl: options.storeUrl } : {}),
+    ants: {},
+    engine: {
+      pollMs: 20,
+      log: () => undefined,
+      ...(options.maxParallelJobs ? { maxParallelJobs: options.maxParallelJobs } : {}),
+    },
+  });
+  runtimes.push(rt);
+  await rt.engine.start();
+  return rt;
+}
+
+after(async () => {
+  for (const rt of runtimes.splice(0)) await rt.close({ graceMs: 0 });
+  for (const dir of dirs.splice(0)) dir.remove();
+});
+
+describe("jobs whose first task no ant serves", () => {
+  it("go back to PENDING with the reason and hold none of the engine's runners", async () => {
+    // Two runners: on the old code two gpu jobs held both, waiting in memory for an ant,
+    // and the SHELL job submitted after them was never claimed.
+    const rt = await open({ maxParallelJobs: 2 });
+    const gpu = [];
+    for (let i = 0; i < 3; i++) gpu.push(await rt.engine.submit({ definition: GPU }));
+    const shell = await rt.engine.submit({ definition: SHELL });
+    const done = await Promise.race([
+      rt.engine.waitFor(shell.id).then((j) => j.state),
+      new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
+    ]);
+    assert.equal(done, "COMPLETED");
+    for (const job of gpu) {
+      const now = await until(`job ${job.id} deferred`, async () => {
+        const j = await rt.store.getJobRequest(job.id);
+        return j?.errorCode === NO_ANT ? j : undefined;
+      });
+      assert.equal(now.state, "PENDING");
+      assert.equal(now.leaseExpiresAt, undefined, "no engine holds it");
+      assert.match(
+        now.errorMessage!,
+        /waiting for an ant since .*: .*method WEBSOCKET and tags gpu/,
+      );
+      assert.deepEqual(await rt.store.listTaskExecutions(job.id), [], "no task created yet");
+    }
+    const waiting = rt.dispatcher.waiting();
+    assert.deepEqual(
+      waiting.map((w) => [w.jobRequestId, w.executionId, w.reason]),
+      gpu.map((j) => [j.id, undefined, "no_ant"]),
+    );
+    for (const job of gpu) await rt.engine.cancel(job.id);
+    for (const job of gpu) assert.equal((await rt.engine.waitFor(job.id)).state, "CANCELLED");
+    assert.deepEqual(rt.dispatcher.waiting(), [], "cancelled jobs leave the list");
+  });
+
+  it("run as soon as an ant that serves them connects, before their next try is due", async () => {
+    const rt = await open();
+    const job = await rt.engine.submit({ definition: GPU });
+    // Deferred twice: the next try is ~2 s away.
+    const deferred = await until("a second deferral", async () => {
+      const j = await rt.store.getJobRequest(job.id);
+      return j && /tried 2 time/.test(j.errorMessage ?? "") && j.state === "PENDING"
+        ? j
+        : undefined;
+    });
+    const due = deferred.scheduledAt.getTime();
+    assert.ok(due - Date.now() > 500, "the next try is still ahead");
+    connectGpuAnt(rt, "gpu-1");
+    const finished = await rt.engine.waitFor(job.id);
+    assert.equal(finished.state, "COMPLETED");
+    assert.equal(finished.errorCode, undefined, "the reason is cleared once it starts");
+    const [task] = await rt.store.listTaskExecutions(job.id);
+    assert.equal(task!.handle?.ant_id, "gpu-1");
+    assert.ok(task!.startedAt!.getTime() < due, "woken by the ant, not by its next try");
+  });
+
+  it("still fail with COLONY_NO_ANT once their task's timeout has passed, counted from the first deferral", async () => {
+    const rt = await open();
+    const started = Date.now();
+    const job = await rt.engine.submit({
+      definition: parseJobDefinition(
+        "job_type: gpu-timeout\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n  timeout: 1s\n",
+      ),
+    });
+    const finished = await rt.engine.waitFor(job.id);
+    const elapsed = Date.now() - started;
+    assert.equal(finished.state, "FAILED");
+    const [task] = await rt.store.listTaskExecutions(job.id);
+    assert.equal(task!.errorCode, NO_ANT);
+    assert.match(task!.errorMessage!, /no ant took task train within its timeout \(1(\.0+)?s\)/);
+    assert.ok(elapsed >= 1000, `not before its timeout (${elapsed} ms)`);
+    assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
+  });
+});
+
+const pg = await postgres();
+
+describe("two servers on one PostgreSQL store", { skip: pg.url ? false : pg.reason }, () => {
+  it("a job the first server cannot place runs on the server that has the ant", async () => {
+    const storeUrl = `${pg.url}?schema=colony_deferral_${process.pid}_${Date.now()}`;
+    const here = await open({ storeUrl });
+    const there = await open({ storeUrl });
+    connectGpuAnt(there, "gpu-there");
+    // Submitted to the server without the ant: it claims first (submit wakes its claims).
+    const job = await here.engine.submit({ definition: GPU });
+    const finished = await until(
+      "the job to finish",
+      async () => {
+        const j = await here.store.getJobRequest(job.id);
+        return j && (j.state === "COMPLETED" || j.state === "FAILED") ? j : undefined;
+      },
+      15_000,
+    ).catch(async (error: Error) => {
+      throw new Error(
+        `${error.message}: ${JSON.stringify(await here.store.getJobRequest(job.id))}`,
+      );
+    });
+    assert.equal(finished.state, "COMPLETED");
+    assert.equal(finished.owner, there.engine.owner);
+    const [task] = await here.store.listTaskExecutions(job.id);
+    assert.equal(task!.handle?.ant_id, "gpu-there");
+  });
+});
