@@ -339,10 +339,12 @@ tasks:
     const tpu = await api<{ id: number }>("/api/job-requests", { job_type: "tpu" });
     const waitingRow = page.locator('[data-testid="waiting"] tbody tr', { hasText: "fit" });
     await waitingRow.waitFor();
+    // Its job is left PENDING (no ant serves its first task), linked from the row.
     assert.match(
       (await waitingRow.textContent()) ?? "",
-      /WEBSOCKET.*tpu.*no connected ant serves it/,
+      new RegExp(`#${tpu.id}.*WEBSOCKET.*tpu.*no connected ant serves it \\(job left pending\\)`),
     );
+    assert.equal(await waitingRow.locator("a").getAttribute("href"), `#/jobs/${tpu.id}`);
     await shot("ants");
     await http(`${server.url}/api/job-requests/${tpu.id}/cancel`, {
       method: "POST",

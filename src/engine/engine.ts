@@ -85,6 +85,8 @@ export class Engine {
   #stopping = false;
   #started = false;
   #waking = false;
+  /** Counts wakeDeferred calls: a deferral written while one came is woken again. */
+  #wakes = 0;
   readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
 
   constructor(options: EngineOptions) {
@@ -300,6 +302,7 @@ export class Engine {
    * same turn share one store write.
    */
   wakeDeferred(errorCode: string): void {
+    this.#wakes++;
     if (this.#waking || this.#stopping) return;
     this.#waking = true;
     setImmediate(() => {
@@ -336,6 +339,7 @@ export class Engine {
 
   /** Hands a claimed job back to the store (see #deferralOf); false when it was cancelled meanwhile. */
   async #defer(job: JobRequest, d: Deferral): Promise<boolean> {
+    const wakes = this.#wakes;
     const deferred = await this.store.deferJobRequest(
       job.id,
       this.owner,
@@ -343,6 +347,8 @@ export class Engine {
       { errorCode: d.errorCode, errorMessage: d.errorMessage },
     );
     if (!deferred) return false; // cancelled meanwhile: the runner sees it
+    // An ant connected while this was written: its wake may have run before this write.
+    if (this.#wakes !== wakes) this.wakeDeferred(d.errorCode);
     this.events.emit("job:state", {
       jobRequestId: job.id,
       jobType: job.jobType,
