@@ -70,6 +70,7 @@ async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
   let next = 0;
   let completed = 0;
   const started = performance.now();
+  const units = join(dataDir!, "units");
   const lane = async () => {
     const signal = new AbortController().signal;
     while (next < n) {
@@ -84,7 +85,7 @@ async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
         task,
         env: {},
         variables: {},
-        unitDir: join(dataDir!, "units", execution.id),
+        unitDir: `${units}/${execution.id}`,
         jobRequestId: 1,
         jobType: "bench-ws",
       });

@@ -15,6 +15,9 @@ import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
 import { postgres } from "./support/services.ts";
 import { tempDir } from "./support/cli.ts";
 
+// Before any describe(): a check still pending when the first suite ends comes too late.
+const pg = await postgres();
+
 const GPU = parseJobDefinition(
   "job_type: gpu\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n",
 );
@@ -151,8 +154,6 @@ describe("jobs whose first task no ant serves", () => {
     assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
   });
 });
-
-const pg = await postgres();
 
 describe("two servers on one PostgreSQL store", { skip: pg.url ? false : pg.reason }, () => {
   it("a job the first server cannot place runs on the server that has the ant", async () => {

@@ -226,6 +226,43 @@ describe("dispatcher routing", () => {
     );
   });
 
+  it("waiting tasks get ants oldest first; a task for other ants is not held up by them", async () => {
+    const { ants, dispatcher } = setup();
+    const x = taskDefinition("x", { method: "WEBSOCKET", tags: ["x"] });
+    const a = ants.register({ ant_id: "a", tags: ["x"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(dispatcher.executorFor(x, execution(), signal), a);
+    const order: string[] = [];
+    const second = dispatcher.executorFor(x, execution(), signal) as Promise<unknown>;
+    const third = dispatcher.executorFor(
+      taskDefinition("x2", { method: "WEBSOCKET", tags: ["x"] }),
+      execution(),
+      signal,
+    ) as Promise<unknown>;
+    assert.ok(second instanceof Promise && third instanceof Promise, "both wait");
+    void second.then(() => order.push("second"));
+    void third.then(() => order.push("third"));
+    const y = ants.register({ ant_id: "y", tags: ["y"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(
+      dispatcher.executorFor(
+        taskDefinition("y", { method: "WEBSOCKET", tags: ["y"] }),
+        execution(),
+        signal,
+      ),
+      y,
+      "an ant with room for it takes it at once",
+    );
+    const b = ants.register({ ant_id: "b", tags: ["x"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(await second, b, "the oldest waiter gets the ant that came");
+    assert.deepEqual(order, ["second"], "the newer one still waits");
+    assert.deepEqual(
+      dispatcher.waiting().map((w) => w.taskType),
+      ["x2"],
+    );
+    // a's slot was only reserved (no task was started on it): it frees at the next turn.
+    assert.equal(await third, a);
+    assert.deepEqual(order, ["second", "third"]);
+  });
+
   it("defers a job whose first task no ant serves: 1 s, doubling up to 30 s, none once one does", () => {
     const { ants, dispatcher } = setup();
     const gpu = taskDefinition("train", { method: "WEBSOCKET", tags: ["gpu"] });

@@ -306,6 +306,13 @@ export class Dispatcher implements TaskDispatcher {
         since = d.since;
       }
     }
+    // Tasks wait only while no ant that serves them has room (room that frees up goes to
+    // the oldest waiter at once): one that routes like the newest waiter waits behind it,
+    // without a look at every ant.
+    const newest = this.#waiters.at(-1);
+    if (newest !== undefined && sameRoute(newest.task, task)) {
+      return this.#wait(task, execution, signal, newest.served, since);
+    }
     const local = this.#builtinFor(task);
     let best: RemoteAntExecutor | undefined;
     let bestLoad = Infinity;
@@ -496,6 +503,14 @@ export class Dispatcher implements TaskDispatcher {
       w.reject(closedError());
     }
   }
+}
+
+/** Whether two tasks go to the same ants (the same method and tags, in the same order). */
+function sameRoute(a: TaskDefinition, b: TaskDefinition): boolean {
+  if (a === b) return true;
+  if (a.method !== b.method || a.tags.length !== b.tags.length) return false;
+  for (let i = 0; i < a.tags.length; i++) if (a.tags[i] !== b.tags[i]) return false;
+  return true;
 }
 
 function closedError(): ExecutorError {

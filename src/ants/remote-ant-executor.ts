@@ -339,7 +339,7 @@ export class RemoteAntExecutor implements Executor {
     const text = stdoutOf(response);
     if (text) this.#append(e, Buffer.from(text, "utf8"));
     if (this.agent) this.#sendFrame({ type: "ack", task_execution_id: e.id });
-    void this.#finish(e, resultOf(response, this.antId));
+    this.#finish(e, resultOf(response, this.antId));
     return "ok";
   }
 
@@ -507,25 +507,29 @@ export class RemoteAntExecutor implements Executor {
     e.writer.write(bytes);
   }
 
-  async #finish(e: RemoteExecution, result: ExecutionResult): Promise<void> {
-    const queued = this.#queue.indexOf(e);
-    if (queued >= 0) this.#queue.splice(queued, 1);
-    clearTimeout(e.pollTimer);
-    clearTimeout(e.cancelTimer);
+  #finish(e: RemoteExecution, result: ExecutionResult): void {
+    if (this.#queue.length > 0) {
+      const queued = this.#queue.indexOf(e);
+      if (queued >= 0) this.#queue.splice(queued, 1);
+    }
+    if (e.pollTimer) clearTimeout(e.pollTimer);
+    if (e.cancelTimer) clearTimeout(e.cancelTimer);
     e.pollTimer = e.cancelTimer = undefined;
     e.replied = true;
     const writer = e.writer;
-    if (writer) {
-      // Every byte is in the file before the engine reads it for ::set-output lines.
-      await new Promise<void>((resolve) => writer.end(resolve));
-    }
+    // Every byte is in the file before the engine reads it for ::set-output lines.
+    if (writer) writer.end(() => this.#settle(e, result));
+    else this.#settle(e, result);
+  }
+
+  #settle(e: RemoteExecution, result: ExecutionResult): void {
     if (!this.#table.finish(e, result)) return;
     this.#pump();
     this.#hooks.changed(this);
   }
 
   #finishKilled(e: RemoteExecution): void {
-    void this.#finish(e, { exitCode: null, killed: true, error: "cancelled" });
+    this.#finish(e, { exitCode: null, killed: true, error: "cancelled" });
   }
 
   #lose(e: RemoteExecution, why: string): void {
@@ -533,7 +537,7 @@ export class RemoteAntExecutor implements Executor {
       e.attachWaiter(false);
       return;
     }
-    void this.#finish(e, {
+    this.#finish(e, {
       exitCode: null,
       killed: false,
       errorCode: ANT_LOST,

@@ -6,7 +6,6 @@
  * the execution's output file (`{unitDir}/stdout`) with tail and follow.
  */
 import { mkdir, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { Readable } from "node:stream";
 import { ExecutorError } from "../core/errors.ts";
 import {
@@ -49,7 +48,7 @@ export function newTracked(id: string, unitDir: string): TrackedExecution {
   done.promise.catch(() => undefined);
   return {
     id,
-    outPath: join(unitDir, "stdout"),
+    outPath: `${unitDir}/stdout`, // not join(): ~1.5 µs a task, and paths are compared resolved
     done,
     delivered: false,
     waiters: 0,

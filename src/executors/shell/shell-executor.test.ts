@@ -781,9 +781,11 @@ for (const spawner of SPAWNER_KINDS) {
         `event loop delay over 200 spawns: ${spawner} launcher ${show(delays[spawner])}; ` +
           `node launcher (in-process spawn) ${show(delays["node"])}`,
       );
-      // Only a generous bound: the host is noisy.
-      const max = delays[spawner]?.max ?? Infinity;
-      assert.ok(max < 250, `the ${spawner} launcher stalled the event loop for ${max} ms`);
+      // Only a generous bound, on the 99th percentile: the host is shared, and a single
+      // sample (the max) measures it more than the launcher (405 ms once, in a CI run on a
+      // machine busy with other work, where p99 stays a few ms).
+      const p99 = delays[spawner]?.p99 ?? Infinity;
+      assert.ok(p99 < 50, `the ${spawner} launcher stalled the event loop: p99 ${p99} ms`);
     });
   });
 }
