@@ -249,14 +249,9 @@ export class AntAgent {
   }
 
   #onRegistered(ws: WebSocket, resume: Record<string, number>): void {
-    const first = !this.#registered && this.#attempts === 0;
+    // The first connection is announced by whoever awaited start() (`colony ant` prints it).
     this.#registered = true;
     this.#attempts = 0;
-    if (first) {
-      this.#log(
-        `colony ant ${this.antId}: connected to ${this.#url} (methods ${this.#methods.join(",")}; tags ${(this.#o.tags ?? []).join(",") || "none"}; capacity ${this.#o.maxCapacity ?? 1})`,
-      );
-    }
     this.#ready.resolve();
     for (const [id, offset] of Object.entries(resume)) {
       const t = this.#tasks.get(id);

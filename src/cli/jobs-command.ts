@@ -152,7 +152,11 @@ export function printJob(out: NodeJS.WriteStream, job: JobRequestView): void {
   if (job.started_at)
     lines.push(`  started ${job.started_at}; took ${took(job.started_at, job.ended_at)}`);
   if (Object.keys(job.params).length > 0) lines.push(`  params ${JSON.stringify(job.params)}`);
-  if (job.error_message) lines.push(`  ${p.red(job.error_code ?? "error")}: ${job.error_message}`);
+  if (job.error_message) {
+    // PENDING with a code: it waits (e.g. COLONY_NO_ANT: no ant serves its first task yet).
+    const paint = job.state === "PENDING" ? p.yellow : p.red;
+    lines.push(`  ${paint(job.error_code ?? "error")}: ${job.error_message}`);
+  }
   out.write(lines.join("\n") + "\n");
   const tasks = job.tasks ?? [];
   if (tasks.length === 0) {

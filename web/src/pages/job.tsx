@@ -361,7 +361,8 @@ export function JobPage({
         ) : null}
       </dl>
       {j.error_message ? (
-        <div class="error" role="status">
+        // A PENDING job with an error code waits (no ant serves its first task yet).
+        <div class={j.state === "PENDING" ? "warn" : "error"} role="status">
           <strong>{j.error_code}</strong> {j.error_message}
         </div>
       ) : null}
