@@ -53,7 +53,12 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
       Number(process.env.BENCH_HOOK_CLIENTS ?? 16),
     ),
   ants: () =>
-    antsDispatch(Number(process.env.BENCH_ANTS_N ?? 5000), Number(process.env.BENCH_ANTS ?? 50)),
+    antsDispatch(
+      Number(process.env.BENCH_ANTS_N ?? 20_000),
+      Number(process.env.BENCH_ANTS ?? 50),
+      3,
+      Number(process.env.BENCH_ANTS_JOBS_N ?? 5000),
+    ),
   messaging: () =>
     messagingRoundTrip(
       Number(process.env.BENCH_MESSAGING_N ?? 3000),
