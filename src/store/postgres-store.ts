@@ -59,7 +59,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
-import { DEFERRAL_HEAD_START_MS } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -499,19 +499,15 @@ class PostgresStore implements Store {
     );
   }
 
-  deferJobRequest(
-    id: number,
-    owner: string,
-    scheduledAt: Date,
-    why: { errorCode: string; errorMessage: string },
-  ): Promise<JobRequest | undefined> {
+  // The return type comes from Store (Promise<JobRequest | undefined>).
+  deferJobRequest(id: number, owner: string, at: Date, why: WaitReason) {
     return this.#run("deferring a job request", async () => {
       if (!Number.isSafeInteger(id)) throw new NotFoundError("job_request", id);
       const row = await this.#one(
         `UPDATE job_requests SET state = 'PENDING', scheduled_at = $3,
            lease_expires_at = NULL, error_code = $4, error_message = $5, updated_at = $6
          WHERE id = $1 AND state = 'READY' AND owner = $2 AND NOT cancel_requested RETURNING *`,
-        [id, owner, scheduledAt, why.errorCode, why.errorMessage, new Date()],
+        [id, owner, at, why.errorCode, why.errorMessage, new Date()],
       );
       return row ? toJobRequest(row, codec) : undefined;
     });

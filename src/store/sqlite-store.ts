@@ -61,7 +61,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
-import { DEFERRAL_HEAD_START_MS } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
 
 export interface SqliteStoreOptions {
   /** The database file (created if missing), or ":memory:". */
@@ -875,18 +875,14 @@ class SqliteStore implements Store {
     );
   }
 
-  deferJobRequest(
-    id: number,
-    owner: string,
-    scheduledAt: Date,
-    why: { errorCode: string; errorMessage: string },
-  ): Promise<JobRequest | undefined> {
+  // The return type comes from Store (Promise<JobRequest | undefined>).
+  deferJobRequest(id: number, owner: string, at: Date, why: WaitReason) {
     return this.#run("deferring a job request", () => {
       const row = this.#get(
         `UPDATE job_requests SET state = 'PENDING', scheduled_at = ?,
            lease_expires_at = NULL, error_code = ?, error_message = ?, updated_at = ?
          WHERE id = ? AND state = 'READY' AND owner = ? AND cancel_requested = 0 RETURNING *`,
-        scheduledAt.getTime(),
+        at.getTime(),
         why.errorCode,
         why.errorMessage,
         Date.now(),

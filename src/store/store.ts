@@ -101,6 +101,12 @@ export interface Page<T> {
  */
 export const DEFERRAL_HEAD_START_MS = 2000;
 
+/** Why a job waits (recorded on a deferred request until it starts). */
+export interface WaitReason {
+  errorCode: string;
+  errorMessage: string;
+}
+
 export interface Store {
   /** Which backend this is ("sqlite" | "postgres"), for logs and health. */
   readonly kind: string;
@@ -178,8 +184,8 @@ export interface Store {
   deferJobRequest(
     id: number,
     owner: string,
-    scheduledAt: Date,
-    why: { errorCode: string; errorMessage: string },
+    at: Date,
+    why: WaitReason,
   ): Promise<JobRequest | undefined>;
   /**
    * Deferred requests (PENDING with `errorCode`) due later than `now` become due at `now`
