@@ -136,6 +136,29 @@ describe("jobs whose first task no ant serves", () => {
     assert.ok(task!.startedAt!.getTime() < due, "woken by the ant, not by its next try");
   });
 
+  it("are woken once a second at most while ants connect in a burst", async () => {
+    const rt = await open();
+    let wakes = 0;
+    const wake = rt.store.wakeDeferredJobRequests.bind(rt.store);
+    rt.store.wakeDeferredJobRequests = (code, now) => {
+      wakes++;
+      return wake(code, now);
+    };
+    const job = await rt.engine.submit({ definition: GPU });
+    await until("a deferral", async () => {
+      const j = await rt.store.getJobRequest(job.id);
+      return j?.errorCode === NO_ANT ? j : undefined;
+    });
+    const link: AntLink = { remoteAddress: "test", send: () => undefined, close: () => undefined };
+    for (let i = 0; i < 8; i++) {
+      rt.ants!.register({ ant_id: `cpu-${i}`, tags: ["cpu"], methods: ["WEBSOCKET"] }, link);
+      await new Promise((r) => setImmediate(r));
+    }
+    connectGpuAnt(rt, "gpu-late");
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+    assert.equal(wakes, 2, "the first connection's wake, then one for the other eight");
+  });
+
   it("still fail with COLONY_NO_ANT once their task's timeout has passed, counted from the first deferral", async () => {
     const rt = await open();
     const started = Date.now();

@@ -141,6 +141,7 @@ export class Dispatcher implements TaskDispatcher {
   #waiters: Waiter[] = [];
   /** Jobs handed back for want of an ant, by id (see deferral). */
   readonly #deferred = new Map<number, Deferred>();
+  #sweptAt = 0;
   /** Waiters some ant serves (waitingCount). */
   #busyWaiting = 0;
   #closed = false;
@@ -215,6 +216,9 @@ export class Dispatcher implements TaskDispatcher {
   }
 
   #forgetStale(now: number): void {
+    // Once a second at most: deferral() runs for every deferred job claimed again.
+    if (now - this.#sweptAt < 1000) return;
+    this.#sweptAt = now;
     for (const [id, d] of this.#deferred) {
       if (now - d.until > DEFERRAL_KEPT_MS) this.#deferred.delete(id);
     }

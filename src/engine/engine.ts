@@ -24,6 +24,9 @@ import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
 import { Semaphore } from "./semaphore.ts";
 
+/** Deferred jobs are woken (Engine.wakeDeferred) at most this often. */
+const WAKE_INTERVAL_MS = 1000;
+
 /** Tasks the built-in ant runs at once when nothing says otherwise. */
 export const DEFAULT_MAX_PARALLEL_TASKS = 16;
 
@@ -87,6 +90,7 @@ export class Engine {
   #waking = false;
   /** Counts wakeDeferred calls: a deferral written while one came is woken again. */
   #wakes = 0;
+  #lastWake = 0;
   readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
 
   constructor(options: EngineOptions) {
@@ -305,15 +309,22 @@ export class Engine {
     this.#wakes++;
     if (this.#waking || this.#stopping) return;
     this.#waking = true;
-    setImmediate(() => {
+    const run = () => {
       this.#waking = false;
+      if (this.#stopping) return;
+      this.#lastWake = Date.now();
       this.store.wakeDeferredJobRequests(errorCode, new Date()).then(
         (woken) => {
           if (woken > 0) this.#kick();
         },
         (error: unknown) => this.#ctx.log(`waking deferred jobs failed: ${String(error)}`),
       );
-    });
+    };
+    // Ants connecting in a burst (a fleet starting) share one wake a second: each wake
+    // re-claims every deferred job, and those the new ants do not serve are deferred again.
+    const wait = this.#lastWake + WAKE_INTERVAL_MS - Date.now();
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait).unref();
   }
 
   /**
