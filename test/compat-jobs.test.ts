@@ -680,7 +680,12 @@ describe("process jobs: restarts", () => {
         async () => (await read(late)).status === "stopped",
       );
       assert.equal((await read(late)).reasonForExit, "timeout");
-      assert.ok(!alive(handles.get(late)!.pid));
+      // The stop is recorded, then the process is signalled: it dies right after.
+      await waitUntil(
+        "the late job's process to die",
+        () => !alive(handles.get(late)!.pid),
+        10_000,
+      );
       // The re-attached job is followed to its output's end and stopped by the API.
       await waitUntil(
         "the live job's later output",
