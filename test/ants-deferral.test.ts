@@ -136,6 +136,26 @@ describe("jobs whose first task no ant serves", () => {
     assert.ok(task!.startedAt!.getTime() < due, "woken by the ant, not by its next try");
   });
 
+  it(
+    "still time out with their job's timeout, counted from the first deferral",
+    { timeout: 10_000 },
+    async () => {
+      const rt = await open();
+      const started = Date.now();
+      const job = await rt.engine.submit({
+        definition: parseJobDefinition(
+          "job_type: gpu-job-timeout\ntimeout: 1s\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n",
+        ),
+      });
+      const finished = await rt.engine.waitFor(job.id);
+      const elapsed = Date.now() - started;
+      assert.equal(finished.state, "FAILED");
+      assert.equal(finished.errorCode, "COLONY_JOB_TIMEOUT");
+      assert.ok(elapsed >= 1000, `not before its timeout (${elapsed} ms)`);
+      assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
+    },
+  );
+
   it("are woken once a second at most while ants connect in a burst", async () => {
     const rt = await open();
     let wakes = 0;

@@ -192,7 +192,11 @@ export class Dispatcher implements TaskDispatcher {
    * starts and its task fails with COLONY_NO_ANT at once. Without remote ants (`colony
    * run`) nothing is deferred.
    */
-  deferral(jobRequestId: number, task: TaskDefinition): Deferral | undefined {
+  deferral(
+    jobRequestId: number,
+    task: TaskDefinition,
+    jobTimeoutMs?: number,
+  ): Deferral | undefined {
     if (!this.#ants || this.#anyServes(task)) return undefined;
     const now = Date.now();
     this.#forgetStale(now);
@@ -202,9 +206,13 @@ export class Dispatcher implements TaskDispatcher {
       this.#deferred.set(jobRequestId, d);
     }
     d.task = task;
-    const timeout = task.timeoutMs;
-    const left = timeout !== undefined && timeout > 0 ? d.since + timeout - now : Infinity;
-    if (left <= 0) return undefined; // executorFor fails it with COLONY_NO_ANT at once
+    // The task's and the job's timeouts both count from the first deferral: once one has
+    // passed, the job starts and ends at once (COLONY_NO_ANT, or the job's timeout).
+    let left = Infinity;
+    for (const timeout of [task.timeoutMs, jobTimeoutMs]) {
+      if (timeout !== undefined && timeout > 0) left = Math.min(left, d.since + timeout - now);
+    }
+    if (left <= 0) return undefined;
     const delayMs = Math.min(MAX_DEFER_MS, FIRST_DEFER_MS * 2 ** d.count, left);
     d.count++;
     d.until = now + delayMs;
@@ -213,6 +221,10 @@ export class Dispatcher implements TaskDispatcher {
       errorCode: NO_ANT,
       errorMessage: `waiting for an ant since ${new Date(d.since).toISOString()} (tried ${d.count} time(s), next try within ${formatDuration(delayMs)}): ${this.#describe(task)}`,
     };
+  }
+
+  deferredSince(jobRequestId: number): number | undefined {
+    return this.#deferred.get(jobRequestId)?.since;
   }
 
   #forgetStale(now: number): void {

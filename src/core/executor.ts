@@ -131,7 +131,13 @@ export interface TaskDispatcher {
    * undefined to start it. The job is then not held in memory, and another server (one
    * with such an ant) may claim it.
    */
-  deferral?(jobRequestId: number, task: TaskDefinition): Deferral | undefined;
+  deferral?(
+    jobRequestId: number,
+    task: TaskDefinition,
+    jobTimeoutMs?: number,
+  ): Deferral | undefined;
+  /** When a job that `deferral` deferred first waited (ms): its timeouts count from there. */
+  deferredSince?(jobRequestId: number): number | undefined;
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
   /**

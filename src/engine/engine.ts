@@ -345,7 +345,7 @@ export class Engine {
         return undefined; // its runner records the template error on the task
       }
     }
-    return dispatch.deferral(job.id, task);
+    return dispatch.deferral(job.id, task, definition.timeoutMs);
   }
 
   /** Hands a claimed job back to the store (see #deferralOf); false when it was cancelled meanwhile. */
@@ -381,7 +381,12 @@ export class Engine {
       unlaunched = false;
       this.#unlaunched--; // its task now counts in the slots (or it ended: onFinished kicks)
     };
-    const runner = new JobRunner(this.#ctx, { ...job, definition }, launched);
+    const runner = new JobRunner(
+      this.#ctx,
+      { ...job, definition },
+      launched,
+      this.#ctx.dispatch?.deferredSince?.(job.id),
+    );
     this.#runners.set(job.id, runner);
     try {
       await runner.start();

@@ -44,10 +44,19 @@ export class JobRunner {
   /** Called once: when the first task starts (asks for a slot) or the runner ends. */
   #onLaunched: (() => void) | undefined;
 
-  constructor(ctx: JobRunnerContext, job: JobRequest, onLaunched?: () => void) {
+  /** A job that was deferred for want of an ant: its timeout counts from then (ms). */
+  readonly #waitedSince: number | undefined;
+
+  constructor(
+    ctx: JobRunnerContext,
+    job: JobRequest,
+    onLaunched?: () => void,
+    waitedSince?: number,
+  ) {
     this.#ctx = ctx;
     this.#job = job;
     this.#onLaunched = onLaunched;
+    this.#waitedSince = waitedSince;
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
@@ -85,7 +94,7 @@ export class JobRunner {
     if (!fresh && (await store.isCancelRequested(this.#job.id))) this.#abort = "cancel";
     const timeout = this.#job.definition.timeoutMs;
     if (timeout !== undefined && timeout > 0) {
-      const since = this.#job.startedAt?.getTime() ?? Date.now();
+      const since = this.#waitedSince ?? this.#job.startedAt?.getTime() ?? Date.now();
       this.#later(Math.max(0, since + timeout - Date.now()), () => this.stop("timeout"));
     }
     // Executions left unfinished by an earlier process: re-attach (or fail) them.
