@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { runCli } from "./support/cli.ts";
+import { runCli, startCli } from "./support/cli.ts";
 import { http } from "./support/server-harness.ts";
 import {
   join,
@@ -351,6 +351,33 @@ describe("a task waiting for an ant holds no task slot", () => {
     assert.equal((await s.ants()).waiting.length, 1, "the other task still waits");
     await s.server.runtime.engine.cancel(waiting.id);
     assert.equal((await s.finished(waiting.id)).job.state, "CANCELLED");
+  });
+
+  it("colony submit --follow says once why a job waits for an ant, and ends when it is cancelled", async () => {
+    const file = join(s.server.runtime.dataDir, "tpu-follow.yaml");
+    writeFileSync(
+      file,
+      "job_type: tpu-follow\ntasks:\n- task_type: fit\n  method: WEBSOCKET\n  tags: [tpu]\n",
+    );
+    const cli = startCli(["submit", file, "--follow", "--server", s.url, "--token", s.adminToken]);
+    await waitUntil("the CLI to say why the job waits", async () =>
+      /waits \(COLONY_NO_ANT\)/.test(cli.stderr()),
+    );
+    const { items } = await s.server.runtime.store.listJobRequests({ jobType: "tpu-follow" });
+    const id = items[0]!.id;
+    // Deferred again meanwhile (1 s, then 2 s): still said once.
+    await waitUntil("a second deferral", async () =>
+      /tried 2 time/.test((await s.server.runtime.store.getJobRequest(id))?.errorMessage ?? ""),
+    );
+    await s.server.runtime.engine.cancel(id);
+    const r = await cli.result;
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.split("\n").filter((l) => l.includes("waits (COLONY_NO_ANT)"));
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(
+      lines[0]!,
+      new RegExp(`^job ${id} waits \\(COLONY_NO_ANT\\): waiting for an ant since .*tags tpu`),
+    );
   });
 
   it("jobs no connected ant serves are left PENDING and do not stop the server from claiming its own", async () => {

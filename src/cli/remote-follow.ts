@@ -47,6 +47,8 @@ export class RemoteFollow {
   /** Runs before the one current when following began are history, not followed. */
   #fromAttempt: number | undefined;
   #ticker: NodeJS.Timeout | undefined;
+  /** The error code of the wait last reported (see #sayWhyItWaits). */
+  #waitShown: string | undefined;
 
   constructor(options: RemoteFollowOptions) {
     this.#o = options;
@@ -63,6 +65,7 @@ export class RemoteFollow {
         const job = await this.#o.client.getJobRequest(this.#o.jobRequestId);
         this.#last = job;
         this.#fromAttempt ??= job.attempt;
+        this.#sayWhyItWaits(job);
         for (const t of job.tasks ?? []) if (t.job_attempt >= this.#fromAttempt) this.#see(t);
         if (FINAL.has(job.state) || this.#stopped) {
           // Every stream ends on its own once its execution ended; print all of it.
@@ -78,6 +81,22 @@ export class RemoteFollow {
       if (this.#stopped) for (const f of this.#followed.values()) f.stream?.destroy();
     }
     return this.#last!;
+  }
+
+  /**
+   * A PENDING job with an error code waits for something (COLONY_NO_ANT: no ant serves
+   * its first task): said once per reason, not at every re-try.
+   */
+  #sayWhyItWaits(job: JobRequestView): void {
+    const code = job.state === "PENDING" ? (job.error_code ?? undefined) : undefined;
+    if (code !== undefined && code !== this.#waitShown && job.error_message) {
+      const p = paint(this.#o.err);
+      this.#write(
+        this.#o.err,
+        `${p.yellow(`job ${job.id} waits`)} (${code}): ${job.error_message}\n`,
+      );
+    }
+    this.#waitShown = code;
   }
 
   /** Stops following (the job goes on on the server). */

@@ -21,6 +21,7 @@ export function startCli(
   child: ChildProcess;
   result: Promise<CliResult>;
   stdout: () => string;
+  stderr: () => string;
 } {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
@@ -34,7 +35,7 @@ export function startCli(
   const result = new Promise<CliResult>((resolve) =>
     child.on("close", (code) => resolve({ code, stdout, stderr })),
   );
-  return { child, result, stdout: () => stdout };
+  return { child, result, stdout: () => stdout, stderr: () => stderr };
 }
 
 export function runCli(
