@@ -396,6 +396,7 @@ describe("a task waiting for an ant holds no task slot", () => {
     assert.equal(done, "COMPLETED");
     // Nothing serves them: all three were claimed and handed back, and are listed.
     const view = await s.ants();
+    assert.equal(view.waiting_total, 3);
     assert.deepEqual(
       view.waiting.map((w) => [w.job_request_id, w.execution_id, w.reason]),
       waiting.map((j) => [j.id, null, "no_ant"]),

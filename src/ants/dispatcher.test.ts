@@ -278,6 +278,14 @@ describe("dispatcher routing", () => {
       dispatcher.waiting().map((w) => [w.jobRequestId, w.executionId, w.reason]),
       [[7, undefined, "no_ant"]],
     );
+    dispatcher.deferral(5, gpu);
+    dispatcher.deferral(6, gpu);
+    assert.deepEqual(
+      dispatcher.waiting(2).map((w) => w.jobRequestId),
+      [7, 5],
+      "the oldest first, up to the limit",
+    );
+    assert.deepEqual(dispatcher.waitingCounts(), { busy: 0, noAnt: 3 });
     assert.equal(
       dispatcher.deferral(8, taskDefinition("t")),
       undefined,
@@ -286,7 +294,11 @@ describe("dispatcher routing", () => {
     const ant = ants.register({ ant_id: "g", tags: ["gpu"], methods: ["WEBSOCKET"] }, link());
     assert.equal(dispatcher.deferral(7, gpu), undefined, "an ant serves it now");
     assert.equal(dispatcher.executorFor(gpu, { ...execution(), jobRequestId: 7 }, signal), ant);
-    assert.deepEqual(dispatcher.waiting(), [], "started: no longer listed");
+    assert.deepEqual(
+      dispatcher.waiting().map((w) => w.jobRequestId),
+      [5, 6],
+      "7 started: no longer listed",
+    );
   });
 
   it("a deferred task's timeout counts from its first deferral", async () => {

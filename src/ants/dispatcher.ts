@@ -278,22 +278,27 @@ export class Dispatcher implements TaskDispatcher {
   }
 
   /**
-   * Tasks waiting for an ant with room, oldest first: jobs left PENDING because no ant
-   * serves their first task, then tasks waiting in this server.
+   * Tasks waiting for an ant with room, oldest first (at most `limit`): jobs left PENDING
+   * because no ant serves their first task, then tasks waiting in this server.
    */
-  waiting(): WaitingTask[] {
+  waiting(limit = Infinity): WaitingTask[] {
     this.#forgetStale(Date.now());
-    const deferred: WaitingTask[] = [...this.#deferred.values()].map((d) => ({
-      jobRequestId: d.jobRequestId,
-      taskType: d.task.taskType,
-      method: d.task.method,
-      tags: [...d.task.tags],
-      since: new Date(d.since),
-      reason: "no_ant",
-    }));
-    deferred.sort((a, b) => a.since.getTime() - b.since.getTime());
-    return deferred.concat(
-      this.#waiters.map((w) => ({
+    const out: WaitingTask[] = [];
+    // A deferral's entry is made at its first deferral: the map's order is the oldest first.
+    for (const d of this.#deferred.values()) {
+      if (out.length >= limit) return out;
+      out.push({
+        jobRequestId: d.jobRequestId,
+        taskType: d.task.taskType,
+        method: d.task.method,
+        tags: [...d.task.tags],
+        since: new Date(d.since),
+        reason: "no_ant",
+      });
+    }
+    for (const w of this.#waiters) {
+      if (out.length >= limit) return out;
+      out.push({
         jobRequestId: w.jobRequestId,
         executionId: w.executionId,
         taskType: w.task.taskType,
@@ -301,8 +306,16 @@ export class Dispatcher implements TaskDispatcher {
         tags: [...w.task.tags],
         since: new Date(w.since),
         reason: w.served ? "busy" : "no_ant",
-      })),
-    );
+      });
+    }
+    return out;
+  }
+
+  /** How many wait, by reason (as in waiting()), without listing them. */
+  waitingCounts(): { busy: number; noAnt: number } {
+    this.#forgetStale(Date.now());
+    const busy = this.#busyWaiting;
+    return { busy, noAnt: this.#deferred.size + this.#waiters.length - busy };
   }
 
   executorFor(

@@ -31,6 +31,9 @@ import {
   parseTaskResponse,
 } from "./task-request.ts";
 
+/** Waiting tasks GET /api/ants lists (the oldest; `waiting_total` counts them all). */
+export const WAITING_LISTED = 500;
+
 /** How long a new connection has to send its registration. */
 const REGISTRATION_TIMEOUT_MS = 10_000;
 /** Ignored frames logged per connection before only every 100th is. */
@@ -77,9 +80,9 @@ export const WaitingTaskSchema = Type.Object({
 export const AntListSchema = Type.Object({
   items: Type.Array(AntViewSchema),
   waiting: Type.Array(WaitingTaskSchema, {
-    description:
-      "Tasks waiting for an ant, oldest first: for room on one that serves them, or for one that does",
+    description: `Tasks waiting for an ant, oldest first (at most ${WAITING_LISTED}): for room on one that serves them, or for one that does`,
   }),
+  waiting_total: Type.Integer({ description: "How many tasks wait for an ant in all" }),
 });
 export type AntListView = Static<typeof AntListSchema>;
 
@@ -117,9 +120,11 @@ export function antList(dispatcher: Dispatcher, ants: AntRegistry | undefined): 
     connected_at: null,
     last_seen_at: null,
   };
+  const counts = dispatcher.waitingCounts();
   return {
     items: [builtin, ...(ants?.list() ?? []).map(remoteAntView)],
-    waiting: dispatcher.waiting().map((w) => ({
+    waiting_total: counts.busy + counts.noAnt,
+    waiting: dispatcher.waiting(WAITING_LISTED).map((w) => ({
       job_request_id: w.jobRequestId,
       execution_id: w.executionId ?? null,
       task_type: w.taskType,
@@ -198,10 +203,9 @@ function antMetrics(deps: ServerDeps, ants: AntRegistry, dispatcher: Dispatcher)
       "or no_ant (no connected ant serves them)",
     labelNames: ["reason"] as const,
     collect() {
-      const waiting = dispatcher.waiting();
-      const noAnt = waiting.filter((w) => w.reason === "no_ant").length;
-      this.set({ reason: "busy" }, waiting.length - noAnt);
-      this.set({ reason: "no_ant" }, noAnt);
+      const counts = dispatcher.waitingCounts();
+      this.set({ reason: "busy" }, counts.busy);
+      this.set({ reason: "no_ant" }, counts.noAnt);
     },
   });
   return {

@@ -68,7 +68,11 @@ async function list(argv: string[], io: CliIo): Promise<number> {
         "\n",
     );
     if (ants.waiting.length > 0) {
-      io.stdout.write(`\n${ants.waiting.length} task(s) waiting for an ant:\n`);
+      const shown =
+        ants.waiting_total > ants.waiting.length
+          ? ` (the oldest ${ants.waiting.length} shown)`
+          : "";
+      io.stdout.write(`\n${ants.waiting_total} task(s) waiting for an ant${shown}:\n`);
       io.stdout.write(
         table(
           ants.waiting.map((w) => [

@@ -30,6 +30,7 @@ export interface AntTestServer {
   ants(): Promise<{
     items: { ant_id: string; load: number; state: string }[];
     waiting: { job_request_id: number; execution_id: string | null; reason: "busy" | "no_ant" }[];
+    waiting_total: number;
   }>;
   close(): Promise<void>;
 }

@@ -30,6 +30,7 @@ export function AntsPage(): JSX.Element {
     ants.data && typeof ants.data === "object" && Array.isArray((ants.data as Row).waiting)
       ? ((ants.data as Row).waiting as Row[])
       : [];
+  const waitingTotal = (ants.data ? num(ants.data as Row, "waiting_total") : undefined) ?? 0;
   return (
     <section aria-labelledby="ants-title">
       <div class="page-head">
@@ -119,7 +120,7 @@ export function AntsPage(): JSX.Element {
       )}
       {waiting.length ? (
         <>
-          <h2>Waiting for an ant</h2>
+          <h2>Waiting for an ant ({Math.max(waitingTotal, waiting.length)})</h2>
           <div class="table-wrap">
             <table class="list" data-testid="waiting">
               <thead>
@@ -161,6 +162,11 @@ export function AntsPage(): JSX.Element {
               </tbody>
             </table>
           </div>
+          {waitingTotal > waiting.length ? (
+            <p class="muted">
+              The oldest {waiting.length} are shown; {waitingTotal - waiting.length} more wait.
+            </p>
+          ) : null}
         </>
       ) : null}
     </section>
