@@ -11,6 +11,7 @@ import { after, describe, it } from "node:test";
 import { NO_ANT } from "../src/ants/dispatcher.ts";
 import type { AntLink } from "../src/ants/remote-ant-executor.ts";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import type { JobRequest } from "../src/core/job-request.ts";
 import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
 import { postgres } from "./support/services.ts";
 import { tempDir } from "./support/cli.ts";
@@ -72,6 +73,19 @@ async function open(
   runtimes.push(rt);
   await rt.engine.start();
   return rt;
+}
+
+/** Submits `yaml` (no ant serves it) and checks that it FAILED after 1 s, not 2. */
+async function endsAfterOneSecond(yaml: string): Promise<{ rt: Embedded; finished: JobRequest }> {
+  const rt = await open();
+  const started = Date.now();
+  const job = await rt.engine.submit({ definition: parseJobDefinition(yaml) });
+  const finished = await rt.engine.waitFor(job.id);
+  const elapsed = Date.now() - started;
+  assert.equal(finished.state, "FAILED");
+  assert.ok(elapsed >= 1000, `not before its timeout (${elapsed} ms)`);
+  assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
+  return { rt, finished };
 }
 
 after(async () => {
@@ -140,19 +154,10 @@ describe("jobs whose first task no ant serves", () => {
     "still time out with their job's timeout, counted from the first deferral",
     { timeout: 10_000 },
     async () => {
-      const rt = await open();
-      const started = Date.now();
-      const job = await rt.engine.submit({
-        definition: parseJobDefinition(
-          "job_type: gpu-job-timeout\ntimeout: 1s\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n",
-        ),
-      });
-      const finished = await rt.engine.waitFor(job.id);
-      const elapsed = Date.now() - started;
-      assert.equal(finished.state, "FAILED");
+      const { finished } = await endsAfterOneSecond(
+        "job_type: gpu-job-timeout\ntimeout: 1s\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n",
+      );
       assert.equal(finished.errorCode, "COLONY_JOB_TIMEOUT");
-      assert.ok(elapsed >= 1000, `not before its timeout (${elapsed} ms)`);
-      assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
     },
   );
 
@@ -180,21 +185,12 @@ describe("jobs whose first task no ant serves", () => {
   });
 
   it("still fail with COLONY_NO_ANT once their task's timeout has passed, counted from the first deferral", async () => {
-    const rt = await open();
-    const started = Date.now();
-    const job = await rt.engine.submit({
-      definition: parseJobDefinition(
-        "job_type: gpu-timeout\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n  timeout: 1s\n",
-      ),
-    });
-    const finished = await rt.engine.waitFor(job.id);
-    const elapsed = Date.now() - started;
-    assert.equal(finished.state, "FAILED");
-    const [task] = await rt.store.listTaskExecutions(job.id);
+    const { rt, finished } = await endsAfterOneSecond(
+      "job_type: gpu-timeout\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n  timeout: 1s\n",
+    );
+    const [task] = await rt.store.listTaskExecutions(finished.id);
     assert.equal(task!.errorCode, NO_ANT);
     assert.match(task!.errorMessage!, /no ant took task train within its timeout \(1(\.0+)?s\)/);
-    assert.ok(elapsed >= 1000, `not before its timeout (${elapsed} ms)`);
-    assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
   });
 });
 
