@@ -129,6 +129,33 @@ describe("jobs whose first task no ant serves", () => {
     assert.deepEqual(rt.dispatcher.waiting(), [], "cancelled jobs leave the list");
   });
 
+  it("a later task waiting for an ant that is not there holds no share of the engine's runners", async () => {
+    // Two runners: on the old code two jobs whose deploy step waited for an offline ant
+    // held both, and nothing else was claimed.
+    const rt = await open({ maxParallelJobs: 2 });
+    const ship = parseJobDefinition(
+      'job_type: ship\ntasks:\n- task_type: build\n  script: ["true"]\n  on_completed: deploy\n' +
+        "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n",
+    );
+    const parked = [];
+    for (let i = 0; i < 3; i++) parked.push(await rt.engine.submit({ definition: ship }));
+    const shell = await rt.engine.submit({ definition: SHELL });
+    const done = await Promise.race([
+      rt.engine.waitFor(shell.id).then((j) => j.state),
+      new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
+    ]);
+    assert.equal(done, "COMPLETED");
+    await until("three deploy steps waiting", async () =>
+      rt.dispatcher.waiting().filter((w) => w.executionId !== undefined).length === 3
+        ? true
+        : undefined,
+    );
+    assert.equal(rt.dispatcher.parkedJobs, 3);
+    for (const job of parked) await rt.engine.cancel(job.id);
+    for (const job of parked) assert.equal((await rt.engine.waitFor(job.id)).state, "CANCELLED");
+    assert.equal(rt.dispatcher.parkedJobs, 0);
+  });
+
   it("run as soon as an ant that serves them connects, before their next try is due", async () => {
     const rt = await open();
     const job = await rt.engine.submit({ definition: GPU });

@@ -144,6 +144,8 @@ export class Dispatcher implements TaskDispatcher {
   #sweptAt = 0;
   /** Waiters some ant serves (waitingCount). */
   #busyWaiting = 0;
+  /** Waiters no ant serves, by job id (parkedJobs). */
+  readonly #parked = new Map<number, number>();
   #closed = false;
   readonly #detach: Array<() => void> = [];
 
@@ -251,10 +253,30 @@ export class Dispatcher implements TaskDispatcher {
     return this.#busyWaiting;
   }
 
+  /**
+   * Jobs with a task waiting for an ant that no connected ant serves (a later task: a
+   * first one is deferred instead). The engine does not count their runners against
+   * maxParallelJobs, or jobs whose deploy step waits for an offline ant would stop it
+   * from claiming anything else.
+   */
+  get parkedJobs(): number {
+    return this.#parked.size;
+  }
+
+  #park(w: Waiter, by: 1 | -1): void {
+    const n = (this.#parked.get(w.jobRequestId) ?? 0) + by;
+    if (n > 0) this.#parked.set(w.jobRequestId, n);
+    else this.#parked.delete(w.jobRequestId);
+  }
+
   /** An ant connected or left: which waiting tasks some ant serves may have changed. */
   #recount(): void {
     let n = 0;
-    for (const w of this.#waiters) if ((w.served = this.#anyServes(w.task))) n++;
+    this.#parked.clear();
+    for (const w of this.#waiters) {
+      if ((w.served = this.#anyServes(w.task))) n++;
+      else this.#park(w, 1);
+    }
     this.#busyWaiting = n;
   }
 
@@ -436,6 +458,7 @@ export class Dispatcher implements TaskDispatcher {
       }
       this.#waiters.push(waiter);
       if (qualifying) this.#busyWaiting++;
+      else this.#park(waiter, 1);
       // Waiting for a busy ant is ordinary back-pressure; no qualifying ant at all is worth a line.
       if (!qualifying) {
         this.#log(
@@ -455,6 +478,7 @@ export class Dispatcher implements TaskDispatcher {
   #takeAt(i: number): void {
     const waiter = this.#waiters.splice(i, 1)[0]!;
     if (waiter.served) this.#busyWaiting--;
+    else this.#park(waiter, -1);
     waiter.cleanup();
   }
 
@@ -526,6 +550,7 @@ export class Dispatcher implements TaskDispatcher {
     const waiters = this.#waiters;
     this.#waiters = [];
     this.#busyWaiting = 0;
+    this.#parked.clear();
     this.#deferred.clear();
     for (const w of waiters) {
       w.cleanup();

@@ -145,6 +145,11 @@ export interface TaskDispatcher {
    * tasks nothing here can serve do not count (the engine's claims follow this).
    */
   readonly waitingCount?: number;
+  /**
+   * Jobs whose running task waits for something nothing here serves (an ant that is not
+   * connected): their runners do not count against the engine's maxParallelJobs.
+   */
+  readonly parkedJobs?: number;
 }
 
 export const EXECUTION_EXISTS = "COLONY_EXECUTION_EXISTS";

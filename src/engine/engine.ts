@@ -24,6 +24,9 @@ import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
 import { Semaphore } from "./semaphore.ts";
 
+/** Runners an engine keeps at most, parked ones included, as a multiple of maxParallelJobs. */
+const PARKED_JOBS_FACTOR = 10;
+
 /** Deferred jobs are woken (Engine.wakeDeferred) at most this often. */
 const WAKE_INTERVAL_MS = 1000;
 
@@ -423,8 +426,13 @@ export class Engine {
       // ant serves: see TaskDispatcher.waitingCount) and the jobs claimed whose first
       // task has not asked for one yet. The rest stays PENDING for other engines.
       const waitingForAnt = this.#ctx.dispatch?.waitingCount ?? 0;
+      // Jobs parked on a task no connected ant serves hold no share of maxParallelJobs,
+      // up to PARKED_JOBS_FACTOR times it in all (their runners are memory).
+      const parked = this.#ctx.dispatch?.parkedJobs ?? 0;
+      const max = this.#opts.maxParallelJobs;
       const room = Math.min(
-        this.#opts.maxParallelJobs - this.#runners.size,
+        max - (this.#runners.size - parked),
+        PARKED_JOBS_FACTOR * max - this.#runners.size,
         2 * slots.limit - slots.busy - slots.waiting - waitingForAnt - this.#unlaunched,
       );
       if (room <= 0 || this.#stopping) return;
