@@ -11,6 +11,7 @@ import { after, describe, it } from "node:test";
 import { NO_ANT } from "../src/ants/dispatcher.ts";
 import type { AntLink } from "../src/ants/remote-ant-executor.ts";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import type { JobDefinition } from "../src/core/job-definition.ts";
 import type { JobRequest } from "../src/core/job-request.ts";
 import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
 import { postgres } from "./support/services.ts";
@@ -75,6 +76,22 @@ async function open(
   return rt;
 }
 
+/**
+ * Submits three jobs of `definition`, then a SHELL job, and checks that the SHELL job
+ * COMPLETES within 10 s (on an engine of two runners: the three must not hold them).
+ */
+async function threeThenShell(rt: Embedded, definition: JobDefinition): Promise<JobRequest[]> {
+  const jobs = [];
+  for (let i = 0; i < 3; i++) jobs.push(await rt.engine.submit({ definition }));
+  const shell = await rt.engine.submit({ definition: SHELL });
+  const done = await Promise.race([
+    rt.engine.waitFor(shell.id).then((j) => j.state),
+    new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
+  ]);
+  assert.equal(done, "COMPLETED");
+  return jobs;
+}
+
 /** Submits `yaml` (no ant serves it) and checks that it FAILED after 1 s, not 2. */
 async function endsAfterOneSecond(yaml: string): Promise<{ rt: Embedded; finished: JobRequest }> {
   const rt = await open();
@@ -98,14 +115,7 @@ describe("jobs whose first task no ant serves", () => {
     // Two runners: on the old code two gpu jobs held both, waiting in memory for an ant,
     // and the SHELL job submitted after them was never claimed.
     const rt = await open({ maxParallelJobs: 2 });
-    const gpu = [];
-    for (let i = 0; i < 3; i++) gpu.push(await rt.engine.submit({ definition: GPU }));
-    const shell = await rt.engine.submit({ definition: SHELL });
-    const done = await Promise.race([
-      rt.engine.waitFor(shell.id).then((j) => j.state),
-      new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
-    ]);
-    assert.equal(done, "COMPLETED");
+    const gpu = await threeThenShell(rt, GPU);
     for (const job of gpu) {
       const now = await until(`job ${job.id} deferred`, async () => {
         const j = await rt.store.getJobRequest(job.id);
@@ -137,14 +147,7 @@ describe("jobs whose first task no ant serves", () => {
       'job_type: ship\ntasks:\n- task_type: build\n  script: ["true"]\n  on_completed: deploy\n' +
         "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n",
     );
-    const parked = [];
-    for (let i = 0; i < 3; i++) parked.push(await rt.engine.submit({ definition: ship }));
-    const shell = await rt.engine.submit({ definition: SHELL });
-    const done = await Promise.race([
-      rt.engine.waitFor(shell.id).then((j) => j.state),
-      new Promise((resolve) => setTimeout(() => resolve("still not done after 10 s"), 10_000)),
-    ]);
-    assert.equal(done, "COMPLETED");
+    const parked = await threeThenShell(rt, ship);
     await until("three deploy steps waiting", async () =>
       rt.dispatcher.waiting().filter((w) => w.executionId !== undefined).length === 3
         ? true
