@@ -191,6 +191,20 @@ describe("jobs whose first task no ant serves", () => {
     },
   );
 
+  it("run here, waiting for an ant in memory, when the store refuses to take them back", async () => {
+    const rt = await open();
+    rt.store.deferJobRequest = () => Promise.reject(new Error("disk full (test)"));
+    const job = await rt.engine.submit({ definition: GPU });
+    await until("its task to wait here", async () =>
+      rt.dispatcher.waiting().some((w) => w.jobRequestId === job.id && w.executionId)
+        ? true
+        : undefined,
+    );
+    assert.equal((await rt.store.getJobRequest(job.id))?.state, "EXECUTING", "not left READY");
+    connectGpuAnt(rt, "gpu-2");
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+  });
+
   it("are woken once a second at most while ants connect in a burst", async () => {
     const rt = await open();
     let wakes = 0;

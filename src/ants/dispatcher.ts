@@ -15,7 +15,9 @@
  * - A job whose first task no ant here serves at all is not started: the engine hands it
  *   back to the store (PENDING, due again after a back-off up to 30 s, sooner when an ant
  *   connects; `deferral`), so such jobs take no memory or claims here and a server that
- *   has the ant may run them. Its task's timeout counts from the first deferral.
+ *   has the ant may run them. Its task's and its job's timeouts count from the first
+ *   deferral. A job whose later task no ant serves keeps waiting here, but does not count
+ *   against the engine's job limit (`parkedJobs`).
  * - Without remote ants (`colony run`), tags are not routing constraints: every task
  *   runs here if an executor serves its method, as before.
  *
@@ -190,9 +192,9 @@ export class Dispatcher implements TaskDispatcher {
    * connected one, none within its reconnect grace, not the built-in one), the job goes
    * back to PENDING for a while instead of waiting in memory: 1 s, then twice as long
    * each time, up to 30 s, and at once when an ant connects (the engine wakes deferred
-   * jobs then). Once the task's timeout has passed since the first deferral, the job
-   * starts and its task fails with COLONY_NO_ANT at once. Without remote ants (`colony
-   * run`) nothing is deferred.
+   * jobs then). Once the task's or the job's timeout has passed since the first deferral,
+   * the job starts and ends at once (COLONY_NO_ANT or COLONY_JOB_TIMEOUT). Without remote
+   * ants (`colony run`) nothing is deferred.
    */
   deferral(
     jobRequestId: number,

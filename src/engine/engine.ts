@@ -305,8 +305,8 @@ export class Engine {
 
   /**
    * Jobs left PENDING with `errorCode` (deferred: no ant served their first task) become
-   * due now and are claimed again: an ant that may serve them connected. Calls in the
-   * same turn share one store write.
+   * due now and are claimed again: an ant that may serve them connected. Calls share
+   * one store write a second at most.
    */
   wakeDeferred(errorCode: string): void {
     this.#wakes++;
@@ -351,16 +351,26 @@ export class Engine {
     return dispatch.deferral(job.id, task, definition.timeoutMs);
   }
 
-  /** Hands a claimed job back to the store (see #deferralOf); false when it was cancelled meanwhile. */
+  /**
+   * Hands a claimed job back to the store (see #deferralOf). False when it was cancelled
+   * meanwhile (its runner sees that) or the store refused: it is then driven here, its
+   * task waiting for an ant as any later task does, rather than left claimed by nobody.
+   */
   async #defer(job: JobRequest, d: Deferral): Promise<boolean> {
     const wakes = this.#wakes;
-    const deferred = await this.store.deferJobRequest(
-      job.id,
-      this.owner,
-      new Date(Date.now() + d.delayMs),
-      { errorCode: d.errorCode, errorMessage: d.errorMessage },
-    );
-    if (!deferred) return false; // cancelled meanwhile: the runner sees it
+    let deferred: JobRequest | undefined;
+    try {
+      deferred = await this.store.deferJobRequest(
+        job.id,
+        this.owner,
+        new Date(Date.now() + d.delayMs),
+        { errorCode: d.errorCode, errorMessage: d.errorMessage },
+      );
+    } catch (error) {
+      this.#ctx.log(`could not leave job ${job.id} for later (${String(error)}); running it here`);
+      return false;
+    }
+    if (!deferred) return false;
     // An ant connected while this was written: its wake may have run before this write.
     if (this.#wakes !== wakes) this.wakeDeferred(d.errorCode);
     this.events.emit("job:state", {
