@@ -225,7 +225,9 @@ describe("jobs whose first task no ant serves", () => {
     }
     connectGpuAnt(rt, "gpu-late");
     assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
-    assert.equal(wakes, 2, "the first connection's wake, then one for the other eight");
+    // The first connection's wake, then at most one for the other eight (nine without
+    // the limit; one when the job was claimed after the last ant connected).
+    assert.ok(wakes >= 1 && wakes <= 2, `${wakes} wakes for nine ants`);
   });
 
   it("still fail with COLONY_NO_ANT once their task's timeout has passed, counted from the first deferral", async () => {
