@@ -421,6 +421,12 @@ describe("a task waiting for an ant holds no task slot", () => {
         "m",
       ),
     );
+    const list = await runCli(
+      ["jobs", "list", "--type", "gpu", "--server", s.url, "--token", s.adminToken],
+      { env: { NO_COLOR: "1" } },
+    );
+    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.stdout.match(/^\d+\s+gpu\s+PENDING \(no ant\)\s/gm)?.length, 3, list.stdout);
     // And /metrics has them by reason, for an alert on tasks no ant will ever take.
     const metrics = await http(`${s.url}/metrics`, { headers: { authorization: s.adminToken } });
     assert.match(metrics.text, /^colony_ant_tasks_waiting\{reason="no_ant"\} 3$/m);

@@ -70,6 +70,12 @@ function help(io: CliIo): number {
   return 0;
 }
 
+/** Why a PENDING job waits, when it says (COLONY_NO_ANT: no ant serves its first task). */
+function waitNote(job: { state: string; error_code?: string | null }): string {
+  if (job.state !== "PENDING" || !job.error_code) return "";
+  return job.error_code === "COLONY_NO_ANT" ? " (no ant)" : ` (${job.error_code})`;
+}
+
 async function listJobs(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseClientArgs(argv, {
     state: { type: "string", multiple: true },
@@ -100,7 +106,7 @@ async function listJobs(argv: string[], io: CliIo): Promise<number> {
     const rows = page.items.map((j) => [
       String(j.id),
       j.job_type,
-      stateText(io.stdout, j.state),
+      stateText(io.stdout, j.state) + waitNote(j),
       String(j.attempt + 1),
       ago(j.created_at),
       took(j.started_at, j.ended_at),
