@@ -212,10 +212,7 @@ export class Dispatcher implements TaskDispatcher {
     d.task = task;
     // The task's and the job's timeouts both count from the first deferral: once one has
     // passed, the job starts and ends at once (COLONY_NO_ANT, or the job's timeout).
-    let left = Infinity;
-    for (const timeout of [task.timeoutMs, jobTimeoutMs]) {
-      if (timeout !== undefined && timeout > 0) left = Math.min(left, d.since + timeout - now);
-    }
+    const left = timeLeft(d.since, now, task.timeoutMs, jobTimeoutMs);
     if (left <= 0) return undefined;
     const delayMs = Math.min(MAX_DEFER_MS, FIRST_DEFER_MS * 2 ** d.count, left);
     d.count++;
@@ -430,7 +427,7 @@ export class Dispatcher implements TaskDispatcher {
         `no ant took task ${task.taskType} within its timeout (${formatDuration(timeout!)}): ${this.#describe(task)}`,
         { status: 503, retryable: true },
       );
-    const left = timeout !== undefined && timeout > 0 ? since + timeout - Date.now() : Infinity;
+    const left = timeLeft(since, Date.now(), timeout);
     if (left <= 0) return Promise.reject(noAnt());
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -559,6 +556,13 @@ export class Dispatcher implements TaskDispatcher {
       w.reject(closedError());
     }
   }
+}
+
+/** Ms left at `now` of the shortest of `timeouts` (0 or undefined: none) counted from `since`. */
+function timeLeft(since: number, now: number, ...timeouts: Array<number | undefined>): number {
+  let left = Infinity;
+  for (const t of timeouts) if (t !== undefined && t > 0) left = Math.min(left, since + t - now);
+  return left;
 }
 
 /** Whether two tasks go to the same ants (the same method and tags, in the same order). */

@@ -103,14 +103,6 @@ export interface Executor {
   close(options?: { killRunning?: boolean }): Promise<void>;
 }
 
-/**
- * Chooses the executor of each task: the built-in ant (this process's registry) or a
- * remote ant (src/ants/dispatcher.ts). Returns an executor now; a promise when the task
- * must wait for an ant with room (resolving undefined if `signal` aborts first, or
- * rejecting with a ColonyError that says why none came); undefined when nothing here can
- * ever run the method. For an execution being re-attached (not READY), the executor
- * that ran it.
- */
 /** Why a claimed job goes back to PENDING for a while (TaskDispatcher.deferral). */
 export interface Deferral {
   delayMs: number;
@@ -119,6 +111,14 @@ export interface Deferral {
   errorMessage: string;
 }
 
+/**
+ * Chooses the executor of each task: the built-in ant (this process's registry) or a
+ * remote ant (src/ants/dispatcher.ts). Returns an executor now; a promise when the task
+ * must wait for an ant with room (resolving undefined if `signal` aborts first, or
+ * rejecting with a ColonyError that says why none came); undefined when nothing here can
+ * ever run the method. For an execution being re-attached (not READY), the executor
+ * that ran it.
+ */
 export interface TaskDispatcher {
   executorFor(
     task: TaskDefinition,

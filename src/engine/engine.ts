@@ -325,9 +325,7 @@ export class Engine {
     };
     // Ants connecting in a burst (a fleet starting) share one wake a second: each wake
     // re-claims every deferred job, and those the new ants do not serve are deferred again.
-    const wait = this.#lastWake + WAKE_INTERVAL_MS - Date.now();
-    if (wait <= 0) setImmediate(run);
-    else setTimeout(run, wait).unref();
+    setTimeout(run, Math.max(0, this.#lastWake + WAKE_INTERVAL_MS - Date.now())).unref();
   }
 
   /**

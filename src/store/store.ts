@@ -175,7 +175,7 @@ export interface Store {
   restartJobRequest(id: number): Promise<JobRequest>;
   /**
    * READY -> PENDING for a request `owner` claimed but leaves for later (no ant serves its
-   * first task): due at `scheduledAt` for `owner` itself (kept in `owner`, without a
+   * first task): due `at` that time for `owner` itself (kept in `owner`, without a
    * lease) and DEFERRAL_HEAD_START_MS earlier for other engines, so that one that has
    * what it needs gets it first; with why in errorCode/errorMessage until it starts
    * (markJobExecuting clears them). Undefined, changing nothing, when it is no longer
