@@ -48,19 +48,18 @@ import {
   newTokenId,
   type Row,
 } from "./row-mapping.ts";
-import {
-  DEFERRAL_HEAD_START_MS,
-  type JobFinish,
-  type NewJobRequest,
-  type NewTaskExecution,
-  type NewToken,
-  type Page,
-  type Store,
-  type StoredDefinition,
-  type StoredToken,
-  type TaskFinish,
-  type WaitReason,
+import type {
+  JobFinish,
+  NewJobRequest,
+  NewTaskExecution,
+  NewToken,
+  Page,
+  Store,
+  StoredDefinition,
+  StoredToken,
+  TaskFinish,
 } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */

@@ -50,19 +50,18 @@ import {
   type JobBody,
   type Row,
 } from "./row-mapping.ts";
-import {
-  DEFERRAL_HEAD_START_MS,
-  type JobFinish,
-  type NewJobRequest,
-  type NewTaskExecution,
-  type NewToken,
-  type Page,
-  type Store,
-  type StoredDefinition,
-  type StoredToken,
-  type TaskFinish,
-  type WaitReason,
+import type {
+  JobFinish,
+  NewJobRequest,
+  NewTaskExecution,
+  NewToken,
+  Page,
+  Store,
+  StoredDefinition,
+  StoredToken,
+  TaskFinish,
 } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
 
 export interface SqliteStoreOptions {
   /** The database file (created if missing), or ":memory:". */
