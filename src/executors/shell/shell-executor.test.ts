@@ -29,6 +29,7 @@ import {
   createSpawnerLauncher,
   createSpawnerPool,
   findProgram,
+  readProcStat,
   spawnerCount,
   type LauncherKind,
   type ProcessLauncher,
@@ -497,7 +498,10 @@ for (const kind of KINDS) {
         const victim = await first.start(req("victim", { script: ["echo started", "sleep 300"] }));
         await readUntil(first, "victim", /started\n/);
         if (process.platform === "linux") {
-          assert.equal(typeof running["startTime"], "number");
+          // The spawners take it from the boot clock around the spawn: it must be exactly
+          // what /proc says, or a restarted colony would take its own task for a stranger.
+          const proc = await readProcStat(running["pid"] as number);
+          assert.equal(running["startTime"], proc?.startTime);
           assert.equal(running["pgid"], running["pid"]);
         }
         await first.shutdown();

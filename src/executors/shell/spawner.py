@@ -47,6 +47,8 @@ signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)  # drained every loop
 signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
 START_DIR_B = os.getcwdb()
+# The stdin of tasks without one, opened once (close-on-exec; each child gets a dup2).
+DEV_NULL = os.open("/dev/null", os.O_RDONLY)
 ACK_WAIT = 2.0  # seconds an exit waits for colony's ACK before its file is written
 unacked = {}  # id -> (exit path, "code signal\n", when): exits of SPAWNACKs not yet ACKed
 good_shells = set()  # shells found executable once (a later failure is reported by the spawn)
@@ -101,12 +103,34 @@ def text(b):
 def start_time(pid):
     """Field 22 of /proc/<pid>/stat (Linux): with the pid, it tells a reused pid apart."""
     try:
-        with open(b"/proc/%d/stat" % pid, "rb") as f:
-            line = f.read()
+        fd = os.open(b"/proc/%d/stat" % pid, os.O_RDONLY)
     except OSError:
         return b""
+    try:
+        line = os.read(fd, 4096)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
     fields = line[line.rfind(b")") + 2 :].split()
     return fields[19] if len(fields) > 19 else b""
+
+
+# Field 22 is the boot-clock time the process was created at, in clock ticks (rounded
+# down). Read from the boot clock just before and just after a spawn, it is known
+# without reading /proc when both fall in the same tick; a read of /proc right after a
+# spawn waits for the child's exec (~40 us here).
+try:
+    NS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
+    time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+    def tick_now():
+        return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // NS_PER_TICK
+
+except (AttributeError, ValueError, OSError):  # no boot clock (not Linux): read /proc
+
+    def tick_now():
+        return None
 
 
 def start_posix_spawn(shell, argv, env, in_fd, out_fd):
@@ -169,61 +193,73 @@ def spawn_child(fields, ack=False):
         reply(b"EXISTS", ident)
         return
     exit_path = absolute(exit_path)
-    # An exit file means an earlier colony process already ran this execution.
+    out = absolute(out)
+    # The unit directory is made here, off colony's event loop (one level: its parent
+    # exists). An existing one is fine, but then it may hold an exit file, which means an
+    # earlier colony process already ran this execution; a directory made just now cannot.
+    unit_dir = os.path.dirname(out)
     try:
-        if os.path.getsize(exit_path) > 0:
-            reply(b"EXISTS", ident)
-            return
+        os.mkdir(unit_dir, 0o700)
+        fresh = os.path.dirname(exit_path) == unit_dir
     except OSError:
-        pass
+        fresh = False  # there already, or the open below reports why not
+    if not fresh:
+        try:
+            if os.path.getsize(exit_path) > 0:
+                reply(b"EXISTS", ident)
+                return
+        except OSError:
+            pass
     if shell not in good_shells:
         if not (os.path.isfile(shell) and os.access(shell, os.X_OK)):
             reply(b"ERROR", ident, b"shell %s is not an executable file" % shell)
             return
         good_shells.add(shell)
-    # posix_spawn has no working directory of its own: the child inherits ours at the
-    # moment of the call (this process is single-threaded; it goes back after the spawn).
-    # Paths in the request are relative to where the spawner started.
-    out, stdin = absolute(out), absolute(stdin) if stdin else b"/dev/null"
-    try:
-        os.chdir(os.path.join(START_DIR_B, cwd))
-    except OSError:
-        reply(b"ERROR", ident, b"working directory %s does not exist" % cwd)
-        return
-    # The unit directory is made here, off colony's event loop (one level: its parent
-    # exists); an existing one is fine.
-    unit_dir = os.path.dirname(out)
-    try:
-        os.mkdir(unit_dir, 0o700)
-    except OSError:
-        pass  # there already, or the open below reports why not
     # Opened here (close-on-exec; the child gets dup2'd copies), so that a bad path is
     # reported to colony as an error instead of a silent exit 127.
     try:
         out_fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as e:
-        os.chdir(START_DIR_B)
         reply(b"ERROR", ident, "cannot open output file %s: %s" % (text(out), e.strerror))
         return
+    if stdin:
+        try:
+            in_fd = os.open(absolute(stdin), os.O_RDONLY)
+        except OSError as e:
+            os.close(out_fd)
+            reply(b"ERROR", ident, "cannot open stdin file %s: %s" % (text(stdin), e.strerror))
+            return
+    else:
+        in_fd = DEV_NULL
+    # posix_spawn has no working directory of its own: the child inherits ours at the
+    # moment of the call (this process is single-threaded; it goes back after the spawn).
+    # Paths in the request are relative to where the spawner started, which is where
+    # colony runs and most tasks do: then there is nothing to change.
+    where = os.path.join(START_DIR_B, cwd)
+    moved = where != START_DIR_B
     try:
-        in_fd = os.open(stdin, os.O_RDONLY)
-    except OSError as e:
-        os.close(out_fd)
-        os.chdir(START_DIR_B)
-        reply(b"ERROR", ident, "cannot open stdin file %s: %s" % (text(stdin), e.strerror))
-        return
-    try:
+        if moved:
+            try:
+                os.chdir(where)
+            except OSError:
+                reply(b"ERROR", ident, b"working directory %s does not exist" % cwd)
+                return
+        before = tick_now()
         pid = start(shell, [shell, b"-c", script], env, in_fd, out_fd)
+        after = tick_now()
     except OSError as e:
         reply(b"ERROR", ident, "cannot run %s: %s" % (text(shell), e.strerror or e))
         return
     finally:
         os.close(out_fd)
-        os.close(in_fd)
-        os.chdir(START_DIR_B)  # relative paths in later requests mean what they meant
+        if in_fd != DEV_NULL:
+            os.close(in_fd)
+        if moved:
+            os.chdir(START_DIR_B)  # relative paths in later requests mean what they meant
     by_pid[pid] = [ident, exit_path, False, ack]
     by_id[ident] = pid
-    reply(b"STARTED", ident, b"%d" % pid, start_time(pid))
+    started = b"%d" % before if before is not None and before == after else start_time(pid)
+    reply(b"STARTED", ident, b"%d" % pid, started)
 
 
 def kill_child(fields):
