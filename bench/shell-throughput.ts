@@ -3,7 +3,7 @@
  * SQLite store, against the same N commands run by `xargs -P` with the same concurrency,
  * in the same run. Also the event loop's worst stall while it runs.
  */
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { JobDefinition } from "../src/core/job-definition.ts";
@@ -22,8 +22,9 @@ export async function colonyShellRate(
   shell?: string,
   storeUrl?: string,
   atOnce = false,
+  under?: string,
 ): Promise<{ rate: number; maxStallMs: number }> {
-  const dir = tempDataDir();
+  const dir = tempDataDir(under);
   const runtime = await openEmbedded({
     dataDir: dir.path,
     maxParallelTasks: concurrency,
@@ -60,13 +61,22 @@ export async function colonyShellRate(
   }
 }
 
+/** Past this many µs per unit dir and output file, the data disk counts as slow. */
+const SLOW_DISK_US = 200;
+/** Where a Linux machine has a tmpfs to compare with. */
+const TMPFS = "/dev/shm";
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
 /**
  * What the kernel charges for the files every SHELL task needs (its unit directory and
  * output file; xargs makes none), on the disk the data dirs are on: µs per pair. On the
  * development VM's ext4 this was ~0.5 ms per new inode, a third of colony's CPU per job.
  */
-export function unitFilesCost(n = 500): number {
-  const dir = tempDataDir();
+export function unitFilesCost(n = 500, under?: string): number {
+  const dir = tempDataDir(under);
   const started = performance.now();
   for (let i = 0; i < n; i++) {
     const unit = join(dir.path, `u${i}`);
@@ -85,19 +95,31 @@ export function unitFilesCost(n = 500): number {
  */
 export async function shellThroughput(n = 2000, concurrency = 8): Promise<BenchLine[]> {
   const files = unitFilesCost();
+  // An ordinary disk takes tens of µs; see bench/README.md for what slows one down. On a
+  // slow one, each shell is also run with the data dir in memory (tmpfs), to show
+  // colony's own cost apart from the disk's.
+  const slow = files > SLOW_DISK_US;
+  const memory = slow && isDirectory(TMPFS) && !process.env.BENCH_DIR ? TMPFS : undefined;
   const lines: BenchLine[] = [
     {
       name: "a unit dir and output file on the data disk",
       value:
         `${files.toFixed(0)} µs per task (xargs makes none)` +
-        // An ordinary disk takes tens of µs; see bench/README.md for what slows one down.
-        (files > 200 ? "; a slow disk for new files: the lines below pay it per task" : ""),
+        (slow ? "; a slow disk for new files: the lines below pay it per task" : ""),
     },
   ];
+  if (memory) {
+    lines.push({
+      name: `  the same on tmpfs (${memory})`,
+      value: `${unitFilesCost(500, memory).toFixed(0)} µs per task`,
+    });
+  }
   for (const shell of ["/bin/sh", "/bin/bash"]) {
     const before = xargsRate(n, concurrency, "true", shell);
     const colony = await colonyShellRate(n, concurrency, shell);
     const burst = await colonyShellRate(n, concurrency, shell, undefined, true);
+    const inMemory =
+      memory && (await colonyShellRate(n, concurrency, shell, undefined, false, memory));
     const after = xargsRate(n, concurrency, "true", shell);
     const base = (before + after) / 2;
     lines.push(
@@ -116,6 +138,14 @@ export async function shellThroughput(n = 2000, concurrency = 8): Promise<BenchL
         ratio: burst.rate / base,
       },
     );
+    if (inMemory) {
+      lines.push({
+        name: `  one after another, data on tmpfs`,
+        value: `${inMemory.rate.toFixed(0)}/s`,
+        baseline: `xargs ${base.toFixed(0)}/s`,
+        ratio: inMemory.rate / base,
+      });
+    }
   }
   return lines;
 }

@@ -10,14 +10,15 @@ process.once("exit", () => {
 });
 
 /**
- * A data dir for one measured run. `remove()` only marks it: the dirs are deleted when
+ * A data dir for one measured run, in `under` (default: BENCH_DIR, else the OS temp dir). `remove()` only marks it: the dirs are deleted when
  * the bench process exits, because deleting thousands of files between runs makes the
  * next run's file creations slower (ext4 skips inodes freed in the last ~35 s, checking
  * each one), which would charge the bench's housekeeping to the next colony run.
  */
-export function tempDataDir(): { path: string; remove(): void } {
+export function tempDataDir(under?: string): { path: string; remove(): void } {
   // BENCH_DIR puts data dirs on a chosen disk (default: the OS temp dir).
-  const path = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), "colony-bench-"));
+  const parent = under ?? process.env.BENCH_DIR ?? tmpdir();
+  const path = mkdtempSync(join(parent, "colony-bench-"));
   return { path, remove: () => void leftDirs.push(path) };
 }
 
