@@ -6,6 +6,7 @@
  *                -> `done <round trips> <seconds> <round trips with the warm-up>`
  *   ants C       C echo ants on /ws/ants (tags [bench]): each answers a TaskRequest with
  *                its echo and status COMPLETED, as the seed's samples do -> `ready`
+ *   floor C      C such ants on the server's floor dispatcher (/bench/floor) -> `ready`
  *   quit
  * Usage: node bench/ants-clients.ts <server url> <ant token>
  */
@@ -62,17 +63,29 @@ async function echo(
   return [count, elapsed, total];
 }
 
+/** An echo ant: answers each TaskRequest with its echo and status COMPLETED. */
+function answer(ws: WebSocket): void {
+  ws.on("message", (data) => {
+    const msg = JSON.parse(data.toString()) as Record<string, unknown>;
+    msg.status = "COMPLETED";
+    ws.send(JSON.stringify(msg));
+  });
+}
+
 async function ants(count: number): Promise<void> {
   await Promise.all(
     Array.from({ length: count }, async (_, i) => {
       const ws = await open(`${wsBase}/ws/ants`, { authorization: token! });
-      ws.on("message", (data) => {
-        const msg = JSON.parse(data.toString()) as Record<string, unknown>;
-        msg.status = "COMPLETED";
-        ws.send(JSON.stringify(msg));
-      });
+      answer(ws);
       ws.send(JSON.stringify({ ant_id: `bench-${i}`, tags: ["bench"], methods: ["WEBSOCKET"] }));
     }),
+  );
+}
+
+/** The same ants on the server's floor dispatcher (bench/ants-server.ts). */
+async function floorAnts(count: number): Promise<void> {
+  await Promise.all(
+    Array.from({ length: count }, async () => answer(await open(`${wsBase}/bench/floor`))),
   );
 }
 
@@ -84,6 +97,9 @@ for await (const line of createInterface({ input: process.stdin })) {
     process.stdout.write(`done ${n} ${s} ${all}\n`);
   } else if (command === "ants") {
     await ants(Number(args[0]));
+    process.stdout.write("ready\n");
+  } else if (command === "floor") {
+    await floorAnts(Number(args[0]));
     process.stdout.write("ready\n");
   } else if (command === "quit") break;
 }

@@ -11,6 +11,10 @@
  * - dispatch: N tasks straight through the dispatcher (routing by method and tags,
  *   least load, max_capacity 1, the TaskRequest built, sent, the echo validated and
  *   matched), 64 at a time, no store;
+ * - floor: the same N tasks through the least a dispatcher of JSON TaskRequests can do
+ *   (stringify, send, parse the reply, settle the waiter by id: no routing, checks,
+ *   store or events; bench/ants-server.ts), to the same number of echo ants, one task
+ *   at a time each: what the dispatch line is measured against besides the echo;
  * - jobs: N single-task WEBSOCKET jobs submitted in-process to the server's engine and
  *   run to COMPLETED (everything: store writes for the job and the task, planning).
  *
@@ -100,6 +104,9 @@ export async function antsDispatch(
     await ask(clients, `ants ${ants}`);
     await ask(server, `dispatch ${Math.min(n, 1000)}`); // warm up
     const dispatch = await timed("dispatch", n);
+    await ask(clients, `floor ${ants}`);
+    await ask(server, `floor ${Math.min(n, 1000)}`); // warm up
+    const floor = await timed("floor", n);
     const jobs = await timed("jobs", jobsN);
     const last = await echo();
     const base = (first.rate + last.rate) / 2;
@@ -117,6 +124,17 @@ export async function antsDispatch(
         value: `${dispatch.cpuUs.toFixed(0)} µs`,
         baseline: `per raw echo ${baseCpu.toFixed(0)} µs`,
         ratio: baseCpu / dispatch.cpuUs,
+      },
+      {
+        name: "  floor: a bare JSON dispatcher",
+        value: `${floor.rate.toFixed(0)} tasks/s, ${floor.cpuUs.toFixed(0)} µs`,
+        baseline: `raw ws echo ${base.toFixed(0)}/s`,
+        ratio: floor.rate / base,
+      },
+      {
+        name: "  colony against the floor",
+        value: `${dispatch.rate.toFixed(0)} vs ${floor.rate.toFixed(0)} tasks/s`,
+        ratio: dispatch.rate / floor.rate,
       },
       {
         name: `ws jobs to ${ants} echo ants (${jobsN})`,

@@ -8,16 +8,20 @@
  *               all -> `done <seconds> <completed>`
  *   dispatch N  N no-op tasks straight through the dispatcher to the ants (no store),
  *               64 at a time -> `done <seconds> <completed>`
+ *   floor N     N tasks through the floor dispatcher (below) to its ants, one at a time
+ *               per ant -> `done <seconds> <completed>`
  *   cpu         this process's CPU time so far -> `cpu <microseconds>`
  *   quit
  * Usage: node bench/ants-server.ts <data dir>
  */
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import type { WebSocket } from "ws";
 import { loadConfig } from "../src/config/config.ts";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
 import type { TaskExecution } from "../src/core/job-request.ts";
-import { taskDefinition } from "../src/ants/task-request.ts";
+import { buildTaskRequest, taskDefinition } from "../src/ants/task-request.ts";
 import type { RouteModule } from "../src/server/app.ts";
 import { ALL_ROUTES } from "../src/server/routes.ts";
 import { startServer } from "../src/server/server.ts";
@@ -32,13 +36,34 @@ const echoRoute: RouteModule = (app) => {
   });
 };
 
+/**
+ * The floor: the least any dispatcher of JSON TaskRequests over these sockets does per
+ * task (stringify a request, send it, parse the reply, find its waiter by id, settle a
+ * promise), with no routing, validation, store or events. Its ants connect here.
+ */
+const floorAnts: WebSocket[] = [];
+const floorWaiters = new Map<string, () => void>();
+const floorRoute: RouteModule = (app) => {
+  app.get("/bench/floor", { websocket: true, schema: { hide: true } }, (socket) => {
+    floorAnts.push(socket);
+    socket.on("message", (data) => {
+      const reply = JSON.parse(String(data)) as { task_execution_id: string; status: string };
+      const waiter = floorWaiters.get(reply.task_execution_id);
+      if (waiter && reply.status === "COMPLETED") {
+        floorWaiters.delete(reply.task_execution_id);
+        waiter();
+      }
+    });
+  });
+};
+
 const config = loadConfig({
   env: {},
   overrides: { dataDir, port: 0, host: "127.0.0.1" },
 });
 const server = await startServer(
   { ...config, maxParallelTasks: 64 },
-  { routes: [...ALL_ROUTES, echoRoute], log: () => undefined },
+  { routes: [...ALL_ROUTES, echoRoute, floorRoute], log: () => undefined },
 );
 const { token, hash } = newToken();
 await server.runtime.store.createToken({
@@ -97,11 +122,46 @@ async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
   return [(performance.now() - started) / 1000, completed];
 }
 
+/** N tasks through the floor dispatcher: one closed loop per floor ant. */
+async function floor(n: number): Promise<[number, number]> {
+  const run = ++runs;
+  const task = taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] });
+  const template = buildTaskRequest({
+    executionId: "",
+    method: "WEBSOCKET",
+    task,
+    env: {},
+    variables: {},
+    unitDir: "",
+    jobRequestId: 1,
+    jobType: "bench-ws",
+  });
+  let next = 0;
+  let completed = 0;
+  const started = performance.now();
+  const lane = async (ant: WebSocket) => {
+    while (next < n) {
+      const id = `f${run}-${next++}`;
+      const request = { ...template, task_execution_id: id, co_relation_id: randomUUID() };
+      await new Promise<void>((resolve) => {
+        floorWaiters.set(id, resolve);
+        ant.send(JSON.stringify(request));
+      });
+      completed++;
+    }
+  };
+  await Promise.all(floorAnts.map(lane));
+  return [(performance.now() - started) / 1000, completed];
+}
+
 process.stdout.write(`ready ${server.url} ${token}\n`);
 for await (const line of createInterface({ input: process.stdin })) {
   const [command, arg] = line.trim().split(/\s+/);
   if (command === "jobs") {
     const [s, c] = await jobs(Number(arg));
+    process.stdout.write(`done ${s} ${c}\n`);
+  } else if (command === "floor") {
+    const [s, c] = await floor(Number(arg));
     process.stdout.write(`done ${s} ${c}\n`);
   } else if (command === "dispatch") {
     const [s, c] = await dispatch(Number(arg));
