@@ -39,7 +39,8 @@ const echoRoute: RouteModule = (app) => {
 /**
  * The floor: the least any dispatcher of JSON TaskRequests over these sockets does per
  * task (stringify a request, send it, parse the reply, find its waiter by id, settle a
- * promise), with no routing, validation, store or events. Its ants connect here.
+ * promise, frames sent at the end of the turn), with no routing, validation, store or
+ * events. Its ants connect here.
  */
 const floorAnts: WebSocket[] = [];
 const floorWaiters = new Map<string, () => void>();
@@ -122,6 +123,22 @@ async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
   return [(performance.now() - started) / 1000, completed];
 }
 
+/**
+ * Frames leave at the end of the event-loop turn, as colony's do (ws-endpoint.ts): one
+ * write per frame right away costs each frame a wake-up of the ants' process.
+ */
+let floorOutbox: Array<[WebSocket, string]> = [];
+function floorSend(ant: WebSocket, frame: string): void {
+  if (floorOutbox.length === 0) {
+    setImmediate(() => {
+      const frames = floorOutbox;
+      floorOutbox = [];
+      for (const [socket, text] of frames) socket.send(text);
+    });
+  }
+  floorOutbox.push([ant, frame]);
+}
+
 /** N tasks through the floor dispatcher: one closed loop per floor ant. */
 async function floor(n: number): Promise<[number, number]> {
   const run = ++runs;
@@ -145,7 +162,7 @@ async function floor(n: number): Promise<[number, number]> {
       const request = { ...template, task_execution_id: id, co_relation_id: randomUUID() };
       await new Promise<void>((resolve) => {
         floorWaiters.set(id, resolve);
-        ant.send(JSON.stringify(request));
+        floorSend(ant, JSON.stringify(request));
       });
       completed++;
     }
