@@ -1,8 +1,10 @@
 /**
- * Jobs whose first task no ant serves (docs/ants.md, "When no ant serves a task"): they go
- * back to PENDING instead of waiting in a server's memory, so they hold none of its
- * runners, an ant that connects wakes them, their task's timeout still holds, and a
- * second server sharing the store (PostgreSQL) that has the ant runs them. In-process
+ * Jobs whose first task no ant serves, or whose next task once started (docs/ants.md,
+ * "When no ant serves a job's first task" and "... a later task"): they go back to
+ * PENDING instead of waiting in a server's memory, so they hold none of its runners, an
+ * ant that connects wakes them, their task's timeout still holds, a started one goes on
+ * from its recorded tasks, and a second server sharing the store (PostgreSQL) that has
+ * the ant runs them. In-process
  * runtimes with a real store; the ants are RemoteAntExecutors on an in-memory link that
  * answers each TaskRequest as the seed's workers do.
  */
@@ -14,6 +16,7 @@ import { parseJobDefinition } from "../src/core/definition-parser.ts";
 import type { JobDefinition } from "../src/core/job-definition.ts";
 import type { JobRequest } from "../src/core/job-request.ts";
 import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
+import { UNSTARTED_CANCELLED } from "../src/store/store.ts";
 import { postgres } from "./support/services.ts";
 import { tempDir } from "./support/cli.ts";
 
@@ -24,6 +27,11 @@ const GPU = parseJobDefinition(
   "job_type: gpu\ntasks:\n- task_type: train\n  method: WEBSOCKET\n  tags: [gpu]\n",
 );
 const SHELL = parseJobDefinition('job_type: here\ntasks:\n- task_type: t\n  script: ["true"]\n');
+/** A build here, then a deploy step for a `prod` ant. */
+const SHIP = parseJobDefinition(
+  'job_type: ship\ntasks:\n- task_type: build\n  script: ["true"]\n  on_completed: deploy\n' +
+    "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n",
+);
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
@@ -37,6 +45,11 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_
 
 /** A gpu ant on `rt` that completes every task it gets. */
 function connectGpuAnt(rt: Embedded, antId: string): void {
+  connectAnt(rt, antId, ["gpu"]);
+}
+
+/** An ant with `tags` on `rt` that completes every task it gets. */
+function connectAnt(rt: Embedded, antId: string, tags: string[]): void {
   const ants = rt.ants!;
   const link: AntLink = {
     remoteAddress: "test",
@@ -51,13 +64,13 @@ function connectGpuAnt(rt: Embedded, antId: string): void {
     },
     close: () => undefined,
   };
-  ants.register({ ant_id: antId, tags: ["gpu"], methods: ["WEBSOCKET"] }, link);
+  ants.register({ ant_id: antId, tags, methods: ["WEBSOCKET"] }, link);
 }
 
 const runtimes: Embedded[] = [];
 const dirs: Array<{ remove(): void }> = [];
 async function open(
-  options: { storeUrl?: string; maxParallelJobs?: number } = {},
+  options: { storeUrl?: string; maxParallelJobs?: number; start?: boolean } = {},
 ): Promise<Embedded> {
   const dir = tempDir("colony-deferral-");
   dirs.push(dir);
@@ -72,7 +85,7 @@ async function open(
     },
   });
   runtimes.push(rt);
-  await rt.engine.start();
+  if (options.start !== false) await rt.engine.start();
   return rt;
 }
 
@@ -103,6 +116,26 @@ async function endsAfterOneSecond(yaml: string): Promise<{ rt: Embedded; finishe
   assert.ok(elapsed >= 1000, `not before its timeout (${elapsed} ms)`);
   assert.ok(elapsed < 1900, `the wait is not counted twice (${elapsed} ms)`);
   return { rt, finished };
+}
+
+/** Waits until job `id` is PENDING with NO_ANT (deferred, or sent back by its runner). */
+function sentBack(rt: Embedded, id: number): Promise<JobRequest> {
+  return until(`job ${id} sent back`, async () => {
+    const j = await rt.store.getJobRequest(id);
+    return j?.state === "PENDING" && j.errorCode === NO_ANT ? j : undefined;
+  });
+}
+
+/** Checks that a SHIP job's build ran once, on the built-in ant, and its deploy on `antId`. */
+async function assertShipped(rt: Embedded, id: number, antId: string): Promise<void> {
+  assert.deepEqual(
+    (await rt.store.listTaskExecutions(id)).map((e) => [e.taskType, e.state, e.handle?.ant_id]),
+    [
+      ["build", "COMPLETED", undefined],
+      ["deploy", "COMPLETED", antId],
+    ],
+    "build ran once, on the built-in ant; deploy on the ant",
+  );
 }
 
 after(async () => {
@@ -139,24 +172,70 @@ describe("jobs whose first task no ant serves", () => {
     assert.deepEqual(rt.dispatcher.waiting(), [], "cancelled jobs leave the list");
   });
 
-  it("a later task waiting for an ant that is not there holds no share of the engine's runners", async () => {
+  it("a later task no ant serves sends its started job back to the store, which cancels it whole", async () => {
     // Two runners: on the old code two jobs whose deploy step waited for an offline ant
     // held both, and nothing else was claimed.
     const rt = await open({ maxParallelJobs: 2 });
-    const ship = parseJobDefinition(
-      'job_type: ship\ntasks:\n- task_type: build\n  script: ["true"]\n  on_completed: deploy\n' +
+    const jobs = await threeThenShell(rt, SHIP);
+    for (const job of jobs) {
+      const now = await sentBack(rt, job.id);
+      assert.ok(now.startedAt, "it had started");
+      assert.equal(now.leaseExpiresAt, undefined, "no engine holds it");
+      assert.match(now.errorMessage!, /method WEBSOCKET and tags prod/);
+      assert.deepEqual(
+        (await rt.store.listTaskExecutions(job.id)).map((e) => [e.taskType, e.state]),
+        [
+          ["build", "COMPLETED"],
+          ["deploy", "READY"],
+        ],
+      );
+    }
+    assert.equal(rt.dispatcher.parkedJobs, 0, "no runner waits for an ant here");
+    assert.deepEqual(
+      rt.dispatcher
+        .waiting()
+        .map((w) => [w.jobRequestId, w.taskType, w.reason])
+        .sort((a, b) => Number(a[0]) - Number(b[0])),
+      jobs.map((j) => [j.id, "deploy", "no_ant"]),
+    );
+    for (const job of jobs) await rt.engine.cancel(job.id);
+    for (const job of jobs) {
+      assert.equal((await rt.engine.waitFor(job.id)).state, "CANCELLED");
+      const [build, deploy] = await rt.store.listTaskExecutions(job.id);
+      assert.equal(build!.state, "COMPLETED");
+      assert.equal(deploy!.state, "CANCELLED", "its unstarted task ends with it");
+      assert.equal(deploy!.errorMessage, UNSTARTED_CANCELLED);
+    }
+  });
+
+  it("a later task no ant serves waits here, holding no share of the engine's runners, while another task of its job runs", async () => {
+    // The job cannot go back to the store with a task running here: its deploy step
+    // waits in memory, and on the old code three such jobs held both runners.
+    const rt = await open({ maxParallelJobs: 2 });
+    const fanOut = parseJobDefinition(
+      'job_type: fan\ntasks:\n- task_type: start\n  script: ["true"]\n  on_completed: [slow, deploy]\n' +
+        '- task_type: slow\n  script: ["sleep 30"]\n' +
         "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n",
     );
-    const parked = await threeThenShell(rt, ship);
-    await until("three deploy steps waiting", async () =>
-      rt.dispatcher.waiting().filter((w) => w.executionId !== undefined).length === 3
-        ? true
-        : undefined,
+    const parked = await threeThenShell(rt, fanOut);
+    await until("three deploy steps waiting here", async () =>
+      rt.dispatcher.parkedJobs === 3 ? true : undefined,
     );
-    assert.equal(rt.dispatcher.parkedJobs, 3);
+    for (const job of parked) {
+      assert.equal((await rt.store.getJobRequest(job.id))?.state, "EXECUTING");
+    }
     for (const job of parked) await rt.engine.cancel(job.id);
     for (const job of parked) assert.equal((await rt.engine.waitFor(job.id)).state, "CANCELLED");
     assert.equal(rt.dispatcher.parkedJobs, 0);
+  });
+
+  it("a job sent back at a later task goes on when its ant connects, without running done tasks again", async () => {
+    const rt = await open();
+    const job = await rt.engine.submit({ definition: SHIP });
+    await sentBack(rt, job.id);
+    connectAnt(rt, "prod-1", ["prod"]);
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+    await assertShipped(rt, job.id, "prod-1");
   });
 
   it("run as soon as an ant that serves them connects, before their next try is due", async () => {
@@ -240,6 +319,20 @@ describe("jobs whose first task no ant serves", () => {
   });
 });
 
+/** Job `id` once it ended, as `rt`'s store has it (whichever server ran it). */
+function ended(rt: Embedded, id: number): Promise<JobRequest> {
+  return until(
+    "the job to finish",
+    async () => {
+      const j = await rt.store.getJobRequest(id);
+      return j && (j.state === "COMPLETED" || j.state === "FAILED") ? j : undefined;
+    },
+    15_000,
+  ).catch(async (error: Error) => {
+    throw new Error(`${error.message}: ${JSON.stringify(await rt.store.getJobRequest(id))}`);
+  });
+}
+
 describe("two servers on one PostgreSQL store", { skip: pg.url ? false : pg.reason }, () => {
   it("a job the first server cannot place runs on the server that has the ant", async () => {
     const storeUrl = `${pg.url}?schema=colony_deferral_${process.pid}_${Date.now()}`;
@@ -248,21 +341,30 @@ describe("two servers on one PostgreSQL store", { skip: pg.url ? false : pg.reas
     connectGpuAnt(there, "gpu-there");
     // Submitted to the server without the ant: it claims first (submit wakes its claims).
     const job = await here.engine.submit({ definition: GPU });
-    const finished = await until(
-      "the job to finish",
-      async () => {
-        const j = await here.store.getJobRequest(job.id);
-        return j && (j.state === "COMPLETED" || j.state === "FAILED") ? j : undefined;
-      },
-      15_000,
-    ).catch(async (error: Error) => {
-      throw new Error(
-        `${error.message}: ${JSON.stringify(await here.store.getJobRequest(job.id))}`,
-      );
-    });
+    const finished = await ended(here, job.id);
     assert.equal(finished.state, "COMPLETED");
     assert.equal(finished.owner, there.engine.owner);
     const [task] = await here.store.listTaskExecutions(job.id);
     assert.equal(task!.handle?.ant_id, "gpu-there");
+  });
+
+  it("a job whose later task the first server cannot place goes on at the server that has the ant", async () => {
+    const storeUrl = `${pg.url}?schema=colony_handback_${process.pid}_${Date.now()}`;
+    const here = await open({ storeUrl });
+    // `there` claims nothing until `here` has run the build and sent the job back.
+    const there = await open({ storeUrl, start: false });
+    connectAnt(there, "prod-there", ["prod"]);
+    const job = await here.engine.submit({ definition: SHIP });
+    const back = await sentBack(here, job.id);
+    assert.equal(back.owner, here.engine.owner, "the build ran here");
+    assert.deepEqual(
+      (await here.store.listTaskExecutions(job.id)).map((e) => e.state),
+      ["COMPLETED", "READY"],
+    );
+    await there.engine.start();
+    const finished = await ended(here, job.id);
+    assert.equal(finished.state, "COMPLETED");
+    await assertShipped(here, job.id, "prod-there");
+    assert.equal(finished.owner, there.engine.owner, "finished by the server with the ant");
   });
 });

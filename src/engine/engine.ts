@@ -118,6 +118,7 @@ export class Engine {
         if (isFinal(job.state)) this.#notify(job);
         this.#kick();
       },
+      handBack: (job, d) => this.#defer(job, d),
     };
     // Jobs ended outside a runner of this engine (a pending one cancelled, another
     // engine's): read the final record for the waiters. A runner's own verdict reaches
@@ -338,6 +339,9 @@ export class Engine {
     const dispatch = this.#ctx.dispatch;
     const first = definition.tasks[0];
     if (!dispatch?.deferral || !first || job.state !== "READY") return undefined;
+    // A job that has started (one handed back by its runner, or a job-level retry) goes
+    // on from its recorded tasks: its runner decides for the task it is at.
+    if (job.startedAt !== undefined) return undefined;
     let task: TaskDefinition = first;
     if (first.tags.some((tag) => tag.includes("{{"))) {
       try {
@@ -350,9 +354,10 @@ export class Engine {
   }
 
   /**
-   * Hands a claimed job back to the store (see #deferralOf). False when it was cancelled
-   * meanwhile (its runner sees that) or the store refused: it is then driven here, its
-   * task waiting for an ant as any later task does, rather than left claimed by nobody.
+   * Hands a claimed job back to the store (see #deferralOf), or one whose runner gives it
+   * back (JobRunner's #handOff). False when it was cancelled meanwhile (its runner sees
+   * that) or the store refused: it is then driven here, its task waiting for an ant here,
+   * rather than left claimed by nobody.
    */
   async #defer(job: JobRequest, d: Deferral): Promise<boolean> {
     const wakes = this.#wakes;

@@ -4,12 +4,15 @@
  * verdict (or a job-level retry). Re-planning only reads recorded state, so a runner
  * created after a crash continues exactly where the last one stopped.
  */
+import type { Deferral } from "../core/executor.ts";
+import type { TaskDefinition } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { isFinal } from "../core/states.ts";
 import type { JobFinish, TaskFinish } from "../store/store.ts";
 import { planNext, retryDelay, type Plan, type PlannedStart } from "./dag-planner.ts";
 import {
   EXECUTOR_CLOSED,
+  HANDED_BACK,
   startTask,
   type RunningTask,
   type StopReason,
@@ -19,6 +22,12 @@ import {
 export interface JobRunnerContext extends TaskRunnerContext {
   onFinished(job: JobRequest): void;
   log(message: string): void;
+  /**
+   * Hands a job this engine runs back to the store for `d.delayMs` (Store.deferJobRequest,
+   * and the job:state event): false, changing nothing, when the store refused (a cancel
+   * was asked meanwhile) or failed.
+   */
+  handBack?(job: JobRequest, d: Deferral): Promise<boolean>;
 }
 
 type Verdict = NonNullable<Plan["verdict"]>;
@@ -46,6 +55,8 @@ export class JobRunner {
 
   /** A job that was deferred for want of an ant: its timeout counts from then (ms). */
   readonly #waitedSince: number | undefined;
+  /** When the job's timeout stops it (ms), if it has one. */
+  #deadline: number | undefined;
 
   constructor(
     ctx: JobRunnerContext,
@@ -67,9 +78,10 @@ export class JobRunner {
   /** Starts driving the job; resolves once it is underway (not when it ends). */
   async start(): Promise<void> {
     const { store } = this.#ctx;
-    // A request fresh from a claim (READY) has no executions of its attempt yet: tasks are
-    // only created once it is EXECUTING. One taken over from another engine may have some.
-    const fresh = this.#job.state === "READY";
+    // A request fresh from a claim (READY, never started) has no executions of its attempt
+    // yet: tasks are only created once it is EXECUTING. One taken over from another engine
+    // may have some, and so may one handed back to the store (#handOff) and claimed again.
+    const fresh = this.#job.state === "READY" && this.#job.startedAt === undefined;
     if (!fresh) {
       const all = await store.listTaskExecutions(this.#job.id);
       for (const e of all) if (e.jobAttempt === this.#job.attempt) this.#executions.set(e.id, e);
@@ -94,8 +106,14 @@ export class JobRunner {
     if (!fresh && (await store.isCancelRequested(this.#job.id))) this.#abort = "cancel";
     const timeout = this.#job.definition.timeoutMs;
     if (timeout !== undefined && timeout > 0) {
-      const since = this.#waitedSince ?? this.#job.startedAt?.getTime() ?? Date.now();
-      this.#later(Math.max(0, since + timeout - Date.now()), () => this.stop("timeout"));
+      // From its first start, or from when it first waited for an ant if that was earlier
+      // (its first task deferred: TaskDispatcher.deferral).
+      const since = Math.min(
+        this.#job.startedAt?.getTime() ?? Date.now(),
+        this.#waitedSince ?? Number.POSITIVE_INFINITY,
+      );
+      this.#deadline = since + timeout;
+      this.#later(Math.max(0, this.#deadline - Date.now()), () => this.stop("timeout"));
     }
     // Executions left unfinished by an earlier process: re-attach (or fail) them.
     for (const e of this.#executions.values()) {
@@ -155,7 +173,14 @@ export class JobRunner {
 
   #track(execution: TaskExecution, outputs: Record<string, unknown>): void {
     this.#executions.set(execution.id, execution);
-    const running = startTask(this.#ctx, this.#job, execution, outputs, this.#recordFinish);
+    const running = startTask(
+      this.#ctx,
+      this.#job,
+      execution,
+      outputs,
+      this.#recordFinish,
+      this.#handOff,
+    );
     this.#running.set(execution.id, running);
     this.#launched();
     if (this.#abort && !this.#isAlwaysRun(execution.taskType)) running.stop(this.#abort);
@@ -166,8 +191,55 @@ export class JobRunner {
         if (this.#recorded) this.#announce(this.#recorded);
         else this.#step();
       },
-      (error: unknown) => this.#fail(error),
+      (error: unknown) => {
+        if ((error as { code?: unknown } | undefined)?.code === HANDED_BACK) this.#left();
+        else this.#fail(error);
+      },
     );
+  }
+
+  /**
+   * A task would wait here for an ant nothing here has (TaskDispatcher.deferral says so:
+   * no connected ant, none within its reconnect grace, not the built-in one). When that
+   * task is all this job does here now, the job goes back to the store instead, PENDING
+   * with why, due again after the deferral's back-off or as soon as an ant connects: a
+   * server that has such an ant may claim it (others get it a little earlier, as with a
+   * deferred first task), and this one keeps no runner for it. Whoever claims it next
+   * goes on from its recorded executions; the task, left READY, starts there. A task that
+   * waits beside others of its job still running here waits here (TaskDispatcher's
+   * parkedJobs). Undefined when the task waits here.
+   */
+  readonly #handOff = (
+    task: TaskDefinition,
+    execution: TaskExecution,
+  ): Promise<boolean> | undefined => {
+    const { dispatch, handBack } = this.#ctx;
+    if (!dispatch?.deferral || !handBack || this.#abort || this.#finished) return undefined;
+    if (this.#launching.size > 0 || this.#running.size !== 1) return undefined;
+    if (!this.#running.has(execution.id)) return undefined;
+    const d = dispatch.deferral(this.#job.id, task);
+    if (!d) return undefined;
+    // Not put off past the job's timeout.
+    const left = (this.#deadline ?? Number.POSITIVE_INFINITY) - Date.now();
+    if (left <= 0) return undefined; // its timer stops it now
+    return (async () => {
+      await this.#executing;
+      if (this.#abort || this.#finished) return false;
+      const back = await handBack(this.#job, { ...d, delayMs: Math.min(d.delayMs, left) });
+      if (back) {
+        this.#finished = true;
+        this.#clearTimers();
+      }
+      return back;
+    })();
+  };
+
+  /** The job went back to the store (#handOff): the engine forgets this runner. */
+  #left(): void {
+    this.#running.clear();
+    this.#launched();
+    this.#ctx.onFinished(this.#job);
+    this.#resolveDone();
   }
 
   #launch(planned: PlannedStart): void {

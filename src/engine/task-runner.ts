@@ -17,6 +17,8 @@ import type {
 
 /** The code of an executor's wait() rejected by close() (see shell-executor.ts). */
 export const EXECUTOR_CLOSED = "COLONY_EXECUTOR_CLOSED";
+/** A task that did not start because its job went back to the store (see HandOff). */
+export const HANDED_BACK = "COLONY_HANDED_BACK";
 import type { JobDefinition, TaskDefinition, Variable } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { SetOutputScanner } from "../core/outputs.ts";
@@ -176,12 +178,25 @@ async function scanOutputs(path: string): Promise<Record<string, string>> {
 /** Records an execution's final state (default: the store's finishTask). */
 export type RecordFinish = (execution: TaskExecution, finish: TaskFinish) => Promise<TaskExecution>;
 
+/**
+ * Asked before a READY task looks for an executor, with the task rendered: whether its
+ * job goes back to the store instead of the task waiting here for an ant (the job
+ * runner's decision, job-runner.ts). Undefined when it does not; a promise of whether
+ * the store took it back. When it did, the task stays READY, unstarted, and its runner
+ * ends with HANDED_BACK: the engine that claims the job next starts it.
+ */
+export type HandOff = (
+  task: TaskDefinition,
+  execution: TaskExecution,
+) => Promise<boolean> | undefined;
+
 export function startTask(
   ctx: TaskRunnerContext,
   job: JobRequest,
   execution: TaskExecution,
   outputs: Record<string, unknown>,
   record: RecordFinish = (e, f) => ctx.store.finishTask(e.id, f),
+  handOff?: HandOff,
 ): RunningTask {
   let stopped: StopReason | undefined;
   const stopSignal = new AbortController(); // ends a wait for an ant
@@ -262,6 +277,12 @@ export function startTask(
         const e =
           error instanceof ColonyError ? error : new ColonyError("COLONY_TEMPLATE", String(error));
         return await finish({ state: "FAILED", errorCode: e.code, errorMessage: e.message });
+      }
+      if (handOff && execution.state === "READY") {
+        const leaving = handOff(task, execution);
+        if (leaving && (await leaving)) {
+          throw new ColonyError(HANDED_BACK, `job ${job.id} went back to the store`);
+        }
       }
       const found = ctx.dispatch
         ? ctx.dispatch.executorFor(task, execution, stopSignal.signal)
@@ -362,7 +383,8 @@ export function startTask(
       const e = error instanceof ColonyError ? error : undefined;
       // The engine is stopping and closed the executor under a running task: the task
       // goes on without us. Leave it unfinished so the next start re-attaches to it.
-      if (e?.code === EXECUTOR_CLOSED) throw error;
+      // Likewise a task whose job went back to the store: the next claim starts it.
+      if (e?.code === EXECUTOR_CLOSED || e?.code === HANDED_BACK) throw error;
       return await finish({
         state: "FAILED",
         errorCode: e?.code ?? "COLONY_EXECUTOR_FAILURE",

@@ -59,7 +59,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
-import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, UNSTARTED_CANCELLED, type WaitReason } from "./store.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -506,7 +506,8 @@ class PostgresStore implements Store {
       const row = await this.#one(
         `UPDATE job_requests SET state = 'PENDING', scheduled_at = $3,
            lease_expires_at = NULL, error_code = $4, error_message = $5, updated_at = $6
-         WHERE id = $1 AND state = 'READY' AND owner = $2 AND NOT cancel_requested RETURNING *`,
+         WHERE id = $1 AND state IN ('READY', 'EXECUTING') AND owner = $2 AND NOT cancel_requested
+         RETURNING *`,
         [id, owner, at, why.errorCode, why.errorMessage, new Date()],
       );
       return row ? toJobRequest(row, codec) : undefined;
@@ -527,10 +528,18 @@ class PostgresStore implements Store {
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#run("cancelling a job request", async () => {
       if (!Number.isSafeInteger(id)) throw new NotFoundError("job_request", id);
+      // One statement: the job and the task it had handed back unstarted (see
+      // deferJobRequest), both or neither.
       const row = await this.#one(
-        `UPDATE job_requests SET state = 'CANCELLED', ended_at = $2, updated_at = $2
-         WHERE id = $1 AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *`,
-        [id, new Date()],
+        `WITH job AS (
+           UPDATE job_requests SET state = 'CANCELLED', ended_at = $2, updated_at = $2
+           WHERE id = $1 AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *
+         ), unstarted AS (
+           UPDATE task_executions SET state = 'CANCELLED', ended_at = $2, error_message = $3
+           WHERE job_request_id = $1 AND state = 'READY' AND EXISTS (SELECT 1 FROM job)
+         )
+         SELECT * FROM job`,
+        [id, new Date(), UNSTARTED_CANCELLED],
       );
       if (row) return toJobRequest(row, codec);
       const current = await this.#one("SELECT state FROM job_requests WHERE id = $1", [id]);

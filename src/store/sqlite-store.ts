@@ -61,7 +61,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
-import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, UNSTARTED_CANCELLED, type WaitReason } from "./store.ts";
 
 export interface SqliteStoreOptions {
   /** The database file (created if missing), or ":memory:". */
@@ -220,6 +220,12 @@ const MARK_JOB_EXECUTING = `UPDATE job_requests SET state = 'EXECUTING', started
 const MARK_TASK_EXECUTING = `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
     handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
   WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
+/**
+ * With a job cancelled while PENDING: the task a job handed back to the store was about
+ * to start when it left (deferJobRequest from EXECUTING) never will.
+ */
+const CANCEL_UNSTARTED_TASKS = `UPDATE task_executions SET state = 'CANCELLED', ended_at = ?,
+    error_message = ? WHERE job_request_id = ? AND state = 'READY'`;
 /** By final state. */
 const FINISH_JOB = new Map(
   FINAL.map((state) => [
@@ -881,7 +887,8 @@ class SqliteStore implements Store {
       const row = this.#get(
         `UPDATE job_requests SET state = 'PENDING', scheduled_at = ?,
            lease_expires_at = NULL, error_code = ?, error_message = ?, updated_at = ?
-         WHERE id = ? AND state = 'READY' AND owner = ? AND cancel_requested = 0 RETURNING *`,
+         WHERE id = ? AND state IN ('READY', 'EXECUTING') AND owner = ? AND cancel_requested = 0
+         RETURNING *`,
         at.getTime(),
         why.errorCode,
         why.errorMessage,
@@ -906,13 +913,17 @@ class SqliteStore implements Store {
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#run("cancelling a job request", () => {
       const now = Date.now();
-      const row = this.#get(
-        `UPDATE job_requests SET state = 'CANCELLED', ended_at = ?, updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *`,
-        now,
-        now,
-        id,
-      );
+      const row = this.#tx(() => {
+        const job = this.#get(
+          `UPDATE job_requests SET state = 'CANCELLED', ended_at = ?, updated_at = ?
+           WHERE id = ? AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *`,
+          now,
+          now,
+          id,
+        );
+        if (job) this.#stmt(CANCEL_UNSTARTED_TASKS).run(now, UNSTARTED_CANCELLED, id);
+        return job;
+      });
       if (row) return toJobRequest(row, codec);
       const current = this.#get("SELECT state FROM job_requests WHERE id = ?", id);
       if (!current) throw new NotFoundError("job_request", id);

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { IllegalTransitionError, NotFoundError, ValidationError } from "../core/errors.ts";
 import type { JobRequest } from "../core/job-request.ts";
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
-import { DEFERRAL_HEAD_START_MS, type Store } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, UNSTARTED_CANCELLED, type Store } from "./store.ts";
 import {
   LEASE_MS,
   OWNER,
@@ -18,6 +18,7 @@ import {
   pendingRequest,
   requestIn,
   type CurrentStore,
+  executionIn,
 } from "./store-conformance-fixtures.ts";
 
 type Outcome = "ok" | "illegal" | "undefined";
@@ -207,7 +208,7 @@ export function jobConformance(store: CurrentStore): void {
       assert.equal(
         await store().deferJobRequest(claimed.id, OWNER, later, why),
         undefined,
-        "only a READY request is deferred",
+        "a PENDING request is not deferred again",
       );
       assert.deepEqual(
         (await store().claimDueJobRequests(OWNER, new Date(), LEASE_MS, 100)).filter(
@@ -240,6 +241,58 @@ export function jobConformance(store: CurrentStore): void {
       const [taken] = await other(later.getTime() - DEFERRAL_HEAD_START_MS);
       assert.equal(taken?.owner, "engine-b");
       assert.equal(taken?.state, "READY");
+    });
+
+    void it("deferJobRequest hands back a started request with its executions; a cancel then ends its unstarted task too", async () => {
+      const claimed = await claimOne(store(), await pendingRequest(store()));
+      const started = await store().markJobExecuting(claimed.id);
+      const done = await executionIn(store(), claimed.id, "COMPLETED");
+      const next = await executionIn(store(), claimed.id, "READY");
+      const later = new Date(Date.now() + 60_000);
+      assert.equal(
+        await store().deferJobRequest(claimed.id, "engine-b", later, why),
+        undefined,
+        "another engine's running job is not handed back",
+      );
+      const back = (await store().deferJobRequest(claimed.id, OWNER, later, why))!;
+      assert.equal(back.state, "PENDING");
+      assert.equal(back.errorCode, "COLONY_NO_ANT");
+      assert.equal(back.attempt, started.attempt);
+      assert.equal(back.startedAt?.getTime(), started.startedAt?.getTime(), "it has started");
+      assert.deepEqual(
+        (await store().listTaskExecutions(claimed.id)).map((e) => [e.id, e.state]),
+        [
+          [done.id, "COMPLETED"],
+          [next.id, "READY"],
+        ],
+        "its executions stay as they were",
+      );
+      const [taken] = (await store().claimDueJobRequests("engine-b", later, LEASE_MS, 1000)).filter(
+        (r) => r.id === claimed.id,
+      );
+      assert.equal(taken?.state, "READY", "another engine claims it again");
+      const again = await store().markJobExecuting(claimed.id);
+      assert.equal(again.startedAt?.getTime(), started.startedAt?.getTime(), "first start kept");
+      assert.ok(!("errorCode" in again), "why is cleared");
+
+      const other = await claimOne(store(), await pendingRequest(store()));
+      await store().markJobExecuting(other.id);
+      const finished = await executionIn(store(), other.id, "COMPLETED");
+      const unstarted = await executionIn(store(), other.id, "READY");
+      await store().deferJobRequest(other.id, OWNER, later, why);
+      const cancelled = (await store().cancelPendingJobRequest(other.id))!;
+      assert.equal(cancelled.state, "CANCELLED");
+      const tasks = await store().listTaskExecutions(other.id);
+      assert.deepEqual(
+        tasks.map((e) => [e.id, e.state]),
+        [
+          [finished.id, "COMPLETED"],
+          [unstarted.id, "CANCELLED"],
+        ],
+        "the task it was about to start is cancelled with it",
+      );
+      assert.equal(tasks[1]!.errorMessage, UNSTARTED_CANCELLED);
+      assert.ok(tasks[1]!.endedAt instanceof Date);
     });
 
     void it("deferJobRequest leaves a request whose cancel was asked", async () => {

@@ -101,6 +101,9 @@ export interface Page<T> {
  */
 export const DEFERRAL_HEAD_START_MS = 2000;
 
+/** The error message of a handed-back job's unstarted task when the job is cancelled. */
+export const UNSTARTED_CANCELLED = "cancelled before it started";
+
 /** Why a job waits (recorded on a deferred request until it starts). */
 export interface WaitReason {
   errorCode: string;
@@ -174,12 +177,15 @@ export interface Store {
   /** FAILED|CANCELLED -> PENDING with attempt + 1, scheduled now (user restart). */
   restartJobRequest(id: number): Promise<JobRequest>;
   /**
-   * READY -> PENDING for a request `owner` claimed but leaves for later (no ant serves its
-   * first task): due `at` that time for `owner` itself (kept in `owner`, without a
-   * lease) and DEFERRAL_HEAD_START_MS earlier for other engines, so that one that has
-   * what it needs gets it first; with why in errorCode/errorMessage until it starts
-   * (markJobExecuting clears them). Undefined, changing nothing, when it is no longer
-   * READY under `owner` or a cancel was asked for it.
+   * READY|EXECUTING -> PENDING for a request `owner` claimed (or runs) but leaves for
+   * later: no ant here serves its first task, or the next task of a started job. Due `at`
+   * that time for `owner` itself (kept in `owner`, without a lease) and
+   * DEFERRAL_HEAD_START_MS earlier for other engines, so that one that has what it needs
+   * gets it first; with why in errorCode/errorMessage until it starts again
+   * (markJobExecuting clears them). Its attempt, startedAt and executions stay: the
+   * engine that claims it next goes on from them (a task left READY starts there).
+   * Undefined, changing nothing, when it is no longer READY or EXECUTING under `owner`
+   * or a cancel was asked for it.
    */
   deferJobRequest(
     id: number,
@@ -193,7 +199,10 @@ export interface Store {
    * connected). Returns how many.
    */
   wakeDeferredJobRequests(errorCode: string, now: Date): Promise<number>;
-  /** Non-final -> CANCELLED for a request no engine runs yet (PENDING/READY/PAUSED). */
+  /**
+   * Non-final -> CANCELLED for a request no engine runs now (PENDING/READY/PAUSED), with
+   * its READY executions (a task a handed-back job was about to start), atomically.
+   */
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined>;
   /** Records that a user asked to cancel; the owning engine acts on it. */
   requestCancel(id: number): Promise<JobRequest>;
