@@ -118,6 +118,15 @@ async function endsAfterOneSecond(yaml: string): Promise<{ rt: Embedded; finishe
   return { rt, finished };
 }
 
+/** A start task, then `slow` (sleeping `seconds`) here and `deploy` for a prod ant at once. */
+function fanOut(seconds: number): JobDefinition {
+  return parseJobDefinition(
+    'job_type: fan\ntasks:\n- task_type: start\n  script: ["true"]\n  on_completed: [slow, deploy]\n' +
+      `- task_type: slow\n  script: ["sleep ${seconds}"]\n` +
+      "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n",
+  );
+}
+
 /** Waits until job `id` is PENDING with NO_ANT (deferred, or sent back by its runner). */
 function sentBack(rt: Embedded, id: number): Promise<JobRequest> {
   return until(`job ${id} sent back`, async () => {
@@ -212,12 +221,7 @@ describe("jobs whose first task no ant serves", () => {
     // The job cannot go back to the store with a task running here: its deploy step
     // waits in memory, and on the old code three such jobs held both runners.
     const rt = await open({ maxParallelJobs: 2 });
-    const fanOut = parseJobDefinition(
-      'job_type: fan\ntasks:\n- task_type: start\n  script: ["true"]\n  on_completed: [slow, deploy]\n' +
-        '- task_type: slow\n  script: ["sleep 30"]\n' +
-        "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n",
-    );
-    const parked = await threeThenShell(rt, fanOut);
+    const parked = await threeThenShell(rt, fanOut(30));
     await until("three deploy steps waiting here", async () =>
       rt.dispatcher.parkedJobs === 3 ? true : undefined,
     );
@@ -227,6 +231,27 @@ describe("jobs whose first task no ant serves", () => {
     for (const job of parked) await rt.engine.cancel(job.id);
     for (const job of parked) assert.equal((await rt.engine.waitFor(job.id)).state, "CANCELLED");
     assert.equal(rt.dispatcher.parkedJobs, 0);
+  });
+
+  it("a later task that waited beside another one sends its job back once that one ends", async () => {
+    const rt = await open();
+    const job = await rt.engine.submit({ definition: fanOut(1) });
+    await until("the deploy step waiting here", async () =>
+      rt.dispatcher.parkedJobs === 1 ? true : undefined,
+    );
+    const back = await sentBack(rt, job.id);
+    assert.ok(back.startedAt);
+    assert.equal(rt.dispatcher.parkedJobs, 0, "nothing waits here any more");
+    assert.deepEqual(
+      (await rt.store.listTaskExecutions(job.id)).map((e) => [e.taskType, e.state]),
+      [
+        ["start", "COMPLETED"],
+        ["slow", "COMPLETED"],
+        ["deploy", "READY"],
+      ],
+    );
+    connectAnt(rt, "prod-2", ["prod"]);
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
   });
 
   it("a job sent back at a later task goes on when its ant connects, without running done tasks again", async () => {

@@ -315,6 +315,32 @@ describe("dispatcher routing", () => {
     assert.ok(Date.now() - started < 50, "at once, not after another timeout");
   });
 
+  it("release ends a wait no ant serves (not one for a busy ant); the wait's time still counts", async () => {
+    const { ants, dispatcher } = setup();
+    const gpu = taskDefinition("train", { method: "WEBSOCKET", tags: ["gpu"], timeoutMs: 600 });
+    const waited = { ...execution(), jobRequestId: 11 };
+    const waiting = dispatcher.executorFor(gpu, waited, signal);
+    assert.ok(waiting instanceof Promise);
+    const js = taskDefinition("js", { method: "WEBSOCKET", tags: ["js"] });
+    ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
+    const busyExecution = execution();
+    assert.ok(!(dispatcher.executorFor(js, execution(), signal) instanceof Promise));
+    const busy = dispatcher.executorFor(js, busyExecution, signal);
+    assert.ok(busy instanceof Promise, "max_capacity 1: it waits for the busy ant");
+    assert.equal(dispatcher.release(busyExecution.id), false, "a busy ant's waiter stays");
+    assert.equal(dispatcher.release("unknown"), false);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(dispatcher.release(waited.id), true);
+    assert.equal(await waiting, undefined);
+    assert.ok(dispatcher.deferral(11, gpu)!.delayMs <= 300, "its 300 ms of waiting count");
+    const again = Date.now();
+    await assert.rejects(
+      dispatcher.executorFor(gpu, waited, signal) as Promise<unknown>,
+      /no ant took task train within its timeout/,
+    );
+    assert.ok(Date.now() - again < 550, "waiting again, it fails after what was left");
+  });
+
   it("defers nothing without remote ants (colony run)", () => {
     const local = new ExecutorRegistry().register(fakeShell());
     const dispatcher = new Dispatcher({ local, builtin: { id: "b", tags: [] } });

@@ -237,6 +237,27 @@ export class Dispatcher implements TaskDispatcher {
     }
   }
 
+  release(executionId: string): boolean {
+    const i = this.#waiters.findIndex((w) => w.executionId === executionId);
+    const waiter = this.#waiters[i];
+    if (!waiter || waiter.served) return false;
+    this.#takeAt(i);
+    // Its wait goes on from when it began, whether its job is deferred now (deferral)
+    // or it waits here again (executorFor takes `since` from the entry).
+    if (!this.#deferred.has(waiter.jobRequestId)) {
+      const now = Date.now();
+      this.#deferred.set(waiter.jobRequestId, {
+        jobRequestId: waiter.jobRequestId,
+        task: waiter.task,
+        since: waiter.since,
+        count: 0,
+        until: now,
+      });
+    }
+    waiter.resolve(undefined);
+    return true;
+  }
+
   /** An execution ended: if the built-in ant ran it, it has room for a waiting task. */
   finished(executionId: string): void {
     if (this.#localRunning.delete(executionId)) this.#serveBuiltin();

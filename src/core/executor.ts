@@ -141,6 +141,12 @@ export interface TaskDispatcher {
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
   /**
+   * Ends the wait of `executionId` for an ant when no connected ant serves it (its
+   * promise resolves undefined), so that its job may decide again; true when it did.
+   * A task waiting for a busy ant is left waiting (false).
+   */
+  release?(executionId: string): boolean;
+  /**
    * Tasks waiting for an executor that is there but busy (an ant at its capacity) now;
    * tasks nothing here can serve do not count (the engine's claims follow this).
    */

@@ -188,6 +188,10 @@ export class JobRunner {
       (finished) => {
         this.#running.delete(execution.id);
         this.#executions.set(finished.id, finished);
+        // The one left may be waiting for an ant nothing here has: the job can leave now.
+        if (this.#running.size === 1 && !this.#recorded) {
+          for (const other of this.#running.values()) other.reconsider();
+        }
         if (this.#recorded) this.#announce(this.#recorded);
         else this.#step();
       },

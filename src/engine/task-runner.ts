@@ -65,6 +65,11 @@ export interface TaskLifecycle {
 export interface RunningTask {
   readonly execution: TaskExecution;
   stop(reason: StopReason): void;
+  /**
+   * When the task waits for an ant that nothing here serves: stops that wait and asks
+   * HandOff again (the job may leave now that its other tasks ended). Else a no-op.
+   */
+  reconsider(): void;
   readonly done: Promise<TaskExecution>;
 }
 
@@ -201,6 +206,9 @@ export function startTask(
   let stopped: StopReason | undefined;
   const stopSignal = new AbortController(); // ends a wait for an ant
   let started = false;
+  /** Waiting for an ant (executorFor's promise), and whether reconsider() ended that wait. */
+  let waiting = false;
+  let reconsidering = false;
   let cancelStarted: (() => void) | undefined;
   const definition = job.definition;
   const taskDef = definition.tasks.find((t) => t.taskType === execution.taskType);
@@ -278,27 +286,38 @@ export function startTask(
           error instanceof ColonyError ? error : new ColonyError("COLONY_TEMPLATE", String(error));
         return await finish({ state: "FAILED", errorCode: e.code, errorMessage: e.message });
       }
-      if (handOff && execution.state === "READY") {
-        const leaving = handOff(task, execution);
-        if (leaving && (await leaving)) {
-          throw new ColonyError(HANDED_BACK, `job ${job.id} went back to the store`);
-        }
-      }
-      const found = ctx.dispatch
-        ? ctx.dispatch.executorFor(task, execution, stopSignal.signal)
-        : ctx.executors.get(task.method);
       let executor: Executor | undefined;
-      if (found instanceof Promise) {
+      for (;;) {
+        if (handOff && execution.state === "READY") {
+          const leaving = handOff(task, execution);
+          if (leaving && (await leaving)) {
+            throw new ColonyError(HANDED_BACK, `job ${job.id} went back to the store`);
+          }
+        }
+        const found = ctx.dispatch
+          ? ctx.dispatch.executorFor(task, execution, stopSignal.signal)
+          : ctx.executors.get(task.method);
+        if (!(found instanceof Promise)) {
+          executor = found;
+          break;
+        }
         // No ant has room: the slot is for work that runs, so it is given back while the
         // task waits (a task waiting for an ant that never comes must not keep the
         // server's own tasks from running), and taken again once an ant took the task.
         releaseSlot();
+        waiting = true;
         executor = await found;
+        waiting = false;
+        if (!executor && reconsidering && !stopped) {
+          reconsidering = false; // released by reconsider(): ask HandOff again
+          continue;
+        }
         if (executor) {
           await ctx.slots.acquire();
           holding = true;
         }
-      } else executor = found;
+        break;
+      }
       if (stopped && execution.state === "READY")
         return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
       if (!executor) {
@@ -402,6 +421,10 @@ export function startTask(
       stopped = reason;
       stopSignal.abort();
       if (started && cancelStarted) cancelStarted();
+    },
+    reconsider() {
+      if (!waiting || stopped || !handOff) return;
+      reconsidering = ctx.dispatch?.release?.(execution.id) ?? false;
     },
     done: run(),
   };
