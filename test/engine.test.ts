@@ -67,6 +67,39 @@ tasks:
     assert.equal(final.errorCode, "COLONY_JOB_TIMEOUT");
   });
 
+  it("a restarted job, and a retried one, get their whole timeout again", async () => {
+    // On the old code the timeout counted from the first attempt's start, so a job
+    // restarted after that long ended at once with COLONY_JOB_TIMEOUT.
+    const ok = join(dir.path, "restart-timeout-ok");
+    const job = await submit(`job_type: restart-timeout
+timeout: 1s
+retry: 1
+delay_between_retries: 1200ms
+tasks:
+- task_type: a
+  script: ["test -f ${ok} || { touch ${ok}.seen; exit 1; }", "sleep 0.3"]
+`);
+    // The first attempt fails; its retry starts 1.2 s later, past the first one's 1 s.
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "FAILED");
+    assert.equal(final.attempt, 1);
+    assert.equal(
+      final.errorCode,
+      "COLONY_TASK_FAILED",
+      "the retry failed by itself, not timed out",
+    );
+    await sleep(1100);
+    writeFileSync(ok, "");
+    const restarted = await rt.engine.restart(job.id);
+    assert.equal(restarted.startedAt, undefined, "the new attempt has not started yet");
+    const again = await rt.engine.waitFor(job.id);
+    assert.equal(again.state, "COMPLETED", again.errorMessage);
+    assert.ok(
+      again.endedAt!.getTime() - again.startedAt!.getTime() < 1000,
+      "started_at and ended_at are the attempt's",
+    );
+  });
+
   it("job-level retry runs the whole DAG again as a new attempt", async () => {
     const counter = join(dir.path, "job-retry-count");
     const job = await submit(`job_type: job-retry

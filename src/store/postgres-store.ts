@@ -482,7 +482,7 @@ class PostgresStore implements Store {
       id,
       "PENDING",
       `UPDATE job_requests SET state = 'PENDING', attempt = attempt + 1, scheduled_at = $2,
-         owner = NULL, lease_expires_at = NULL, cancel_requested = false, ended_at = NULL,
+         owner = NULL, lease_expires_at = NULL, cancel_requested = false, started_at = NULL, ended_at = NULL,
          error_code = NULL, error_message = NULL, updated_at = $3
        WHERE id = $1 AND state IN (${sqlList(sources)}) RETURNING *`,
       [scheduledAt, new Date()],

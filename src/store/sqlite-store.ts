@@ -859,7 +859,7 @@ class SqliteStore implements Store {
   #requeue(id: number, scheduledAt: number, sources: readonly State[]): JobRequest {
     const row = this.#get(
       `UPDATE job_requests SET state = 'PENDING', attempt = attempt + 1, scheduled_at = ?,
-         owner = NULL, lease_expires_at = NULL, cancel_requested = 0, ended_at = NULL,
+         owner = NULL, lease_expires_at = NULL, cancel_requested = 0, started_at = NULL, ended_at = NULL,
          error_code = NULL, error_message = NULL, updated_at = ?
        WHERE id = ? AND state IN (${sqlList(sources)}) RETURNING *`,
       scheduledAt,

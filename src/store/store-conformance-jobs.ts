@@ -112,17 +112,25 @@ export function jobConformance(store: CurrentStore): void {
       });
     }
 
-    void it("markJobExecuting sets startedAt the first time only", async () => {
+    void it("markJobExecuting sets startedAt once per attempt", async () => {
       const request = await pendingRequest(store());
       await claimOne(store(), request);
       const first = await store().markJobExecuting(request.id);
       assert.ok(first.startedAt instanceof Date);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      // Handed back and started again (another engine): the same attempt, the same start.
+      const back = await store().deferJobRequest(request.id, OWNER, nextPast(), {
+        errorCode: "COLONY_NO_ANT",
+        errorMessage: "no ant",
+      });
+      await claimOne(store(), back!);
+      assert.deepEqual((await store().markJobExecuting(request.id)).startedAt, first.startedAt);
       await store().finishJobRequest(request.id, { state: "FAILED" });
       const retried = await store().retryJobRequest(request.id, nextPast());
       await claimOne(store(), retried);
       await new Promise((resolve) => setTimeout(resolve, 5));
       const second = await store().markJobExecuting(request.id);
-      assert.deepEqual(second.startedAt, first.startedAt);
+      assert.ok(second.startedAt!.getTime() > first.startedAt!.getTime(), "its own start");
     });
 
     void it("finishJobRequest records endedAt and the error; only final states are accepted", async () => {
@@ -156,10 +164,17 @@ export function jobConformance(store: CurrentStore): void {
       assert.equal(retried.state, "PENDING");
       assert.equal(retried.attempt, 1);
       assert.equal(retried.scheduledAt.toISOString(), at.toISOString());
-      for (const key of ["owner", "leaseExpiresAt", "endedAt", "errorCode", "errorMessage"]) {
+      // startedAt and endedAt are the attempt's: a new one has neither yet.
+      for (const key of [
+        "owner",
+        "leaseExpiresAt",
+        "startedAt",
+        "endedAt",
+        "errorCode",
+        "errorMessage",
+      ]) {
         assert.ok(!(key in retried), `${key} cleared`);
       }
-      assert.ok(retried.startedAt instanceof Date, "startedAt is kept");
       assert.equal(await store().isCancelRequested(request.id), false);
 
       await store().cancelPendingJobRequest(request.id);
@@ -167,7 +182,7 @@ export function jobConformance(store: CurrentStore): void {
       assert.equal(restarted.attempt, 2);
       assert.equal(restarted.state, "PENDING");
       assert.ok(Math.abs(restarted.scheduledAt.getTime() - Date.now()) < 5000);
-      assert.ok(!("endedAt" in restarted));
+      assert.ok(!("startedAt" in restarted) && !("endedAt" in restarted));
     });
 
     void it("cancel requests are recorded until the next attempt", async () => {

@@ -172,9 +172,13 @@ export interface Store {
   markJobExecuting(id: number): Promise<JobRequest>;
   /** Any non-final state -> final state, sets endedAt. */
   finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest>;
-  /** A job-level retry: EXECUTING|FAILED -> PENDING with attempt + 1 and the given scheduledAt. */
+  /**
+   * A job-level retry: EXECUTING|FAILED -> PENDING with attempt + 1 and the given
+   * scheduledAt. startedAt and endedAt are cleared: they are those of the current attempt
+   * (its timeout counts from its own start).
+   */
   retryJobRequest(id: number, scheduledAt: Date): Promise<JobRequest>;
-  /** FAILED|CANCELLED -> PENDING with attempt + 1, scheduled now (user restart). */
+  /** FAILED|CANCELLED -> PENDING with attempt + 1, scheduled now (user restart); as retryJobRequest. */
   restartJobRequest(id: number): Promise<JobRequest>;
   /**
    * READY|EXECUTING -> PENDING for a request `owner` claimed (or runs) but leaves for

@@ -57,7 +57,10 @@ export function JobsPage({ query }: { query: URLSearchParams }): JSX.Element {
                       ...j,
                       state: e.state,
                       attempt: e.attempt,
-                      started_at: j.started_at ?? (e.state === "EXECUTING" ? e.at : null),
+                      // A new attempt (retry, restart) has its own start.
+                      started_at:
+                        (e.attempt === j.attempt ? j.started_at : null) ??
+                        (e.state === "EXECUTING" ? e.at : null),
                       ended_at: FINAL.has(e.state) ? (j.ended_at ?? e.at) : null,
                     }
                   : j,
