@@ -200,12 +200,16 @@ describe("jobs whose first task no ant serves", () => {
       );
     }
     assert.equal(rt.dispatcher.parkedJobs, 0, "no runner waits for an ant here");
+    const deploys = await Promise.all(
+      jobs.map(async (j) => (await rt.store.listTaskExecutions(j.id))[1]!.id),
+    );
     assert.deepEqual(
       rt.dispatcher
         .waiting()
-        .map((w) => [w.jobRequestId, w.taskType, w.reason])
+        .map((w) => [w.jobRequestId, w.executionId, w.taskType, w.reason, w.leftPending])
         .sort((a, b) => Number(a[0]) - Number(b[0])),
-      jobs.map((j) => [j.id, "deploy", "no_ant"]),
+      jobs.map((j, i) => [j.id, deploys[i], "deploy", "no_ant", true]),
+      "listed with the unit of the task that waits",
     );
     for (const job of jobs) await rt.engine.cancel(job.id);
     for (const job of jobs) {

@@ -398,8 +398,8 @@ describe("a task waiting for an ant holds no task slot", () => {
     const view = await s.ants();
     assert.equal(view.waiting_total, 3);
     assert.deepEqual(
-      view.waiting.map((w) => [w.job_request_id, w.execution_id, w.reason]),
-      waiting.map((j) => [j.id, null, "no_ant"]),
+      view.waiting.map((w) => [w.job_request_id, w.execution_id, w.reason, w.left_pending]),
+      waiting.map((j) => [j.id, null, "no_ant", true]),
     );
     for (const job of waiting) {
       const j = await http(`${s.url}/api/job-requests/${job.id}`, {

@@ -85,6 +85,8 @@ interface Waiter {
 interface Deferred {
   jobRequestId: number;
   task: TaskDefinition;
+  /** The task's execution when it exists (a started job's next task, left READY). */
+  executionId?: string;
   /** First deferral (ms): the task's timeout counts from here. */
   since: number;
   count: number;
@@ -95,7 +97,7 @@ interface Deferred {
 /** What GET /api/ants says about a task waiting for an ant. */
 export interface WaitingTask {
   jobRequestId: number;
-  /** Absent for a job left PENDING (deferred): its task is not created yet. */
+  /** Absent for a job left PENDING before its first task was created. */
   executionId?: string;
   taskType: string;
   method: Method;
@@ -103,6 +105,8 @@ export interface WaitingTask {
   since: Date;
   /** `busy`: every ant that serves it is at its capacity; `no_ant`: no connected ant serves it. */
   reason: "busy" | "no_ant";
+  /** Its job was left PENDING in the store (deferred or handed back), not waiting here. */
+  leftPending: boolean;
 }
 
 function lostExecutor(method: Method): Executor {
@@ -200,6 +204,7 @@ export class Dispatcher implements TaskDispatcher {
     jobRequestId: number,
     task: TaskDefinition,
     jobTimeoutMs?: number,
+    executionId?: string,
   ): Deferral | undefined {
     if (!this.#ants || this.#anyServes(task)) return undefined;
     const now = Date.now();
@@ -210,6 +215,7 @@ export class Dispatcher implements TaskDispatcher {
       this.#deferred.set(jobRequestId, d);
     }
     d.task = task;
+    d.executionId = executionId;
     // The task's and the job's timeouts both count from the first deferral: once one has
     // passed, the job starts and ends at once (COLONY_NO_ANT, or the job's timeout).
     const left = timeLeft(d.since, now, task.timeoutMs, jobTimeoutMs);
@@ -249,6 +255,7 @@ export class Dispatcher implements TaskDispatcher {
       this.#deferred.set(waiter.jobRequestId, {
         jobRequestId: waiter.jobRequestId,
         task: waiter.task,
+        executionId: waiter.executionId,
         since: waiter.since,
         count: 0,
         until: now,
@@ -331,11 +338,13 @@ export class Dispatcher implements TaskDispatcher {
       if (out.length >= limit) return out;
       out.push({
         jobRequestId: d.jobRequestId,
+        ...(d.executionId === undefined ? {} : { executionId: d.executionId }),
         taskType: d.task.taskType,
         method: d.task.method,
         tags: [...d.task.tags],
         since: new Date(d.since),
         reason: "no_ant",
+        leftPending: true,
       });
     }
     for (const w of this.#waiters) {
@@ -348,6 +357,7 @@ export class Dispatcher implements TaskDispatcher {
         tags: [...w.task.tags],
         since: new Date(w.since),
         reason: w.served ? "busy" : "no_ant",
+        leftPending: false,
       });
     }
     return out;

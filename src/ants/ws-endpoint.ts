@@ -64,7 +64,7 @@ export const WaitingTaskSchema = Type.Object({
   job_request_id: Type.Integer(),
   execution_id: Type.Union([Type.String(), Type.Null()], {
     description:
-      "The task's unit id; null for a job left PENDING because no ant serves its first task (its task is created when it starts)",
+      "The task's unit id; null for a job left PENDING before its first task was created",
   }),
   task_type: Type.String(),
   method: Type.String(),
@@ -74,6 +74,11 @@ export const WaitingTaskSchema = Type.Object({
     description:
       "busy: every ant that serves the task is at its max_capacity (it waits its turn); " +
       "no_ant: no connected ant serves its method and tags (start one, or check the tags)",
+  }),
+  left_pending: Type.Boolean({
+    description:
+      "true when the job was left PENDING in the store for want of an ant (its first task, " +
+      "or the next one of a started job) and is tried again later; false when the task waits in this server",
   }),
 });
 
@@ -132,6 +137,7 @@ export function antList(dispatcher: Dispatcher, ants: AntRegistry | undefined): 
       tags: w.tags,
       since: w.since.toISOString(),
       reason: w.reason,
+      left_pending: w.leftPending,
     })),
   };
 }

@@ -20,9 +20,10 @@ export const ANTS_HELP = `Usage: colony ants list [options]
 The ants of a colony server: the built-in one (this server's executors) and every
 remote ant connected to /ws/ants ('colony ant' agents and custom workers), with their
 load, capacity, tags, methods and last sign of life; then the tasks waiting for an ant
-that qualifies (method and every tag) and has room. A job whose first task no ant
-serves at all is left PENDING (UNIT '-') and tried again when an ant connects, or
-after a back-off of up to 30 s. Needs a reader token.
+that qualifies (method and every tag) and has room. A job whose first task (or, once
+started, its next task) no ant serves at all is left PENDING ("job left PENDING"; UNIT
+'-' when its task is not created yet) and tried again when an ant connects, or after a
+back-off of up to 30 s. Needs a reader token.
 
 Options:
   --json              print the server's JSON
@@ -82,7 +83,7 @@ async function list(argv: string[], io: CliIo): Promise<number> {
             w.method,
             w.tags.join(",") || "-",
             ago(w.since),
-            w.execution_id === null
+            w.left_pending
               ? "no connected ant serves it (job left PENDING)"
               : w.reason === "no_ant"
                 ? "no connected ant serves it"

@@ -126,15 +126,17 @@ export interface TaskDispatcher {
     signal: AbortSignal,
   ): Executor | undefined | Promise<Executor | undefined>;
   /**
-   * Asked before a claimed job starts, with its first task (rendered): how long to leave
-   * the job PENDING when nothing here would ever take that task (no ant serves it), or
-   * undefined to start it. The job is then not held in memory, and another server (one
-   * with such an ant) may claim it.
+   * Asked before a claimed job starts, with its first task (rendered), and by a started
+   * job's runner with its next task (and that task's execution): how long to leave the
+   * job PENDING when nothing here would ever take that task (no ant serves it), or
+   * undefined to start it (or run the task). The job is then not held in memory, and
+   * another server (one with such an ant) may claim it.
    */
   deferral?(
     jobRequestId: number,
     task: TaskDefinition,
     jobTimeoutMs?: number,
+    executionId?: string,
   ): Deferral | undefined;
   /** When a job that `deferral` deferred first waited (ms): its timeouts count from there. */
   deferredSince?(jobRequestId: number): number | undefined;

@@ -221,7 +221,7 @@ export class JobRunner {
     if (!dispatch?.deferral || !handBack || this.#abort || this.#finished) return undefined;
     if (this.#launching.size > 0 || this.#running.size !== 1) return undefined;
     if (!this.#running.has(execution.id)) return undefined;
-    const d = dispatch.deferral(this.#job.id, task);
+    const d = dispatch.deferral(this.#job.id, task, undefined, execution.id);
     if (!d) return undefined;
     // Not put off past the job's timeout.
     const left = (this.#deadline ?? Number.POSITIVE_INFINITY) - Date.now();

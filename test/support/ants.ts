@@ -29,7 +29,12 @@ export interface AntTestServer {
   token(role: "reader" | "writer" | "admin" | "ant", name: string): Promise<string>;
   ants(): Promise<{
     items: { ant_id: string; load: number; state: string }[];
-    waiting: { job_request_id: number; execution_id: string | null; reason: "busy" | "no_ant" }[];
+    waiting: {
+      job_request_id: number;
+      execution_id: string | null;
+      reason: "busy" | "no_ant";
+      left_pending: boolean;
+    }[];
     waiting_total: number;
   }>;
   close(): Promise<void>;

@@ -151,7 +151,7 @@ export function AntsPage(): JSX.Element {
                     <td>{list(w, "tags").join(", ")}</td>
                     <td>{ago(text(w, "since") || undefined, now)}</td>
                     <td>
-                      {!text(w, "execution_id")
+                      {w["left_pending"] === true
                         ? "no connected ant serves it (job left pending)"
                         : text(w, "reason") === "no_ant"
                           ? "no connected ant serves it"
