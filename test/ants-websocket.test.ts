@@ -380,6 +380,27 @@ describe("a task waiting for an ant holds no task slot", () => {
     );
   });
 
+  it("colony submit --follow says why a started job waits after the output of the task that ran", async () => {
+    const file = join(s.server.runtime.dataDir, "ship-follow.yaml");
+    writeFileSync(
+      file,
+      'job_type: ship-follow\ntasks:\n- task_type: build\n  script: ["echo built it"]\n' +
+        "  on_completed: deploy\n- task_type: deploy\n  method: WEBSOCKET\n  tags: [moon]\n",
+    );
+    const cli = startCli(["submit", file, "--follow", "--server", s.url, "--token", s.adminToken]);
+    await waitUntil("the CLI to say why the job waits", async () =>
+      /waits \(COLONY_NO_ANT\)/.test(cli.stderr()),
+    );
+    const { items } = await s.server.runtime.store.listJobRequests({ jobType: "ship-follow" });
+    await s.server.runtime.engine.cancel(items[0]!.id);
+    const r = await cli.result;
+    assert.match(r.stdout, /\[build\].*built it/);
+    // State lines go to stderr, in the order they happened.
+    const at = (re: RegExp) => r.stderr.split("\n").findIndex((l) => re.test(l));
+    const ended = at(/\[build\].*COMPLETED/);
+    assert.ok(ended >= 0 && ended < at(/waits \(COLONY_NO_ANT\)/), r.stderr);
+  });
+
   it("jobs no connected ant serves are left PENDING and do not stop the server from claiming its own", async () => {
     // With max_parallel_tasks 1 the engine looks ahead two tasks: two waiting tasks used
     // to take that whole look-ahead, and nothing else was claimed until one timed out.

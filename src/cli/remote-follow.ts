@@ -65,8 +65,8 @@ export class RemoteFollow {
         const job = await this.#o.client.getJobRequest(this.#o.jobRequestId);
         this.#last = job;
         this.#fromAttempt ??= job.attempt;
-        this.#sayWhyItWaits(job);
         for (const t of job.tasks ?? []) if (t.job_attempt >= this.#fromAttempt) this.#see(t);
+        await this.#sayWhyItWaits(job);
         if (FINAL.has(job.state) || this.#stopped) {
           // Every stream ends on its own once its execution ended; print all of it.
           await Promise.all([...this.#followed.values()].map((f) => f.printed));
@@ -85,11 +85,14 @@ export class RemoteFollow {
 
   /**
    * A PENDING job with an error code waits for something (COLONY_NO_ANT: no ant serves
-   * its first task): said once per reason, not at every re-try.
+   * its first task, or the next one): said once per reason, not at every re-try, and
+   * after the output and end of the tasks that ran before it went back to waiting.
    */
-  #sayWhyItWaits(job: JobRequestView): void {
+  async #sayWhyItWaits(job: JobRequestView): Promise<void> {
     const code = job.state === "PENDING" ? (job.error_code ?? undefined) : undefined;
     if (code !== undefined && code !== this.#waitShown && job.error_message) {
+      const ended = [...this.#followed.values()].filter((f) => FINAL.has(f.execution.state));
+      await Promise.all(ended.map((f) => f.printed));
       const p = paint(this.#o.err);
       this.#write(
         this.#o.err,
