@@ -9,6 +9,8 @@
  * answers each TaskRequest as the seed's workers do.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { NO_ANT } from "../src/ants/dispatcher.ts";
 import type { AntLink } from "../src/ants/remote-ant-executor.ts";
@@ -16,7 +18,6 @@ import { parseJobDefinition } from "../src/core/definition-parser.ts";
 import type { JobDefinition } from "../src/core/job-definition.ts";
 import type { JobRequest } from "../src/core/job-request.ts";
 import { openEmbedded, type Embedded } from "../src/runtime/embedded.ts";
-import { UNSTARTED_CANCELLED } from "../src/store/store.ts";
 import { postgres } from "./support/services.ts";
 import { tempDir } from "./support/cli.ts";
 
@@ -181,7 +182,7 @@ describe("jobs whose first task no ant serves", () => {
     assert.deepEqual(rt.dispatcher.waiting(), [], "cancelled jobs leave the list");
   });
 
-  it("a later task no ant serves sends its started job back to the store, which cancels it whole", async () => {
+  it("a later task no ant serves sends its started job back to the store; a cancel ends it", async () => {
     // Two runners: on the old code two jobs whose deploy step waited for an offline ant
     // held both, and nothing else was claimed.
     const rt = await open({ maxParallelJobs: 2 });
@@ -217,8 +218,34 @@ describe("jobs whose first task no ant serves", () => {
       const [build, deploy] = await rt.store.listTaskExecutions(job.id);
       assert.equal(build!.state, "COMPLETED");
       assert.equal(deploy!.state, "CANCELLED", "its unstarted task ends with it");
-      assert.equal(deploy!.errorMessage, UNSTARTED_CANCELLED);
     }
+  });
+
+  it("a job sent back and then cancelled runs its always_run cleanup", async () => {
+    const rt = await open();
+    const marker = join(rt.dataDir, "torn-down");
+    const job = await rt.engine.submit({
+      definition: parseJobDefinition(
+        'job_type: ship-clean\ntasks:\n- task_type: build\n  script: ["true"]\n  on_completed: deploy\n' +
+          "- task_type: deploy\n  method: WEBSOCKET\n  tags: [prod]\n" +
+          `- task_type: teardown\n  always_run: true\n  script: ["touch ${marker}"]\n`,
+      ),
+    });
+    await sentBack(rt, job.id);
+    const started = Date.now();
+    await rt.engine.cancel(job.id);
+    const final = await rt.engine.waitFor(job.id);
+    assert.equal(final.state, "CANCELLED");
+    assert.ok(Date.now() - started < 5000, "ended at once, not at its next try");
+    assert.deepEqual(
+      (await rt.store.listTaskExecutions(job.id)).map((e) => [e.taskType, e.state]),
+      [
+        ["build", "COMPLETED"],
+        ["deploy", "CANCELLED"],
+        ["teardown", "COMPLETED"],
+      ],
+    );
+    assert.ok(existsSync(marker), "the cleanup ran");
   });
 
   it("a later task no ant serves waits here, holding no share of the engine's runners, while another task of its job runs", async () => {

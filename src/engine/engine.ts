@@ -236,7 +236,10 @@ export class Engine {
       });
       return cancelled;
     }
-    // Another engine runs it: it sees the cancel request at its next lease renewal.
+    // Another engine runs it: it sees the cancel request at its next lease renewal. Or it
+    // started and waits in the store (handed back for want of an ant): requestCancel made
+    // it due, and the engine that claims it ends it, running its always_run tasks.
+    this.#kick();
     return (await this.store.getJobRequest(id)) ?? job;
   }
 

@@ -39,6 +39,7 @@ import {
   parseFilter,
   postgresCodec as codec,
   sqlList,
+  WAKE_STARTED,
   toJobRequest,
   toStoredDefinition,
   toStoredToken,
@@ -59,7 +60,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
-import { DEFERRAL_HEAD_START_MS, UNSTARTED_CANCELLED, type WaitReason } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -528,18 +529,11 @@ class PostgresStore implements Store {
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#run("cancelling a job request", async () => {
       if (!Number.isSafeInteger(id)) throw new NotFoundError("job_request", id);
-      // One statement: the job and the task it had handed back unstarted (see
-      // deferJobRequest), both or neither.
       const row = await this.#one(
-        `WITH job AS (
-           UPDATE job_requests SET state = 'CANCELLED', ended_at = $2, updated_at = $2
-           WHERE id = $1 AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *
-         ), unstarted AS (
-           UPDATE task_executions SET state = 'CANCELLED', ended_at = $2, error_message = $3
-           WHERE job_request_id = $1 AND state = 'READY' AND EXISTS (SELECT 1 FROM job)
-         )
-         SELECT * FROM job`,
-        [id, new Date(), UNSTARTED_CANCELLED],
+        `UPDATE job_requests SET state = 'CANCELLED', ended_at = $2, updated_at = $2
+         WHERE id = $1 AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) AND started_at IS NULL
+         RETURNING *`,
+        [id, new Date()],
       );
       if (row) return toJobRequest(row, codec);
       const current = await this.#one("SELECT state FROM job_requests WHERE id = $1", [id]);
@@ -555,7 +549,9 @@ class PostgresStore implements Store {
       this.#jobUpdate(
         id,
         "CANCELLED",
-        `UPDATE job_requests SET cancel_requested = true, updated_at = $2
+        `UPDATE job_requests SET cancel_requested = true, updated_at = $2,
+           scheduled_at = CASE WHEN ${WAKE_STARTED} THEN $2 ELSE scheduled_at END,
+           owner = CASE WHEN ${WAKE_STARTED} THEN NULL ELSE owner END
          WHERE id = $1 AND state IN (${sqlList(UNFINISHED)}) RETURNING *`,
         [new Date()],
       ),

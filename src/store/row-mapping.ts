@@ -168,6 +168,13 @@ export const RESTART_SOURCES = within("PENDING", ["FAILED", "CANCELLED"]);
 /** cancelPendingJobRequest: requests that no engine is running yet. */
 export const CANCEL_PENDING_SOURCES = within("CANCELLED", ["PENDING", "READY", "PAUSED"]);
 
+/**
+ * A started job waiting in the store (handed back for want of an ant): a cancel makes it
+ * due at once for every engine, which runs it to its end (cancelled tasks, `always_run`
+ * cleanup) rather than the store ending it where it stands.
+ */
+export const WAKE_STARTED = "state = 'PENDING' AND started_at IS NOT NULL";
+
 export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 500;
 

@@ -40,6 +40,7 @@ import {
   parseFilter,
   sqliteCodec as codec,
   sqlList,
+  WAKE_STARTED,
   toJobRequest,
   toStoredDefinition,
   toStoredToken,
@@ -61,7 +62,7 @@ import type {
   StoredToken,
   TaskFinish,
 } from "./store.ts";
-import { DEFERRAL_HEAD_START_MS, UNSTARTED_CANCELLED, type WaitReason } from "./store.ts";
+import { DEFERRAL_HEAD_START_MS, type WaitReason } from "./store.ts";
 
 export interface SqliteStoreOptions {
   /** The database file (created if missing), or ":memory:". */
@@ -220,12 +221,6 @@ const MARK_JOB_EXECUTING = `UPDATE job_requests SET state = 'EXECUTING', started
 const MARK_TASK_EXECUTING = `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
     handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
   WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
-/**
- * With a job cancelled while PENDING: the task a job handed back to the store was about
- * to start when it left (deferJobRequest from EXECUTING) never will.
- */
-const CANCEL_UNSTARTED_TASKS = `UPDATE task_executions SET state = 'CANCELLED', ended_at = ?,
-    error_message = ? WHERE job_request_id = ? AND state = 'READY'`;
 /** By final state. */
 const FINISH_JOB = new Map(
   FINAL.map((state) => [
@@ -913,17 +908,14 @@ class SqliteStore implements Store {
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#run("cancelling a job request", () => {
       const now = Date.now();
-      const row = this.#tx(() => {
-        const job = this.#get(
-          `UPDATE job_requests SET state = 'CANCELLED', ended_at = ?, updated_at = ?
-           WHERE id = ? AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) RETURNING *`,
-          now,
-          now,
-          id,
-        );
-        if (job) this.#stmt(CANCEL_UNSTARTED_TASKS).run(now, UNSTARTED_CANCELLED, id);
-        return job;
-      });
+      const row = this.#get(
+        `UPDATE job_requests SET state = 'CANCELLED', ended_at = ?, updated_at = ?
+         WHERE id = ? AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) AND started_at IS NULL
+         RETURNING *`,
+        now,
+        now,
+        id,
+      );
       if (row) return toJobRequest(row, codec);
       const current = this.#get("SELECT state FROM job_requests WHERE id = ?", id);
       if (!current) throw new NotFoundError("job_request", id);
@@ -936,8 +928,10 @@ class SqliteStore implements Store {
   requestCancel(id: number): Promise<JobRequest> {
     return this.#run("requesting cancellation of a job request", () => {
       const row = this.#get(
-        `UPDATE job_requests SET cancel_requested = 1, updated_at = ?
-         WHERE id = ? AND state IN (${sqlList(UNFINISHED)}) RETURNING *`,
+        `UPDATE job_requests SET cancel_requested = 1, updated_at = ?1,
+           scheduled_at = CASE WHEN ${WAKE_STARTED} THEN ?1 ELSE scheduled_at END,
+           owner = CASE WHEN ${WAKE_STARTED} THEN NULL ELSE owner END
+         WHERE id = ?2 AND state IN (${sqlList(UNFINISHED)}) RETURNING *`,
         Date.now(),
         id,
       );

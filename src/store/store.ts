@@ -101,9 +101,6 @@ export interface Page<T> {
  */
 export const DEFERRAL_HEAD_START_MS = 2000;
 
-/** The error message of a handed-back job's unstarted task when the job is cancelled. */
-export const UNSTARTED_CANCELLED = "cancelled before it started";
-
 /** Why a job waits (recorded on a deferred request until it starts). */
 export interface WaitReason {
   errorCode: string;
@@ -204,11 +201,17 @@ export interface Store {
    */
   wakeDeferredJobRequests(errorCode: string, now: Date): Promise<number>;
   /**
-   * Non-final -> CANCELLED for a request no engine runs now (PENDING/READY/PAUSED), with
-   * its READY executions (a task a handed-back job was about to start), atomically.
+   * Non-final -> CANCELLED for a request no engine runs now (PENDING/READY/PAUSED) that has
+   * not started in its attempt. Undefined, changing nothing, for one an engine runs or one
+   * that started and was handed back (requestCancel makes that one due: an engine ends it,
+   * running its `always_run` tasks).
    */
   cancelPendingJobRequest(id: number): Promise<JobRequest | undefined>;
-  /** Records that a user asked to cancel; the owning engine acts on it. */
+  /**
+   * Records that a user asked to cancel; the owning engine acts on it. A started request
+   * waiting PENDING (handed back) becomes due now for every engine, so that one claims it
+   * and ends it.
+   */
   requestCancel(id: number): Promise<JobRequest>;
   /** Whether cancel was asked for this request. */
   isCancelRequested(id: number): Promise<boolean>;
