@@ -365,10 +365,11 @@ def main():
         # SIGCHLD writes to the wake pipe; the timeout only covers a signal that
         # landed between the last reap and this call.
         ready, _, _ = select.select(watch, [], [], 0.2 if by_pid or unacked else None)
+        # A child's exit (SIGCHLD) or the timeout: reap. A request alone has nothing to reap.
+        signalled = wake_r in ready or not ready
         if wake_r in ready:
             try:
-                while os.read(wake_r, 512):
-                    pass
+                os.read(wake_r, 4096)  # what is left makes the next select return at once
             except BlockingIOError:
                 pass
         if 0 in ready:
@@ -387,7 +388,8 @@ def main():
                 for line in lines:
                     handle_line(line)
                     flush_replies()  # a reply does not wait for the rest of the chunk's spawns
-        reap()
+        if signalled:
+            reap()
         flush_replies()
         if unacked:
             write_unacked(None if not out_ok else ACK_WAIT)
