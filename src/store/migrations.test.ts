@@ -167,6 +167,43 @@ void describe("sqlite migrations", () => {
   });
 });
 
+void describe("sqlite data migrations", () => {
+  void it("0006: requests waiting for their next attempt lose the first attempt's started_at", async () => {
+    const path = join(tmp, "upgrade-0006.db");
+    const store = createSqliteStore({ path });
+    await store.migrate();
+    const waiting = await store.createJobRequest({
+      jobType: "t",
+      definition: { jobType: "t", retry: 1, delayBetweenRetriesMs: 0, variables: {}, tasks: [] },
+      params: {},
+    });
+    const running = await store.createJobRequest({
+      jobType: "t",
+      definition: { jobType: "t", retry: 1, delayBetweenRetriesMs: 0, variables: {}, tasks: [] },
+      params: {},
+    });
+    await store.close();
+    // As a store at 0005 had them: a retry kept the first attempt's start.
+    const db = new DatabaseSync(path);
+    db.prepare("UPDATE job_requests SET started_at = 1000, attempt = 1 WHERE id = ?").run(
+      waiting.id,
+    );
+    db.prepare("UPDATE job_requests SET state = 'EXECUTING', started_at = 2000 WHERE id = ?").run(
+      running.id,
+    );
+    db.prepare("DELETE FROM schema_migrations WHERE version = 6").run();
+    db.close();
+    const upgraded = createSqliteStore({ path });
+    try {
+      await upgraded.migrate();
+      assert.equal((await upgraded.getJobRequest(waiting.id))?.startedAt, undefined);
+      assert.equal((await upgraded.getJobRequest(running.id))?.startedAt?.getTime(), 2000);
+    } finally {
+      await upgraded.close();
+    }
+  });
+});
+
 void describe("postgres migrations", { skip: service.url ? false : service.reason }, () => {
   const schema = `colony_test_migrations_${randomBytes(4).toString("hex")}`;
   const client = () => new pg.Client({ connectionString: service.url });
