@@ -285,6 +285,24 @@ describe("jobs whose first task no ant serves", () => {
     assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
   });
 
+  it("a job sent back at a later task is asked again before it starts, not started to go back each time", async () => {
+    const rt = await open();
+    const job = await rt.engine.submit({ definition: SHIP });
+    await sentBack(rt, job.id);
+    const states: string[] = [];
+    rt.engine.events.on("job:state", (e) => {
+      if (e.jobRequestId === job.id) states.push(e.state);
+    });
+    await until("two more tries", async () => {
+      const j = await rt.store.getJobRequest(job.id);
+      return /tried 3 time/.test(j?.errorMessage ?? "") ? j : undefined;
+    });
+    assert.deepEqual(new Set(states), new Set(["PENDING"]), "never EXECUTING again");
+    connectAnt(rt, "prod-3", ["prod"]);
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+    await assertShipped(rt, job.id, "prod-3");
+  });
+
   it("a job sent back at a later task goes on when its ant connects, without running done tasks again", async () => {
     const rt = await open();
     const job = await rt.engine.submit({ definition: SHIP });

@@ -230,6 +230,13 @@ export class Dispatcher implements TaskDispatcher {
     };
   }
 
+  deferredTask(jobRequestId: number): { task: TaskDefinition; executionId?: string } | undefined {
+    const d = this.#deferred.get(jobRequestId);
+    return (
+      d && { task: d.task, ...(d.executionId === undefined ? {} : { executionId: d.executionId }) }
+    );
+  }
+
   deferredSince(jobRequestId: number): number | undefined {
     return this.#deferred.get(jobRequestId)?.since;
   }

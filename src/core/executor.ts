@@ -140,6 +140,8 @@ export interface TaskDispatcher {
   ): Deferral | undefined;
   /** When a job that `deferral` deferred first waited (ms): its timeouts count from there. */
   deferredSince?(jobRequestId: number): number | undefined;
+  /** The task (and its execution, if created) `deferral` last deferred a job for here. */
+  deferredTask?(jobRequestId: number): { task: TaskDefinition; executionId?: string } | undefined;
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
   /**

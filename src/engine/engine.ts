@@ -336,15 +336,25 @@ export class Engine {
    * A claimed job whose first task nothing here would take (no ant serves it: see
    * TaskDispatcher.deferral) goes back to PENDING, due again later, instead of waiting
    * in memory, where it would hold one of maxParallelJobs runners and keep a server
-   * that has such an ant from claiming it. Undefined when it starts now.
+   * that has such an ant from claiming it. Likewise a started job this engine handed back
+   * for its next task, asked again for that task before it starts (no EXECUTING and back
+   * at every try). Undefined when it starts now.
    */
   #deferralOf(job: JobRequest, definition: JobDefinition): Deferral | undefined {
     const dispatch = this.#ctx.dispatch;
     const first = definition.tasks[0];
     if (!dispatch?.deferral || !first || job.state !== "READY") return undefined;
-    // A job that has started (one handed back by its runner, or a job-level retry) goes
-    // on from its recorded tasks: its runner decides for the task it is at.
-    if (job.startedAt !== undefined) return undefined;
+    if (job.startedAt !== undefined) {
+      // Handed back by a runner of this engine: the dispatcher knows for which task. Else
+      // (another engine's) its runner finds out from the recorded tasks.
+      const waiting = dispatch.deferredTask?.(job.id);
+      if (!waiting) return undefined;
+      const timeout = definition.timeoutMs;
+      const left = timeout ? job.startedAt.getTime() + timeout - Date.now() : Infinity;
+      if (left <= 0) return undefined; // its runner's timer ends it
+      const d = dispatch.deferral(job.id, waiting.task, undefined, waiting.executionId);
+      return d && { ...d, delayMs: Math.min(d.delayMs, left) };
+    }
     let task: TaskDefinition = first;
     if (first.tags.some((tag) => tag.includes("{{"))) {
       try {
