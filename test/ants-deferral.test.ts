@@ -148,6 +148,13 @@ async function assertShipped(rt: Embedded, id: number, antId: string): Promise<v
   );
 }
 
+/** Connects a prod ant `antId` to `rt` and checks that SHIP job `id` then completes there. */
+async function shipsOnceAntConnects(rt: Embedded, id: number, antId: string): Promise<void> {
+  connectAnt(rt, antId, ["prod"]);
+  assert.equal((await rt.engine.waitFor(id)).state, "COMPLETED");
+  await assertShipped(rt, id, antId);
+}
+
 after(async () => {
   for (const rt of runtimes.splice(0)) await rt.close({ graceMs: 0 });
   for (const dir of dirs.splice(0)) dir.remove();
@@ -298,18 +305,14 @@ describe("jobs whose first task no ant serves", () => {
       return /tried 3 time/.test(j?.errorMessage ?? "") ? j : undefined;
     });
     assert.deepEqual(new Set(states), new Set(["PENDING"]), "never EXECUTING again");
-    connectAnt(rt, "prod-3", ["prod"]);
-    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
-    await assertShipped(rt, job.id, "prod-3");
+    await shipsOnceAntConnects(rt, job.id, "prod-3");
   });
 
   it("a job sent back at a later task goes on when its ant connects, without running done tasks again", async () => {
     const rt = await open();
     const job = await rt.engine.submit({ definition: SHIP });
     await sentBack(rt, job.id);
-    connectAnt(rt, "prod-1", ["prod"]);
-    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
-    await assertShipped(rt, job.id, "prod-1");
+    await shipsOnceAntConnects(rt, job.id, "prod-1");
   });
 
   it("run as soon as an ant that serves them connects, before their next try is due", async () => {

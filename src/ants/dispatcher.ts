@@ -29,6 +29,7 @@ import type { ColonyEventBus } from "../core/events.ts";
 import {
   UNKNOWN_EXECUTION,
   type Deferral,
+  type DeferralOptions,
   type ExecutionResult,
   type Executor,
   type ExecutorRegistry,
@@ -203,22 +204,21 @@ export class Dispatcher implements TaskDispatcher {
   deferral(
     jobRequestId: number,
     task: TaskDefinition,
-    jobTimeoutMs?: number,
-    executionId?: string,
+    options: DeferralOptions = {},
   ): Deferral | undefined {
     if (!this.#ants || this.#anyServes(task)) return undefined;
     const now = Date.now();
     this.#forgetStale(now);
-    let d = this.#deferred.get(jobRequestId);
-    if (!d) {
-      d = { jobRequestId, task, since: now, count: 0, until: now };
-      this.#deferred.set(jobRequestId, d);
-    }
+    const d = this.#entry(jobRequestId, task, now, now);
     d.task = task;
-    d.executionId = executionId;
-    // The task's and the job's timeouts both count from the first deferral: once one has
-    // passed, the job starts and ends at once (COLONY_NO_ANT, or the job's timeout).
-    const left = timeLeft(d.since, now, task.timeoutMs, jobTimeoutMs);
+    d.executionId = options.executionId;
+    // The task's and the job's timeouts both count from the first deferral (a started
+    // job's from its start: `deadline`): once one has passed, the job starts and ends at
+    // once (COLONY_NO_ANT, or the job's timeout).
+    const left = Math.min(
+      timeLeft(d.since, now, task.timeoutMs, options.jobTimeoutMs),
+      (options.deadline ?? Number.POSITIVE_INFINITY) - now,
+    );
     if (left <= 0) return undefined;
     const delayMs = Math.min(MAX_DEFER_MS, FIRST_DEFER_MS * 2 ** d.count, left);
     d.count++;
@@ -228,6 +228,22 @@ export class Dispatcher implements TaskDispatcher {
       errorCode: NO_ANT,
       errorMessage: `waiting for an ant since ${new Date(d.since).toISOString()} (tried ${d.count} time(s), next try within ${formatDuration(delayMs)}): ${this.#describe(task)}`,
     };
+  }
+
+  /** The job's deferral entry; made, waiting since `since`, when it has none. */
+  #entry(
+    jobRequestId: number,
+    task: TaskDefinition,
+    since: number,
+    now: number,
+    executionId?: string,
+  ): Deferred {
+    let d = this.#deferred.get(jobRequestId);
+    if (!d) {
+      d = { jobRequestId, task, executionId, since, count: 0, until: now };
+      this.#deferred.set(jobRequestId, d);
+    }
+    return d;
   }
 
   deferredTask(jobRequestId: number): { task: TaskDefinition; executionId?: string } | undefined {
@@ -257,17 +273,7 @@ export class Dispatcher implements TaskDispatcher {
     this.#takeAt(i);
     // Its wait goes on from when it began, whether its job is deferred now (deferral)
     // or it waits here again (executorFor takes `since` from the entry).
-    if (!this.#deferred.has(waiter.jobRequestId)) {
-      const now = Date.now();
-      this.#deferred.set(waiter.jobRequestId, {
-        jobRequestId: waiter.jobRequestId,
-        task: waiter.task,
-        executionId: waiter.executionId,
-        since: waiter.since,
-        count: 0,
-        until: now,
-      });
-    }
+    this.#entry(waiter.jobRequestId, waiter.task, waiter.since, Date.now(), waiter.executionId);
     waiter.resolve(undefined);
     return true;
   }

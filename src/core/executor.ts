@@ -104,6 +104,15 @@ export interface Executor {
 }
 
 /** Why a claimed job goes back to PENDING for a while (TaskDispatcher.deferral). */
+export interface DeferralOptions {
+  /** The job's timeout, counted like the task's from the first deferral (a first task). */
+  jobTimeoutMs?: number;
+  /** When the job's timeout ends it (ms; a started job): never put off past that. */
+  deadline?: number;
+  /** The task's execution when it exists (a started job's next task). */
+  executionId?: string;
+}
+
 export interface Deferral {
   delayMs: number;
   /** Recorded on the PENDING job until it starts. */
@@ -135,8 +144,7 @@ export interface TaskDispatcher {
   deferral?(
     jobRequestId: number,
     task: TaskDefinition,
-    jobTimeoutMs?: number,
-    executionId?: string,
+    options?: DeferralOptions,
   ): Deferral | undefined;
   /** When a job that `deferral` deferred first waited (ms): its timeouts count from there. */
   deferredSince?(jobRequestId: number): number | undefined;

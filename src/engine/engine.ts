@@ -349,11 +349,12 @@ export class Engine {
       // (another engine's) its runner finds out from the recorded tasks.
       const waiting = dispatch.deferredTask?.(job.id);
       if (!waiting) return undefined;
+      // Past the job's timeout it starts, and its runner's timer ends it.
       const timeout = definition.timeoutMs;
-      const left = timeout ? job.startedAt.getTime() + timeout - Date.now() : Infinity;
-      if (left <= 0) return undefined; // its runner's timer ends it
-      const d = dispatch.deferral(job.id, waiting.task, undefined, waiting.executionId);
-      return d && { ...d, delayMs: Math.min(d.delayMs, left) };
+      return dispatch.deferral(job.id, waiting.task, {
+        deadline: timeout ? job.startedAt.getTime() + timeout : undefined,
+        executionId: waiting.executionId,
+      });
     }
     let task: TaskDefinition = first;
     if (first.tags.some((tag) => tag.includes("{{"))) {
@@ -363,7 +364,7 @@ export class Engine {
         return undefined; // its runner records the template error on the task
       }
     }
-    return dispatch.deferral(job.id, task, definition.timeoutMs);
+    return dispatch.deferral(job.id, task, { jobTimeoutMs: definition.timeoutMs });
   }
 
   /**

@@ -221,15 +221,16 @@ export class JobRunner {
     if (!dispatch?.deferral || !handBack || this.#abort || this.#finished) return undefined;
     if (this.#launching.size > 0 || this.#running.size !== 1) return undefined;
     if (!this.#running.has(execution.id)) return undefined;
-    const d = dispatch.deferral(this.#job.id, task, undefined, execution.id);
+    // Not put off past the job's timeout (once that has passed, its timer stops it now).
+    const d = dispatch.deferral(this.#job.id, task, {
+      deadline: this.#deadline,
+      executionId: execution.id,
+    });
     if (!d) return undefined;
-    // Not put off past the job's timeout.
-    const left = (this.#deadline ?? Number.POSITIVE_INFINITY) - Date.now();
-    if (left <= 0) return undefined; // its timer stops it now
     return (async () => {
       await this.#executing;
       if (this.#abort || this.#finished) return false;
-      const back = await handBack(this.#job, { ...d, delayMs: Math.min(d.delayMs, left) });
+      const back = await handBack(this.#job, d);
       if (back) {
         this.#finished = true;
         this.#clearTimers();
