@@ -7,12 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { JobFailedError, startColony, type Colony } from "../src/index.ts";
 import { taskDefinition } from "../src/core/job-definition.ts";
 import { executorConformance } from "../src/executors/executor-conformance.ts";
 import { FunctionExecutor } from "../src/executors/function/function-executor.ts";
+import { hookHeaders } from "../src/hook/hook-auth.ts";
+import { startWebSocketWorker } from "../src/worker/index.ts";
 import { ROOT, tempDir } from "./support/cli.ts";
 
 describe("examples/library-thumbnails.ts", () => {
@@ -147,6 +151,27 @@ describe("startColony and FUNCTION tasks", () => {
     assert.equal(text, "hello from { a: 1 }\n");
   });
 
+  it("::set-output lines a handler logs reach later tasks; a silent one leaves no output", async () => {
+    colony.register("announces", (ctx) => ctx.log("::set-output name=color::blue"));
+    colony.register("silent", () => undefined);
+    colony.register("reads", (ctx) => ({ saw: ctx.params.color ?? null }));
+    const run = await colony.submit({
+      job_type: "fn-outputs",
+      tasks: [
+        { task_type: "a", method: "FUNCTION", function: "announces", on_completed: "b" },
+        { task_type: "b", method: "FUNCTION", function: "silent", on_completed: "c" },
+        { task_type: "c", method: "FUNCTION", function: "reads" },
+      ],
+    });
+    const result = await run.result();
+    assert.deepEqual(result.results.c, { saw: "blue" });
+    const [a, b] = result.tasks;
+    assert.deepEqual(a?.context, { color: "blue" });
+    assert.deepEqual(b?.context ?? {}, {});
+    const silentOut = join(dir.path, "units", b!.id, "stdout");
+    assert.equal(existsSync(silentOut), false, "a handler that never logs writes no output file");
+  });
+
   it("an unknown function fails with the names that are registered", async () => {
     const done = await (await colony.submit(fn("nobody"))).done();
     assert.equal(done.state, "FAILED");
@@ -196,7 +221,10 @@ describe("startColony with a server", () => {
     const colony = await startColony({
       dataDir: dir.path,
       server: { port: 0, auth: false },
-      functions: { hello: () => ({ greeting: "hi" }) },
+      functions: {
+        hello: () => ({ greeting: "hi" }),
+        reads: (ctx) => ({ via: ctx.params.via ?? null }),
+      },
       log: () => undefined,
     });
     try {
@@ -220,6 +248,41 @@ describe("startColony with a server", () => {
       let text = "";
       for await (const c of await out) text += String(c);
       assert.equal(text, `hi ${colony.url}/async\n`);
+      // A remote worker reports a `::set-output` line as hook `logs` and replies with no
+      // output of its own: the value reaches the next task as that line printed would.
+      const worker = startWebSocketWorker({
+        server: colony.url!,
+        token: "unused with auth off",
+        tags: ["hook-logs"],
+        handle: async (request) => {
+          const env = (request.executor_opts?.environment ?? {}) as Record<string, string>;
+          const response = await fetch(env.JOB_HOOK!, {
+            method: "POST",
+            headers: {
+              ...hookHeaders(env.JOB_ID!, env.JOB_SECRET_KEY!),
+              "content-type": "application/json",
+            },
+            body: JSON.stringify({ status: "RUNNING", logs: ["::set-output name=via::hook"] }),
+          });
+          assert.equal(response.status, 200);
+          return { status: "COMPLETED" };
+        },
+      });
+      try {
+        await worker.ready;
+        const viaHook = await (
+          await colony.submit({
+            job_type: "hook-logs",
+            tasks: [
+              { task_type: "a", method: "WEBSOCKET", tags: ["hook-logs"], on_completed: "b" },
+              { task_type: "b", method: "FUNCTION", function: "reads" },
+            ],
+          })
+        ).result();
+        assert.deepEqual(viaHook.results.b, { via: "hook" });
+      } finally {
+        await worker.close();
+      }
     } finally {
       await colony.close({ graceMs: 0 });
       dir.remove();

@@ -516,6 +516,8 @@ export class RemoteAntExecutor implements Executor {
     if (e.cancelTimer) clearTimeout(e.cancelTimer);
     e.pollTimer = e.cancelTimer = undefined;
     e.replied = true;
+    // `written` counts the bytes in the file, those of an earlier server run included.
+    if (e.written === 0) result = { ...result, wroteOutput: false };
     const writer = e.writer;
     // Every byte is in the file before the engine reads it for ::set-output lines.
     if (writer) writer.end(() => this.#settle(e, result));

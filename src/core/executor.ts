@@ -54,6 +54,12 @@ export interface ExecutionResult {
   context?: Record<string, unknown>;
   /** Explicit verdict from a worker (COMPLETED, FAILED, EXECUTING); else derived from exitCode. */
   status?: "COMPLETED" | "FAILED" | "EXECUTING";
+  /**
+   * False when the executor knows it wrote no output file for this execution (a
+   * FUNCTION handler that never logged): the task runner then skips looking for
+   * `::set-output` lines there. Absent means it may have.
+   */
+  wroteOutput?: boolean;
 }
 
 export interface LogStreamRequest {

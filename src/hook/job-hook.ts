@@ -13,7 +13,7 @@
  *   execution may touch: its own JOB_ID and its job request (downloads: also the other
  *   executions of that request).
  */
-import { appendFile } from "node:fs/promises";
+import { appendFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type {
@@ -110,6 +110,8 @@ export class JobHook {
   /** Last reported status (and ERROR message) of task executions this process saw. */
   readonly #verdicts = new Map<string, { status?: HookStatus; errorMessage?: string }>();
   readonly #processes = new Map<string, ProcessReport>();
+  /** Running task executions whose output this hook appended `logs` lines to. */
+  readonly #appended = new Set<string>();
   readonly #onTask: (e: { executionId: string; state: State }) => void;
 
   constructor(options: JobHookOptions) {
@@ -125,6 +127,7 @@ export class JobHook {
       if (!isFinal(e.state)) return;
       this.secrets.revoke(e.executionId);
       this.#verdicts.delete(e.executionId);
+      this.#appended.delete(e.executionId);
     };
     options.events.on("task:state", this.#onTask);
   }
@@ -266,6 +269,9 @@ export class JobHook {
     }
     if (logs.length > 0) {
       const text = logs.map((line) => (line.endsWith("\n") ? line : `${line}\n`)).join("");
+      if (caller.kind === "task") this.#appended.add(caller.jobId);
+      // A task whose process runs elsewhere (a WEBSOCKET worker) may have no output here yet.
+      await mkdir(caller.unitDir, { recursive: true, mode: 0o700 });
       await appendFile(join(caller.unitDir, "stdout"), text, { mode: 0o600 });
     }
     const statusDetails = b.statusDetails ?? undefined;
@@ -347,6 +353,11 @@ export class JobHook {
     const last = this.#verdicts.get(executionId) ?? recorded;
     if (last?.status !== "ERROR") return undefined;
     return last.errorMessage ?? "the process reported ERROR through the job hook";
+  }
+
+  /** Whether this hook appended `logs` lines to the output of a running task execution. */
+  appendedOutput(executionId: string): boolean {
+    return this.#appended.has(executionId);
   }
 
   // -- files ------------------------------------------------------------------------------

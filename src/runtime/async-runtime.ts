@@ -135,6 +135,8 @@ export function createAsyncRuntime(input: {
       })();
     },
 
+    appendedOutput: (executionId) => hook.appendedOutput(executionId),
+
     beforeFinish(request, execution, _job, f) {
       const verdict = hook.verdict(execution.id, execution.hook);
       if (verdict !== undefined && f.state === "COMPLETED") {

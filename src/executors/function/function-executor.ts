@@ -270,6 +270,7 @@ export class FunctionExecutor implements Executor {
   async #finish(e: Execution, result: ExecutionResult): Promise<void> {
     if (e.result) return;
     e.result = e.cancelled ? { exitCode: null, killed: true, error: "cancelled" } : result;
+    if (!e.out) e.result.wroteOutput = false;
     e.finishedAt = Date.now();
     // Finished entries stay known for minutes: let go of the handler's context (the
     // request, its environment and closures) now rather than then.

@@ -20,10 +20,10 @@ export type LiveEventType = `${EventFamily}:${string}`;
 
 export interface LiveEvent {
   /** `<boot>-<seq>`: what a client sends back as Last-Event-ID. */
-  id: string;
-  type: LiveEventType;
+  readonly id: string;
+  readonly type: LiveEventType;
   /** The payload (snake_case keys, like the REST API); always has `at`, the server's time. */
-  data: Record<string, unknown> & { at: string };
+  readonly data: Record<string, unknown> & { at: string };
   /**
    * The same event as an SSE frame, made on first use (most events are never sent: no
    * dashboard is open) and then shared by every stream.
@@ -37,6 +37,47 @@ export interface LiveEventsOptions {
   /** Events kept for resuming (default 10 000). */
   capacity?: number;
   now?: () => number;
+}
+
+/**
+ * A published event. Its id, payload and frame are made on first use: most events are
+ * never read (no dashboard open, nobody resuming), and building them on every publish
+ * was most of an event's cost on a busy server.
+ */
+class RecordedEvent implements LiveEvent {
+  readonly #boot: string;
+  readonly #seq: number;
+  readonly type: LiveEventType;
+  readonly #fields: Record<string, unknown>;
+  readonly #at: number;
+  #data: (Record<string, unknown> & { at: string }) | undefined;
+  #frame: string | undefined;
+
+  constructor(
+    boot: string,
+    seq: number,
+    type: LiveEventType,
+    fields: Record<string, unknown>,
+    at: number,
+  ) {
+    this.#boot = boot;
+    this.#seq = seq;
+    this.type = type;
+    this.#fields = fields;
+    this.#at = at;
+  }
+
+  get id(): string {
+    return `${this.#boot}-${this.#seq}`;
+  }
+
+  get data(): Record<string, unknown> & { at: string } {
+    return (this.#data ??= { ...this.#fields, at: new Date(this.#at).toISOString() });
+  }
+
+  get frame(): string {
+    return (this.#frame ??= `id: ${this.id}\nevent: ${this.type}\ndata: ${JSON.stringify(this.data)}\n\n`);
+  }
 }
 
 export class LiveEvents {
@@ -69,17 +110,7 @@ export class LiveEvents {
   /** Records an event and hands it to every subscriber. Returns it (with its id). */
   publish(type: LiveEventType, data: Record<string, unknown>): LiveEvent {
     const seq = ++this.#seq;
-    const id = `${this.boot}-${seq}`;
-    const payload = { ...data, at: new Date(this.#now()).toISOString() };
-    let frame: string | undefined;
-    const event: LiveEvent = {
-      id,
-      type,
-      data: payload,
-      get frame() {
-        return (frame ??= `id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(payload)}\n\n`);
-      },
-    };
+    const event = new RecordedEvent(this.boot, seq, type, data, this.#now());
     this.#ring[seq % this.#capacity] = event;
     for (const listener of this.#listeners) {
       try {
