@@ -162,6 +162,65 @@ describe("colony ant (a second process)", () => {
     assert.equal(hereText, "built app-1.0 here\n");
   });
 
+  it("moves artifacts and dependencies itself: a remote task's files reach later tasks there and here", async () => {
+    await startAnt("artisan", s.url, ["--tags", "art"]);
+    const job = await s.submit(
+      [
+        "job_type: art",
+        "tasks:",
+        "- task_type: build",
+        "  tags: [art]",
+        "  script:",
+        '    - pwd; echo "work dir $COLONY_WORK_DIR"',
+        "    - mkdir -p out && echo hello > out/app.txt",
+        "    - printf '#!/bin/sh\\necho tool ran\\n' > tool.sh && chmod +x tool.sh",
+        "  artifacts:",
+        "    paths: [out, tool.sh, missing.txt]",
+        "    expires_after: 1h",
+        "  on_completed: use-there",
+        "- task_type: use-there",
+        "  tags: [art]",
+        "  dependencies: [build]",
+        "  script: ['cat out/app.txt', './tool.sh']",
+        "  on_completed: use-here",
+        "- task_type: use-here",
+        "  dependencies: [build]",
+        "  script: ['cat out/app.txt', './tool.sh']",
+      ].join("\n"),
+    );
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    const engine = s.server.runtime.engine;
+    const output = async (taskType: string) => {
+      const t = tasks.find((x) => x.taskType === taskType)!;
+      let text = "";
+      for await (const c of await engine.outputStream(t.id)) text += (c as Buffer).toString();
+      return { t, text };
+    };
+    const build = await output("build");
+    assert.equal(build.t.handle?.ant_id, "artisan");
+    // It ran in its own work dir on the ant, not in the server's.
+    const workDir = `${dir.path}/artisan/units/${build.t.id}/work`;
+    assert.match(build.text, new RegExp(`^${workDir}\nwork dir ${workDir}\n`));
+    assert.match(build.text, /colony: stored 2 artifact\(s\): out\/app\.txt, tool\.sh\n/);
+    assert.match(build.text, /colony: artifacts path 'missing\.txt' matched no file\n/);
+    const stored = await s.server.runtime.store.asyncActions.listArtifacts({
+      taskExecutionId: build.t.id,
+      limit: 10,
+    });
+    assert.deepEqual(stored.items.map((a) => a.name).sort(), ["out/app.txt", "tool.sh"]);
+    for (const a of stored.items) {
+      const left = a.expiresAt!.getTime() - Date.now();
+      assert.ok(left > 50 * 60_000 && left <= 3600_000, `${a.name} expires after its task's 1h`);
+    }
+    const there = await output("use-there");
+    assert.equal(there.t.handle?.ant_id, "artisan");
+    assert.match(there.text, /^colony: fetched 2 artifact file\(s\) into .*\nhello\ntool ran\n$/);
+    const here = await output("use-here");
+    assert.equal(here.t.handle?.ant_id, undefined);
+    assert.match(here.text, /hello\ntool ran\n$/);
+  });
+
   it("a short disconnect loses nothing: the task goes on and its output arrives whole", async () => {
     const proxy = await startProxy(s.port);
     try {

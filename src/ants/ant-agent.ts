@@ -16,10 +16,29 @@
  * not acknowledge. Tasks the server no longer wants are stopped after a minute.
  */
 import { randomUUID } from "node:crypto";
+import { appendFileSync, createWriteStream, mkdirSync } from "node:fs";
+import { chmod, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import WebSocket from "ws";
-import { ExecutorRegistry, type ExecutionResult, type Executor } from "../core/executor.ts";
+import {
+  ARTIFACT_STORE,
+  TASK_ARTIFACTS_PROPERTY,
+  artifactName,
+  inside,
+  matchArtifactFiles,
+} from "../artifacts/artifact-service.ts";
+import {
+  ExecutorRegistry,
+  type ArtifactDownload,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Executor,
+} from "../core/executor.ts";
+import { hookCredentials, uploadFile } from "../hook/hook-client.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
@@ -299,6 +318,24 @@ export class AntAgent {
         error: `ant ${this.antId} does not run ${exec.method} tasks (it runs ${this.#methods.join(", ")})`,
       });
     }
+    const paths = exec.task.artifacts?.paths ?? [];
+    const downloads = exec.artifactDownloads ?? [];
+    if (paths.length > 0 || downloads.length > 0) {
+      // The task's own work dir here, as the server gives its built-in ant's tasks.
+      const workDir = join(unitDir, "work");
+      exec.workDir = workDir;
+      exec.env.COLONY_WORK_DIR = workDir;
+      try {
+        await fetchArtifacts(workDir, downloads, (line) => note(t.outPath, line));
+      } catch (error) {
+        return this.#finish(t, {
+          exitCode: null,
+          killed: false,
+          errorCode: ARTIFACTS_FAILED,
+          error: `fetching the artifacts of its dependencies failed: ${(error as Error).message}`,
+        });
+      }
+    }
     let result: ExecutionResult;
     try {
       await executor.start(exec);
@@ -312,14 +349,20 @@ export class AntAgent {
         error: (error as Error).message,
       };
     }
+    if (paths.length > 0 && exec.workDir && !result.killed) {
+      result = await uploadArtifacts(exec, exec.workDir, paths, result, (line) =>
+        note(t.outPath, line),
+      );
+    }
     this.#finish(t, result);
   }
 
   #finish(t: AgentTask, result: ExecutionResult): void {
-    const ok =
-      result.status === "COMPLETED" ||
-      (result.status === undefined && result.exitCode === 0 && !result.error);
-    const status: ResponseStatus = result.killed ? "CANCELLED" : ok ? "COMPLETED" : "FAILED";
+    const status: ResponseStatus = result.killed
+      ? "CANCELLED"
+      : succeeded(result)
+        ? "COMPLETED"
+        : "FAILED";
     t.finished = true;
     t.reply = responseFor(t.request, {
       status,
@@ -382,5 +425,95 @@ export class AntAgent {
       .finally(() => {
         if (t.pumping === pumping) t.pumping = undefined;
       });
+  }
+}
+
+const ARTIFACTS_FAILED = "COLONY_ARTIFACTS_FAILED";
+
+/** Whether an executor's result is a completed task (what the reply's status says). */
+function succeeded(result: ExecutionResult): boolean {
+  return (
+    result.status === "COMPLETED" ||
+    (result.status === undefined && result.exitCode === 0 && !result.error)
+  );
+}
+
+/** A line of colony's own in the task's output (streamed to the server with the rest). */
+function note(outPath: string, line: string): void {
+  try {
+    mkdirSync(dirname(outPath), { recursive: true, mode: 0o700 });
+    appendFileSync(outPath, `colony: ${line}\n`, { mode: 0o600 });
+  } catch {
+    // best effort: the task's result says what matters
+  }
+}
+
+/** Puts the dependencies' files (signed URLs from the server) into the work dir. */
+async function fetchArtifacts(
+  workDir: string,
+  downloads: ArtifactDownload[],
+  say: (line: string) => void,
+): Promise<void> {
+  mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  for (const d of downloads) {
+    const target = inside(workDir, d.name);
+    if (!target) throw new Error(`'${d.name}' would leave the task's work dir`);
+    const response = await fetch(d.url);
+    if (!response.ok || !response.body) {
+      throw new Error(`${d.name}: HTTP ${response.status} from the server`);
+    }
+    mkdirSync(dirname(target), { recursive: true });
+    const mode = d.executable ? 0o755 : 0o644;
+    await pipeline(
+      Readable.fromWeb(response.body as WebReadableStream),
+      createWriteStream(target, { mode }),
+    );
+    await chmod(target, mode); // a file of an earlier dependency kept its own
+  }
+  if (downloads.length > 0) say(`fetched ${downloads.length} artifact file(s) into ${workDir}`);
+}
+
+/**
+ * After the task: uploads every file its `artifacts.paths` match through the job hook,
+ * as the server stores its built-in ant's (named by their path in the work dir). A
+ * failure fails a task that had completed, as on the server.
+ */
+async function uploadArtifacts(
+  exec: ExecutionRequest,
+  workDir: string,
+  paths: string[],
+  result: ExecutionResult,
+  say: (line: string) => void,
+): Promise<ExecutionResult> {
+  try {
+    const credentials = hookCredentials(exec.env);
+    if (!credentials) {
+      throw new Error("the server gave this task no job hook (JOB_HOOK, JOB_ID, JOB_SECRET_KEY)");
+    }
+    const { files, unmatched } = await matchArtifactFiles(workDir, paths);
+    const names: string[] = [];
+    for (const file of files) {
+      const name = artifactName(workDir, file);
+      const executable = ((await stat(file)).mode & 0o111) !== 0;
+      await uploadFile(credentials, file, {
+        store: ARTIFACT_STORE,
+        property: TASK_ARTIFACTS_PROPERTY,
+        metadata: { name, path: name, ...(executable ? { executable: true } : {}) },
+      });
+      names.push(name);
+    }
+    if (names.length > 0) say(`stored ${names.length} artifact(s): ${names.join(", ")}`);
+    for (const p of unmatched) say(`artifacts path '${p}' matched no file`);
+    return result;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    say(`storing artifacts failed: ${message}`);
+    if (!succeeded(result)) return result;
+    return {
+      ...result,
+      status: "FAILED",
+      errorCode: ARTIFACTS_FAILED,
+      error: `storing its artifacts failed: ${message}`,
+    };
   }
 }

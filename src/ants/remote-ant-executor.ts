@@ -114,6 +114,11 @@ export class RemoteAntExecutor implements Executor {
   readonly session: string | undefined;
   /** A `colony ant` agent (gets cancel, ack and registered frames). */
   agent: boolean;
+
+  /** An agent fetches its tasks' dependencies and uploads their artifacts itself. */
+  get movesArtifacts(): boolean {
+    return this.agent;
+  }
   remoteAddress: string;
   connectedAt: Date;
   /** Any sign of life, ms since the epoch (a Date per frame would cost more). */

@@ -85,6 +85,37 @@ describe("TaskRequest / TaskResponse (seed 000)", () => {
     assert.equal(back.unitDir, "/ant/units/Ab12Cd34");
   });
 
+  it("carries artifacts and dependency files only to an agent that moves them; keeps well-formed entries", () => {
+    const withArtifacts: ExecutionRequest = {
+      ...request,
+      task: { ...request.task, artifacts: { paths: ["dist"] }, dependencies: ["build"] },
+      artifactDownloads: [{ name: "out/app", url: "http://127.0.0.1:1/a?sig=x", executable: true }],
+    };
+    const plain = buildTaskRequest(withArtifacts);
+    assert.equal(plain.executor_opts.artifacts, undefined, "a plain worker gets none");
+    assert.equal(plain.executor_opts.dependency_artifacts, undefined);
+    const wire = buildTaskRequest({ ...withArtifacts, movesArtifacts: true });
+    assert.deepEqual(wire.executor_opts.artifacts, { paths: ["dist"] });
+    const back = executionRequestOf(JSON.parse(JSON.stringify(wire)), "/ant/units/Ab12Cd34");
+    assert.deepEqual(back.task.artifacts, { paths: ["dist"] });
+    assert.deepEqual(back.artifactDownloads, withArtifacts.artifactDownloads);
+    assert.equal(back.task.executorOptions.artifacts, undefined, "not a container option");
+    // Malformed entries from the wire are dropped, not trusted.
+    wire.executor_opts.dependency_artifacts = [
+      { name: "ok", url: "https://h/x" },
+      { name: "no-url" },
+      { name: "file-url", url: "file:///etc/passwd" },
+      { url: "http://h/no-name" },
+      "junk",
+    ];
+    wire.executor_opts.artifacts = { paths: ["a", 7, null] };
+    const strict = executionRequestOf(wire, "/ant/units/Ab12Cd34");
+    assert.deepEqual(strict.artifactDownloads, [
+      { name: "ok", url: "https://h/x", executable: false },
+    ]);
+    assert.deepEqual(strict.task.artifacts, { paths: ["a"] });
+  });
+
   it("reads the seed's TaskResponse, and an echo of the request with a status", () => {
     const seedResponse = {
       job_request_id: 1,

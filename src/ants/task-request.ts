@@ -15,7 +15,7 @@ import { taskDefinition } from "../core/job-definition.ts";
 import { randomUUID } from "node:crypto";
 import { Type, type Static } from "typebox";
 import { Compile } from "typebox/compile";
-import type { ExecutionRequest, ExecutionResult } from "../core/executor.ts";
+import type { ArtifactDownload, ExecutionRequest, ExecutionResult } from "../core/executor.ts";
 import { METHODS, type Method, type Variable } from "../core/job-definition.ts";
 
 // -- TaskRequest (colony -> worker) ----------------------------------------------------
@@ -255,6 +255,15 @@ export function buildTaskRequest(
     opts.messaging_request_queue = task.messagingRequestQueue;
   }
   if (task.messagingReplyQueue !== undefined) opts.messaging_reply_queue = task.messagingReplyQueue;
+  if (request.movesArtifacts) {
+    // A `colony ant` agent moves these itself (docs/ants.md, "Artifacts").
+    if (task.artifacts && task.artifacts.paths.length > 0) {
+      opts.artifacts = { paths: task.artifacts.paths };
+    }
+    if (request.artifactDownloads && request.artifactDownloads.length > 0) {
+      opts.dependency_artifacts = request.artifactDownloads;
+    }
+  }
   return {
     user_id: "",
     organization_id: "",
@@ -292,7 +301,30 @@ const RESERVED_OPTS = new Set([
   "task_variables",
   "messaging_request_queue",
   "messaging_reply_queue",
+  "artifacts",
+  "dependency_artifacts",
 ]);
+
+/** executor_opts.artifacts: the paths a task's agent uploads after it (strings only). */
+function artifactPaths(value: unknown): string[] {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return [];
+  const paths = (value as { paths?: unknown }).paths;
+  return Array.isArray(paths) ? paths.filter((p): p is string => typeof p === "string") : [];
+}
+
+/** executor_opts.dependency_artifacts: well-formed entries only. */
+function artifactDownloads(value: unknown): ArtifactDownload[] {
+  if (!Array.isArray(value)) return [];
+  const out: ArtifactDownload[] = [];
+  for (const v of value as unknown[]) {
+    if (!v || typeof v !== "object") continue;
+    const { name, url, executable } = v as Record<string, unknown>;
+    if (typeof name === "string" && typeof url === "string" && /^https?:\/\//.test(url)) {
+      out.push({ name, url, executable: executable === true });
+    }
+  }
+  return out;
+}
 
 function stringRecord(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
@@ -338,6 +370,9 @@ export function executionRequestOf(request: TaskRequest, unitDir: string): Execu
     query: stringRecord(opts.query),
     executorOptions,
   });
+  const paths = artifactPaths(opts.artifacts);
+  if (paths.length > 0) task.artifacts = { paths };
+  const downloads = artifactDownloads(opts.dependency_artifacts);
   return {
     executionId: request.task_execution_id,
     method,
@@ -349,6 +384,7 @@ export function executionRequestOf(request: TaskRequest, unitDir: string): Execu
     jobType: request.job_type,
     jobAttempt: request.job_retry,
     attempt: request.task_retry,
+    ...(downloads.length > 0 ? { artifactDownloads: downloads } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import { dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
+import type { ArtifactDownload } from "../core/executor.ts";
 import type { Artifact } from "../store/async-action-store.ts";
 import type { Store } from "../store/store.ts";
 import { BlobStore } from "./blob-store.ts";
@@ -97,13 +98,58 @@ function stringOf(value: unknown): string | undefined {
   return typeof value === "string" && value.trim() !== "" ? value : undefined;
 }
 
-/** A stored name as a path inside `dir`, or undefined when it would leave it. */
-function inside(dir: string, name: string): string | undefined {
+/** A stored name as a relative path, or undefined when it would leave its directory. */
+function safeName(name: string): string | undefined {
   const clean = normalize(name).replace(/^(\.\/)+/, "");
   if (clean === "" || clean === "." || isAbsolute(clean) || clean.split(sep).includes("..")) {
     return undefined;
   }
-  return join(dir, clean);
+  return clean;
+}
+
+/** A stored name as a path inside `dir`, or undefined when it would leave it. */
+export function inside(dir: string, name: string): string | undefined {
+  const clean = safeName(name);
+  return clean === undefined ? undefined : join(dir, clean);
+}
+
+/**
+ * The files `paths` (globs or directories, relative to `workDir`) match, sorted, and the
+ * patterns that matched nothing. A pattern that leaves workDir is refused.
+ */
+export async function matchArtifactFiles(
+  workDir: string,
+  paths: string[],
+): Promise<{ files: string[]; unmatched: string[] }> {
+  const files = new Set<string>();
+  const unmatched: string[] = [];
+  for (const pattern of paths) {
+    if (isAbsolute(pattern) || pattern.split(/[\\/]/).includes("..")) {
+      throw new ValidationError(
+        `artifacts.paths: '${pattern}' leaves the task's working directory; give paths relative to it`,
+      );
+    }
+    let matched = false;
+    for await (const entry of glob(pattern, { cwd: workDir })) {
+      const full = join(workDir, entry);
+      const info = await stat(full).catch(() => undefined);
+      if (!info) continue;
+      if (info.isDirectory()) {
+        for await (const inner of glob("**/*", { cwd: full })) {
+          const file = join(full, inner);
+          if (statSync(file, { throwIfNoEntry: false })?.isFile()) files.add(file);
+        }
+      } else if (info.isFile()) files.add(full);
+      matched = true;
+    }
+    if (!matched) unmatched.push(pattern);
+  }
+  return { files: [...files].sort(), unmatched };
+}
+
+/** A file's name as an artifact: its path relative to the work dir, with `/`. */
+export function artifactName(workDir: string, file: string): string {
+  return relative(workDir, file).split(sep).join("/");
 }
 
 export class ArtifactService {
@@ -352,34 +398,12 @@ export class ArtifactService {
     paths: string[];
     owner: ArtifactOwner & { taskExecutionId: string };
   }): Promise<{ stored: Artifact[]; unmatched: string[] }> {
-    const files = new Set<string>();
-    const unmatched: string[] = [];
-    for (const pattern of input.paths) {
-      if (isAbsolute(pattern) || pattern.split(/[\\/]/).includes("..")) {
-        throw new ValidationError(
-          `artifacts.paths: '${pattern}' leaves the task's working directory; give paths relative to it`,
-        );
-      }
-      let matched = false;
-      for await (const entry of glob(pattern, { cwd: input.workDir })) {
-        const full = join(input.workDir, entry);
-        const info = await stat(full).catch(() => undefined);
-        if (!info) continue;
-        if (info.isDirectory()) {
-          for await (const inner of glob("**/*", { cwd: full })) {
-            const file = join(full, inner);
-            if (statSync(file, { throwIfNoEntry: false })?.isFile()) files.add(file);
-          }
-        } else if (info.isFile()) files.add(full);
-        matched = true;
-      }
-      if (!matched) unmatched.push(pattern);
-    }
+    const { files, unmatched } = await matchArtifactFiles(input.workDir, input.paths);
     const stored: Artifact[] = [];
-    for (const file of [...files].sort()) {
+    for (const file of files) {
       const executable = ((await stat(file)).mode & 0o111) !== 0;
       const blob = await this.blobs.ingestFile(file, this.#o.maxBytes);
-      const name = relative(input.workDir, file).split(sep).join("/");
+      const name = artifactName(input.workDir, file);
       const { artifact } = await this.#o.store.asyncActions.addArtifact({
         store: ARTIFACT_STORE,
         ownerId: input.owner.taskExecutionId,
@@ -404,25 +428,48 @@ export class ArtifactService {
   async fetch(executionIds: string[], workDir: string): Promise<number> {
     let written = 0;
     for (const id of executionIds) {
-      let before: number | undefined;
-      do {
-        const page = await this.#o.store.asyncActions.listArtifacts({
-          taskExecutionId: id,
-          limit: 500,
-          before,
-        });
-        for (const artifact of page.items.reverse()) {
-          const target = inside(workDir, artifact.name) ?? join(workDir, artifact.md5);
-          mkdirSync(dirname(target), { recursive: true });
-          const mode = artifact.metadata["executable"] === true ? 0o755 : 0o644;
-          await pipeline(this.open(artifact), createWriteStream(target, { mode }));
-          await chmod(target, mode); // a file of an earlier dependency kept its own
-          written++;
-        }
-        before = page.nextCursor;
-      } while (before !== undefined);
+      await this.#eachArtifact(id, async (artifact) => {
+        const target = inside(workDir, artifact.name) ?? join(workDir, artifact.md5);
+        mkdirSync(dirname(target), { recursive: true });
+        const mode = artifact.metadata["executable"] === true ? 0o755 : 0o644;
+        await pipeline(this.open(artifact), createWriteStream(target, { mode }));
+        await chmod(target, mode); // a file of an earlier dependency kept its own
+        written++;
+      });
     }
     return written;
+  }
+
+  /**
+   * What fetch() would write, as signed URLs, for an executor that fetches the files
+   * itself on another machine (ExecutionRequest.artifactDownloads).
+   */
+  async downloads(executionIds: string[], baseUrl: string): Promise<ArtifactDownload[]> {
+    const out: ArtifactDownload[] = [];
+    for (const id of executionIds) {
+      await this.#eachArtifact(id, (artifact) => {
+        out.push({
+          name: safeName(artifact.name) ?? artifact.md5,
+          url: this.downloadUrl(baseUrl, artifact.id),
+          executable: artifact.metadata["executable"] === true,
+        });
+      });
+    }
+    return out;
+  }
+
+  /** Every artifact of an execution, oldest first. */
+  async #eachArtifact(executionId: string, each: (artifact: Artifact) => void | Promise<void>) {
+    let before: number | undefined;
+    do {
+      const page = await this.#o.store.asyncActions.listArtifacts({
+        taskExecutionId: executionId,
+        limit: 500,
+        before,
+      });
+      for (const artifact of page.items.reverse()) await each(artifact);
+      before = page.nextCursor;
+    } while (before !== undefined);
   }
 
   // -- retention --------------------------------------------------------------------------

@@ -37,6 +37,24 @@ export interface ExecutionRequest {
    * shell executor's exit file), and may skip keeping it once released.
    */
   willRelease?: boolean;
+  /**
+   * The executor runs the task on another machine and moves its artifacts itself (see
+   * Executor.movesArtifacts): the server makes no work dir for it, fetches nothing and
+   * collects nothing, and passes `artifactDownloads` instead.
+   */
+  movesArtifacts?: boolean;
+  /** With movesArtifacts: the files of the task's `dependencies` to put in its work dir. */
+  artifactDownloads?: ArtifactDownload[];
+}
+
+/** One file of a dependency's artifacts, for an executor that fetches them itself. */
+export interface ArtifactDownload {
+  /** Its path relative to the work dir. */
+  name: string;
+  /** A signed URL that serves its bytes without credentials (for an hour). */
+  url: string;
+  /** Whether it was executable when stored (mode 0755, else 0644). */
+  executable: boolean;
 }
 
 export interface ExecutionResult {
@@ -76,6 +94,12 @@ export type ExecutionHandle = Record<string, unknown>;
 export interface Executor {
   /** The methods this executor serves (e.g. ["SHELL"]). */
   readonly methods: readonly Method[];
+  /**
+   * True for an executor that runs tasks elsewhere and moves their `artifacts` and
+   * `dependencies` itself, through the job hook (a `colony ant` agent): files in the
+   * server's work dir would never reach the task, nor the task's files the server.
+   */
+  readonly movesArtifacts?: boolean;
   /** Whether the executor can run here (binary present, engine reachable...). */
   isInstalled(signal?: AbortSignal): Promise<boolean>;
   /**

@@ -356,6 +356,7 @@ export function startTask(
         jobAttempt: execution.jobAttempt,
         attempt: execution.attempt,
         ...(executor.release ? { willRelease: true } : {}),
+        ...(executor.movesArtifacts ? { movesArtifacts: true } : {}),
       };
       const before = ctx.around?.beforeStart?.(request, execution, job);
       if (before) await before;

@@ -31,6 +31,8 @@ export interface HookHolder {
   jobType?: string;
   taskType?: string;
   attempt?: number;
+  /** The task's `artifacts.expires_after`: the lifetime of the files it uploads. */
+  artifactsExpireAfterMs?: number;
 }
 
 /** A JOB_SECRET_KEY as the HMAC key the hook verifies with (its latin1 bytes). */

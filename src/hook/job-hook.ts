@@ -160,15 +160,7 @@ export class JobHook {
   readonly taskEnv = (exec: TaskExecution, job: JobRequest): Record<string, string> => {
     const hookUrl = this.hookUrl;
     if (hookUrl === undefined || !PROCESS_METHODS.has(exec.method)) return {};
-    const key = this.secrets.issue({
-      jobId: exec.id,
-      kind: "task",
-      unitDir: this.#unitDir(exec.id),
-      jobRequestId: job.id,
-      jobType: job.jobType,
-      taskType: exec.taskType,
-      attempt: exec.attempt,
-    });
+    const key = this.secrets.issue(this.#taskHolder(exec, job));
     return jobHookEnv({ jobId: exec.id, key, hookUrl, orchestrator: this.#o.orchestrator });
   };
 
@@ -221,15 +213,26 @@ export class JobHook {
     const exec = await this.#o.store.getTaskExecution(jobId);
     if (!exec || isFinal(exec.state) || !PROCESS_METHODS.has(exec.method)) return undefined;
     const job = await this.#o.store.getJobRequest(exec.jobRequestId);
-    return this.secrets.load({
-      jobId,
+    return this.secrets.load(this.#taskHolder(exec, job));
+  }
+
+  /** The holder of a task execution's key (`job` when known). */
+  #taskHolder(
+    exec: TaskExecution,
+    job: JobRequest | undefined,
+  ): Omit<HookHolder, "key" | "secret"> {
+    const expires = job?.definition.tasks.find((t) => t.taskType === exec.taskType)?.artifacts
+      ?.expiresAfterMs;
+    return {
+      jobId: exec.id,
       kind: "task",
-      unitDir: this.#unitDir(jobId),
+      unitDir: this.#unitDir(exec.id),
       jobRequestId: exec.jobRequestId,
       ...(job ? { jobType: job.jobType } : {}),
       taskType: exec.taskType,
       attempt: exec.attempt,
-    });
+      ...(expires === undefined ? {} : { artifactsExpireAfterMs: expires }),
+    };
   }
 
   // -- reports ----------------------------------------------------------------------------
@@ -399,6 +402,9 @@ export class JobHook {
         ...(caller.jobRequestId !== undefined ? { jobRequestId: caller.jobRequestId } : {}),
         ...(caller.kind === "task" ? { taskExecutionId: caller.jobId } : {}),
         ...(caller.taskType !== undefined ? { taskType: caller.taskType } : {}),
+        ...(caller.artifactsExpireAfterMs !== undefined
+          ? { expiresAfterMs: caller.artifactsExpireAfterMs }
+          : {}),
       },
       this.baseUrl ?? "",
     );

@@ -98,11 +98,42 @@ export function createAsyncRuntime(input: {
     ...(input.log ? { log: input.log } : {}),
   });
 
+  /** The executions whose artifacts a task's `dependencies` name (the last run of each). */
+  async function dependencyRuns(
+    request: ExecutionRequest,
+    job: JobRequest,
+  ): Promise<{ ids: string[]; missing: string[] }> {
+    const all = await store.listTaskExecutions(job.id);
+    const ids: string[] = [];
+    const missing: string[] = [];
+    for (const dep of request.task.dependencies) {
+      const done = all
+        .filter(
+          (e) => e.taskType === dep && e.jobAttempt === job.attempt && e.state !== "CANCELLED",
+        )
+        .filter((e) => e.state === "COMPLETED" || e.state === "FAILED")
+        .at(-1);
+      if (done) ids.push(done.id);
+      else missing.push(dep);
+    }
+    return { ids, missing };
+  }
+
   const lifecycle: TaskLifecycle = {
     beforeStart(request, execution, job) {
       const task = request.task;
       const paths = task.artifacts?.paths ?? [];
       if (paths.length === 0 && task.dependencies.length === 0) return undefined;
+      if (request.movesArtifacts) {
+        // It runs on another machine, whose agent fetches these through signed URLs and
+        // uploads its artifacts through the hook (ant-agent.ts). Nothing goes into the
+        // output file here: the agent's output stream owns it.
+        if (execution.state !== "READY" || task.dependencies.length === 0) return undefined;
+        return (async () => {
+          const { ids } = await dependencyRuns(request, job);
+          request.artifactDownloads = await artifacts.downloads(ids, hook.baseUrl ?? "");
+        })();
+      }
       const workDir = join(request.unitDir, "work");
       mkdirSync(workDir, { recursive: true, mode: 0o700 });
       request.workDir = workDir;
@@ -110,21 +141,12 @@ export function createAsyncRuntime(input: {
       // Re-attached after a restart: its files are where it left them.
       if (execution.state !== "READY" || task.dependencies.length === 0) return undefined;
       return (async () => {
-        const all = await store.listTaskExecutions(job.id);
-        const ids: string[] = [];
-        for (const dep of task.dependencies) {
-          const done = all
-            .filter(
-              (e) => e.taskType === dep && e.jobAttempt === job.attempt && e.state !== "CANCELLED",
-            )
-            .filter((e) => e.state === "COMPLETED" || e.state === "FAILED")
-            .at(-1);
-          if (done) ids.push(done.id);
-          else
-            note(
-              request,
-              `dependency ${dep} has not run in this attempt: no artifacts of it to fetch`,
-            );
+        const { ids, missing } = await dependencyRuns(request, job);
+        for (const dep of missing) {
+          note(
+            request,
+            `dependency ${dep} has not run in this attempt: no artifacts of it to fetch`,
+          );
         }
         const count = await artifacts.fetch(ids, workDir);
         if (count > 0)
@@ -145,6 +167,7 @@ export function createAsyncRuntime(input: {
         f.errorMessage = verdict;
       }
       const paths = request.task.artifacts?.paths ?? [];
+      // (A task whose agent moves its artifacts has no work dir here: they were uploaded.)
       if (paths.length === 0 || !request.workDir || f.state === "CANCELLED") return undefined;
       const workDir = request.workDir;
       return collect(request, execution, workDir, paths, f);
