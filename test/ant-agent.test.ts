@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { startCli, tempDir } from "./support/cli.ts";
 import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
@@ -346,17 +346,40 @@ describe("colony ant across a server crash (both real processes)", () => {
     ]);
     children.push(ant.child);
     await waitUntil("the ant connects", () => /connected to/.test(ant.stdout()), 20_000);
+    // After line 2 the task also sends a line as job hook `logs`: it joins the output
+    // on the agent, so the byte offsets the restarted server resumes from stay whole.
+    const hookLog = `${dir.path}/hook-log.py`;
+    writeFileSync(
+      hookLog,
+      [
+        "import hashlib, hmac, json, os, time, urllib.request as u",
+        "t = str(int(time.time() * 1000))",
+        "h = hmac.new(os.environ['JOB_SECRET_KEY'].encode(), t.encode(), hashlib.sha256).hexdigest()",
+        "body = json.dumps({'status': 'RUNNING', 'logs': ['hook says hi']}).encode()",
+        "headers = {'X-Job-Id': os.environ['JOB_ID'], 'X-Job-Time': t, 'X-Job-Hash': h,",
+        "           'content-type': 'application/json'}",
+        "u.urlopen(u.Request(os.environ['JOB_HOOK'] + '/status', data=body, headers=headers))",
+      ].join("\n"),
+    );
     const yaml = [
       "job_type: keep",
       "tasks:",
       "- task_type: t",
       "  tags: [keep]",
-      "  script: ['for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; sleep 0.3; done']",
+      "  script:",
+      `  - 'for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; [ $i = 2 ] && /usr/bin/python3 ${hookLog}; sleep 0.3; done'`,
     ].join("\n");
     const job = await api<{ id: number }>("/api/job-requests", { definition: yaml });
     type Job = { state: string; tasks: { state: string; attempt: number; handle?: unknown }[] };
     await waitUntil("it runs on the ant", async () =>
       (await api<Job>(`/api/job-requests/${job.id}`)).tasks.some((t) => t.state === "EXECUTING"),
+    );
+    const output = () =>
+      http(`${server.url}/api/job-requests/${job.id}/tasks/t/output`, {
+        headers: { authorization: admin },
+      });
+    await waitUntil("the hook's line is in its output", async () =>
+      /hook says hi\n/.test((await output()).text),
     );
     server.child.kill("SIGKILL");
     await new Promise((resolve) => server.child.once("exit", resolve));
@@ -370,9 +393,8 @@ describe("colony ant across a server crash (both real processes)", () => {
     const done = await api<Job>(`/api/job-requests/${job.id}`);
     assert.equal(done.state, "COMPLETED", JSON.stringify(done));
     assert.equal(done.tasks.length, 1, "re-attached, not retried");
-    const out = await http(`${server.url}/api/job-requests/${job.id}/tasks/t/output`, {
-      headers: { authorization: admin },
-    });
-    assert.equal(out.text, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `line ${i}\n`).join(""));
+    const lines = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `line ${i}\n`);
+    lines.splice(2, 0, "hook says hi\n");
+    assert.equal((await output()).text, lines.join(""));
   });
 });

@@ -252,6 +252,15 @@ export class AntAgent {
         if (t && !t.finished) void t.executor.cancel(t.id).catch(() => undefined);
         return;
       }
+      if (f.type === "log") {
+        // Hook logs join the output here; the pump streams them with the rest.
+        const t = this.#tasks.get(f.task_execution_id);
+        if (t && !t.finished) {
+          mkdirSync(dirname(t.outPath), { recursive: true, mode: 0o700 });
+          appendFileSync(t.outPath, Buffer.from(f.data, "base64"), { mode: 0o600 });
+        }
+        return;
+      }
       // ack: the server recorded the result, or no longer wants the task: forget it.
       const t = this.#tasks.get(f.task_execution_id);
       if (t) {

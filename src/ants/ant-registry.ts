@@ -66,6 +66,12 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     return this.#ants.size;
   }
 
+  /** Hook `logs` for a task an agent runs: to that agent (RemoteAntExecutor.appendLogs). */
+  appendLogs(executionId: string, bytes: Buffer): boolean {
+    for (const ant of this.#ants.values()) if (ant.appendLogs(executionId, bytes)) return true;
+    return false;
+  }
+
   /** Every ant, connected or within its reconnect grace. */
   list(): RemoteAntExecutor[] {
     return [...this.#ants.values()];

@@ -492,6 +492,23 @@ export class RemoteAntExecutor implements Executor {
     }
   }
 
+  /**
+   * Hands hook `logs` of a task this agent runs to the agent, which appends them to the
+   * task's output (LogFrame). False when it cannot take them now (not an agent, not its
+   * task, not connected): the caller then writes them here.
+   */
+  appendLogs(executionId: string, bytes: Buffer): boolean {
+    if (!this.agent || !this.#link || this.state !== "connected") return false;
+    const e = this.#table.get(executionId);
+    if (!e || e.result || !e.sent) return false;
+    this.#sendFrame({
+      type: "log",
+      task_execution_id: executionId,
+      data: bytes.toString("base64"),
+    });
+    return true;
+  }
+
   #sendFrame(frame: ServerFrame): void {
     try {
       this.#link?.send(JSON.stringify(frame));

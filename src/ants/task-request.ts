@@ -141,7 +141,18 @@ export interface AckFrame {
   type: "ack";
   task_execution_id: string;
 }
-export type ServerFrame = RegisteredFrame | CancelFrame | AckFrame;
+/**
+ * Server -> agent: lines the task's process sent as job hook `logs`. The agent appends
+ * them to the task's output, so that the output has one writer and its byte offsets
+ * stay the agent's (a restarted server resumes from them).
+ */
+export interface LogFrame {
+  type: "log";
+  task_execution_id: string;
+  /** base64 */
+  data: string;
+}
+export type ServerFrame = RegisteredFrame | CancelFrame | AckFrame | LogFrame;
 
 const ServerFrameSchema = Type.Union([
   Type.Object({
@@ -151,6 +162,11 @@ const ServerFrameSchema = Type.Union([
   }),
   Type.Object({ type: Type.Literal("cancel"), task_execution_id: Type.String() }),
   Type.Object({ type: Type.Literal("ack"), task_execution_id: Type.String() }),
+  Type.Object({
+    type: Type.Literal("log"),
+    task_execution_id: Type.String(),
+    data: Type.String(),
+  }),
 ]);
 
 const checkRequest = Compile(TaskRequestSchema);

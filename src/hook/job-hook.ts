@@ -273,9 +273,11 @@ export class JobHook {
     if (logs.length > 0) {
       const text = logs.map((line) => (line.endsWith("\n") ? line : `${line}\n`)).join("");
       if (caller.kind === "task") this.#appended.add(caller.jobId);
-      // A task whose process runs elsewhere (a WEBSOCKET worker) may have no output here yet.
-      await mkdir(caller.unitDir, { recursive: true, mode: 0o700 });
-      await appendFile(join(caller.unitDir, "stdout"), text, { mode: 0o600 });
+      if (!(caller.kind === "task" && this.#outputSink?.(caller.jobId, Buffer.from(text)))) {
+        // A task whose process runs elsewhere (a WEBSOCKET worker) may have no output here yet.
+        await mkdir(caller.unitDir, { recursive: true, mode: 0o700 });
+        await appendFile(join(caller.unitDir, "stdout"), text, { mode: 0o600 });
+      }
     }
     const statusDetails = b.statusDetails ?? undefined;
     if (caller.kind !== "task")
@@ -356,6 +358,17 @@ export class JobHook {
     const last = this.#verdicts.get(executionId) ?? recorded;
     if (last?.status !== "ERROR") return undefined;
     return last.errorMessage ?? "the process reported ERROR through the job hook";
+  }
+
+  #outputSink: ((executionId: string, bytes: Buffer) => boolean) | undefined;
+
+  /**
+   * Where `logs` of a task go when its output has another writer: a task on a `colony
+   * ant` agent, whose output streams in by byte offsets (AntRegistry.appendLogs). The
+   * sink answers false for any other task, whose logs are appended here.
+   */
+  useOutputSink(sink: (executionId: string, bytes: Buffer) => boolean): void {
+    this.#outputSink = sink;
   }
 
   /** Whether this hook appended `logs` lines to the output of a running task execution. */

@@ -121,6 +121,8 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   const ants = options.ants
     ? new (await import("../ants/ant-registry.ts")).AntRegistry({ ...options.ants, log })
     : undefined;
+  // Hook logs of a task an agent runs join its output on the agent (the output's one writer).
+  if (ants) asyncActions.hook.useOutputSink((id, bytes) => ants.appendLogs(id, bytes));
   const dispatcher = new Dispatcher({
     local: executors,
     builtin: {
