@@ -10,7 +10,8 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { startCli, tempDir } from "./support/cli.ts";
+import { runCli, startCli, tempDir } from "./support/cli.ts";
+import { docker } from "./support/services.ts";
 import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
 import { http } from "./support/server-harness.ts";
 
@@ -50,6 +51,8 @@ async function startProxy(
     },
   };
 }
+
+const dockerService = await docker();
 
 describe("colony ant (a second process)", () => {
   let s: AntTestServer;
@@ -220,6 +223,54 @@ describe("colony ant (a second process)", () => {
     assert.equal(here.t.handle?.ant_id, undefined);
     assert.match(here.text, /hello\ntool ran\n$/);
   });
+
+  it("offers DOCKER only where an engine answers, and says where it looked", async () => {
+    const r = await runCli(
+      [
+        "ant",
+        "--server",
+        s.url,
+        "--token",
+        s.antToken,
+        "--methods",
+        "SHELL,DOCKER",
+        "--data-dir",
+        `${dir.path}/no-engine`,
+      ],
+      { env: { DOCKER_HOST: `unix://${dir.path}/no-such.sock`, COLONY_CONFIG: "" } },
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cannot offer DOCKER here: no Docker engine answers/);
+  });
+
+  it(
+    "runs DOCKER tasks with this machine's engine, output streamed like a shell task's",
+    { skip: dockerService.url ? false : dockerService.reason },
+    async () => {
+      await startAnt("docker-ant", s.url, ["--tags", "dock", "--methods", "SHELL,DOCKER"]);
+      const job = await s.submit(
+        [
+          "job_type: dock",
+          "tasks:",
+          "- task_type: boxed",
+          "  method: DOCKER",
+          "  tags: [dock]",
+          "  container:",
+          `    image: ${dockerService.image}`,
+          "  script: ['echo in a container', 'echo ::set-output name=where::box']",
+        ].join("\n"),
+      );
+      const { job: done, tasks } = await s.finished(job.id);
+      assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+      const boxed = tasks[0]!;
+      assert.equal(boxed.handle?.ant_id, "docker-ant");
+      assert.equal(boxed.context.where, "box");
+      let text = "";
+      for await (const c of await s.server.runtime.engine.outputStream(boxed.id))
+        text += (c as Buffer).toString();
+      assert.equal(text, "in a container\n::set-output name=where::box\n");
+    },
+  );
 
   it("a short disconnect loses nothing: the task goes on and its output arrives whole", async () => {
     const proxy = await startProxy(s.port);

@@ -38,7 +38,9 @@ import {
   type ExecutionResult,
   type Executor,
 } from "../core/executor.ts";
+import type { DockerConfig, KubernetesConfig } from "../executors/container-options.ts";
 import { hookCredentials, uploadFile } from "../hook/hook-client.ts";
+import { createContainerExecutor } from "../runtime/container-executors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
@@ -71,8 +73,13 @@ export interface AntAgentOptions {
   dataDir: string;
   /** PEM of a CA to trust for wss://. */
   ca?: string;
-  /** Executors (default: SHELL and HTTP_*). */
+  /**
+   * Executors (default: SHELL and HTTP_*, plus DOCKER and KUBERNETES when `methods`
+   * names them, set up from `containers`).
+   */
   executors?: Executor[];
+  /** colony.yaml's `docker:` and `kubernetes:` settings, for DOCKER and KUBERNETES tasks. */
+  containers?: { docker?: DockerConfig; kubernetes?: KubernetesConfig };
   shell?: string;
   killGraceMs?: number;
   reconnectMinMs?: number;
@@ -129,6 +136,7 @@ export class AntAgent {
         ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
       }),
       createHttpExecutor(),
+      ...this.#containerExecutors(options),
     ];
     for (const e of executors) this.#registry.register(e);
     const available = this.#registry.methods();
@@ -141,6 +149,39 @@ export class AntAgent {
     }
     this.#methods = wanted;
     this.#ready.promise.catch(() => undefined);
+  }
+
+  /**
+   * DOCKER and KUBERNETES executors for the methods asked for, as the server makes them:
+   * their containers (pods) carry this agent's owner label, and the reaper stops those
+   * of tasks this agent no longer holds (an agent that restarted lost its tasks: the
+   * server retried them elsewhere).
+   */
+  #containerExecutors(options: AntAgentOptions): Executor[] {
+    const wanted = (["DOCKER", "KUBERNETES"] as const).filter((m) => options.methods?.includes(m));
+    const setup = {
+      dataDir: options.dataDir,
+      nodeId: this.antId,
+      ...options.containers,
+      ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+      log: this.#log,
+      isExecutionLive: (id: string) => {
+        const t = this.#tasks.get(id);
+        return Promise.resolve(t !== undefined && !t.finished);
+      },
+    };
+    return wanted.map((method) => createContainerExecutor(method, setup));
+  }
+
+  /** Whether each offered method can run here (a Docker engine for DOCKER...): the ones that cannot. */
+  async unavailable(): Promise<Method[]> {
+    const out: Method[] = [];
+    for (const method of this.#methods) {
+      const executor = this.#registry.get(method);
+      if (!executor || !(await executor.isInstalled(AbortSignal.timeout(5000)).catch(() => false)))
+        out.push(method);
+    }
+    return out;
   }
 
   get methods(): readonly Method[] {

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { AntAgent } from "../ants/ant-agent.ts";
+import { loadConfig, type Config } from "../config/config.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
 import { UsageError } from "./output.ts";
 
@@ -13,7 +14,8 @@ export const ANT_HELP = `Usage: colony ant --server URL --token TOKEN [options]
 
 Connects this machine to a colony server as a remote ant: the server sends it the tasks
 whose method it offers and whose tags it has all of (at most --max-capacity at once);
-it runs them here with the same executors as the server (SHELL, HTTP_*), streams their
+it runs them here with the same executors as the server (SHELL, HTTP_*, and DOCKER or
+KUBERNETES when --methods names them), streams their
 output back live, and reports each result. A dropped connection is retried with
 back-off, and tasks keep running meanwhile: their output and results are sent when it
 is back. See docs/ants.md.
@@ -25,7 +27,10 @@ Options:
                        (default: $COLONY_TOKEN, or --token-file / $COLONY_TOKEN_FILE)
   --token-file FILE    read the token from FILE
   --tags a,b           this ant's tags (a task runs here only if it has all the task's tags)
-  --methods M,N        methods to offer (default: SHELL and every HTTP_ method)
+  --methods M,N        methods to offer (default: SHELL and every HTTP_ method; DOCKER and
+                       KUBERNETES run with this machine's engine or cluster)
+  --config FILE        colony.yaml whose docker: and kubernetes: settings DOCKER and
+                       KUBERNETES tasks use (default: $COLONY_CONFIG; see docs/config.md)
   --max-capacity N     tasks at once (default 1)
   --ant-id ID          how the server lists it (default: hostname-pid)
   --data-dir DIR       where task output is kept (default: $COLONY_DATA_DIR/ant or ./.colony-ant)
@@ -62,6 +67,7 @@ export async function antCommand(
       "ant-id": { type: "string" },
       "data-dir": { type: "string" },
       ca: { type: "string" },
+      config: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -94,6 +100,16 @@ export async function antCommand(
   const dataDir = resolve(
     values["data-dir"] ?? (env.COLONY_DATA_DIR ? `${env.COLONY_DATA_DIR}/ant` : ".colony-ant"),
   );
+  const configFile = values.config ?? (env.COLONY_CONFIG || undefined);
+  let containers: Pick<Config, "docker" | "kubernetes"> | undefined;
+  if (methods.includes("DOCKER") || methods.includes("KUBERNETES")) {
+    try {
+      const config = loadConfig({ ...(configFile ? { file: configFile } : {}), env });
+      containers = { docker: config.docker, kubernetes: config.kubernetes };
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   let agent: AntAgent;
   try {
     agent = new AntAgent({
@@ -105,10 +121,26 @@ export async function antCommand(
       ...(values["ant-id"] ? { antId: values["ant-id"] } : {}),
       dataDir,
       ...(caFile ? { ca: readFileSync(caFile, "utf8") } : {}),
+      ...(containers ? { containers } : {}),
       log: (m) => process.stderr.write(`${m}\n`),
     });
   } catch (error) {
     throw new UsageError((error as Error).message);
+  }
+  const missing = await agent.unavailable();
+  if (missing.length > 0) {
+    await agent.close({ leaveRunning: true });
+    throw new UsageError(
+      `cannot offer ${missing.join(", ")} here: ${missing
+        .map(
+          (m) =>
+            ({
+              DOCKER: "no Docker engine answers (docker.host in --config, or DOCKER_HOST)",
+              KUBERNETES: "no Kubernetes API answers (kubernetes: in --config, or in-cluster)",
+            })[m as string] ?? `${m} cannot run on this machine`,
+        )
+        .join("; ")}`,
+    );
   }
   try {
     await agent.start();

@@ -37,11 +37,14 @@ export function containerOwner(
 
 export type ContainerExecutorsSetup = ContainerExecutorsOptions & {
   dataDir: string;
-  store: Store;
   storeUrl?: string;
   killGraceMs?: number;
   log?: (message: string) => void;
-};
+} & (
+    | { store: Store }
+    /** Without a store (a `colony ant` agent): whether this process still wants an execution. */
+    | { isExecutionLive: (executionId: string) => Promise<boolean> }
+  );
 
 /** The DOCKER or the KUBERNETES executor (`colony run` makes each on its first task). */
 export function createContainerExecutor(
@@ -49,10 +52,13 @@ export function createContainerExecutor(
   options: ContainerExecutorsSetup,
 ): Executor {
   const owner = containerOwner(options.nodeId ?? "colony", options.storeUrl, options.dataDir);
-  const isExecutionLive = async (id: string): Promise<boolean> => {
-    const execution = await options.store.getTaskExecution(id);
-    return execution !== undefined && !isFinal(execution.state);
-  };
+  const isExecutionLive =
+    "store" in options
+      ? async (id: string): Promise<boolean> => {
+          const execution = await options.store.getTaskExecution(id);
+          return execution !== undefined && !isFinal(execution.state);
+        }
+      : options.isExecutionLive;
   const common = {
     owner,
     isExecutionLive,
