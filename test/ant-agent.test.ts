@@ -8,10 +8,12 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { runCli, startCli, tempDir } from "./support/cli.ts";
+import { startFakeKubeApi } from "./support/fake-kube-api.ts";
 import { docker } from "./support/services.ts";
+import { makeTestCerts } from "./support/tls-certs.ts";
 import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
 import { http } from "./support/server-harness.ts";
 
@@ -271,6 +273,63 @@ describe("colony ant (a second process)", () => {
       assert.equal(text, "in a container\n::set-output name=where::box\n");
     },
   );
+
+  it("runs KUBERNETES tasks against the cluster its --config names (fake API server)", async () => {
+    const certs = makeTestCerts(mkdtempSync(`${dir.path}/certs-`));
+    const fake = await startFakeKubeApi({
+      token: "kube-token",
+      cert: certs.serverCert,
+      key: certs.serverKey,
+    });
+    try {
+      const config = `${dir.path}/kube-ant.yaml`;
+      writeFileSync(
+        config,
+        [
+          "kubernetes:",
+          `  host: ${fake.url}`,
+          "  bearer_token: kube-token",
+          `  ca_file: ${certs.caCert}`,
+          "  namespace: colony-test",
+        ].join("\n"),
+      );
+      await startAnt("kube-ant", s.url, [
+        "--tags",
+        "kube",
+        "--methods",
+        "KUBERNETES",
+        "--config",
+        config,
+      ]);
+      const job = await s.submit(
+        [
+          "job_type: kube",
+          "tasks:",
+          "- task_type: podded",
+          "  method: KUBERNETES",
+          "  tags: [kube]",
+          "  container:",
+          "    image: busybox:1.36",
+          "  script: ['echo in a pod']",
+        ].join("\n"),
+      );
+      const { job: done, tasks } = await s.finished(job.id);
+      assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+      assert.equal(tasks[0]!.handle?.ant_id, "kube-ant");
+      assert.ok(
+        fake.requests.some(
+          (r) => r.method === "POST" && r.url.includes("/namespaces/colony-test/pods"),
+        ),
+        "the pod was created through the configured API server",
+      );
+      let text = "";
+      for await (const c of await s.server.runtime.engine.outputStream(tasks[0]!.id))
+        text += (c as Buffer).toString();
+      assert.equal(text, "in a pod\n");
+    } finally {
+      await fake.close();
+    }
+  });
 
   it("a short disconnect loses nothing: the task goes on and its output arrives whole", async () => {
     const proxy = await startProxy(s.port);
