@@ -56,6 +56,14 @@ async function startProxy(
 
 const dockerService = await docker();
 
+/** A task execution's whole output on the server. */
+async function outputOf(s: AntTestServer, executionId: string): Promise<string> {
+  let text = "";
+  for await (const c of await s.server.runtime.engine.outputStream(executionId))
+    text += (c as Buffer).toString();
+  return text;
+}
+
 describe("colony ant (a second process)", () => {
   let s: AntTestServer;
   const dir = tempDir("colony-agent-");
@@ -195,12 +203,9 @@ describe("colony ant (a second process)", () => {
     );
     const { job: done, tasks } = await s.finished(job.id);
     assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
-    const engine = s.server.runtime.engine;
     const output = async (taskType: string) => {
       const t = tasks.find((x) => x.taskType === taskType)!;
-      let text = "";
-      for await (const c of await engine.outputStream(t.id)) text += (c as Buffer).toString();
-      return { t, text };
+      return { t, text: await outputOf(s, t.id) };
     };
     const build = await output("build");
     assert.equal(build.t.handle?.ant_id, "artisan");
@@ -267,10 +272,7 @@ describe("colony ant (a second process)", () => {
       const boxed = tasks[0]!;
       assert.equal(boxed.handle?.ant_id, "docker-ant");
       assert.equal(boxed.context.where, "box");
-      let text = "";
-      for await (const c of await s.server.runtime.engine.outputStream(boxed.id))
-        text += (c as Buffer).toString();
-      assert.equal(text, "in a container\n::set-output name=where::box\n");
+      assert.equal(await outputOf(s, boxed.id), "in a container\n::set-output name=where::box\n");
     },
   );
 
@@ -322,10 +324,7 @@ describe("colony ant (a second process)", () => {
         ),
         "the pod was created through the configured API server",
       );
-      let text = "";
-      for await (const c of await s.server.runtime.engine.outputStream(tasks[0]!.id))
-        text += (c as Buffer).toString();
-      assert.equal(text, "in a pod\n");
+      assert.equal(await outputOf(s, tasks[0]!.id), "in a pod\n");
     } finally {
       await fake.close();
     }
@@ -353,10 +352,10 @@ describe("colony ant (a second process)", () => {
       const { job: done, tasks } = await s.finished(job.id);
       assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
       assert.equal(tasks.length, 1, "no retry was needed");
-      let text = "";
-      for await (const c of await engine.outputStream(tasks[0]!.id))
-        text += (c as Buffer).toString();
-      assert.equal(text, [1, 2, 3, 4, 5, 6].map((i) => `line ${i}\n`).join(""));
+      assert.equal(
+        await outputOf(s, tasks[0]!.id),
+        [1, 2, 3, 4, 5, 6].map((i) => `line ${i}\n`).join(""),
+      );
       assert.ok(
         s.logs.some((l) => /ant roamer disconnected/.test(l)),
         s.logs.join("\n"),
