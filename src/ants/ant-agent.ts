@@ -104,6 +104,8 @@ interface AgentTask {
   /** The output stream now feeding the server, if any. */
   pumping?: { socket: WebSocket; stop(): void };
   orphanTimer?: NodeJS.Timeout;
+  /** Aborted by a cancel: stops its artifact downloads, or its start if not yet begun. */
+  readonly stop: AbortController;
 }
 
 /** Pauses output while this many bytes wait in the socket's buffer. */
@@ -290,7 +292,10 @@ export class AntAgent {
       if (f.type === "registered") return this.#onRegistered(ws, f.resume);
       if (f.type === "cancel") {
         const t = this.#tasks.get(f.task_execution_id);
-        if (t && !t.finished) void t.executor.cancel(t.id).catch(() => undefined);
+        if (t && !t.finished) {
+          t.stop.abort();
+          void t.executor.cancel(t.id).catch(() => undefined);
+        }
         return;
       }
       if (f.type === "log") {
@@ -358,6 +363,7 @@ export class AntAgent {
       executor: executor ?? this.#registry.all()[0]!,
       finished: false,
       sent: 0,
+      stop: new AbortController(),
     };
     this.#tasks.set(id, t);
     if (!executor) {
@@ -376,8 +382,9 @@ export class AntAgent {
       exec.workDir = workDir;
       exec.env.COLONY_WORK_DIR = workDir;
       try {
-        await fetchArtifacts(workDir, downloads, (line) => note(t.outPath, line));
+        await fetchArtifacts(workDir, downloads, t.stop.signal, (line) => note(t.outPath, line));
       } catch (error) {
+        if (t.stop.signal.aborted) return this.#finish(t, CANCELLED_BEFORE_START);
         return this.#finish(t, {
           exitCode: null,
           killed: false,
@@ -386,6 +393,7 @@ export class AntAgent {
         });
       }
     }
+    if (t.stop.signal.aborted) return this.#finish(t, CANCELLED_BEFORE_START);
     let result: ExecutionResult;
     try {
       await executor.start(exec);
@@ -479,6 +487,12 @@ export class AntAgent {
 }
 
 const ARTIFACTS_FAILED = "COLONY_ARTIFACTS_FAILED";
+/** A task cancelled while its dependencies' files were still coming: it never ran. */
+const CANCELLED_BEFORE_START: ExecutionResult = {
+  exitCode: null,
+  killed: true,
+  error: "cancelled before it started",
+};
 
 /** Whether an executor's result is a completed task (what the reply's status says). */
 function succeeded(result: ExecutionResult): boolean {
@@ -502,13 +516,14 @@ function note(outPath: string, line: string): void {
 async function fetchArtifacts(
   workDir: string,
   downloads: ArtifactDownload[],
+  signal: AbortSignal,
   say: (line: string) => void,
 ): Promise<void> {
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
   for (const d of downloads) {
     const target = inside(workDir, d.name);
     if (!target) throw new Error(`'${d.name}' would leave the task's work dir`);
-    const response = await fetch(d.url);
+    const response = await fetch(d.url, { signal });
     if (!response.ok || !response.body) {
       throw new Error(`${d.name}: HTTP ${response.status} from the server`);
     }
@@ -517,6 +532,7 @@ async function fetchArtifacts(
     await pipeline(
       Readable.fromWeb(response.body as WebReadableStream),
       createWriteStream(target, { mode }),
+      { signal },
     );
     await chmod(target, mode); // a file of an earlier dependency kept its own
   }
