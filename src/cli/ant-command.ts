@@ -15,10 +15,10 @@ export const ANT_HELP = `Usage: colony ant --server URL --token TOKEN [options]
 Connects this machine to a colony server as a remote ant: the server sends it the tasks
 whose method it offers and whose tags it has all of (at most --max-capacity at once);
 it runs them here with the same executors as the server (SHELL, HTTP_*, and DOCKER or
-KUBERNETES when --methods names them), streams their
-output back live, and reports each result. A dropped connection is retried with
-back-off, and tasks keep running meanwhile: their output and results are sent when it
-is back. See docs/ants.md.
+KUBERNETES when --methods names them), moves their artifacts and dependencies through
+the server's job hook, streams their output back live, and reports each result. A
+dropped connection is retried with back-off, and tasks keep running meanwhile: their
+output and results are sent when it is back. See docs/ants.md.
 
 Options:
   --server URL         the colony server, http(s)://host:7777 or ws(s)://host:7777
@@ -41,7 +41,9 @@ Stopping: SIGTERM or Ctrl-C cancels the running tasks, reports them and disconne
 
 Examples:
   colony ant --server ws://queen:7777 --token $ANT_TOKEN --tags linux,build \\
-      --methods SHELL,HTTP_GET --max-capacity 4`;
+      --methods SHELL,HTTP_GET --max-capacity 4
+  colony ant --server ws://queen:7777 --token $ANT_TOKEN --tags docker \\
+      --methods SHELL,DOCKER --config /etc/colony/colony.yaml`;
 
 function list(text: string | undefined): string[] {
   return (text ?? "")
