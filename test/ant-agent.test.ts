@@ -99,6 +99,14 @@ describe("colony ant (a second process)", () => {
     return { child: run.child, stderr: () => stderr };
   }
 
+  /** Submits a job (its YAML lines), waits for its end, asserts it COMPLETED: its tasks. */
+  async function completed(lines: string[]) {
+    const job = await s.submit(lines.join("\n"));
+    const { job: done, tasks } = await s.finished(job.id);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    return tasks;
+  }
+
   before(async () => {
     s = await startAntServer({
       yaml: "ant:\n  ping_interval: 1s\n  reconnect_grace: 2s\n",
@@ -177,32 +185,28 @@ describe("colony ant (a second process)", () => {
 
   it("moves artifacts and dependencies itself: a remote task's files reach later tasks there and here", async () => {
     await startAnt("artisan", s.url, ["--tags", "art"]);
-    const job = await s.submit(
-      [
-        "job_type: art",
-        "tasks:",
-        "- task_type: build",
-        "  tags: [art]",
-        "  script:",
-        '    - pwd; echo "work dir $COLONY_WORK_DIR"',
-        "    - mkdir -p out && echo hello > out/app.txt",
-        "    - printf '#!/bin/sh\\necho tool ran\\n' > tool.sh && chmod +x tool.sh",
-        "  artifacts:",
-        "    paths: [out, tool.sh, missing.txt]",
-        "    expires_after: 1h",
-        "  on_completed: use-there",
-        "- task_type: use-there",
-        "  tags: [art]",
-        "  dependencies: [build]",
-        "  script: ['cat out/app.txt', './tool.sh']",
-        "  on_completed: use-here",
-        "- task_type: use-here",
-        "  dependencies: [build]",
-        "  script: ['cat out/app.txt', './tool.sh']",
-      ].join("\n"),
-    );
-    const { job: done, tasks } = await s.finished(job.id);
-    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    const tasks = await completed([
+      "job_type: art",
+      "tasks:",
+      "- task_type: build",
+      "  tags: [art]",
+      "  script:",
+      '    - pwd; echo "work dir $COLONY_WORK_DIR"',
+      "    - mkdir -p out && echo hello > out/app.txt",
+      "    - printf '#!/bin/sh\\necho tool ran\\n' > tool.sh && chmod +x tool.sh",
+      "  artifacts:",
+      "    paths: [out, tool.sh, missing.txt]",
+      "    expires_after: 1h",
+      "  on_completed: use-there",
+      "- task_type: use-there",
+      "  tags: [art]",
+      "  dependencies: [build]",
+      "  script: ['cat out/app.txt', './tool.sh']",
+      "  on_completed: use-here",
+      "- task_type: use-here",
+      "  dependencies: [build]",
+      "  script: ['cat out/app.txt', './tool.sh']",
+    ]);
     const output = async (taskType: string) => {
       const t = tasks.find((x) => x.taskType === taskType)!;
       return { t, text: await outputOf(s, t.id) };
@@ -255,20 +259,16 @@ describe("colony ant (a second process)", () => {
     { skip: dockerService.url ? false : dockerService.reason },
     async () => {
       await startAnt("docker-ant", s.url, ["--tags", "dock", "--methods", "SHELL,DOCKER"]);
-      const job = await s.submit(
-        [
-          "job_type: dock",
-          "tasks:",
-          "- task_type: boxed",
-          "  method: DOCKER",
-          "  tags: [dock]",
-          "  container:",
-          `    image: ${dockerService.image}`,
-          "  script: ['echo in a container', 'echo ::set-output name=where::box']",
-        ].join("\n"),
-      );
-      const { job: done, tasks } = await s.finished(job.id);
-      assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+      const tasks = await completed([
+        "job_type: dock",
+        "tasks:",
+        "- task_type: boxed",
+        "  method: DOCKER",
+        "  tags: [dock]",
+        "  container:",
+        `    image: ${dockerService.image}`,
+        "  script: ['echo in a container', 'echo ::set-output name=where::box']",
+      ]);
       const boxed = tasks[0]!;
       assert.equal(boxed.handle?.ant_id, "docker-ant");
       assert.equal(boxed.context.where, "box");
@@ -303,20 +303,16 @@ describe("colony ant (a second process)", () => {
         "--config",
         config,
       ]);
-      const job = await s.submit(
-        [
-          "job_type: kube",
-          "tasks:",
-          "- task_type: podded",
-          "  method: KUBERNETES",
-          "  tags: [kube]",
-          "  container:",
-          "    image: busybox:1.36",
-          "  script: ['echo in a pod']",
-        ].join("\n"),
-      );
-      const { job: done, tasks } = await s.finished(job.id);
-      assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+      const tasks = await completed([
+        "job_type: kube",
+        "tasks:",
+        "- task_type: podded",
+        "  method: KUBERNETES",
+        "  tags: [kube]",
+        "  container:",
+        "    image: busybox:1.36",
+        "  script: ['echo in a pod']",
+      ]);
       assert.equal(tasks[0]!.handle?.ant_id, "kube-ant");
       assert.ok(
         fake.requests.some(

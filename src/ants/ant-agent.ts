@@ -16,12 +16,11 @@
  * not acknowledge. Tasks the server no longer wants are stopped after a minute.
  */
 import { randomUUID } from "node:crypto";
-import { appendFileSync, createWriteStream, mkdirSync } from "node:fs";
-import { chmod, stat } from "node:fs/promises";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import WebSocket from "ws";
 import {
@@ -30,8 +29,10 @@ import {
   artifactName,
   inside,
   matchArtifactFiles,
+  placeArtifact,
 } from "../artifacts/artifact-service.ts";
 import {
+  completedResult,
   ExecutorRegistry,
   type ArtifactDownload,
   type ExecutionRequest,
@@ -43,6 +44,7 @@ import { hookCredentials, uploadFile } from "../hook/hook-client.ts";
 import { createContainerExecutor } from "../runtime/container-executors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
+import { noteInOutput } from "../core/outputs.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { antsEndpoint, backoff } from "../worker/worker-common.ts";
@@ -382,7 +384,9 @@ export class AntAgent {
       exec.workDir = workDir;
       exec.env.COLONY_WORK_DIR = workDir;
       try {
-        await fetchArtifacts(workDir, downloads, t.stop.signal, (line) => note(t.outPath, line));
+        await fetchArtifacts(workDir, downloads, t.stop.signal, (line) =>
+          noteInOutput(t.outPath, line),
+        );
       } catch (error) {
         if (t.stop.signal.aborted) return this.#finish(t, CANCELLED_BEFORE_START);
         return this.#finish(t, {
@@ -409,7 +413,7 @@ export class AntAgent {
     }
     if (paths.length > 0 && exec.workDir && !result.killed) {
       result = await uploadArtifacts(exec, exec.workDir, paths, result, (line) =>
-        note(t.outPath, line),
+        noteInOutput(t.outPath, line),
       );
     }
     this.#finish(t, result);
@@ -418,7 +422,7 @@ export class AntAgent {
   #finish(t: AgentTask, result: ExecutionResult): void {
     const status: ResponseStatus = result.killed
       ? "CANCELLED"
-      : succeeded(result)
+      : completedResult(result)
         ? "COMPLETED"
         : "FAILED";
     t.finished = true;
@@ -494,24 +498,6 @@ const CANCELLED_BEFORE_START: ExecutionResult = {
   error: "cancelled before it started",
 };
 
-/** Whether an executor's result is a completed task (what the reply's status says). */
-function succeeded(result: ExecutionResult): boolean {
-  return (
-    result.status === "COMPLETED" ||
-    (result.status === undefined && result.exitCode === 0 && !result.error)
-  );
-}
-
-/** A line of colony's own in the task's output (streamed to the server with the rest). */
-function note(outPath: string, line: string): void {
-  try {
-    mkdirSync(dirname(outPath), { recursive: true, mode: 0o700 });
-    appendFileSync(outPath, `colony: ${line}\n`, { mode: 0o600 });
-  } catch {
-    // best effort: the task's result says what matters
-  }
-}
-
 /** Puts the dependencies' files (signed URLs from the server) into the work dir. */
 async function fetchArtifacts(
   workDir: string,
@@ -527,14 +513,12 @@ async function fetchArtifacts(
     if (!response.ok || !response.body) {
       throw new Error(`${d.name}: HTTP ${response.status} from the server`);
     }
-    mkdirSync(dirname(target), { recursive: true });
-    const mode = d.executable ? 0o755 : 0o644;
-    await pipeline(
+    await placeArtifact(
+      target,
       Readable.fromWeb(response.body as WebReadableStream),
-      createWriteStream(target, { mode }),
-      { signal },
+      d.executable,
+      signal,
     );
-    await chmod(target, mode); // a file of an earlier dependency kept its own
   }
   if (downloads.length > 0) say(`fetched ${downloads.length} artifact file(s) into ${workDir}`);
 }
@@ -574,7 +558,7 @@ async function uploadArtifacts(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     say(`storing artifacts failed: ${message}`);
-    if (!succeeded(result)) return result;
+    if (!completedResult(result)) return result;
     return {
       ...result,
       status: "FAILED",

@@ -147,6 +147,22 @@ export async function matchArtifactFiles(
   return { files: [...files].sort(), unmatched };
 }
 
+/**
+ * Writes a fetched artifact's bytes to `target` (its directories made), mode 0755 when
+ * it was executable, else 0644, whatever an earlier file there had.
+ */
+export async function placeArtifact(
+  target: string,
+  bytes: Readable,
+  executable: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  mkdirSync(dirname(target), { recursive: true });
+  const mode = executable ? 0o755 : 0o644;
+  await pipeline(bytes, createWriteStream(target, { mode }), ...(signal ? [{ signal }] : []));
+  await chmod(target, mode); // a file of an earlier dependency kept its own
+}
+
 /** A file's name as an artifact: its path relative to the work dir, with `/`. */
 export function artifactName(workDir: string, file: string): string {
   return relative(workDir, file).split(sep).join("/");
@@ -430,10 +446,7 @@ export class ArtifactService {
     for (const id of executionIds) {
       await this.#eachArtifact(id, async (artifact) => {
         const target = inside(workDir, artifact.name) ?? join(workDir, artifact.md5);
-        mkdirSync(dirname(target), { recursive: true });
-        const mode = artifact.metadata["executable"] === true ? 0o755 : 0o644;
-        await pipeline(this.open(artifact), createWriteStream(target, { mode }));
-        await chmod(target, mode); // a file of an earlier dependency kept its own
+        await placeArtifact(target, this.open(artifact), artifact.metadata["executable"] === true);
         written++;
       });
     }

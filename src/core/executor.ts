@@ -80,6 +80,17 @@ export interface ExecutionResult {
   wroteOutput?: boolean;
 }
 
+/**
+ * Whether a result is a completed task by itself (before any `on_exit_code` route): a
+ * worker's explicit COMPLETED, or exit code 0 without an error.
+ */
+export function completedResult(result: ExecutionResult): boolean {
+  return (
+    result.status === "COMPLETED" ||
+    (result.status === undefined && result.exitCode === 0 && !result.error)
+  );
+}
+
 export interface LogStreamRequest {
   executionId: string;
   /** Only output produced from now on (no history). */

@@ -3,6 +3,8 @@
  * secret values are masked in every output a user can see (SPEC section 2). Both work on
  * streams in bounded memory, so a task printing gigabytes costs no more than a small one.
  */
+import { appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
 
@@ -185,4 +187,17 @@ export function maskText(text: string, secrets: string[]): string {
   if (needles.length === 0) return text;
   const state: MaskState = { pending: Buffer.alloc(0), forced: 0, inMask: false };
   return maskPass(needles, state, Buffer.from(text, "utf8"), true).toString("utf8");
+}
+
+/**
+ * A line of colony's own (`colony: ...`) appended to a task's output file, where its user
+ * looks first. Best effort: the task's result says what matters.
+ */
+export function noteInOutput(outPath: string, line: string): void {
+  try {
+    mkdirSync(dirname(outPath), { recursive: true, mode: 0o700 });
+    appendFileSync(outPath, `colony: ${line}\n`, { mode: 0o600 });
+  } catch {
+    // the output file is best effort here
+  }
 }

@@ -7,12 +7,13 @@ import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { ColonyError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
-import type {
-  ExecutionRequest,
-  ExecutionResult,
-  Executor,
-  ExecutorRegistry,
-  TaskDispatcher,
+import {
+  completedResult,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Executor,
+  type ExecutorRegistry,
+  type TaskDispatcher,
 } from "../core/executor.ts";
 
 /** The code of an executor's wait() rejected by close() (see shell-executor.ts). */
@@ -150,12 +151,7 @@ export function classifyResult(
       errorMessage: `exit code ${exitCode} is mapped to FAILED`,
     };
   }
-  if (
-    result.status === "COMPLETED" ||
-    (result.status === undefined && exitCode === 0 && !result.error)
-  ) {
-    return { state: "COMPLETED", exitCode };
-  }
+  if (completedResult(result)) return { state: "COMPLETED", exitCode };
   if (result.status === "EXECUTING") return { state: "COMPLETED", exitCode };
   return {
     state: "FAILED",

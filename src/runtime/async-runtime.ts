@@ -6,11 +6,12 @@
  * server gives the hook its URL and serves its routes; the library registers functions.
  */
 import { hkdfSync } from "node:crypto";
-import { appendFileSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ArtifactService } from "../artifacts/artifact-service.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import type { ExecutionRequest } from "../core/executor.ts";
+import { noteInOutput } from "../core/outputs.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import type { TaskLifecycle } from "../engine/task-runner.ts";
 import { CronScheduler } from "../engine/cron-scheduler.ts";
@@ -50,12 +51,7 @@ export interface AsyncRuntime {
 
 /** A note in the task's output, where its user looks first. */
 function note(request: ExecutionRequest, line: string): void {
-  try {
-    mkdirSync(request.unitDir, { recursive: true, mode: 0o700 });
-    appendFileSync(join(request.unitDir, "stdout"), `colony: ${line}\n`, { mode: 0o600 });
-  } catch {
-    // the output file is best effort here; the task's result says what matters
-  }
+  noteInOutput(join(request.unitDir, "stdout"), line);
 }
 
 export function createAsyncRuntime(input: {
