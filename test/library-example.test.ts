@@ -96,6 +96,41 @@ describe("startColony and FUNCTION tasks", () => {
     assert.equal(done.state, "CANCELLED");
   });
 
+  it("a handler may destructure ctx; a signal it first reads after a cancel is aborted", async () => {
+    const progress: string[] = [];
+    const off = colony.on("task:progress", (e) => progress.push(`${e.progress} ${e.message}`));
+    colony.register("destructures", async ({ log, progress, taskType, params }) => {
+      progress(40, "started");
+      log("task", taskType, "sees", params.Name);
+      return { ok: true };
+    });
+    const run = await colony.submit(fn("destructures"), { params: { Name: "ada" } });
+    const result = await run.result();
+    off();
+    assert.deepEqual(result.results, { only: { ok: true } });
+    assert.deepEqual(progress, ["40 started"]);
+    let text = "";
+    for await (const c of await colony.engine.outputStream(result.tasks[0]!.id)) text += String(c);
+    assert.equal(text, "task only sees ada\n");
+
+    // A handler that reads its signal only after the cancel (here: once the job ended).
+    const started = Promise.withResolvers<void>();
+    const ended = Promise.withResolvers<void>();
+    let aborted: boolean | undefined;
+    colony.register("looks-late", async (ctx) => {
+      started.resolve();
+      await ended.promise;
+      aborted = ctx.signal.aborted;
+    });
+    const late = await colony.submit(fn("looks-late"));
+    await started.promise;
+    await late.cancel();
+    assert.equal((await late.done()).state, "CANCELLED");
+    ended.resolve();
+    await sleep(20);
+    assert.equal(aborted, true);
+  });
+
   it("thrown errors fail the task with their message; retries run it again", async () => {
     let calls = 0;
     colony.register("flaky", () => {

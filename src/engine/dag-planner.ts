@@ -103,6 +103,9 @@ export function outcomeOf(task: TaskDefinition, history: readonly TaskExecution[
   return { kind: "failed", reason: `task ${task.taskType} failed: ${why}` };
 }
 
+const byAttempt = (a: TaskExecution, b: TaskExecution) => a.attempt - b.attempt;
+const NO_HISTORY: readonly TaskExecution[] = Object.freeze([]);
+
 function groupByTask(executions: readonly TaskExecution[]): Map<string, TaskExecution[]> {
   const byTask = new Map<string, TaskExecution[]>();
   for (const e of executions) {
@@ -110,7 +113,7 @@ function groupByTask(executions: readonly TaskExecution[]): Map<string, TaskExec
     if (list) list.push(e);
     else byTask.set(e.taskType, [e]);
   }
-  for (const list of byTask.values()) list.sort((a, b) => a.attempt - b.attempt);
+  for (const list of byTask.values()) if (list.length > 1) list.sort(byAttempt);
   return byTask;
 }
 
@@ -128,13 +131,12 @@ export function planNext(input: PlanInput): Plan {
   const entry = definition.tasks[0];
   if (entry) reached.add(entry.taskType);
   let failure: string | undefined;
-  for (const [taskType, outcome] of outcomes) {
+  for (const outcome of outcomes.values()) {
     if (outcome.kind === "completed" || outcome.kind === "routed") {
       for (const next of outcome.next) reached.add(next);
     } else if (outcome.kind === "failed" && failure === undefined) {
       failure = outcome.reason;
     }
-    void taskType;
   }
   const satisfied = (dep: string) => {
     const o = outcomes.get(dep);
@@ -151,7 +153,7 @@ export function planNext(input: PlanInput): Plan {
   const stopping = abort !== undefined || failure !== undefined;
   let pending = false;
   for (const task of definition.tasks) {
-    const h = history.get(task.taskType) ?? [];
+    const h = history.get(task.taskType) ?? NO_HISTORY;
     const outcome = outcomes.get(task.taskType);
     const nextAttempt = (h.at(-1)?.attempt ?? -1) + 1;
     if (outcome?.kind === "running") {

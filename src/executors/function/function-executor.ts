@@ -12,7 +12,6 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { inspect } from "node:util";
 import { ExecutorError } from "../../core/errors.ts";
@@ -68,7 +67,10 @@ interface Execution {
   /** Runs the handler (once): on the first wait(), logStream() or a short timer. */
   begin: () => void;
   outPath: string;
-  controller: AbortController;
+  /** Made on the first read of the handler's `ctx.signal` (most handlers never read it). */
+  controller?: AbortController;
+  /** Why the execution was aborted, for a signal first read after that. */
+  abortReason?: unknown;
   done: PromiseWithResolvers<ExecutionResult>;
   result?: ExecutionResult;
   finishedAt?: number;
@@ -78,6 +80,14 @@ interface Execution {
 }
 
 const NOTHING = (): void => undefined;
+
+/** How long a started handler waits for a wait() or logStream() before it runs anyway. */
+const BEGIN_ANYWAY_MS = 50;
+
+function abortExecution(e: Execution, reason: unknown): void {
+  if (e.controller) e.controller.abort(reason);
+  else e.abortReason ??= reason;
+}
 
 function unknown(id: string): ExecutorError {
   return new ExecutorError(
@@ -106,6 +116,14 @@ export class FunctionExecutor implements Executor {
   readonly #awaited = new Map<string, Array<() => void>>();
   readonly #retention: FinishedRetention<Execution>;
   #closed = false;
+  /**
+   * Started executions, by the turn of #beginTimer they arrived in: one timer for all of
+   * them rather than one per task. When it fires, the handlers of those that were
+   * already there at its last turn begin, if nothing began them (after 50 to 100 ms).
+   */
+  #unbegun = new Set<Execution>();
+  #unbegunBefore = new Set<Execution>();
+  #beginTimer: NodeJS.Timeout | undefined;
 
   constructor(options: FunctionExecutorOptions = {}) {
     this.#events = options.events;
@@ -187,9 +205,8 @@ export class FunctionExecutor implements Executor {
     }
     const e: Execution = {
       id,
-      begin: () => undefined,
-      outPath: join(request.unitDir, "stdout"),
-      controller: new AbortController(),
+      begin: NOTHING,
+      outPath: `${request.unitDir}/stdout`, // not join(): see newTracked
       done: Promise.withResolvers<ExecutionResult>(),
       delivered: false,
       cancelled: false,
@@ -197,18 +214,25 @@ export class FunctionExecutor implements Executor {
     this.#executions.set(id, e);
     const params: Record<string, unknown> = {};
     for (const v of Object.values(request.variables)) params[v.name] = v.value;
+    const events = this.#events;
+    // Closures, not methods: handlers destructure them (`async ({ log, signal }) => ...`).
     const ctx: FunctionContext = {
       executionId: id,
-      ...(request.jobRequestId === undefined ? {} : { jobRequestId: request.jobRequestId }),
-      ...(request.jobType === undefined ? {} : { jobType: request.jobType }),
       taskType: request.task.taskType,
       attempt: request.attempt ?? 0,
       params,
       env: request.env,
-      signal: e.controller.signal,
+      // Made on first read: most handlers never look at it.
+      get signal() {
+        if (!e.controller) {
+          e.controller = new AbortController();
+          if (e.abortReason !== undefined) e.controller.abort(e.abortReason);
+        }
+        return e.controller.signal;
+      },
       progress: (percent, message) => {
         if (e.result) return;
-        this.#events?.emit("task:progress", {
+        events?.emit("task:progress", {
           jobRequestId: request.jobRequestId ?? 0,
           taskType: request.task.taskType,
           executionId: id,
@@ -226,15 +250,14 @@ export class FunctionExecutor implements Executor {
         e.out.write(line, () => notifyFileChanged(e.outPath));
       },
     };
+    if (request.jobRequestId !== undefined) ctx.jobRequestId = request.jobRequestId;
+    if (request.jobType !== undefined) ctx.jobType = request.jobType;
     // The handler runs once someone waits for it (the engine does so right after it has
     // recorded the task EXECUTING, so task:started comes before anything the handler
-    // reports), or after a moment when nobody does.
-    let begun = false;
-    const fallback = setTimeout(() => e.begin(), 50);
+    // reports), or after a moment when nobody does (#beginLater).
     e.begin = () => {
-      if (begun) return;
-      begun = true;
-      clearTimeout(fallback);
+      if (e.begin === NOTHING) return;
+      e.begin = NOTHING; // (the timer's call, if it comes, finds it so)
       if (e.result) return; // cancelled before it began
       let running: unknown;
       try {
@@ -254,7 +277,23 @@ export class FunctionExecutor implements Executor {
         (error: unknown) => this.#finish(e, this.#failed(error)),
       );
     };
+    this.#beginLater(e);
     return {};
+  }
+
+  #beginLater(e: Execution): void {
+    this.#unbegun.add(e);
+    if (this.#beginTimer) return;
+    this.#beginTimer = setInterval(() => {
+      for (const waiting of this.#unbegunBefore) waiting.begin();
+      this.#unbegunBefore = this.#unbegun;
+      this.#unbegun = new Set();
+      if (this.#unbegunBefore.size === 0) {
+        clearInterval(this.#beginTimer);
+        this.#beginTimer = undefined;
+      }
+    }, BEGIN_ANYWAY_MS);
+    this.#beginTimer.unref();
   }
 
   #failed(error: unknown): ExecutionResult {
@@ -306,9 +345,7 @@ export class FunctionExecutor implements Executor {
     const e = this.#executions.get(executionId);
     if (!e || e.result) throw unknown(executionId);
     e.cancelled = true;
-    e.controller.abort(
-      new ExecutorError("COLONY_CANCELLED", "the task was cancelled or timed out"),
-    );
+    abortExecution(e, new ExecutorError("COLONY_CANCELLED", "the task was cancelled or timed out"));
     await this.#finish(e, { exitCode: null, killed: true });
   }
 
@@ -334,6 +371,7 @@ export class FunctionExecutor implements Executor {
     if (this.#closed) return;
     this.#closed = true;
     this.#retention.close();
+    clearInterval(this.#beginTimer);
     for (const e of this.#executions.values()) {
       if (e.result) continue;
       if (options?.killRunning) {
@@ -346,7 +384,7 @@ export class FunctionExecutor implements Executor {
         "COLONY_EXECUTOR_CLOSED",
         "colony shut down while the function ran",
       );
-      e.controller.abort(closed);
+      abortExecution(e, closed);
       e.result = { exitCode: null, killed: true, error: closed.message };
       e.done.reject(closed);
       e.done.promise.catch(() => undefined);
