@@ -32,6 +32,7 @@ describe("colony run (examples)", () => {
       [...order].sort(),
       `expected interleaved output, got ${order.join(",")}`,
     );
+    assert.match(r.stderr, /^colony: job \d+ \(hello-dag\) · 5 tasks · data in /m);
     assert.match(r.stderr, /job \d+ \(hello-dag\) COMPLETED/);
     assert.match(r.stderr, /TASK\s+STATE/);
   });
@@ -62,6 +63,7 @@ describe("colony run (examples)", () => {
     });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\[a\] done$/m);
+    assert.match(r.stderr, /^colony: job \d+ \(one\) · 1 task · data in /m);
     assert.deepEqual(
       r.stderr.split("\n").filter((l) => l.startsWith("LOADED ")),
       [],

@@ -19,6 +19,11 @@ export function paint(stream: NodeJS.WriteStream) {
   };
 }
 
+/** "1 task", "3 tasks". */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 export function table(rows: string[][], headers: string[]): string {
   const all = [headers, ...rows];
   // eslint-disable-next-line no-control-regex

@@ -12,7 +12,7 @@ import type { JobRequest } from "../core/job-request.ts";
 import { secretValues } from "../core/secrets.ts";
 import { defaultDataDir, openEmbedded, type Embedded } from "../runtime/embedded.ts";
 import { LiveOutput } from "./live-output.ts";
-import { paint, table, UsageError } from "./output.ts";
+import { count, paint, table, UsageError } from "./output.ts";
 import { parseParams } from "./params.ts";
 
 export const RUN_HELP = `Usage: colony run <job.yaml> [options]
@@ -144,7 +144,7 @@ export async function runCommand(
       const p = paint(io.stderr);
       io.stderr.write(
         p.dim(
-          `colony: job ${job.id} (${job.jobType}) · ${definition!.tasks.length} tasks · data in ${runtime.dataDir}\n`,
+          `colony: job ${job.id} (${job.jobType}) · ${count(definition!.tasks.length, "task")} · data in ${runtime.dataDir}\n`,
         ),
       );
       lives.push(liveFor(runtime, job, out, io, values.quiet ?? false));

@@ -19,7 +19,7 @@ import {
   type CliIo,
 } from "./client-command.ts";
 import { onInterrupt, printJob } from "./jobs-command.ts";
-import { paint, UsageError } from "./output.ts";
+import { count, paint, UsageError } from "./output.ts";
 import { parseParams } from "./params.ts";
 import { RemoteFollow } from "./remote-follow.ts";
 
@@ -127,7 +127,7 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
     }
     io.stderr.write(
       paint(io.stderr).dim(
-        `colony: job ${job.id} (${job.job_type}) · ${job.task_types.length} tasks · ${client.server}`,
+        `colony: job ${job.id} (${job.job_type}) · ${count(job.task_types.length, "task")} · ${client.server}`,
       ) + "\n",
     );
     const follow = new RemoteFollow({
