@@ -205,6 +205,12 @@ describe("startColony and FUNCTION tasks", () => {
     assert.deepEqual(b?.context ?? {}, {});
     const silentOut = join(dir.path, "units", b!.id, "stdout");
     assert.equal(existsSync(silentOut), false, "a handler that never logs writes no output file");
+    // Its output reads as empty (it failed with ENOENT before), without and with follow.
+    for (const follow of [false, true]) {
+      let text = "";
+      for await (const c of await colony.engine.outputStream(b!.id, { follow })) text += String(c);
+      assert.equal(text, "", `follow: ${follow}`);
+    }
   });
 
   it("an unknown function fails with the names that are registered", async () => {
@@ -412,4 +418,37 @@ executorConformance("function executor", async () => {
       dir.remove();
     },
   };
+});
+
+describe("function executor: a handler that never logged", () => {
+  it("has no output file, and its logStream is empty (with and without tail)", async () => {
+    const executor = new FunctionExecutor();
+    const dir = tempDir("colony-function-silent-");
+    try {
+      executor.register("silent", () => undefined);
+      const unitDir = join(dir.path, "x1");
+      await executor.start({
+        executionId: "x1",
+        method: "FUNCTION",
+        task: taskDefinition("t", { method: "FUNCTION", function: "silent" }),
+        env: {},
+        variables: {},
+        unitDir,
+      });
+      const result = await executor.wait("x1");
+      assert.equal(result.exitCode, 0);
+      assert.equal(result.wroteOutput, false);
+      assert.equal(existsSync(join(unitDir, "stdout")), false);
+      for (const tail of [false, true]) {
+        let text = "";
+        for await (const c of await executor.logStream({ executionId: "x1", tail })) {
+          text += String(c);
+        }
+        assert.equal(text, "", `tail: ${tail}`);
+      }
+    } finally {
+      await executor.close();
+      dir.remove();
+    }
+  });
 });

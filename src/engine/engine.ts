@@ -12,9 +12,9 @@ import { renderTask } from "../core/template.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { openDefinition, sealDefinition } from "../core/secrets.ts";
 import { isFinal, type State } from "../core/states.ts";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { followFile, notifyDone } from "../core/output-follow.ts";
 import { createMaskTransform } from "../core/outputs.ts";
 import { secretValues } from "../core/secrets.ts";
@@ -500,6 +500,9 @@ export class Engine {
     if (!execution) throw new NotFoundError("task_execution", executionId);
     const job = await this.store.getJobRequest(execution.jobRequestId);
     const path = join(unitDir(this.#ctx.dataDir, executionId), "stdout");
+    // Not following and nothing written (not started, or a task that printed nothing:
+    // a silent FUNCTION handler, a remote ant that sent no bytes): no output.
+    if (!options.follow && !existsSync(path)) return Readable.from([]);
     let offset = options.offset ?? 0;
     if (options.tail) {
       try {

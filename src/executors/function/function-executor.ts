@@ -12,7 +12,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { inspect } from "node:util";
 import { ExecutorError } from "../../core/errors.ts";
 import type { ColonyEventBus } from "../../core/events.ts";
@@ -353,8 +353,10 @@ export class FunctionExecutor implements Executor {
     const e = this.#executions.get(request.executionId);
     if (!e) throw unknown(request.executionId);
     queueMicrotask(e.begin);
-    let offset = 0;
-    if (request.tail) offset = (await stat(e.outPath).catch(() => undefined))?.size ?? 0;
+    const size = (await stat(e.outPath).catch(() => undefined))?.size;
+    // A handler that never logged wrote no file: nothing to read unless following.
+    if (size === undefined && request.follow !== true) return Readable.from([]);
+    const offset = request.tail ? (size ?? 0) : 0;
     return followFile(e.outPath, {
       offset,
       follow: request.follow === true,
