@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { JobFailedError, startColony, type Colony } from "../src/index.ts";
+import { ColonyError, JobFailedError, startColony, type Colony } from "../src/index.ts";
 import { taskDefinition } from "../src/core/job-definition.ts";
 import { executorConformance } from "../src/executors/executor-conformance.ts";
 import { FunctionExecutor } from "../src/executors/function/function-executor.ts";
@@ -211,6 +211,38 @@ describe("startColony and FUNCTION tasks", () => {
       for await (const c of await colony.engine.outputStream(b!.id, { follow })) text += String(c);
       assert.equal(text, "", `follow: ${follow}`);
     }
+  });
+
+  it("params that are not an object and invalid dates are refused; nothing is written", async () => {
+    const typed = "fn-refused";
+    await colony.define({
+      job_type: typed,
+      tasks: [{ task_type: "a", method: "FUNCTION", function: "x" }],
+    });
+    const before = (await colony.engine.store.listJobRequests({ limit: 1000 })).items.length;
+    const refuse = async (submit: () => Promise<unknown>, message: RegExp) =>
+      assert.rejects(submit, (e: unknown) => {
+        assert.ok(e instanceof ColonyError && e.code === "COLONY_VALIDATION", String(e));
+        assert.match(e.message, message);
+        return true;
+      });
+    const definition = fn("never");
+    await refuse(
+      () => colony.submit(definition, { params: "Name=ada" as never }),
+      /^params must be an object of NAME: value .* got string$/,
+    );
+    await refuse(() => colony.submit(definition, { params: [1] as never }), /got an array$/);
+    await refuse(
+      () => colony.submit({ job_type: typed, params: "x" as never }),
+      /^submit\(\{job_type, params\}\): params must be an object .* got string$/,
+    );
+    await refuse(() => colony.submit(typed, { params: 7 as never }), /got number$/);
+    await refuse(
+      () => colony.submit(definition, { scheduledAt: new Date("not a date") }),
+      /^scheduledAt must be a valid Date, got an invalid Date$/,
+    );
+    const after = (await colony.engine.store.listJobRequests({ limit: 1000 })).items.length;
+    assert.equal(after, before, "no job request was written");
   });
 
   it("an unknown function fails with the names that are registered", async () => {
@@ -448,6 +480,27 @@ describe("function executor: a handler that never logged", () => {
       }
     } finally {
       await executor.close();
+      dir.remove();
+    }
+  });
+});
+
+describe("a closed colony", () => {
+  it("refuses submit and define with COLONY_CLOSED, and close() again is a no-op", async () => {
+    const dir = tempDir("colony-closed-");
+    try {
+      const colony = await startColony({ dataDir: dir.path, log: () => undefined });
+      await colony.close({ graceMs: 0 });
+      await colony.close({ graceMs: 0 });
+      const closed = (e: unknown) => {
+        assert.ok(e instanceof ColonyError, String(e));
+        assert.equal(e.code, "COLONY_CLOSED");
+        assert.match(e.message, /start another with startColony\(\)/);
+        return true;
+      };
+      await assert.rejects(colony.submit(fn("any")), closed);
+      await assert.rejects(colony.define(fn("any")), closed);
+    } finally {
       dir.remove();
     }
   });

@@ -4,7 +4,7 @@
  * leases, and takes over requests whose owner died (crash recovery). The same engine
  * serves `colony run` (one job, embedded SQLite) and `colony server`.
  */
-import { ColonyError, NotFoundError } from "../core/errors.ts";
+import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
 import { ColonyEventBus } from "../core/events.ts";
 import type { Deferral, ExecutorRegistry, TaskDispatcher } from "../core/executor.ts";
 import type { JobDefinition, TaskDefinition } from "../core/job-definition.ts";
@@ -68,6 +68,33 @@ export interface SubmitInput {
 
 export interface JobView extends JobRequest {
   tasks: TaskExecution[];
+}
+
+/** Params are an object of NAME: value (the REST schemas check this for their callers). */
+export function checkParams(params: unknown, what = "params"): void {
+  if (
+    params !== undefined &&
+    (typeof params !== "object" || params === null || Array.isArray(params))
+  ) {
+    const got = params === null ? "null" : Array.isArray(params) ? "an array" : typeof params;
+    throw new ValidationError(
+      `${what} must be an object of NAME: value (as in { Name: "world" }), got ${got}`,
+    );
+  }
+}
+
+/**
+ * What the REST schemas check for their callers, for callers in this process (the
+ * library): params an object of NAME: value, a real date. Nothing is written otherwise.
+ */
+function checkSubmit(input: SubmitInput): void {
+  checkParams(input.params);
+  const at: unknown = input.scheduledAt;
+  if (at !== undefined && !(at instanceof Date && Number.isFinite(at.getTime()))) {
+    throw new ValidationError(
+      `scheduledAt must be a valid Date, got ${at instanceof Date ? "an invalid Date" : typeof at}`,
+    );
+  }
 }
 
 export class Engine {
@@ -155,6 +182,7 @@ export class Engine {
 
   /** Accepts a job request (durable before this resolves). */
   async submit(input: SubmitInput): Promise<JobRequest> {
+    checkSubmit(input);
     const created = this.store.createJobRequest({
       jobType: input.definition.jobType,
       definition: sealDefinition(input.definition, this.#opts.secretKey),

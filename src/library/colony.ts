@@ -20,7 +20,7 @@ import type { ColonyEvents } from "../core/events.ts";
 import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { isFinal, type State } from "../core/states.ts";
-import type { Engine } from "../engine/engine.ts";
+import { checkParams, type Engine } from "../engine/engine.ts";
 import type { FunctionHandler } from "../executors/function/function-executor.ts";
 import { openEmbedded, type Embedded } from "../runtime/embedded.ts";
 import type { Store, StoredDefinition } from "../store/store.ts";
@@ -277,6 +277,15 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
   });
 
   let closed: Promise<void> | undefined;
+  const assertOpen = () => {
+    if (closed) {
+      throw new ColonyError(
+        "COLONY_CLOSED",
+        "this colony was closed; start another with startColony() to submit more jobs",
+        { status: 409 },
+      );
+    }
+  };
   const colony: Colony = {
     dataDir: runtime.dataDir,
     engine,
@@ -287,6 +296,7 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
       return colony;
     },
     async define(definition) {
+      assertOpen();
       const parsed = parseDefinition(definition);
       const source =
         typeof definition === "string" ? definition : JSON.stringify(definition, null, 2);
@@ -296,6 +306,7 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
       return stored;
     },
     async submit(input, submitOptions = {}) {
+      assertOpen();
       const extra = {
         ...(submitOptions.scheduledAt ? { scheduledAt: submitOptions.scheduledAt } : {}),
       };
@@ -309,10 +320,10 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
             "submit: give a job type, {job_type, params}, or a definition with tasks",
           );
         }
-        const params = {
-          ...((input as { params?: Record<string, unknown> }).params ?? {}),
-          ...submitOptions.params,
-        };
+        const own = (input as { params?: Record<string, unknown> }).params;
+        checkParams(own, "submit({job_type, params}): params");
+        checkParams(submitOptions.params);
+        const params = { ...own, ...submitOptions.params };
         job = await engine.submitType(jobType, params, extra);
       } else {
         job = await engine.submit({
