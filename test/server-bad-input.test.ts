@@ -119,6 +119,17 @@ describe("server refuses bad input without harm", () => {
     // YAML is text, accepted by the parser, but /api/tokens wants an object.
     const yaml = await post("/api/tokens", "role: reader\nname: x\n", "application/yaml");
     assert.equal(yaml.status, 400);
+    assert.match(
+      yaml.json<ErrorJson>().error.message,
+      /^body: must be object; this route takes a JSON object \(Content-Type: application\/json\), not application\/yaml$/,
+    );
+    // A YAML job sent to submit: where YAML goes instead.
+    const job = await post("/api/job-requests", "job_type: x\ntasks: []\n", "text/yaml");
+    assert.equal(job.status, 400);
+    assert.match(
+      job.json<ErrorJson>().error.message,
+      /not text\/yaml: save a YAML job definition with POST \/api\/job-definitions, then submit/,
+    );
   });
 
   it("answers unknown routes and methods with 404 JSON, ids with 404", async () => {

@@ -5,6 +5,7 @@
  */
 import { ColonyError } from "../core/errors.ts";
 import type { App } from "./app.ts";
+import type { FastifyRequest } from "fastify";
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
@@ -25,6 +26,24 @@ interface FastifyLikeError extends Error {
   validationContext?: string;
 }
 
+/**
+ * When a route that takes JSON got a whole body of another kind (YAML sent to submit a
+ * job, say): which Content-Type it takes and, for a submit, where YAML goes.
+ */
+function wholeBodyHint(where: string, request: FastifyRequest): string {
+  const type = String(request.headers["content-type"] ?? "")
+    .split(";")[0]!
+    .trim();
+  if (where !== "body" || type === "" || type === "application/json") return "";
+  const submit = request.method === "POST" && request.url.split("?")[0] === "/api/job-requests";
+  return (
+    `; this route takes a JSON object (Content-Type: application/json), not ${type}` +
+    (submit
+      ? ': save a YAML job definition with POST /api/job-definitions, then submit {"job_type": ...}'
+      : "")
+  );
+}
+
 export function installErrorHandling(app: App): void {
   app.setErrorHandler((error: FastifyLikeError, request, reply) => {
     if (error instanceof ColonyError) {
@@ -43,7 +62,9 @@ export function installErrorHandling(app: App): void {
       }
       const where = `${error.validationContext ?? "body"}${path.replace(/\//g, ".")}`;
       const what = extra ? `unknown field '${String(extra)}'` : (first?.message ?? "is invalid");
-      return reply.status(400).send(errorBody("COLONY_VALIDATION", `${where}: ${what}`));
+      return reply
+        .status(400)
+        .send(errorBody("COLONY_VALIDATION", `${where}: ${what}${wholeBodyHint(where, request)}`));
     }
     switch (error.code) {
       case "FST_ERR_CTP_BODY_TOO_LARGE":
