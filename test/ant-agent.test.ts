@@ -235,6 +235,22 @@ describe("colony ant (a second process)", () => {
     assert.match(here.text, /hello\ntool ran\n$/);
   });
 
+  it("a wrong token stops it at once with one line that says so (no reconnecting)", async () => {
+    const r = await runCli([
+      "ant",
+      "--server",
+      s.url,
+      "--token",
+      "not-a-token",
+      "--data-dir",
+      `${dir.path}/wrong-token`,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(r.stderr.trim().split("\n"), [
+      `colony ant: ${s.url.replace(/^http/, "ws")}/ws/ants answered HTTP 401 (check the token: it needs role ant)`,
+    ]);
+  });
+
   it("offers DOCKER only where an engine answers, and says where it looked", async () => {
     const r = await runCli(
       [

@@ -125,6 +125,8 @@ export class AntAgent {
   #socket: WebSocket | undefined;
   #registered = false;
   #closed = false;
+  /** The server refused the first connection (401/403): the start failed; no reconnect. */
+  #refused = false;
   #attempts = 0;
   #retry: NodeJS.Timeout | undefined;
   readonly #ready = Promise.withResolvers<void>();
@@ -260,16 +262,22 @@ export class AntAgent {
     ws.on("message", (data) => this.#onFrame(ws, data.toString()));
     ws.on("unexpected-response", (_req, res) => {
       const why = `${this.#url} answered HTTP ${res.statusCode}${res.statusCode === 401 || res.statusCode === 403 ? " (check the token: it needs role ant)" : ""}`;
-      this.#log(`colony ant: ${why}`);
+      // Refused at the first try: a wrong token, not a server restarting. The start
+      // fails with this reason alone (no "closed before established", no reconnect).
       if (this.#attempts === 0 && (res.statusCode === 401 || res.statusCode === 403)) {
+        this.#refused = true;
         this.#ready.reject(new Error(why));
+      } else {
+        this.#log(`colony ant: ${why}`);
       }
       ws.terminate();
     });
-    ws.on("error", (error) => this.#log(`colony ant: ${error.message}`));
+    ws.on("error", (error) => {
+      if (!this.#refused) this.#log(`colony ant: ${error.message}`);
+    });
     ws.on("close", (code, reason) => {
       for (const t of this.#tasks.values()) if (t.pumping?.socket === ws) t.pumping.stop();
-      if (this.#closed || this.#socket !== ws) return;
+      if (this.#closed || this.#refused || this.#socket !== ws) return;
       this.#attempts++;
       const wait = backoff(
         this.#attempts,
