@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { ColonyError, startWebSocketWorker } from "../src/index.ts";
 import { ROOT } from "./support/cli.ts";
 import { startAntServer, waitForAnt, type AntTestServer } from "./support/ants.ts";
 
@@ -23,6 +24,34 @@ describe("worker SDK examples", () => {
       await exited;
     }
     await s.close();
+  });
+
+  it("a worker whose token the server refuses: ready rejects and it stops retrying", async () => {
+    const logs: string[] = [];
+    const w = startWebSocketWorker({
+      server: s.url,
+      token: "not-a-token",
+      antId: "refused",
+      handle: () => ({}),
+      log: (line) => logs.push(line),
+      reconnectMinMs: 10,
+    });
+    const settled = Promise.race([
+      w.ready,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("ready did not settle within 10 s")), 10_000).unref(),
+      ),
+    ]);
+    await assert.rejects(settled, (e: unknown) => {
+      assert.ok(e instanceof ColonyError, String(e));
+      assert.equal(e.code, "COLONY_ANT_REFUSED");
+      assert.match(e.message, /answered 401; check the token \(role ant\)/);
+      return true;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(logs.filter((l) => /answered 401/.test(l)).length, 1, logs.join("\n"));
+    assert.ok(!logs.some((l) => /reconnecting/.test(l)), logs.join("\n"));
+    await w.close();
   });
 
   it("echo-worker.ts completes WEBSOCKET tasks tagged echo, with the context it returns", async () => {

@@ -12,6 +12,7 @@
  * retried by colony per their policy). Up to `maxCapacity` handlers run at once.
  */
 import WebSocket from "ws";
+import { ColonyError } from "../core/errors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { parseJsonFrame, parseTaskRequest, type TaskRequest } from "../ants/task-request.ts";
 import {
@@ -44,7 +45,10 @@ export interface WebSocketWorkerOptions {
 }
 
 export interface WebSocketWorker extends Worker {
-  /** Resolves once registered the first time. */
+  /**
+   * Resolves once connected the first time; rejects (COLONY_ANT_REFUSED) when the server
+   * refuses the first connection with 401 or 403 (a wrong token), and the worker stops.
+   */
   readonly ready: Promise<void>;
 }
 
@@ -60,6 +64,7 @@ export function startWebSocketWorker(options: WebSocketWorkerOptions): WebSocket
   let closed = false;
   let attempts = 0;
   let answered = 0;
+  let connectedOnce = false;
   let retry: NodeJS.Timeout | undefined;
 
   async function onTask(ws: WebSocket, request: TaskRequest): Promise<void> {
@@ -78,6 +83,7 @@ export function startWebSocketWorker(options: WebSocketWorkerOptions): WebSocket
     socket = ws;
     ws.on("open", () => {
       attempts = 0;
+      connectedOnce = true;
       ws.send(
         JSON.stringify({
           ant_id: antId,
@@ -98,9 +104,21 @@ export function startWebSocketWorker(options: WebSocketWorkerOptions): WebSocket
       void onTask(ws, request.value);
     });
     ws.on("unexpected-response", (_req, res) => {
-      log(`worker ${antId}: ${url} answered ${res.statusCode}; check the token (role ant)`);
+      const why = `${url} answered ${res.statusCode}; check the token (role ant)`;
+      log(`worker ${antId}: ${why}`);
+      // Refused before ever connecting: a wrong token, not a server restarting. `ready`
+      // rejects and the worker stops rather than retrying forever.
+      if (!connectedOnce && (res.statusCode === 401 || res.statusCode === 403)) {
+        closed = true;
+        ready.reject(
+          new ColonyError("COLONY_ANT_REFUSED", `worker ${antId}: ${why}`, { status: 401 }),
+        );
+      }
+      ws.terminate();
     });
-    ws.on("error", (error) => log(`worker ${antId}: ${error.message}`));
+    ws.on("error", (error) => {
+      if (!closed) log(`worker ${antId}: ${error.message}`);
+    });
     ws.on("close", () => {
       if (closed) return;
       attempts++;
