@@ -16,7 +16,12 @@
  */
 import { Redis } from "ioredis";
 import { parseJsonFrame, parseTaskRequest } from "../ants/task-request.ts";
-import { WORKER_GROUP } from "../executors/messaging/messaging-executor.ts";
+import { ColonyError } from "../core/errors.ts";
+import {
+  connectAll,
+  MESSAGING_UNAVAILABLE,
+  WORKER_GROUP,
+} from "../executors/messaging/messaging-executor.ts";
 import { answer, defaultWorkerId, type TaskHandler, type Worker } from "./worker-common.ts";
 
 export { WORKER_GROUP };
@@ -53,9 +58,15 @@ export async function startMessagingWorker(options: MessagingWorkerOptions): Pro
   // Blocking reads on one connection, replies and acks on the other.
   const reader = new Redis(url, { lazyConnect: true, connectionName: `colony-worker-${consumer}` });
   const writer = new Redis(url, { lazyConnect: true });
-  reader.on("error", () => undefined);
-  writer.on("error", () => undefined);
-  await Promise.all([reader.connect(), writer.connect()]);
+  try {
+    await connectAll([reader, writer]);
+  } catch (error) {
+    throw new ColonyError(
+      MESSAGING_UNAVAILABLE,
+      `worker ${consumer}: cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, "//***@")}: ${(error as Error).message}; start Redis or pass redisUrl`,
+      { status: 503, cause: error },
+    );
+  }
   try {
     await writer.xgroup("CREATE", queue, group, "$", "MKSTREAM");
   } catch (error) {

@@ -48,6 +48,23 @@ import {
 export const WORKER_GROUP = "colony-workers";
 export const MESSAGING_UNAVAILABLE = "COLONY_MESSAGING_UNAVAILABLE";
 
+/**
+ * Connects lazily-made clients. ioredis rejects a failed connect with "Connection is
+ * closed." and tells the reason (ECONNREFUSED, a DNS failure, NOAUTH...) only to its
+ * `error` listeners: the rejection carries that reason instead, and the clients are
+ * disconnected (no retries in the background).
+ */
+export async function connectAll(clients: Redis[]): Promise<void> {
+  let reason: Error | undefined;
+  for (const c of clients) c.on("error", (error: Error) => (reason ??= error));
+  try {
+    await Promise.all(clients.map((c) => c.connect()));
+  } catch (error) {
+    for (const c of clients) c.disconnect();
+    throw reason ?? error;
+  }
+}
+
 export interface MessagingExecutorOptions {
   /** Default redis://127.0.0.1:6379 (config messaging.redis_url, env COLONY_REDIS_URL). */
   redisUrl?: string;
@@ -123,10 +140,8 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       };
       commands = new Redis(url, settings);
       reader = new Redis(url, settings);
-      commands.on("error", () => undefined);
-      reader.on("error", () => undefined);
       try {
-        await Promise.all([commands.connect(), reader.connect()]);
+        await connectAll([commands, reader]);
         readerId = Number(await reader.client("ID"));
       } catch (error) {
         commands.disconnect();
