@@ -37,14 +37,22 @@ export function parseCronTrigger(text: string): CronTrigger {
       `'${text.trim()}' has ${fields} fields; write 5 (minute hour day-of-month month day-of-week) or 6 (seconds first), e.g. "0 */5 * * * *"`,
     );
   }
+  let cron: Cron;
   try {
-    new Cron(rest, { mode: "5-or-6-parts" });
+    cron = new Cron(rest, { mode: "5-or-6-parts" });
   } catch (error) {
     throw new Error(
       `'${rest}' is not a valid cron expression: ${(error as Error).message.replace(/^CronPattern: /, "")}`,
       {
         cause: error,
       },
+    );
+  }
+  // A valid pattern can still name no date at all (day 30 of February, 31 of April):
+  // the schedule would never fire, silently.
+  if (cron.nextRun() === null) {
+    throw new Error(
+      `'${rest}' never fires: no month it names has that day of the month; check day-of-month and month`,
     );
   }
   return timezone === undefined ? { cron: rest } : { cron: rest, timezone };

@@ -410,6 +410,12 @@ void describe("parseJobDefinition: refusals name the path, line, column and the 
       column: 15,
       message: "has 3 fields; write 5",
     });
+    // Valid fields that name no date: it would never fire.
+    refuses(doc("job_type: j", "cron_trigger: '0 0 30 2 *'", "tasks: [{task_type: a}]"), {
+      line: 2,
+      column: 15,
+      message: "'0 0 30 2 *' never fires: no month it names has that day of the month",
+    });
   });
 
   void it("a method's required field missing", () => {
