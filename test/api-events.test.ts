@@ -165,6 +165,29 @@ describe("GET /api/events", () => {
     assert.ok(states.includes("PENDING"));
   });
 
+  it("refuses a types filter that matches no event (a typo would receive nothing)", async () => {
+    for (const types of ["jobs", "task:started", "bogus:*"]) {
+      const res = await http(`${server.url}/api/events?follow=0&types=job,${types}`, {
+        headers: auth(),
+      });
+      assert.equal(res.status, 400, types);
+      const body = JSON.parse(res.text) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, "COLONY_VALIDATION");
+      assert.match(
+        body.error.message,
+        new RegExp(
+          `^querystring.types: no event is of type '${types.replace("*", "\\*")}'; use families job, task, unit, ant`,
+        ),
+      );
+    }
+    for (const types of ["job,task", "task:state,ant:*", "unit:released"]) {
+      const res = await http(`${server.url}/api/events?follow=0&types=${types}`, {
+        headers: auth(),
+      });
+      assert.equal(res.status, 200, types);
+    }
+  });
+
   it("carries events other features publish (ant:*, unit:*)", async () => {
     const s = await openStream(`${server.url}/api/events?types=ant:*`, auth());
     await waitUntil("hello", () => s.events.some((e) => e.event === "hello"));

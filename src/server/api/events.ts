@@ -12,7 +12,7 @@
 import type { ServerResponse } from "node:http";
 import { Type } from "typebox";
 import type { RouteModule } from "../app.ts";
-import { typeMatches, type LiveEvent } from "../live/live-events.ts";
+import { parseTypeFilters, typeMatches, type LiveEvent } from "../live/live-events.ts";
 import { errorResponses } from "../schemas.ts";
 
 const HEARTBEAT_MS = 15_000;
@@ -72,10 +72,7 @@ export const eventRoutes: RouteModule = (app, deps) => {
       },
     },
     (request, reply) => {
-      const filters = (request.query.types ?? "")
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean);
+      const filters = parseTypeFilters(request.query.types ?? "");
       const header = request.headers["last-event-id"];
       const lastId = (Array.isArray(header) ? header[0] : header) ?? request.query.last_event_id;
 

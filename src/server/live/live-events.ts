@@ -12,11 +12,23 @@
  */
 import { randomBytes } from "node:crypto";
 import type { ColonyEventBus } from "../../core/events.ts";
+import { ValidationError } from "../../core/errors.ts";
 
-/** The event families of the stream; a type is `<family>:<what>`, e.g. `task:state`. */
-export const EVENT_FAMILIES = ["job", "task", "ant", "unit", "schedule", "hook"] as const;
-export type EventFamily = (typeof EVENT_FAMILIES)[number];
-export type LiveEventType = `${EventFamily}:${string}`;
+/**
+ * Every event type the stream carries (besides `hello` and `reset`): `<family>:<what>`.
+ * publish() takes only these, so a `types` filter (parseTypeFilters) knows them all.
+ */
+export const EVENT_TYPES = [
+  "job:state",
+  "task:state",
+  "unit:state",
+  "unit:released",
+  "ant:connected",
+  "ant:disconnected",
+  "ant:lost",
+  "ant:gone",
+] as const;
+export type LiveEventType = (typeof EVENT_TYPES)[number];
 
 export interface LiveEvent {
   /** `<boot>-<seq>`: what a client sends back as Last-Event-ID. */
@@ -196,6 +208,32 @@ export class LiveEvents {
     for (const detach of this.#detach.splice(0)) detach();
     this.#listeners.clear();
   }
+}
+
+/**
+ * The filters of a `types` query (`job,task:state,ant:*`), each a family or an exact
+ * type the stream carries; throws on one it never carries (`jobs`, a typo), which
+ * would otherwise receive nothing, silently.
+ */
+export function parseTypeFilters(text: string): string[] {
+  const filters = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const families = new Set(EVENT_TYPES.map((t) => t.slice(0, t.indexOf(":"))));
+  for (const f of filters) {
+    const family = f.endsWith(":*") ? f.slice(0, -2) : f;
+    const known = family.includes(":")
+      ? (EVENT_TYPES as readonly string[]).includes(family)
+      : families.has(family);
+    if (!known) {
+      throw new ValidationError(
+        `querystring.types: no event is of type '${f}'; use families ${[...families].join(", ")} ` +
+          `(or family:*) or types ${EVENT_TYPES.join(", ")}`,
+      );
+    }
+  }
+  return filters;
 }
 
 /** Whether an event type passes a `types` filter (`job`, `task:state`, `ant:*`...). */
