@@ -178,7 +178,7 @@ export function printJob(out: NodeJS.WriteStream, job: JobRequestView): void {
     t.exit_code === null ? "-" : String(t.exit_code),
     took(t.started_at, t.ended_at),
     t.id,
-    t.state === "COMPLETED" ? "" : (t.error_message ?? ""),
+    t.error_message ?? "",
   ]);
   out.write(
     "\n" +

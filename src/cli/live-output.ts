@@ -97,7 +97,7 @@ export class LiveOutput {
               ? p.red("✗ FAILED")
               : p.yellow("■ CANCELLED");
         const code = e.exitCode !== undefined ? ` exit ${e.exitCode}` : "";
-        const why = e.error && e.state !== "COMPLETED" ? ` — ${e.error}` : "";
+        const why = e.error ? ` — ${e.error}` : "";
         this.#write(this.#o.err, `${label} ${mark}${code}${why}\n`);
         this.#drawProgress();
       };

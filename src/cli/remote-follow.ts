@@ -163,7 +163,7 @@ export class RemoteFollow {
           ? p.red("✗ FAILED")
           : p.yellow("■ CANCELLED");
     const code = t.exit_code !== null ? ` exit ${t.exit_code}` : "";
-    const why = t.error_message && t.state !== "COMPLETED" ? ` — ${t.error_message}` : "";
+    const why = t.error_message ? ` — ${t.error_message}` : "";
     this.#write(this.#o.err, `${this.#label(t.task_type)} ${mark}${code}${why}\n`);
     this.#drawProgress();
   }

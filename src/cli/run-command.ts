@@ -226,7 +226,7 @@ async function report(
       String(t.attempt + 1),
       t.exitCode === undefined ? "-" : String(t.exitCode),
       t.startedAt && t.endedAt ? formatDuration(t.endedAt.getTime() - t.startedAt.getTime()) : "-",
-      t.state === "COMPLETED" ? "" : (t.errorMessage ?? ""),
+      t.errorMessage ?? "",
     ]);
     io.stderr.write("\n" + table(rows, ["TASK", "STATE", "TRY", "EXIT", "TIME", "NOTE"]) + "\n");
     const took =

@@ -1,0 +1,79 @@
+/**
+ * A task whose output fills the data disk: a process writes its output straight to its
+ * file, so its own "No space left on device" went there too and was lost, and the user
+ * saw only "exited with code 1" (or nothing, when the script ended with exit 0). Now
+ * the task's note says the disk was full and the output may be cut short.
+ *
+ * The data dir is on a real 2 MiB tmpfs: mounting one needs root (as .ci/run has).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { runCli } from "./support/cli.ts";
+
+const root = process.getuid?.() === 0;
+const note =
+  /the disk of \S+ was full when the task ended \(\d+ bytes free\): its output may be cut short; free some space and run it again/;
+
+describe(
+  "output on a full data disk (a real 2 MiB tmpfs)",
+  { skip: root ? false : "needs root to mount a small tmpfs" },
+  () => {
+    const mnt = mkdtempSync(join(tmpdir(), "colony-full-"));
+    const jobs = mkdtempSync(join(tmpdir(), "colony-full-jobs-"));
+    let n = 0;
+    const job = (script: string) => {
+      const file = join(jobs, `job${++n}.yaml`);
+      writeFileSync(
+        file,
+        `job_type: full${n}\ntasks:\n- task_type: big\n  script: [${JSON.stringify(script)}]\n`,
+      );
+      return file;
+    };
+    // 5 MB of 'x' into a 2 MiB filesystem.
+    const flood = "head -c 5000000 /dev/zero | tr '\\\\0' x";
+
+    before(() => {
+      const r = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]);
+      assert.equal(r.status, 0, `mount: ${r.stderr}`);
+    });
+    after(() => {
+      spawnSync("umount", [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+      rmSync(jobs, { recursive: true, force: true });
+    });
+
+    it("a task that failed writing says the disk was full", async () => {
+      const data = join(mnt, "d1");
+      const r = await runCli(["run", job(flood), "--data-dir", data, "--quiet"]);
+      rmSync(data, { recursive: true, force: true });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /big\s+FAILED\s+1\s+1 .*exited with code 1; the disk of/);
+      assert.match(r.stderr, note);
+    });
+
+    it("a task that ended 0 all the same is COMPLETED, with the same note", async () => {
+      const data = join(mnt, "d2");
+      const r = await runCli(["run", job(`${flood} || true`), "--data-dir", data, "--json"]);
+      rmSync(data, { recursive: true, force: true });
+      assert.equal(r.code, 0, r.stderr);
+      const done = JSON.parse(r.stdout) as {
+        tasks: Array<{ state: string; errorMessage?: string }>;
+      };
+      assert.equal(done.tasks[0]?.state, "COMPLETED");
+      assert.match(done.tasks[0]?.errorMessage ?? "", note);
+    });
+
+    it("with room to spare, no note", async () => {
+      const data = join(mnt, "d3");
+      const r = await runCli(["run", job("echo small"), "--data-dir", data, "--json"]);
+      rmSync(data, { recursive: true, force: true });
+      assert.equal(r.code, 0, r.stderr);
+      const done = JSON.parse(r.stdout) as { tasks: Array<{ errorMessage?: string }> };
+      assert.equal(done.tasks[0]?.errorMessage, undefined);
+    });
+  },
+);
