@@ -2,7 +2,8 @@
  * A task whose output fills the data disk: a process writes its output straight to its
  * file, so its own "No space left on device" went there too and was lost, and the user
  * saw only "exited with code 1" (or nothing, when the script ended with exit 0). Now
- * the task's note says the disk was full and the output may be cut short.
+ * the task's note says the disk was full and the output may be cut short. A store that
+ * cannot grow on a full disk says so too (SQLite reports many of those as I/O errors).
  *
  * The data dir is on a real 2 MiB tmpfs: mounting one needs root (as .ci/run has).
  */
@@ -65,6 +66,25 @@ describe(
       };
       assert.equal(done.tasks[0]?.state, "COMPLETED");
       assert.match(done.tasks[0]?.errorMessage ?? "", note);
+    });
+
+    it("a store on a full disk says the disk is full (SQLite said 'disk I/O error')", async () => {
+      const data = join(mnt, "d4");
+      const first = await runCli(["run", job("echo first"), "--data-dir", data]);
+      assert.equal(first.code, 0, first.stderr);
+      const fill = join(mnt, "fill");
+      spawnSync("sh", ["-c", `head -c 3000000 /dev/zero > ${fill}`]);
+      try {
+        const r = await runCli(["run", job("echo second"), "--data-dir", data]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          /colony run: disk full while \w+ in the store at \S+colony\.db \(\d+ bytes free on its disk; SQLite: [^)]*\); free space and retry \[COLONY_STORE_FAILURE\]/,
+        );
+      } finally {
+        rmSync(fill, { force: true });
+        rmSync(data, { recursive: true, force: true });
+      }
     });
 
     it("with room to spare, no note", async () => {

@@ -3,8 +3,9 @@
  * environment, starts (or re-attaches after a restart), enforces the timeout, waits,
  * collects `::set-output` values and records the result — each step one store call.
  */
-import { createReadStream, statSync, statfsSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
+import { FULL_DISK_BYTES, freeBytes } from "../core/disk.ts";
 import { ColonyError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
@@ -167,27 +168,18 @@ export function classifyResult(
   };
 }
 
-/** Free bytes under which the output's disk counts as full when a task ends. */
-const FULL_DISK_BYTES = 64 * 1024;
-
 /**
  * Why a task's output may be cut short: the disk holding it was full as the task ended
  * (a process writes its output straight to the file, so its "No space left on device"
  * went there too, and was lost). Undefined when there was room, or no way to tell.
  */
 export function fullDiskNote(dir: string): string | undefined {
-  try {
-    const fs = statfsSync(dir);
-    // Root writes into the blocks reserved for it; anyone else stops at bavail.
-    const free = Number(process.getuid?.() === 0 ? fs.bfree : fs.bavail) * Number(fs.bsize);
-    if (free >= FULL_DISK_BYTES) return undefined;
-    return (
-      `the disk of ${dir} was full when the task ended (${free} bytes free): ` +
-      `its output may be cut short; free some space and run it again`
-    );
-  } catch {
-    return undefined;
-  }
+  const free = freeBytes(dir);
+  if (free === undefined || free >= FULL_DISK_BYTES) return undefined;
+  return (
+    `the disk of ${dir} was full when the task ended (${free} bytes free): ` +
+    `its output may be cut short; free some space and run it again`
+  );
 }
 
 async function scanOutputs(path: string): Promise<Record<string, string>> {

@@ -2,6 +2,8 @@
  * SQLite failures as colony errors: the SQLite result code says what happened (disk
  * full, I/O error, corrupt file, locked...), the message says where and what to do.
  */
+import { dirname } from "node:path";
+import { FULL_DISK_BYTES, freeBytes } from "../core/disk.ts";
 import { ColonyError, StoreError } from "../core/errors.ts";
 
 export const BUSY_TIMEOUT_MS = 5000;
@@ -23,11 +25,21 @@ export function sqliteFailure(error: unknown, path: string, what: string): unkno
   switch (primary) {
     case 13: // SQLITE_FULL
       return new StoreError(`disk full while ${what} in ${at}; free space and retry`, error);
-    case 10: // SQLITE_IOERR
+    case 10: {
+      // SQLITE_IOERR. A full disk often shows as one (growing the -shm file, a short
+      // write) rather than as SQLITE_FULL: say so when it is.
+      const free = freeBytes(dirname(path));
+      if (free !== undefined && free < FULL_DISK_BYTES) {
+        return new StoreError(
+          `disk full while ${what} in ${at} (${free} bytes free on its disk; SQLite: ${detail}); free space and retry`,
+          error,
+        );
+      }
       return new StoreError(
         `I/O error while ${what} in ${at} (${detail}); check the disk and its file system`,
         error,
       );
+    }
     case 11: // SQLITE_CORRUPT
     case 26: // SQLITE_NOTADB
       return new StoreError(
