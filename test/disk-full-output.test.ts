@@ -3,16 +3,20 @@
  * file, so its own "No space left on device" went there too and was lost, and the user
  * saw only "exited with code 1" (or nothing, when the script ended with exit 0). Now
  * the task's note says the disk was full and the output may be cut short. A store that
- * cannot grow on a full disk says so too (SQLite reports many of those as I/O errors).
+ * cannot grow on a full disk says so too (SQLite reports many of those as I/O errors), and
+ * so does an artifact upload that fills it.
  *
  * The data dir is on a real 2 MiB tmpfs: mounting one needs root (as .ci/run has).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { BlobStore } from "../src/artifacts/blob-store.ts";
+import { ColonyError } from "../src/core/errors.ts";
 import { runCli } from "./support/cli.ts";
 
 const root = process.getuid?.() === 0;
@@ -84,6 +88,39 @@ describe(
       } finally {
         rmSync(fill, { force: true });
         rmSync(data, { recursive: true, force: true });
+      }
+    });
+
+    it("an upload that fills the disk fails with COLONY_DISK_FULL and leaves nothing behind", async () => {
+      // It used to wait for 'drain' forever after ENOSPC, its write error unhandled.
+      const blobs = new BlobStore(join(mnt, "artifacts"));
+      const unhandled: unknown[] = [];
+      const onUnhandled = (e: unknown) => unhandled.push(e);
+      process.on("unhandledRejection", onUnhandled);
+      try {
+        const chunks = function* () {
+          for (let i = 0; i < 80; i++) yield Buffer.alloc(64 * 1024, 120); // 5 MiB
+        };
+        const receiving = blobs.receive(Readable.from(chunks()), 100e6);
+        const timeout = new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error("receive() did not settle in 10 s")), 10_000).unref(),
+        );
+        await assert.rejects(Promise.race([receiving, timeout]), (e: unknown) => {
+          assert.ok(e instanceof ColonyError, String(e));
+          assert.equal(e.code, "COLONY_DISK_FULL");
+          assert.equal(e.status, 507);
+          assert.match(
+            e.message,
+            /^no space left on the disk of \S+ after \d+ bytes of the file; nothing was kept/,
+          );
+          return true;
+        });
+        await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(unhandled, []);
+        assert.deepEqual(readdirSync(join(mnt, "artifacts", "tmp")), []);
+      } finally {
+        process.off("unhandledRejection", onUnhandled);
+        rmSync(join(mnt, "artifacts"), { recursive: true, force: true });
       }
     });
 

@@ -6,6 +6,7 @@
  * an fsync, only once the caller has accepted its hashes. Identical content is stored once.
  */
 import { createHash, randomBytes, type Hash } from "node:crypto";
+import { once } from "node:events";
 import { createReadStream, createWriteStream, existsSync, mkdirSync, rmSync } from "node:fs";
 import { open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -79,6 +80,8 @@ export class BlobStore {
       out.once("finish", resolve);
       out.once("error", reject);
     });
+    // Observed below, or dropped when the loop fails first: never an unhandled rejection.
+    finished.catch(() => undefined);
     let size = 0;
     try {
       for await (const piece of source) {
@@ -86,14 +89,22 @@ export class BlobStore {
         size += chunk.length;
         if (size > maxBytes) throw new BlobTooLargeError(maxBytes);
         for (const h of [md5, challenge, sha256] as Hash[]) h.update(chunk);
-        if (!out.write(chunk))
-          await new Promise<void>((resolve) => out.once("drain", () => resolve()));
+        // A write error (ENOSPC) ends the wait for 'drain' too: once() rejects on 'error'.
+        if (!out.write(chunk)) await once(out, "drain");
       }
       out.end();
       await finished;
     } catch (error) {
       out.destroy();
       rmSync(tmpPath, { force: true });
+      if ((error as NodeJS.ErrnoException).code === "ENOSPC") {
+        throw new ColonyError(
+          "COLONY_DISK_FULL",
+          `no space left on the disk of ${this.dir} after ${size} bytes of the file; ` +
+            `nothing was kept: free space and send it again`,
+          { status: 507, cause: error },
+        );
+      }
       throw error;
     }
     return {
