@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ROOT, runCli, startCli, tempDir } from "./support/cli.ts";
+import { ROOT, runCli, runCliClosingStdout, startCli, tempDir } from "./support/cli.ts";
 import { startTestServer, type TestServer } from "./support/api-server.ts";
 
 const SLEEPY = `job_type: sleepy
@@ -139,6 +139,20 @@ describe("colony client commands (CLI against a server)", () => {
 
     const all = await colony("jobs", "logs", String(job.id));
     assert.match(all.stdout, /^\[letters\] letter a$/m);
+  });
+
+  it("jobs logs into a pipe that closes early (| head -1) ends quietly with 0", async () => {
+    const many = file(
+      "many.yaml",
+      "job_type: many\ntasks:\n- task_type: a\n  script: ['seq 1 200000']\n",
+    );
+    const submitted = await colony("submit", many, "--follow");
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const id = /job (\d+) \(many\)/.exec(submitted.stderr)![1]!;
+    const r = await runCliClosingStdout(["jobs", "logs", id], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "[a] 1\n");
+    assert.doesNotMatch(r.stderr, /EPIPE|Unhandled/);
   });
 
   it("jobs list (filters, --json), jobs show, jobs restart", async () => {

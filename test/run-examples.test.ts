@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { runCli, tempDir } from "./support/cli.ts";
+import { runCli, runCliClosingStdout, tempDir } from "./support/cli.ts";
 
 describe("colony run (examples)", () => {
   const dir = tempDir();
@@ -90,6 +90,21 @@ describe("colony run (examples)", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\[flaky\] try 3$/m);
     assert.match(r.stdout, /^\[done\] succeeded after retries$/m);
+  });
+
+  it("into a pipe that closes early (| head -1), the job still runs to its end", async () => {
+    const dir = tempDir("colony-run-pipe-");
+    try {
+      const job = join(dir.path, "many.yaml");
+      writeFileSync(job, "job_type: many\ntasks:\n- task_type: a\n  script: ['seq 1 200000']\n");
+      const r = await runCliClosingStdout(["run", job, "--data-dir", dir.path]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "[a] 1\n");
+      assert.match(r.stderr, /job \d+ \(many\) COMPLETED/);
+      assert.doesNotMatch(r.stderr, /EPIPE|Unhandled/);
+    } finally {
+      dir.remove();
+    }
   });
 
   it("timeout: the slow task is killed, always_run runs, exit code 1", async () => {

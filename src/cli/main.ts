@@ -39,6 +39,24 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   server: async (argv) => (await import("./server-command.ts")).serverCommand(argv),
 };
 
+/** Commands that go on when their stdout is gone: they run work, output is a bonus. */
+const KEEP_RUNNING = new Set(["run", "server", "ant"]);
+let stdoutGone = false;
+
+/**
+ * The reader of stdout went away (`colony jobs logs 42 | head`): a command that only
+ * prints ends quietly, as `git log | head` does, instead of dying on an unhandled EPIPE
+ * with a stack trace; one that runs work (a job, the server, an ant) goes on without
+ * printing, so the work is not abandoned.
+ */
+function stdoutFailed(command: string, error: NodeJS.ErrnoException): void {
+  if (error.code !== "EPIPE" && !(stdoutGone && error.code === "ERR_STREAM_DESTROYED")) {
+    throw error;
+  }
+  stdoutGone = true;
+  if (!KEEP_RUNNING.has(command)) process.exit(0);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "-h" || command === "--help") {
@@ -63,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => stdoutFailed(command, error));
   try {
     return await handler(rest);
   } catch (error) {

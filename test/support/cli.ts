@@ -49,3 +49,23 @@ export function tempDir(prefix = "colony-test-"): { path: string; remove: () => 
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
+
+/**
+ * Runs the CLI like `colony ... | head -1`: its stdout is closed as soon as the first
+ * line arrived, so later writes fail with EPIPE. `stdout` is that first line.
+ */
+export function runCliClosingStdout(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  const run = startCli(args, options);
+  const out = run.child.stdout!;
+  const onData = () => {
+    if (run.stdout().includes("\n")) {
+      out.off("data", onData);
+      out.destroy();
+    }
+  };
+  out.on("data", onData);
+  return run.result.then((r) => ({ ...r, stdout: r.stdout.slice(0, r.stdout.indexOf("\n") + 1) }));
+}
