@@ -114,6 +114,13 @@ describe("colony client commands (CLI against a server)", () => {
         `${broken}:4:3: line 4, column 3 at tasks\\[0\\]\\.scrpt: unknown key 'scrpt'; did you mean 'script'\\?`,
       ),
     );
+
+    const folder = await colony("submit", files.path);
+    assert.equal(folder.code, 2);
+    assert.equal(
+      folder.stderr,
+      `colony submit: ${files.path} is a directory; give a job file (job.yaml) or a saved job type\n`,
+    );
   });
 
   it("submit JOB_TYPE --param --json, then jobs logs -f and jobs logs --task", async () => {

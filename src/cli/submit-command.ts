@@ -80,6 +80,11 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
   }
   const isFile = existsSync(target) && statSync(target).isFile();
   if (!isFile && /\.(ya?ml|json)$/i.test(target)) throw new UsageError(`no such file: ${target}`);
+  if (!isFile && existsSync(target)) {
+    throw new UsageError(
+      `${target} is a directory; give a job file (job.yaml) or a saved job type`,
+    );
+  }
   const text = isFile ? readFileSync(target, "utf8") : undefined;
 
   return withClient("submit", values, io, async (client) => {
