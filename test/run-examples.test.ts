@@ -146,4 +146,20 @@ describe("colony run (examples)", () => {
       bad.remove();
     }
   });
+
+  it("a directory, a missing file or a --resume of no id exit 2 saying what to give", async () => {
+    const cases: Array<[string[], string]> = [
+      [[dir.path], `colony run: ${dir.path} is a directory; give a job file (job.yaml)`],
+      [["no-such.yaml"], "colony run: no such file: no-such.yaml"],
+      [
+        ["--resume", "hello.yaml"],
+        "colony run: --resume takes a job request id (or none: every unfinished job), not 'hello.yaml'",
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(...args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr, `${message}\n`);
+    }
+  });
 });

@@ -87,6 +87,10 @@ export async function runCommand(
     try {
       text = readFileSync(file, "utf8");
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EISDIR")
+        throw new UsageError(`${file} is a directory; give a job file (job.yaml)`);
+      if (code === "ENOENT") throw new UsageError(`no such file: ${file}`);
       throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
     }
     try {
@@ -116,7 +120,9 @@ export async function runCommand(
     if (values.resume) {
       const id = positionals[0] === undefined ? undefined : Number(positionals[0]);
       if (id !== undefined && !Number.isInteger(id))
-        throw new UsageError(`not a job request id: ${positionals[0]}`);
+        throw new UsageError(
+          `--resume takes a job request id (or none: every unfinished job), not '${positionals[0]}'`,
+        );
       jobs = await runtime.engine.recover(id);
       if (jobs.length === 0) {
         if (id !== undefined) {
