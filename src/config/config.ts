@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { Type, type Static } from "typebox";
 import { Value } from "typebox/value";
-import { parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { ColonyError } from "../core/errors.ts";
 import { parseDuration } from "../core/duration.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
@@ -263,8 +263,15 @@ function keyOf(instancePath: string): string {
     .replace(/\//g, ".");
 }
 
-/** Validates a parsed config document; throws ConfigError naming the first bad key. */
-export function validateConfigFile(doc: unknown, source = "config"): ConfigFile {
+/**
+ * Validates a parsed config document; throws ConfigError naming the first bad key.
+ * `locate` (readConfigFile's) turns a key's path into `file:line:column` for the message.
+ */
+export function validateConfigFile(
+  doc: unknown,
+  source = "config",
+  locate?: (path: string[]) => string | undefined,
+): ConfigFile {
   if (doc === null || doc === undefined) return {};
   for (const error of Value.Errors(ConfigFileSchema, doc)) {
     const e = error as {
@@ -274,15 +281,18 @@ export function validateConfigFile(doc: unknown, source = "config"): ConfigFile 
       params: Record<string, unknown>;
     };
     const key = keyOf(e.instancePath);
+    const segments = e.instancePath.split("/").slice(1);
     if (e.keyword === "additionalProperties") {
       const extra = (e.params.additionalProperties as string[] | undefined)?.[0];
       const known = key ? [] : Object.keys(ConfigFileSchema.properties);
+      const at = locate?.([...segments, extra ?? ""]) ?? source;
       throw new ConfigError(
-        `${source}: unknown key '${key ? `${key}.` : ""}${extra}'${known.length ? `; known keys: ${known.join(", ")}` : ""}`,
+        `${at}: unknown key '${key ? `${key}.` : ""}${extra}'${known.length ? `; known keys: ${known.join(", ")}` : ""}`,
       );
     }
     if (e.keyword === "boolean") continue; // reported as additionalProperties
-    throw new ConfigError(`${source}: ${key || "(top level)"} ${e.message}`);
+    const at = locate?.(segments) ?? source;
+    throw new ConfigError(`${at}: ${key || "(top level)"} ${e.message}`);
   }
   return doc as ConfigFile;
 }
@@ -294,13 +304,29 @@ export function readConfigFile(path: string): ConfigFile {
   } catch (error) {
     throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
   }
-  const doc = parseDocument(text);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const [line, col] = first.linePos?.[0] ? [first.linePos[0].line, first.linePos[0].col] : [0, 0];
     throw new ConfigError(`${path}:${line}:${col}: ${first.message.split("\n")[0]}`);
   }
-  return validateConfigFile(doc.toJS(), path);
+  // The key's own line where the path names one (the value's for an array item).
+  const locate = (segments: string[]): string | undefined => {
+    const parent = doc.getIn(segments.slice(0, -1), true);
+    const last = segments.at(-1);
+    let range: readonly number[] | null | undefined;
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === last);
+      range = (pair?.key as { range?: number[] } | undefined)?.range;
+    } else if (isSeq(parent)) {
+      range = (parent.items[Number(last)] as { range?: number[] } | undefined)?.range;
+    }
+    if (!range) return undefined;
+    const { line, col } = lines.linePos(range[0]!);
+    return `${path}:${line}:${col}`;
+  };
+  return validateConfigFile(doc.toJS(), path, locate);
 }
 
 /**

@@ -1,0 +1,50 @@
+/**
+ * colony.yaml errors name the file, the line and the column of the key at fault (they
+ * named only the file), as job definitions do; the server refuses to start with them.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { ConfigError, readConfigFile } from "../src/config/config.ts";
+import { runCli, tempDir } from "./support/cli.ts";
+
+describe("colony.yaml errors", () => {
+  const dir = tempDir("colony-config-");
+  after(() => dir.remove());
+  let n = 0;
+  const config = (text: string) => {
+    const path = join(dir.path, `colony${++n}.yaml`);
+    writeFileSync(path, text);
+    return path;
+  };
+  const refused = (path: string, message: string) =>
+    assert.throws(
+      () => readConfigFile(path),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.equal(e.message, `${path}:${message}`);
+        return true;
+      },
+    );
+
+  it("point at the key: unknown keys, nested ones, wrong types, array items", () => {
+    refused(
+      config("port: 7777\nserver:\n  port: 1\n"),
+      "2:1: unknown key 'server'; known keys: node_id, data_dir, host, port, base_url, store, control_socket, max_parallel_tasks, kill_grace, shutdown_grace, body_limit, auth, tls, jobs_api, messaging, ant, work_types, peers, work_signing, work_verification, units, hook, artifacts, schedules, docker, kubernetes",
+    );
+    refused(config("ant:\n  ping_interval: 5s\n  pnig: 1\n"), "3:3: unknown key 'ant.pnig'");
+    refused(config("host: 127.0.0.1\nport: seven\n"), "2:1: port must be integer");
+    refused(
+      config("node_id: a\npeers:\n  - node_id: b\n    url: tcp://127.0.0.1:1\n  - url: x\n"),
+      "5:5: peers[1] must have required properties node_id",
+    );
+  });
+
+  it("colony server refuses to start with one, exit 2", async () => {
+    const path = config("port: 7777\nstoer: sqlite\n");
+    const r = await runCli(["server", "--config", path, "--data-dir", join(dir.path, "data")]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^colony server: ${path}:2:1: unknown key 'stoer'`));
+  });
+});
