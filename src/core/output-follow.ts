@@ -11,7 +11,7 @@
  * so a slow consumer neither loses bytes nor holds the others back.
  */
 import { watch, type FSWatcher } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { open, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { Readable } from "node:stream";
 
@@ -203,4 +203,20 @@ class FileFollower extends Readable {
 /** A Readable of `path` from `offset`; see the module comment for `follow` and `done`. */
 export function followFile(path: string, options: FollowOptions): Readable {
   return new FileFollower(path, options);
+}
+
+/**
+ * A task's output file as the engine and every executor's logStream serve it: from
+ * `offset`, or with `tail` from its size now. A file never written (a task that printed
+ * nothing, or not started) reads as empty when not following; when following, it is
+ * waited for.
+ */
+export async function followOutput(
+  path: string,
+  options: FollowOptions & { tail?: boolean },
+): Promise<Readable> {
+  const size = (await stat(path).catch(() => undefined))?.size;
+  if (size === undefined && !options.follow) return Readable.from([]);
+  const offset = options.tail ? (size ?? 0) : (options.offset ?? 0);
+  return new FileFollower(path, { ...options, offset });
 }

@@ -12,10 +12,9 @@ import { renderTask } from "../core/template.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { openDefinition, sealDefinition } from "../core/secrets.ts";
 import { isFinal, type State } from "../core/states.ts";
-import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { followFile, notifyDone } from "../core/output-follow.ts";
+import type { Readable } from "node:stream";
+import { followOutput, notifyDone } from "../core/output-follow.ts";
 import { createMaskTransform } from "../core/outputs.ts";
 import { secretValues } from "../core/secrets.ts";
 import { templateValues, unitDir } from "./task-runner.ts";
@@ -528,17 +527,6 @@ export class Engine {
     if (!execution) throw new NotFoundError("task_execution", executionId);
     const job = await this.store.getJobRequest(execution.jobRequestId);
     const path = join(unitDir(this.#ctx.dataDir, executionId), "stdout");
-    // Not following and nothing written (not started, or a task that printed nothing:
-    // a silent FUNCTION handler, a remote ant that sent no bytes): no output.
-    if (!options.follow && !existsSync(path)) return Readable.from([]);
-    let offset = options.offset ?? 0;
-    if (options.tail) {
-      try {
-        offset = statSync(path).size;
-      } catch {
-        offset = 0;
-      }
-    }
     let done = isFinal(execution.state) || !options.follow;
     let onTask: ((e: { executionId: string; state: State }) => void) | undefined;
     if (!done) {
@@ -550,7 +538,14 @@ export class Engine {
       };
       this.events.on("task:state", onTask);
     }
-    const source = followFile(path, { offset, follow: options.follow ?? false, done: () => done });
+    // Nothing written (not started, or a task that printed nothing: a silent FUNCTION
+    // handler, a remote ant that sent no bytes) reads as empty unless following.
+    const source = await followOutput(path, {
+      offset: options.offset,
+      tail: options.tail,
+      follow: options.follow ?? false,
+      done: () => done,
+    });
     if (onTask) {
       source.once("close", () => this.events.off("task:state", onTask!));
       // It may have ended between the read above and subscribing: look again.

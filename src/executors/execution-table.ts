@@ -5,8 +5,8 @@
  * kept a while so that logStream and EXECUTION_EXISTS still answer, and logStream over
  * the execution's output file (`{unitDir}/stdout`) with tail and follow.
  */
-import { mkdir, stat } from "node:fs/promises";
-import { Readable } from "node:stream";
+import { mkdir } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import { ExecutorError } from "../core/errors.ts";
 import {
   EXECUTION_EXISTS,
@@ -14,7 +14,7 @@ import {
   type ExecutionResult,
   type LogStreamRequest,
 } from "../core/executor.ts";
-import { followFile, notifyDone } from "../core/output-follow.ts";
+import { followOutput, notifyDone } from "../core/output-follow.ts";
 
 export interface TrackedExecution {
   readonly id: string;
@@ -140,6 +140,21 @@ export class FinishedRetention<E extends { readonly id: string; finishedAt?: num
 }
 
 /**
+ * logStream of the executor contract over one execution's output file (`outPath`), with
+ * tail and follow; following ends once the execution has its result.
+ */
+export function logStreamOf(
+  e: { readonly outPath: string; readonly result?: ExecutionResult },
+  request: LogStreamRequest,
+): Promise<Readable> {
+  return followOutput(e.outPath, {
+    tail: request.tail === true,
+    follow: request.follow === true,
+    done: () => e.result !== undefined,
+  });
+}
+
+/**
  * wait() of the executor contract over one entry: its result once (later waits and a
  * wait for an unknown id reject with `unknown()`), or a promise of it while it runs.
  */
@@ -225,15 +240,7 @@ export class ExecutionTable<E extends TrackedExecution> {
   async logStream(request: LogStreamRequest): Promise<Readable> {
     const e = this.#entries.get(request.executionId);
     if (!e) throw unknownExecution(request.executionId, this.#name);
-    const size = (await stat(e.outPath).catch(() => undefined))?.size;
-    // No output file yet (nothing was written): nothing to read unless following.
-    if (size === undefined && request.follow !== true) return Readable.from([]);
-    const offset = request.tail ? (size ?? 0) : 0;
-    return followFile(e.outPath, {
-      offset,
-      follow: request.follow === true,
-      done: () => e.result !== undefined,
-    });
+    return logStreamOf(e, request);
   }
 
   /** Stops the sweep; running executions' waiters get COLONY_EXECUTOR_CLOSED. */

@@ -40,7 +40,6 @@ import {
   type Executor,
   type LogStreamRequest,
 } from "../../core/executor.ts";
-import { followFile } from "../../core/output-follow.ts";
 import { fileSize, readExitRecord, SkipBytes, writeExitRecord } from "../unit-files.ts";
 import {
   maskIn,
@@ -64,7 +63,7 @@ import {
   type DockerApi,
 } from "./docker-api.ts";
 import { extractArchive, packWorkDir } from "./work-dir-archive.ts";
-import { FinishedRetention, resultOf } from "../execution-table.ts";
+import { FinishedRetention, logStreamOf, resultOf } from "../execution-table.ts";
 
 export interface DockerExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `docker:` config (registry, pull_policy, host, helper_image, environment). */
@@ -769,12 +768,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     async logStream(request: LogStreamRequest): Promise<Readable> {
       const e = executions.get(request.executionId);
       if (!e) throw unknown(request.executionId);
-      const offset = request.tail ? await fileSize(e.outPath) : 0;
-      return followFile(e.outPath, {
-        offset,
-        follow: request.follow === true,
-        done: () => e.result !== undefined,
-      });
+      return logStreamOf(e, request);
     },
 
     async attach(request, handle) {

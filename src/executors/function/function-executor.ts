@@ -11,8 +11,7 @@
  * lost and retried per its policy.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { inspect } from "node:util";
 import { ExecutorError } from "../../core/errors.ts";
 import type { ColonyEventBus } from "../../core/events.ts";
@@ -24,8 +23,8 @@ import {
   type Executor,
   type LogStreamRequest,
 } from "../../core/executor.ts";
-import { followFile, notifyDone, notifyFileChanged } from "../../core/output-follow.ts";
-import { FinishedRetention } from "../execution-table.ts";
+import { notifyDone, notifyFileChanged } from "../../core/output-follow.ts";
+import { FinishedRetention, logStreamOf } from "../execution-table.ts";
 
 /** What a handler gets. */
 export interface FunctionContext {
@@ -353,15 +352,8 @@ export class FunctionExecutor implements Executor {
     const e = this.#executions.get(request.executionId);
     if (!e) throw unknown(request.executionId);
     queueMicrotask(e.begin);
-    const size = (await stat(e.outPath).catch(() => undefined))?.size;
-    // A handler that never logged wrote no file: nothing to read unless following.
-    if (size === undefined && request.follow !== true) return Readable.from([]);
-    const offset = request.tail ? (size ?? 0) : 0;
-    return followFile(e.outPath, {
-      offset,
-      follow: request.follow === true,
-      done: () => e.result !== undefined,
-    });
+    // A handler that never logged wrote no file: it reads as empty.
+    return logStreamOf(e, request);
   }
 
   /** In-process work does not outlive its process. */

@@ -34,7 +34,6 @@ import {
   type Executor,
   type LogStreamRequest,
 } from "../../core/executor.ts";
-import { followFile } from "../../core/output-follow.ts";
 import { fileSize, readExitRecord, SkipBytes, writeExitRecord } from "../unit-files.ts";
 import {
   taskContainerOptions,
@@ -50,7 +49,7 @@ import {
   podNameFor,
   registrySecret,
 } from "./pod-builder.ts";
-import { FinishedRetention, resultOf } from "../execution-table.ts";
+import { FinishedRetention, logStreamOf, resultOf } from "../execution-table.ts";
 
 export interface KubernetesExecutorOptions extends ContainerExecutorOptions {
   /** The ant's `kubernetes:` config (seed 000). */
@@ -506,12 +505,7 @@ export function createKubernetesExecutor(
     async logStream(request: LogStreamRequest): Promise<Readable> {
       const e = executions.get(request.executionId);
       if (!e) throw unknown(request.executionId);
-      const offset = request.tail ? await fileSize(e.outPath) : 0;
-      return followFile(e.outPath, {
-        offset,
-        follow: request.follow === true,
-        done: () => e.result !== undefined,
-      });
+      return logStreamOf(e, request);
     },
 
     async attach(request, handle) {

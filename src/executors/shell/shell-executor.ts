@@ -9,7 +9,7 @@
  * start time) is followed until its exit file appears.
  */
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
-import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
+import { access, constants, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { ExecutorError } from "../../core/errors.ts";
@@ -22,7 +22,6 @@ import {
   type Executor,
   type LogStreamRequest,
 } from "../../core/executor.ts";
-import { followFile } from "../../core/output-follow.ts";
 import {
   createLauncher,
   parseExitFile,
@@ -32,7 +31,7 @@ import {
   type Spawned,
 } from "./process-launcher.ts";
 import { composeShellScript, defaultShell, isBash } from "./shell-script.ts";
-import { FinishedRetention, resultOf } from "../execution-table.ts";
+import { FinishedRetention, logStreamOf, resultOf } from "../execution-table.ts";
 
 export interface ShellExecutorOptions {
   /** Default: createLauncher() (Perl spawner, or Node when there is no perl). */
@@ -396,13 +395,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     async logStream(request: LogStreamRequest): Promise<Readable> {
       const e = executions.get(request.executionId);
       if (!e) throw unknown(request.executionId);
-      let offset = 0;
-      if (request.tail) offset = (await stat(e.outPath).catch(() => undefined))?.size ?? 0;
-      return followFile(e.outPath, {
-        offset,
-        follow: request.follow === true,
-        done: () => e.result !== undefined,
-      });
+      return logStreamOf(e, request);
     },
 
     async attach(request, handle) {
