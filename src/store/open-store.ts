@@ -13,6 +13,7 @@ import { messageOf } from "./migrations.ts";
 import { createPostgresStore } from "./postgres-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
 import type { Store } from "./store.ts";
+import { redactUrl } from "../core/urls.ts";
 
 export interface OpenStoreOptions {
   url?: string;
@@ -75,12 +76,7 @@ function openSqlite(path: string): Store {
 function invalid(url: string, why: string): ColonyError {
   return new ColonyError(
     "COLONY_CONFIG_INVALID",
-    `store URL '${redact(url)}' is not usable (${why}); use one of: ${ACCEPTED}`,
+    `store URL '${redactUrl(url)}' is not usable (${why}); use one of: ${ACCEPTED}`,
     { status: 400 },
   );
-}
-
-/** The URL without a password, for messages. */
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
 }

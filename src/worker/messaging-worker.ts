@@ -23,6 +23,7 @@ import {
   WORKER_GROUP,
 } from "../executors/messaging/messaging-executor.ts";
 import { answer, defaultWorkerId, type TaskHandler, type Worker } from "./worker-common.ts";
+import { redactUrl } from "../core/urls.ts";
 
 export { WORKER_GROUP };
 
@@ -63,7 +64,7 @@ export async function startMessagingWorker(options: MessagingWorkerOptions): Pro
   } catch (error) {
     throw new ColonyError(
       MESSAGING_UNAVAILABLE,
-      `worker ${consumer}: cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, "//***@")}: ${(error as Error).message}; start Redis or pass redisUrl`,
+      `worker ${consumer}: cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}; start Redis or pass redisUrl`,
       { status: 503, cause: error },
     );
   }

@@ -38,6 +38,7 @@ import {
   stdoutOf,
   type TaskResponse,
 } from "../../ants/task-request.ts";
+import { redactUrl } from "../../core/urls.ts";
 import {
   ensureUnitDir,
   ExecutionTable,
@@ -125,7 +126,7 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
   function unavailable(error: unknown): ColonyError {
     return new ColonyError(
       MESSAGING_UNAVAILABLE,
-      `cannot use Redis at ${url.replace(/\/\/[^@/]*@/, "//***@")}: ${(error as Error).message}; start Redis or set messaging.redis_url (COLONY_REDIS_URL)`,
+      `cannot use Redis at ${redactUrl(url)}: ${(error as Error).message}; start Redis or set messaging.redis_url (COLONY_REDIS_URL)`,
       { status: 503, retryable: true, cause: error },
     );
   }
