@@ -292,6 +292,28 @@ describe("colony client commands (CLI against a server)", () => {
     assert.match(after.stderr, /unknown or revoked.*\[COLONY_UNAUTHENTICATED\]/);
   });
 
+  it("--config (or $COLONY_CONFIG) finds the server through the config's data_dir, host and port", async () => {
+    const bare = { ...env, COLONY_DATA_DIR: "" };
+    // data_dir is relative to the config file, as for 'colony server --config'.
+    const config = file("colony.yaml", `data_dir: ${server.dataDir}\n`);
+    const listed = await runCli(["definitions", "list", "--config", config], { env: bare });
+    assert.equal(listed.code, 0, listed.stderr);
+    const fromEnv = await runCli(["jobs", "list"], { env: { ...bare, COLONY_CONFIG: config } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    // A server not started yet: the config's port, and the file is named as the source.
+    const idle = file("idle.yaml", "data_dir: ./idle-data\nport: 1\n");
+    const down = await runCli(["jobs", "list", "--config", idle], { env: bare });
+    assert.equal(down.code, 1);
+    assert.match(
+      down.stderr,
+      new RegExp(`cannot reach http://127\\.0\\.0\\.1:1 \\(from ${idle}\\)`),
+    );
+    const broken = file("broken.yaml", "data_dir: ./x\nprot: 7\n");
+    const bad = await runCli(["jobs", "list", "--config", broken], { env: bare });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, new RegExp(`^colony jobs: ${broken}:2:1: unknown key 'prot'`));
+  });
+
   it("says plainly when the server cannot be reached, and where its address came from", async () => {
     const flag = await colony("jobs", "list", "--server", "http://127.0.0.1:1");
     assert.equal(flag.code, 1);

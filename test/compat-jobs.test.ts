@@ -347,7 +347,7 @@ describe("process jobs: statuses, errors and output", () => {
     const cases: Array<[string, string | undefined, RegExp]> = [
       ['{"command": "ls"', "COLONY_MALFORMED_JSON", /position \d+/],
       ["{}", "COLONY_VALIDATION", /command/],
-      ['{"command": ""}', "COLONY_VALIDATION", /command/],
+      ['{"command": ""}', "COLONY_VALIDATION", /^.*"body.command: must not be empty"/],
       ['{"command": "   "}', "COLONY_VALIDATION", /command: is empty/],
       ['{"command": "ls", "user": "root"}', "COLONY_VALIDATION", /user/],
       ['{"command": "ls", "timeout": "soon"}', "COLONY_VALIDATION", /timeout: 'soon'/],
@@ -360,6 +360,18 @@ describe("process jobs: statuses, errors and output", () => {
       assert.equal(code(res), expectedCode, body);
       assert.match(res.text, message, body);
     }
+    // curl -d sends application/x-www-form-urlencoded; the body is still read as JSON, so
+    // the message is about the field, not about the Content-Type.
+    const formExtra = await call("POST", "/jobs", {
+      token: s.writer,
+      body: '{"command": "ls", "user": "root"}',
+      type: "application/x-www-form-urlencoded",
+    });
+    assert.equal(formExtra.status, 400);
+    assert.equal(
+      formExtra.json<{ error: { message: string } }>().error.message,
+      "body: unknown field 'user'",
+    );
     const job = await create("true");
     const bad = await put(job.id, "running");
     assert.equal(bad.status, 400);

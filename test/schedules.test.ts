@@ -220,6 +220,16 @@ describe("schedules and scheduled_at on a real server", () => {
     const notFound = await runCli(["schedules", "pause", "nope", ...flags]);
     assert.equal(notFound.code, 1);
     assert.match(notFound.stderr, /no schedule 'nope'/);
+    // colony submit of a file with a cron_trigger runs it now and says it is scheduled too.
+    const nightly = join(dir.path, "nightly.yaml");
+    (await import("node:fs")).writeFileSync(
+      nightly,
+      "job_type: nightly\ncron_trigger: '0 3 * * *'\ntasks:\n- task_type: t\n  script: [echo n]\n",
+    );
+    const submitted = await runCli(["submit", nightly, ...flags]);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    assert.match(submitted.stderr, /nightly also runs on its cron_trigger '0 3 \* \* \*'/);
+    assert.ok((await client.listSchedules()).some((s) => s.job_type === "nightly"));
   });
 
   it("scheduled_at waits for its time and runs once, across a restart too", async () => {

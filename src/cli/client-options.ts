@@ -6,10 +6,12 @@
  *           {data dir}/admin.token (written 0600 by the server on first start, so the
  *           CLI on the same machine works without flags)
  *   CA:     --ca / $COLONY_CA (PEM file to trust for https), or server.json's `ca`
- *   data dir: --data-dir, $COLONY_DATA_DIR, ./.colony
+ *   data dir: --data-dir, $COLONY_DATA_DIR, data_dir of --config / $COLONY_CONFIG, ./.colony
+ * With a config file and no server.json yet, the server is the file's host and port.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { loadConfig, type Config } from "../config/config.ts";
 
 export const SERVER_INFO_FILE = "server.json";
 export const ADMIN_TOKEN_FILE = "admin.token";
@@ -31,6 +33,7 @@ export interface ClientFlags {
   "token-file"?: string;
   ca?: string;
   "data-dir"?: string;
+  config?: string;
 }
 
 export interface ClientOptions {
@@ -48,6 +51,7 @@ export const CLIENT_FLAG_OPTIONS = {
   "token-file": { type: "string" },
   ca: { type: "string" },
   "data-dir": { type: "string" },
+  config: { type: "string" },
 } as const;
 
 export const CLIENT_FLAGS_HELP = `Connection options (every client command):
@@ -56,7 +60,10 @@ export const CLIENT_FLAGS_HELP = `Connection options (every client command):
   --token TOKEN       an API token (default: $COLONY_TOKEN, --token-file / $COLONY_TOKEN_FILE,
                       or the admin token a local server wrote in its data dir)
   --ca FILE           a CA certificate to trust for https (default: $COLONY_CA)
-  --data-dir DIR      the local server's data dir (default: $COLONY_DATA_DIR or ./.colony)`;
+  --data-dir DIR      the local server's data dir (default: $COLONY_DATA_DIR, data_dir of
+                      --config, or ./.colony)
+  --config FILE       the local server's colony.yaml: its data dir, host and port
+                      (default: $COLONY_CONFIG)`;
 
 function readServerInfo(dataDir: string): ServerInfo | undefined {
   const file = join(dataDir, SERVER_INFO_FILE);
@@ -68,6 +75,13 @@ function readServerInfo(dataDir: string): ServerInfo | undefined {
   }
 }
 
+/** Where a server started with this config listens, as seen from this machine. */
+function configuredUrl(config: Config): string {
+  const host = ["0.0.0.0", "::", ""].includes(config.host) ? "127.0.0.1" : config.host;
+  const name = host.includes(":") ? `[${host}]` : host;
+  return `${config.tls ? "https" : "http"}://${name}:${config.port}`;
+}
+
 function readToken(file: string): string {
   return readFileSync(file, "utf8").trim();
 }
@@ -76,18 +90,28 @@ export function resolveClientOptions(
   flags: ClientFlags,
   env: NodeJS.ProcessEnv = process.env,
 ): ClientOptions {
-  const dataDir = resolve(flags["data-dir"] ?? env.COLONY_DATA_DIR ?? ".colony");
+  const configFile = flags.config ?? (env.COLONY_CONFIG || undefined);
+  const config = configFile
+    ? loadConfig({
+        file: configFile,
+        env,
+        overrides: flags["data-dir"] ? { dataDir: flags["data-dir"] } : {},
+      })
+    : undefined;
+  const dataDir = config?.dataDir ?? resolve(flags["data-dir"] ?? env.COLONY_DATA_DIR ?? ".colony");
   const info = readServerInfo(dataDir);
   let server = "http://127.0.0.1:7777";
   let serverSource = "default";
   if (flags.server) [server, serverSource] = [flags.server, "--server"];
   else if (env.COLONY_SERVER) [server, serverSource] = [env.COLONY_SERVER, "$COLONY_SERVER"];
   else if (info?.url) [server, serverSource] = [info.url, join(dataDir, SERVER_INFO_FILE)];
+  else if (config) [server, serverSource] = [configuredUrl(config), resolve(configFile!)];
 
   let token: string | undefined;
   let tokenSource = "none";
   const tokenFile = flags["token-file"] ?? env.COLONY_TOKEN_FILE;
-  const adminFile = info?.adminTokenFile ?? join(dataDir, ADMIN_TOKEN_FILE);
+  const adminFile =
+    info?.adminTokenFile ?? config?.auth.adminTokenFile ?? join(dataDir, ADMIN_TOKEN_FILE);
   if (flags.token) [token, tokenSource] = [flags.token, "--token"];
   else if (env.COLONY_TOKEN) [token, tokenSource] = [env.COLONY_TOKEN, "$COLONY_TOKEN"];
   else if (tokenFile) [token, tokenSource] = [readToken(tokenFile), tokenFile];

@@ -119,6 +119,13 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
           p.dim(`colony: saved definition ${saved.job_type} (version ${saved.version})`) + "\n",
         );
       }
+      if (definition.cronTrigger !== undefined) {
+        io.stderr.write(
+          p.dim(
+            `colony: ${jobType} also runs on its cron_trigger '${definition.cronTrigger}' (colony schedules list)`,
+          ) + "\n",
+        );
+      }
     }
     const job = await client.submit(jobType, { params, scheduledAt });
     const out = values.json ? io.stderr : io.stdout;

@@ -22,7 +22,12 @@ export function errorBody(
 interface FastifyLikeError extends Error {
   statusCode?: number;
   code?: string;
-  validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>;
+  validation?: Array<{
+    instancePath?: string;
+    keyword?: string;
+    message?: string;
+    params?: Record<string, unknown>;
+  }>;
   validationContext?: string;
 }
 
@@ -34,7 +39,10 @@ function wholeBodyHint(where: string, request: FastifyRequest): string {
   const type = String(request.headers["content-type"] ?? "")
     .split(";")[0]!
     .trim();
-  if (where !== "body" || type === "" || type === "application/json") return "";
+  // Only a body read as text (YAML, plain text) is in the wrong format; a body that was
+  // read as JSON whatever its Content-Type (as /jobs does) has a different fault.
+  if (where !== "body" || typeof request.body !== "string") return "";
+  if (type === "" || type === "application/json") return "";
   const submit = request.method === "POST" && request.url.split("?")[0] === "/api/job-requests";
   return (
     `; this route takes a JSON object (Content-Type: application/json), not ${type}` +
@@ -61,7 +69,11 @@ export function installErrorHandling(app: App): void {
         path = path.slice(0, path.lastIndexOf("/"));
       }
       const where = `${error.validationContext ?? "body"}${path.replace(/\//g, ".")}`;
-      const what = extra ? `unknown field '${String(extra)}'` : (first?.message ?? "is invalid");
+      const what = extra
+        ? `unknown field '${String(extra)}'`
+        : first?.keyword === "minLength" && first.params?.limit === 1
+          ? "must not be empty"
+          : (first?.message ?? "is invalid");
       return reply
         .status(400)
         .send(errorBody("COLONY_VALIDATION", `${where}: ${what}${wholeBodyHint(where, request)}`));

@@ -79,8 +79,22 @@ describe("unit manager", () => {
     );
     await assert.rejects(
       manager.create({ workType: "nope" }, { trusted: true }),
-      /no work type 'nope'/,
+      /no work type 'nope'; this node \(n1\) has env, echo, fixed/,
     );
+    const bare = new UnitManager({
+      nodeId: "n2",
+      dataDir: join(dir, "bare"),
+      workTypes: new Map(),
+      peers: new Map(),
+      executor,
+      secretKey: Buffer.alloc(32, 1),
+    });
+    await bare.open();
+    await assert.rejects(
+      bare.create({ workType: "echo" }, { trusted: true }),
+      /no work type 'echo'; this node \(n2\) has none: add work_types to its colony.yaml/,
+    );
+    await bare.close();
     await assert.rejects(
       manager.create({ workType: "echo", node: "elsewhere" }, { trusted: true }),
       /unknown node 'elsewhere'/,

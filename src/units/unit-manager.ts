@@ -228,7 +228,7 @@ export class UnitManager {
           input.workType,
           known.length
             ? `this node (${this.nodeId}) has ${known.join(", ")}`
-            : "none is configured",
+            : `this node (${this.nodeId}) has none: add work_types to its colony.yaml (docs/units.md)`,
         );
       }
       if (input.ttl) {
