@@ -216,7 +216,7 @@ describe("colony ant (a second process)", () => {
     // It ran in its own work dir on the ant, not in the server's.
     const workDir = `${dir.path}/artisan/units/${build.t.id}/work`;
     assert.match(build.text, new RegExp(`^${workDir}\nwork dir ${workDir}\n`));
-    assert.match(build.text, /colony: stored 2 artifact\(s\): out\/app\.txt, tool\.sh\n/);
+    assert.match(build.text, /colony: stored 2 artifacts: out\/app\.txt, tool\.sh\n/);
     assert.match(build.text, /colony: artifacts path 'missing\.txt' matched no file\n/);
     const stored = await s.server.runtime.store.asyncActions.listArtifacts({
       taskExecutionId: build.t.id,
@@ -229,7 +229,7 @@ describe("colony ant (a second process)", () => {
     }
     const there = await output("use-there");
     assert.equal(there.t.handle?.ant_id, "artisan");
-    assert.match(there.text, /^colony: fetched 2 artifact file\(s\) into .*\nhello\ntool ran\n$/);
+    assert.match(there.text, /^colony: fetched 2 artifact files into .*\nhello\ntool ran\n$/);
     const here = await output("use-here");
     assert.equal(here.t.handle?.ant_id, undefined);
     assert.match(here.text, /hello\ntool ran\n$/);

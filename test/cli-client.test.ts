@@ -87,6 +87,24 @@ describe("colony client commands (CLI against a server)", () => {
     assert.match(r.stderr, /^\[report\] ✓ COMPLETED exit 0$/m);
     assert.match(r.stderr, /job \d+ \(hello-dag\) COMPLETED/);
     assert.match(r.stderr, /TASK\s+STATE\s+TRY/);
+    // A task shows as started only after the tasks it waited for have ended.
+    const at = (line: string) => {
+      const i = r.stderr.indexOf(line);
+      assert.ok(i >= 0, `${line} in ${r.stderr}`);
+      return i;
+    };
+    for (const [before, after] of [
+      ["greet", "count"],
+      ["greet", "letters"],
+      ["count", "report"],
+      ["letters", "report"],
+      ["report", "cleanup"],
+    ]) {
+      assert.ok(
+        at(`[${before}] ✓ COMPLETED`) < at(`[${after}] started`),
+        `${before} ends before ${after} starts:\n${r.stderr}`,
+      );
+    }
 
     const listed = await colony("definitions", "list");
     assert.match(listed.stdout, /^hello-dag\s+\d+\s+5\s/m);

@@ -662,9 +662,9 @@ tasks:
         out(build),
         /^colony: not copied out of the container \(only regular files and directories are\): [^\n]*out\/link \(symlink\)$/m,
       );
-      assert.match(out(build), /^colony: stored 2 artifact\(s\): bin\/tool, out\/report\.txt$/m);
+      assert.match(out(build), /^colony: stored 2 artifacts: bin\/tool, out\/report\.txt$/m);
       assert.equal(use.state, "COMPLETED");
-      assert.match(out(use), /^colony: fetched 2 artifact file\(s\) of build into /m);
+      assert.match(out(use), /^colony: fetched 2 artifact files of build into /m);
       assert.match(out(use), new RegExp(`^use: tool-ran 70013 70001 in ${inside}$`, "m"));
       assert.deepEqual(await ownedContainers(api, [`colony.job-type=docker-artifacts`]), []);
     } finally {

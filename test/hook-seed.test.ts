@@ -272,11 +272,11 @@ describe(
       const build = await text(await client.taskOutput(job.id, "build"));
       assert.match(
         build,
-        /colony: stored 3 artifact\(s\): build\.log, dist\/app\.bin, dist\/sub\/n\.txt/,
+        /colony: stored 3 artifacts: build\.log, dist\/app\.bin, dist\/sub\/n\.txt/,
       );
       assert.match(build, /artifacts path 'missing\/\*\.x' matched no file/);
       const ship = await text(await client.taskOutput(job.id, "ship"));
-      assert.match(ship, /fetched 3 artifact file\(s\) of build/);
+      assert.match(ship, /fetched 3 artifact files of build/);
       assert.match(ship, /binary v1\nnested\nlog\n/);
       assert.match(ship, new RegExp(`units/${job.tasks![1]!.id}/work`));
       const page = await client.listArtifacts({ jobRequestId: job.id, taskType: "build" });

@@ -45,6 +45,7 @@ import { createContainerExecutor } from "../runtime/container-executors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
 import { noteInOutput } from "../core/outputs.ts";
+import { count } from "../core/text.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { antsEndpoint, backoff } from "../worker/worker-common.ts";
@@ -528,7 +529,8 @@ async function fetchArtifacts(
       signal,
     );
   }
-  if (downloads.length > 0) say(`fetched ${downloads.length} artifact file(s) into ${workDir}`);
+  if (downloads.length > 0)
+    say(`fetched ${count(downloads.length, "artifact file")} into ${workDir}`);
 }
 
 /**
@@ -560,7 +562,7 @@ async function uploadArtifacts(
       });
       names.push(name);
     }
-    if (names.length > 0) say(`stored ${names.length} artifact(s): ${names.join(", ")}`);
+    if (names.length > 0) say(`stored ${count(names.length, "artifact")}: ${names.join(", ")}`);
     for (const p of unmatched) say(`artifacts path '${p}' matched no file`);
     return result;
   } catch (error) {

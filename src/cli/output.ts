@@ -19,10 +19,7 @@ export function paint(stream: NodeJS.WriteStream) {
   };
 }
 
-/** "1 task", "3 tasks". */
-export function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
+export { count } from "../core/text.ts";
 
 export function table(rows: string[][], headers: string[]): string {
   const all = [headers, ...rows];

@@ -65,7 +65,7 @@ export class RemoteFollow {
         const job = await this.#o.client.getJobRequest(this.#o.jobRequestId);
         this.#last = job;
         this.#fromAttempt ??= job.attempt;
-        for (const t of job.tasks ?? []) if (t.job_attempt >= this.#fromAttempt) this.#see(t);
+        await this.#seeAll((job.tasks ?? []).filter((t) => t.job_attempt >= this.#fromAttempt!));
         await this.#sayWhyItWaits(job);
         if (FINAL.has(job.state) || this.#stopped) {
           // Every stream ends on its own once its execution ended; print all of it.
@@ -106,6 +106,26 @@ export class RemoteFollow {
   stop(): void {
     this.#stopped = true;
     for (const f of this.#followed.values()) f.stream?.destroy();
+  }
+
+  /**
+   * The tasks that have ended first, in the order they ended, each with all its output
+   * and its verdict; then the others. So a task never shows as started before the tasks
+   * it waited for have shown as ended, even when both changed between two polls.
+   */
+  async #seeAll(tasks: TaskExecutionView[]): Promise<void> {
+    const ended = tasks
+      .filter((t) => FINAL.has(t.state))
+      .sort((a, b) => (a.ended_at ?? "").localeCompare(b.ended_at ?? ""));
+    for (const t of ended) {
+      this.#see(t);
+      const f = this.#followed.get(t.id);
+      if (f && !f.reported) {
+        await f.printed;
+        this.#report(f);
+      }
+    }
+    for (const t of tasks) if (!FINAL.has(t.state)) this.#see(t);
   }
 
   #see(t: TaskExecutionView): void {

@@ -12,6 +12,7 @@ import { ArtifactService } from "../artifacts/artifact-service.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import type { ExecutionRequest } from "../core/executor.ts";
 import { noteInOutput } from "../core/outputs.ts";
+import { count as plural } from "../core/text.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import type { TaskLifecycle } from "../engine/task-runner.ts";
 import { CronScheduler } from "../engine/cron-scheduler.ts";
@@ -148,7 +149,7 @@ export function createAsyncRuntime(input: {
         if (count > 0)
           note(
             request,
-            `fetched ${count} artifact file(s) of ${task.dependencies.join(", ")} into ${workDir}`,
+            `fetched ${plural(count, "artifact file")} of ${task.dependencies.join(", ")} into ${workDir}`,
           );
       })();
     },
@@ -193,7 +194,7 @@ export function createAsyncRuntime(input: {
       if (stored.length > 0)
         note(
           request,
-          `stored ${stored.length} artifact(s): ${stored.map((a) => a.name).join(", ")}`,
+          `stored ${plural(stored.length, "artifact")}: ${stored.map((a) => a.name).join(", ")}`,
         );
       for (const p of unmatched) note(request, `artifacts path '${p}' matched no file`);
     } catch (error) {
