@@ -251,6 +251,21 @@ describe("colony ant (a second process)", () => {
     ]);
   });
 
+  it("refuses a server that is not a URL, and a method it cannot run, saying what it takes", async () => {
+    const notUrl = await runCli(["ant", "--server", "colony-host", "--token", "t"]);
+    assert.equal(notUrl.code, 2, notUrl.stderr);
+    assert.equal(
+      notUrl.stderr,
+      "colony ant: 'colony-host' is not a URL of a colony server; write e.g. http://host:7777 or ws://host:7777\n",
+    );
+    const fn = await runCli(["ant", "--server", s.url, "--token", "t", "--methods", "FUNCTION"]);
+    assert.equal(fn.code, 2, fn.stderr);
+    assert.match(
+      fn.stderr,
+      /^colony ant: this agent cannot run FUNCTION; it runs SHELL, HTTP_GET, .*HTTP_DELETE, and DOCKER and KUBERNETES when asked for\n$/,
+    );
+  });
+
   it("offers DOCKER only where an engine answers, and says where it looked", async () => {
     const r = await runCli(
       [

@@ -151,7 +151,8 @@ export class AntAgent {
     const missing = wanted.filter((m) => !available.includes(m));
     if (missing.length > 0) {
       throw new TypeError(
-        `this agent cannot run ${missing.join(", ")}; it runs ${available.join(", ")}`,
+        `this agent cannot run ${missing.join(", ")}; it runs ${available.join(", ")}` +
+          (available.includes("DOCKER") ? "" : ", and DOCKER and KUBERNETES when asked for"),
       );
     }
     this.#methods = wanted;

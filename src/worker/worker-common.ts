@@ -50,7 +50,12 @@ export async function answer(
 
 /** `http://host:7777` (or ws://, wss://, with or without /ws/ants) -> the ants endpoint. */
 export function antsEndpoint(server: string): string {
-  const url = new URL(server);
+  const url = URL.parse(server);
+  if (url === null) {
+    throw new TypeError(
+      `'${server}' is not a URL of a colony server; write e.g. http://host:7777 or ws://host:7777`,
+    );
+  }
   if (url.protocol === "http:") url.protocol = "ws:";
   else if (url.protocol === "https:") url.protocol = "wss:";
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
