@@ -74,7 +74,8 @@ describe("dashboard in Chromium", { skip }, () => {
     mkdirSync(SHOTS, { recursive: true });
     web = buildDashboard();
     const routes = ALL_ROUTES.filter((r) => r !== dashboardRoutes);
-    server = await startServer(testConfig(dir.path), {
+    const yaml = "work_types:\n- work_type: shout\n  command: tr\n  params: a-z A-Z\n";
+    server = await startServer(testConfig(dir.path, { yaml }), {
       log: () => undefined,
       routes: [...routes, createDashboardRoutes({ dir: web.dir })],
     });
@@ -386,6 +387,20 @@ tasks:
     await greet.locator("a.row-link").click();
     await page.locator(".unit-output .log-line", { hasText: "hello, " }).waitFor();
     await shot("units");
+
+    // Every task run is a unit: "work units" shows the work units alone.
+    const unit = await api<{ id: string }>("/api/units", { work_type: "shout", stdin: "hi\n" });
+    const filter = page.getByLabel("filter by kind");
+    await filter.selectOption("work");
+    const shout = page.locator(`tr[data-unit="${unit.id}"]`);
+    await shout.waitFor();
+    assert.match((await shout.textContent()) ?? "", /shout/);
+    await until(`document.querySelectorAll("tr[data-unit]").length === 1`);
+    await filter.selectOption("task");
+    await greet.waitFor();
+    assert.equal(await shout.count(), 0, "task runs only");
+    await filter.selectOption("");
+    await shout.waitFor();
   });
 
   it("is keyboard navigable", async () => {

@@ -23,7 +23,12 @@ function unitId(u: Row): string {
 
 export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
   const [cursor, setCursor] = useState<string | undefined>();
-  const path = `/api/units?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+  // "" every unit, "work" work units only, "task" task runs only (every task run is a
+  // unit, so a busy server's work units would otherwise be pages down).
+  const [kind, setKind] = useState("");
+  const path =
+    `/api/units?limit=50${kind ? `&kind=${kind}` : ""}` +
+    (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
   const units = useLoad((signal) => call<unknown>(path, { signal }), path);
   const reload = useThrottle(units.reload, 1000);
   useLive(["unit", "task:state"], reload, units.reload);
@@ -67,6 +72,24 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
       <div class="page-head">
         <h1 id="units-title">Units</h1>
       </div>
+      <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Show{" "}
+          <select
+            value={kind}
+            onChange={(e) => {
+              setKind((e.target as HTMLSelectElement).value);
+              setCursor(undefined);
+              setSelected(undefined);
+            }}
+            aria-label="filter by kind"
+          >
+            <option value="">all units</option>
+            <option value="work">work units</option>
+            <option value="task">task runs</option>
+          </select>
+        </label>
+      </form>
       <ErrorBox error={units.error ?? actionError} />
       <div class={chosen ? "split units-split" : undefined}>
         <div>
@@ -76,7 +99,11 @@ export function UnitsPage({ session }: { session: SessionView }): JSX.Element {
             )
           ) : items.length === 0 ? (
             <Empty>
-              No units yet. Every task run is one; so is work submitted with colony work submit.
+              {kind === "work"
+                ? "No work units yet: colony work submit TYPE (or POST /api/units) makes one."
+                : kind === "task"
+                  ? "No task runs yet: every task of a job that runs is one."
+                  : "No units yet. Every task run is one; so is work submitted with colony work submit."}
             </Empty>
           ) : (
             <div class="table-wrap">
