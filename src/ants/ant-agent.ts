@@ -20,8 +20,7 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { Readable } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { request } from "undici";
 import WebSocket from "ws";
 import {
   ARTIFACT_STORE,
@@ -519,16 +518,13 @@ async function fetchArtifacts(
   for (const d of downloads) {
     const target = inside(workDir, d.name);
     if (!target) throw new Error(`'${d.name}' would leave the task's work dir`);
-    const response = await fetch(d.url, { signal });
-    if (!response.ok || !response.body) {
-      throw new Error(`${d.name}: HTTP ${response.status} from the server`);
+    // undici's request, not fetch: fetch refuses ports browsers block (a server on 6000...).
+    const response = await request(d.url, { signal });
+    if (response.statusCode < 200 || response.statusCode > 299) {
+      await response.body.dump();
+      throw new Error(`${d.name}: HTTP ${response.statusCode} from the server`);
     }
-    await placeArtifact(
-      target,
-      Readable.fromWeb(response.body as WebReadableStream),
-      d.executable,
-      signal,
-    );
+    await placeArtifact(target, response.body, d.executable, signal);
   }
   if (downloads.length > 0)
     say(`fetched ${count(downloads.length, "artifact file")} into ${workDir}`);

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { Readable } from "node:stream";
+import { request, type Dispatcher } from "undici";
 import { hookHeaders } from "./hook-auth.ts";
 
 /** The JOB_* variables of the process (docs/hook.md). */
@@ -37,8 +37,8 @@ async function digests(path: string): Promise<{ hash: string; challenge: string 
   return { hash: hash.digest("hex"), challenge: challenge.digest("hex") };
 }
 
-async function failure(response: Response, what: string): Promise<Error> {
-  const text = await response.text().catch(() => "");
+async function failure(response: Dispatcher.ResponseData, what: string): Promise<Error> {
+  const text = await response.body.text().catch(() => "");
   let message = text.slice(0, 500);
   try {
     const body = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } };
@@ -47,7 +47,7 @@ async function failure(response: Response, what: string): Promise<Error> {
   } catch {
     // not JSON: the text itself
   }
-  return new Error(`${what}: HTTP ${response.status}${message ? `: ${message}` : ""}`);
+  return new Error(`${what}: HTTP ${response.statusCode}${message ? `: ${message}` : ""}`);
 }
 
 /**
@@ -61,7 +61,8 @@ export async function uploadFile(
   signal?: AbortSignal,
 ): Promise<{ sent: boolean }> {
   const { hash, challenge } = await digests(file);
-  const announce = await fetch(
+  // undici's request, not fetch: fetch refuses ports browsers block (a server on 6000...).
+  const announce = await request(
     `${credentials.hook}/upload/${encodeURIComponent(target.store)}/${encodeURIComponent(credentials.jobId)}/${encodeURIComponent(target.property)}`,
     {
       method: "PUT",
@@ -73,20 +74,23 @@ export async function uploadFile(
       ...(signal ? { signal } : {}),
     },
   );
-  if (!announce.ok) throw await failure(announce, `announcing ${target.metadata.name ?? file}`);
-  const answer = (await announce.json()) as { done?: boolean; url?: string };
+  if (!ok(announce)) throw await failure(announce, `announcing ${target.metadata.name ?? file}`);
+  const answer = (await announce.body.json()) as { done?: boolean; url?: string };
   if (answer.done === true) return { sent: false };
   if (typeof answer.url !== "string") {
     throw new Error(`announcing ${file}: the hook answered neither done nor an upload URL`);
   }
-  const put = await fetch(answer.url, {
+  const put = await request(answer.url, {
     method: "PUT",
     headers: { "content-type": "application/octet-stream" },
-    body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
-    duplex: "half",
+    body: createReadStream(file),
     ...(signal ? { signal } : {}),
-  } as RequestInit);
-  if (!put.ok) throw await failure(put, `uploading ${target.metadata.name ?? file}`);
-  await put.body?.cancel();
+  });
+  if (!ok(put)) throw await failure(put, `uploading ${target.metadata.name ?? file}`);
+  await put.body.dump();
   return { sent: true };
+}
+
+function ok(response: Dispatcher.ResponseData): boolean {
+  return response.statusCode >= 200 && response.statusCode < 300;
 }

@@ -39,6 +39,9 @@ async function startApi(): Promise<{ url: string; seen: Seen[]; server: Server }
       } else if (parts[0] === "long") {
         res.writeHead(200, { "content-type": "text/plain" });
         res.write("grandchild 0\n");
+      } else if (parts[0] === "redirect") {
+        // /redirect/<status>/<target path>
+        res.writeHead(Number(parts[1]), { location: `/${parts.slice(2).join("/")}` }).end();
       } else if (parts[0] === "chatty") {
         const n = Number(parts[1]);
         res.writeHead(200, { "content-type": "text/plain" });
@@ -176,6 +179,63 @@ describe("http executor", () => {
     assert.equal(down.exitCode, null);
     assert.equal(down.errorCode, "COLONY_HTTP_UNREACHABLE");
     assert.match(down.error ?? "", /ECONNREFUSED/);
+  });
+
+  it("sends the task's headers as written, to any port, with no browser headers; follows redirects", async () => {
+    // fetch would refuse these ports (browsers block them) and drop the Host header.
+    const blocked = createServer((req, res) => res.end(JSON.stringify(req.headers)));
+    let port: number | undefined;
+    for (const candidate of [6000, 6665, 6666, 6667, 10080, 6697, 5060]) {
+      const ok = await new Promise<boolean>((resolve) => {
+        blocked.once("error", () => resolve(false));
+        blocked.listen(candidate, "127.0.0.1", () => resolve(true));
+      });
+      if (ok) {
+        port = candidate;
+        break;
+      }
+    }
+    assert.ok(port, "one of the ports fetch blocks is free on loopback");
+    try {
+      const result = await executor.run(
+        request(id(), "HTTP_GET", {
+          url: `http://127.0.0.1:${port}/`,
+          headers: { Host: "api.internal.test", Connection: "close" },
+        }),
+      );
+      assert.equal(result.exitCode, 0, result.error);
+      const headers = JSON.parse(String(result.context?.http_body)) as Record<string, string>;
+      assert.equal(headers.host, "api.internal.test");
+      assert.equal(headers.connection, "close");
+      assert.equal(headers["user-agent"], "colony");
+      assert.equal(headers.accept, "*/*");
+      assert.equal(headers["sec-fetch-mode"], undefined);
+      assert.equal(headers["accept-language"], undefined);
+    } finally {
+      blocked.closeAllConnections();
+      await new Promise((resolve) => blocked.close(resolve));
+    }
+
+    const moved = await executor.run(
+      request(id(), "HTTP_POST_JSON", {
+        url: `${api.url}/redirect/303/landed`,
+        variables: { a: { name: "a", value: 1, secret: false } },
+      }),
+    );
+    assert.equal(moved.exitCode, 0, moved.error);
+    assert.equal(moved.context?.http_status, 201);
+    const landed = api.seen.at(-1)!;
+    assert.equal(landed.url, "/landed");
+    assert.equal(landed.method, "GET", "a 303 is followed with a GET");
+    const kept = await executor.run(
+      request(id(), "HTTP_PUT_JSON", {
+        url: `${api.url}/redirect/307/kept`,
+        variables: { a: { name: "a", value: 2, secret: false } },
+      }),
+    );
+    assert.equal(kept.exitCode, 0, kept.error);
+    assert.equal(api.seen.at(-1)!.method, "PUT", "a 307 keeps the method");
+    assert.deepEqual(JSON.parse(api.seen.at(-1)!.body), { a: 2 }, "and the body");
   });
 
   it("refuses a URL that is not http(s) at start", async () => {

@@ -13,8 +13,17 @@
  * exit code, so `on_exit_code: {"404": create-it}` routes on it. An unreachable server,
  * a reset connection or a bad URL fail it with no exit code (retried per the task's
  * `retry`); cancel and the task's timeout abort the request.
+ *
+ * Requests go through undici's `request`, not `fetch`: fetch is a browser's client. It
+ * refuses the ports browsers block (6000, 6665–6669, 10080...), drops a `Host` header
+ * (virtual hosts behind a load balancer), and adds browser headers (`sec-fetch-mode`,
+ * `accept-language`). Here the task's headers go out as written, any port is callable,
+ * and redirects are followed (up to 20, as fetch does: 303 and a POST's 301/302 become
+ * a GET; credentials are not sent to another origin).
  */
 import { createWriteStream, type WriteStream } from "node:fs";
+import { STATUS_CODES } from "node:http";
+import { Agent, interceptors, request as undiciRequest, type Dispatcher } from "undici";
 import { ExecutorError } from "../../core/errors.ts";
 import type {
   ExecutionRequest,
@@ -118,6 +127,7 @@ export function httpCall(request: ExecutionRequest, userAgent = "colony"): HttpC
   for (const [k, v] of Object.entries(request.task.query)) url.searchParams.append(k, v);
   const headers: Record<string, string> = { ...request.task.headers };
   if (!hasHeader(headers, "user-agent")) headers["user-agent"] = userAgent;
+  if (!hasHeader(headers, "accept")) headers.accept = "*/*";
   const verb = VERBS[method];
   const fields = bodyFields(request);
   let body: string | undefined;
@@ -141,9 +151,12 @@ export function httpCall(request: ExecutionRequest, userAgent = "colony"): HttpC
   return { verb, url, headers, ...(body === undefined ? {} : { body }) };
 }
 
-function describeFetchError(error: unknown, url: URL): { code: string; message: string } {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (error as Error).message;
+function describeRequestError(error: unknown, url: URL): { code: string; message: string } {
+  const e = error as { code?: string; message?: string; cause?: { code?: string } };
+  const why =
+    e.code && !e.code.startsWith("UND_ERR")
+      ? e.code
+      : (e.cause?.code ?? e.message ?? String(error));
   return {
     code: "COLONY_HTTP_UNREACHABLE",
     message: `${url.origin}: ${why}; check the url and that the server is up (the task retries per its retry setting)`,
@@ -167,29 +180,29 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
   const maxContextBody = options.maxContextBody ?? 64 * 1024;
   const userAgent = options.userAgent ?? "colony";
   const table = new ExecutionTable<HttpExecution>("http", options.retainFinishedMs);
+  let dispatcher: Dispatcher | undefined;
 
   async function perform(e: HttpExecution, call: HttpCall, out: WriteStream): Promise<void> {
     let result: ExecutionResult;
     try {
-      const response = await fetch(call.url, {
+      dispatcher ??= new Agent().compose(interceptors.redirect({ maxRedirections: 20 }));
+      const response = await undiciRequest(call.url, {
         method: call.verb,
         headers: call.headers,
         ...(call.body === undefined ? {} : { body: call.body }),
         signal: e.abort.signal,
-        redirect: "follow",
+        dispatcher,
       });
       const kept: Buffer[] = [];
       let keptBytes = 0;
       let truncated = false;
-      if (response.body) {
-        for await (const chunk of response.body) {
-          const bytes = chunk as Uint8Array;
-          await write(out, bytes);
-          if (keptBytes < maxContextBody) {
-            kept.push(Buffer.from(bytes));
-            keptBytes += bytes.byteLength;
-          } else truncated = true;
-        }
+      for await (const chunk of response.body) {
+        const bytes = chunk as Buffer;
+        await write(out, bytes);
+        if (keptBytes < maxContextBody) {
+          kept.push(bytes);
+          keptBytes += bytes.byteLength;
+        } else truncated = true;
       }
       await closeStream(out);
       let text = Buffer.concat(kept).toString("utf8");
@@ -198,7 +211,11 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
         truncated = true;
       }
       let body: unknown = text;
-      const type = response.headers.get("content-type") ?? "";
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+      }
+      const type = headers["content-type"] ?? "";
       if (!truncated && /\bjson\b/i.test(type) && text.trim() !== "") {
         try {
           body = JSON.parse(text);
@@ -206,31 +223,30 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
           body = text;
         }
       }
-      const headers: Record<string, string> = {};
-      response.headers.forEach((value, name) => (headers[name] = value));
+      const status = response.statusCode;
       const context: Record<string, unknown> = {
-        http_status: response.status,
+        http_status: status,
         http_body: body,
         http_headers: headers,
         ...(truncated ? { http_body_truncated: true } : {}),
       };
-      const ok = response.status >= 200 && response.status < 300;
+      const ok = status >= 200 && status < 300;
       result = ok
         ? { exitCode: 0, killed: false, context }
         : {
-            exitCode: response.status,
+            exitCode: status,
             killed: false,
             context,
             errorCode: "COLONY_HTTP_STATUS",
             error:
-              `${call.verb} ${call.url.href} answered ${response.status} ${response.statusText}`.trim(),
+              `${call.verb} ${call.url.href} answered ${status} ${response.statusText || (STATUS_CODES[status] ?? "")}`.trim(),
           };
     } catch (error) {
       await closeStream(out);
       if (e.cancelled || e.abort.signal.aborted) {
         result = { exitCode: null, killed: true, error: `${call.verb} ${call.url.href} cancelled` };
       } else {
-        const d = describeFetchError(error, call.url);
+        const d = describeRequestError(error, call.url);
         result = { exitCode: null, killed: false, errorCode: d.code, error: d.message };
       }
     }
@@ -265,7 +281,7 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
   return {
     methods: HTTP_METHODS,
     async isInstalled() {
-      return typeof fetch === "function";
+      return true;
     },
     start,
     wait: (id) => table.wait(id),
@@ -288,6 +304,8 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
         e.cancelled = true;
         e.abort.abort();
       }
+      await dispatcher?.close().catch(() => undefined);
+      dispatcher = undefined;
     },
   };
 }
