@@ -70,6 +70,7 @@ describe("control protocol: requests", () => {
     const bad: Array<[string, RegExp]> = [
       ["", /Unknown command/],
       ["frob", /Unknown command 'frob'/],
+      ["x".repeat(100_000), /^Unknown command 'x{80}\.\.\.' \(100000 bytes\); this node knows/],
       ["{oops", /invalid JSON/],
       ["[1]", /Unknown command/],
       ['{"command":3}', /command must be a string/],

@@ -103,8 +103,11 @@ export function parseRequest(line: string): ControlRequest {
 }
 
 function unknownCommand(command: string): ProtocolError {
+  // Echo a long line only in part: the answer names the command, it does not return the line.
+  const shown =
+    command.length > 80 ? `${command.slice(0, 80)}...' (${command.length} bytes)` : `${command}'`;
   return new ProtocolError(
-    `Unknown command${command ? ` '${command}'` : ""}; this node knows ${COMMANDS.join(", ")} ` +
+    `Unknown command${command ? ` '${shown}` : ""}; this node knows ${COMMANDS.join(", ")} ` +
       `(work ${WORK_SUBCOMMANDS.join("|")})`,
   );
 }
