@@ -141,7 +141,10 @@ describe("colony run (examples)", () => {
       );
       const r = await runCli(["run", `${bad.path}/bad.yaml`, "--data-dir", bad.path]);
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /bad\.yaml:4:3: .*on_complete/);
+      assert.equal(
+        r.stderr,
+        `${bad.path}/bad.yaml:4:3: tasks[0].on_complete: unknown key 'on_complete'; did you mean 'on_completed'?\n`,
+      );
     } finally {
       bad.remove();
     }

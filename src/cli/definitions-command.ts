@@ -13,7 +13,7 @@ import {
   withClient,
   type CliIo,
 } from "./client-command.ts";
-import { paint, table, UsageError } from "./output.ts";
+import { definitionErrorLine, paint, table, UsageError } from "./output.ts";
 
 export const DEFINITIONS_HELP = `Usage: colony definitions <list|show|apply|delete|pause|resume> [options]
 
@@ -171,9 +171,7 @@ async function apply(argv: string[], io: CliIo): Promise<number> {
       } catch (error) {
         if (!(error instanceof ColonyClientError) || error.code !== "COLONY_INVALID_DEFINITION")
           throw error;
-        const d = error.details ?? {};
-        const where = typeof d.line === "number" ? `${file}:${d.line}:${String(d.column)}` : file;
-        io.stderr.write(`${where}: ${error.message}\n`);
+        io.stderr.write(definitionErrorLine(file, error.message, error.details) + "\n");
         code = 2;
       }
     }

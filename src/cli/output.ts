@@ -21,6 +21,23 @@ export function paint(stream: NodeJS.WriteStream) {
 
 export { count } from "../core/text.ts";
 
+/**
+ * A refused definition as compilers print errors: `file:line:column: path: what`. The
+ * message (the API's too) starts with "line L, column C at PATH: ", which the file's
+ * line and column already say.
+ */
+export function definitionErrorLine(
+  file: string,
+  message: string,
+  at: { line?: unknown; column?: unknown } | undefined,
+): string {
+  if (typeof at?.line !== "number") return `${file}: ${message}`;
+  const rest = message.replace(/^line \d+, column \d+(?: at (\S+))?: /, (_m, path?: string) =>
+    path ? `${path}: ` : "",
+  );
+  return `${file}:${at.line}:${String(at.column)}: ${rest}`;
+}
+
 export function table(rows: string[][], headers: string[]): string {
   const all = [headers, ...rows];
   // eslint-disable-next-line no-control-regex

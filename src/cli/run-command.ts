@@ -12,7 +12,7 @@ import type { JobRequest } from "../core/job-request.ts";
 import { secretValues } from "../core/secrets.ts";
 import { defaultDataDir, openEmbedded, type Embedded } from "../runtime/embedded.ts";
 import { LiveOutput } from "./live-output.ts";
-import { count, paint, table, UsageError } from "./output.ts";
+import { count, definitionErrorLine, paint, table, UsageError } from "./output.ts";
 import { parseParams } from "./params.ts";
 
 export const RUN_HELP = `Usage: colony run <job.yaml> [options]
@@ -97,10 +97,7 @@ export async function runCommand(
       definition = parseJobDefinition(text);
     } catch (error) {
       if (error instanceof DefinitionError) {
-        const where = error.position
-          ? `${file}:${error.position.line}:${error.position.column}`
-          : file;
-        io.stderr.write(`${where}: ${error.message}\n`);
+        io.stderr.write(definitionErrorLine(file, error.message, error.position) + "\n");
         return 2;
       }
       throw error;

@@ -19,7 +19,7 @@ import {
   type CliIo,
 } from "./client-command.ts";
 import { onInterrupt, printJob } from "./jobs-command.ts";
-import { count, paint, UsageError } from "./output.ts";
+import { count, definitionErrorLine, paint, UsageError } from "./output.ts";
 import { parseParams } from "./params.ts";
 import { RemoteFollow } from "./remote-follow.ts";
 
@@ -96,10 +96,7 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
         definition = parseJobDefinition(text);
       } catch (error) {
         if (!(error instanceof DefinitionError)) throw error;
-        const where = error.position
-          ? `${target}:${error.position.line}:${error.position.column}`
-          : target;
-        io.stderr.write(`${where}: ${error.message}\n`);
+        io.stderr.write(definitionErrorLine(target, error.message, error.position) + "\n");
         return 2;
       }
       jobType = definition.jobType;
