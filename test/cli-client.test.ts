@@ -197,6 +197,12 @@ describe("colony client commands (CLI against a server)", () => {
     const page = JSON.parse(failed.stdout) as { items: Array<{ state: string }> };
     assert.ok(page.items.length >= 2);
     assert.ok(page.items.every((j) => j.state === "FAILED"));
+    const typo = await colony("jobs", "list", "--state", "failed,DONE");
+    assert.equal(typo.code, 2);
+    assert.match(
+      typo.stderr,
+      /^colony jobs: --state: unknown state 'DONE'; use one or more of PENDING,/,
+    );
 
     const paged = await colony("jobs", "list", "--limit", "1");
     assert.equal(paged.stdout.trim().split("\n").length, 2);

@@ -2,6 +2,7 @@
  * `colony jobs list|show|cancel|restart|logs`: job requests on a server.
  */
 import type { ColonyClient, JobRequestView } from "../client/client.ts";
+import { isState, STATES } from "../core/states.ts";
 import { CLIENT_FLAGS_HELP } from "./client-options.ts";
 import {
   ago,
@@ -88,6 +89,12 @@ async function listJobs(argv: string[], io: CliIo): Promise<number> {
   const limit = values.limit === undefined ? 20 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 500)
     throw new UsageError(`--limit must be 1..500, got '${values.limit}'`);
+  for (const state of (values.state ?? []).flatMap((s) => s.split(","))) {
+    if (!isState(state.trim().toUpperCase()))
+      throw new UsageError(
+        `--state: unknown state '${state}'; use one or more of ${STATES.join(", ")}`,
+      );
+  }
   return withClient("jobs list", values, io, async (client) => {
     const page = await client.listJobRequests({
       state: values.state?.join(","),
