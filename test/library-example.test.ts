@@ -245,6 +245,28 @@ describe("startColony and FUNCTION tasks", () => {
     assert.equal(after, before, "no job request was written");
   });
 
+  it("a result JSON cannot hold (a BigInt, a cycle) fails the task saying why", async () => {
+    colony.register("big", () => ({ n: 10n }));
+    colony.register("cycle", () => {
+      const node: Record<string, unknown> = {};
+      node.self = node;
+      return node;
+    });
+    for (const [name, why] of [
+      ["big", /serialize a BigInt/],
+      ["cycle", /circular structure/],
+    ] as const) {
+      const done = await (await colony.submit(fn(name))).done();
+      assert.equal(done.state, "FAILED", name);
+      assert.equal(done.tasks[0]?.errorCode, "COLONY_FUNCTION_RESULT", name);
+      assert.match(
+        done.tasks[0]!.errorMessage!,
+        new RegExp(`^function '${name}' returned what cannot be stored as JSON`),
+      );
+      assert.match(done.tasks[0]!.errorMessage!, why);
+    }
+  });
+
   it("an unknown function fails with the names that are registered", async () => {
     const done = await (await colony.submit(fn("nobody"))).done();
     assert.equal(done.state, "FAILED");

@@ -106,6 +106,16 @@ function contextOf(value: unknown): Record<string, unknown> | undefined {
   return isPlainObject(value) ? value : { result: value };
 }
 
+/** Why a handler's result cannot be stored (it is kept as JSON), or undefined when it can. */
+function unstorable(context: Record<string, unknown>): string | undefined {
+  try {
+    JSON.stringify(context);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/\s+/g, " ");
+  }
+}
+
 export class FunctionExecutor implements Executor {
   readonly methods = ["FUNCTION"] as const;
   readonly #handlers = new Map<string, FunctionHandler>();
@@ -268,6 +278,15 @@ export class FunctionExecutor implements Executor {
       Promise.resolve(running).then(
         (value) => {
           const context = contextOf(value);
+          const why = context && unstorable(context);
+          if (why) {
+            return this.#finish(e, {
+              exitCode: 1,
+              killed: false,
+              errorCode: "COLONY_FUNCTION_RESULT",
+              error: `function '${name}' returned what cannot be stored as JSON (${why}); return plain data: objects, arrays, strings, numbers, booleans, null`,
+            });
+          }
           return this.#finish(
             e,
             context ? { exitCode: 0, killed: false, context } : { exitCode: 0, killed: false },
