@@ -213,7 +213,7 @@ describe("startColony and FUNCTION tasks", () => {
     }
   });
 
-  it("params that are not an object and invalid dates are refused; nothing is written", async () => {
+  it("params that are not an object (or not JSON) and invalid dates are refused; nothing is written", async () => {
     const typed = "fn-refused";
     await colony.define({
       job_type: typed,
@@ -237,6 +237,10 @@ describe("startColony and FUNCTION tasks", () => {
       /^submit\(\{job_type, params\}\): params must be an object .* got string$/,
     );
     await refuse(() => colony.submit(typed, { params: 7 as never }), /got number$/);
+    await refuse(
+      () => colony.submit(definition, { params: { n: 10n } as never }),
+      /^params cannot be stored as JSON \(Do not know how to serialize a BigInt\)/,
+    );
     await refuse(
       () => colony.submit(definition, { scheduledAt: new Date("not a date") }),
       /^scheduledAt must be a valid Date, got an invalid Date$/,

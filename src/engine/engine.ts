@@ -80,6 +80,14 @@ export function checkParams(params: unknown, what = "params"): void {
       `${what} must be an object of NAME: value (as in { Name: "world" }), got ${got}`,
     );
   }
+  if (params === undefined) return;
+  try {
+    JSON.stringify(params); // they are stored as JSON
+  } catch (error) {
+    throw new ValidationError(
+      `${what} cannot be stored as JSON (${(error as Error).message.replace(/\s+/g, " ")}); give strings, numbers, booleans, null, arrays and objects`,
+    );
+  }
 }
 
 /**
