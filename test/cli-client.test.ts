@@ -164,6 +164,26 @@ describe("colony client commands (CLI against a server)", () => {
 
     const all = await colony("jobs", "logs", String(job.id));
     assert.match(all.stdout, /^\[letters\] letter a$/m);
+    assert.equal(all.stderr, "", "no attempt lines when every task ran once");
+  });
+
+  it("jobs logs of a retried task: every try's output, each try named on stderr; --task the last", async () => {
+    const r = await colony("submit", "examples/retry.yaml", "--follow");
+    assert.equal(r.code, 0, r.stderr);
+    const id = /job (\d+) \(retry-demo\) COMPLETED/.exec(r.stderr)?.[1];
+    assert.ok(id, r.stderr);
+    const all = await colony("jobs", "logs", id);
+    assert.equal(all.code, 0, all.stderr);
+    assert.equal(
+      all.stdout,
+      "[flaky] try 1\n[flaky] try 2\n[flaky] try 3\n[done] succeeded after retries\n",
+    );
+    assert.equal(
+      all.stderr,
+      "[flaky] (attempt 1, FAILED)\n[flaky] (attempt 2, FAILED)\n[flaky] (attempt 3, COMPLETED)\n",
+    );
+    const last = await colony("jobs", "logs", id, "--task", "flaky");
+    assert.equal(last.stdout, "try 3\n");
   });
 
   it("jobs logs into a pipe that closes early (| head -1) ends quietly with 0", async () => {

@@ -32,8 +32,9 @@ Job requests on a colony server (see 'colony submit' to start one).
   colony jobs restart <id>
       runs a FAILED or CANCELLED request again as its next attempt
   colony jobs logs <id> [--task T] [-f]
-      the output of every task of the latest attempt, each line prefixed by its task;
-      --task T prints that task's output as it is (no prefix, good for pipes);
+      the output of every task of the latest run, each line prefixed by its task (every
+      try of a retried task, each named on stderr); --task T prints that task's output,
+      its latest try, as it is (no prefix, good for pipes);
       -f / --follow keeps printing until the job ends, then exits 0 only if it COMPLETED
 
 Options:
@@ -291,8 +292,17 @@ async function printAllOutput(client: ColonyClient, id: number, io: CliIo): Prom
     io.stderr.write(`job ${id} has no task output yet (${job.state})\n`);
     return;
   }
+  const tries = new Map<string, number>();
+  for (const t of tasks) tries.set(t.task_type, (tries.get(t.task_type) ?? 0) + 1);
   for (const t of tasks) {
     const prefix = `[${t.task_type}] `;
+    // A task tried more than once: say which try each part of its output is (on stderr,
+    // so stdout stays the output alone).
+    if ((tries.get(t.task_type) ?? 0) > 1) {
+      io.stderr.write(
+        paint(io.stderr).dim(`${prefix}(attempt ${t.attempt + 1}, ${t.state})`) + "\n",
+      );
+    }
     let partial = "";
     for await (const chunk of await client.executionOutput(t.id)) {
       const lines = (partial + (chunk as Buffer).toString("utf8")).split("\n");
