@@ -122,6 +122,12 @@ describe("colony client commands (CLI against a server)", () => {
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /definition timeout-demo unchanged \(version 1\)/);
     assert.match(again.stdout, /^job \d+ \(timeout-demo\) PENDING until 2099-01-01T00:00:00.000Z/m);
+    const past = await colony("submit", "hello-dag", "--at", "2020-01-01T00:00:00Z");
+    assert.equal(past.code, 0, past.stderr);
+    assert.match(
+      past.stdout,
+      /^job \d+ \(hello-dag\) PENDING \(2020-01-01T00:00:00.000Z is past: it runs now\)/m,
+    );
 
     const broken = file("broken.yaml", BROKEN);
     const bad = await colony("submit", broken);

@@ -130,7 +130,7 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
       if (values.json) printJson(io, job);
       else
         io.stdout.write(
-          `job ${job.id} (${job.job_type}) ${job.state}${scheduledAt ? ` until ${scheduledAt}` : ""} · colony jobs show ${job.id} · colony jobs logs ${job.id} -f\n`,
+          `job ${job.id} (${job.job_type}) ${job.state}${when(scheduledAt)} · colony jobs show ${job.id} · colony jobs logs ${job.id} -f\n`,
         );
       return 0;
     }
@@ -177,4 +177,12 @@ export async function submitCommand(argv: string[], io: CliIo = STD_IO): Promise
     );
     return final.state === "COMPLETED" ? 0 : 1;
   });
+}
+
+/** " until T" for a time to come; a past --at runs at once, and says so. */
+function when(scheduledAt: string | undefined): string {
+  if (!scheduledAt) return "";
+  return Date.parse(scheduledAt) > Date.now()
+    ? ` until ${scheduledAt}`
+    : ` (${scheduledAt} is past: it runs now)`;
 }
