@@ -433,7 +433,10 @@ describe("a task waiting for an ant holds no task slot", () => {
       env: { NO_COLOR: "1" },
     });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^3 task\(s\) waiting for an ant:$/m);
+    assert.match(r.stdout, /^3 tasks waiting for an ant:$/m);
+    // The built-in ant has all six HTTP methods: one HTTP_* in the table, not six names.
+    assert.match(r.stdout, /^colony\/builtin .*,SHELL,HTTP_\*,/m);
+    assert.doesNotMatch(r.stdout, /HTTP_GET/);
     assert.match(r.stdout, /^JOB\s+UNIT\s+TASK\s+METHOD\s+TAGS\s+SINCE\s+WHY$/m);
     assert.match(
       r.stdout,

@@ -37,7 +37,7 @@ describe("colony run (examples)", () => {
     assert.match(r.stderr, /TASK\s+STATE/);
   });
 
-  it("a run of SHELL tasks loads no module it does not use (schemas, Redis, containers)", async () => {
+  it("a run of SHELL tasks loads no module it does not use (schemas, Redis, HTTP client, containers)", async () => {
     // A resolve hook in the CLI's process reports what it loads; a one-task run took
     // ~1.1 s when these modules (~0.45 s of imports) were loaded at start.
     const hook = join(dir.path, "hook.mjs");
@@ -45,7 +45,7 @@ describe("colony run (examples)", () => {
       hook,
       `export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
-  if (/typebox|ioredis|container-options|task-request|docker-executor|kubernetes/.test(r.url)) {
+  if (/typebox|ioredis|undici|container-options|task-request|docker-executor|kubernetes/.test(r.url)) {
     process.stderr.write("LOADED " + r.url + "\\n");
   }
   return r;

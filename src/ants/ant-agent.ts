@@ -20,7 +20,6 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { request } from "undici";
 import WebSocket from "ws";
 import {
   ARTIFACT_STORE,
@@ -519,6 +518,7 @@ async function fetchArtifacts(
     const target = inside(workDir, d.name);
     if (!target) throw new Error(`'${d.name}' would leave the task's work dir`);
     // undici's request, not fetch: fetch refuses ports browsers block (a server on 6000...).
+    const { request } = await import("undici");
     const response = await request(d.url, { signal });
     if (response.statusCode < 200 || response.statusCode > 299) {
       await response.body.dump();

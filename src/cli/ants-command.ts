@@ -3,6 +3,7 @@
  * their load, capacity, tags, methods and when they were last seen, and the tasks
  * waiting for an ant.
  */
+import { HTTP_METHODS } from "../executors/http/http-executor.ts";
 import { CLIENT_FLAGS_HELP } from "./client-options.ts";
 import {
   ago,
@@ -13,7 +14,7 @@ import {
   withClient,
   type CliIo,
 } from "./client-command.ts";
-import { paint, table } from "./output.ts";
+import { count, paint, table } from "./output.ts";
 
 export const ANTS_HELP = `Usage: colony ants list [options]
 
@@ -60,7 +61,7 @@ async function list(argv: string[], io: CliIo): Promise<number> {
       a.state === "connected" ? p.green(a.state) : p.yellow(a.state),
       `${a.load}/${a.max_capacity ?? "-"}`,
       a.tags.join(",") || "-",
-      a.methods.join(","),
+      methodsText(a.methods),
       a.kind === "builtin" ? "-" : ago(a.last_seen_at),
       a.remote_address ?? "-",
     ]);
@@ -73,7 +74,7 @@ async function list(argv: string[], io: CliIo): Promise<number> {
         ants.waiting_total > ants.waiting.length
           ? ` (the oldest ${ants.waiting.length} shown)`
           : "";
-      io.stdout.write(`\n${ants.waiting_total} task(s) waiting for an ant${shown}:\n`);
+      io.stdout.write(`\n${count(ants.waiting_total, "task")} waiting for an ant${shown}:\n`);
       io.stdout.write(
         table(
           ants.waiting.map((w) => [
@@ -95,4 +96,13 @@ async function list(argv: string[], io: CliIo): Promise<number> {
     }
     return 0;
   });
+}
+
+/** The methods, with the six HTTP_* ones as "HTTP_*" when an ant has them all (a narrower table). */
+function methodsText(methods: readonly string[]): string {
+  const http = methods.filter((m) => m.startsWith("HTTP_"));
+  if (http.length < HTTP_METHODS.length) return methods.join(",");
+  const first = methods.indexOf(http[0]!);
+  const rest = methods.filter((m) => !m.startsWith("HTTP_"));
+  return [...rest.slice(0, first), "HTTP_*", ...rest.slice(first)].join(",");
 }

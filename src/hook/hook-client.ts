@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { request, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import { hookHeaders } from "./hook-auth.ts";
 
 /** The JOB_* variables of the process (docs/hook.md). */
@@ -62,6 +62,7 @@ export async function uploadFile(
 ): Promise<{ sent: boolean }> {
   const { hash, challenge } = await digests(file);
   // undici's request, not fetch: fetch refuses ports browsers block (a server on 6000...).
+  const { request } = await import("undici");
   const announce = await request(
     `${credentials.hook}/upload/${encodeURIComponent(target.store)}/${encodeURIComponent(credentials.jobId)}/${encodeURIComponent(target.property)}`,
     {
