@@ -258,7 +258,16 @@ describe("colony ant (a second process)", () => {
       notUrl.stderr,
       "colony ant: 'colony-host' is not a URL of a colony server; write e.g. http://host:7777 or ws://host:7777\n",
     );
-    const fn = await runCli(["ant", "--server", s.url, "--token", "t", "--methods", "FUNCTION"]);
+    // HTTP_* (as colony ants list writes them) names the six HTTP methods.
+    const fn = await runCli([
+      "ant",
+      "--server",
+      s.url,
+      "--token",
+      "t",
+      "--methods",
+      "HTTP_*,FUNCTION",
+    ]);
     assert.equal(fn.code, 2, fn.stderr);
     assert.match(
       fn.stderr,

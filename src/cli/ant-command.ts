@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { AntAgent } from "../ants/ant-agent.ts";
 import { loadConfig, type Config } from "../config/config.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
+import { HTTP_METHODS } from "../executors/http/http-executor.ts";
 import { UsageError } from "./output.ts";
 
 export const ANT_HELP = `Usage: colony ant --server URL --token TOKEN [options]
@@ -27,8 +28,9 @@ Options:
                        (default: $COLONY_TOKEN, or --token-file / $COLONY_TOKEN_FILE)
   --token-file FILE    read the token from FILE
   --tags a,b           this ant's tags (a task runs here only if it has all the task's tags)
-  --methods M,N        methods to offer (default: SHELL and every HTTP_ method; DOCKER and
-                       KUBERNETES run with this machine's engine or cluster)
+  --methods M,N        methods to offer (default: SHELL and every HTTP_ method, which
+                       HTTP_* also names; DOCKER and KUBERNETES run with this machine's
+                       engine or cluster)
   --config FILE        colony.yaml whose docker: and kubernetes: settings DOCKER and
                        KUBERNETES tasks use (default: $COLONY_CONFIG; see docs/config.md)
   --max-capacity N     tasks at once (default 1)
@@ -88,7 +90,8 @@ export async function antCommand(
   if (!token) {
     throw new UsageError("give a token with role ant: --token (colony token create --role ant)");
   }
-  const methods = list(values.methods);
+  // HTTP_* is all six HTTP methods, as colony ants list writes them.
+  const methods = list(values.methods).flatMap((m) => (m === "HTTP_*" ? [...HTTP_METHODS] : [m]));
   for (const m of methods) {
     if (!(METHODS as readonly string[]).includes(m)) {
       throw new UsageError(`--methods: unknown method '${m}'; methods are ${METHODS.join(", ")}`);
