@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { tempDir } from "./support/cli.ts";
+import { startCli, tempDir } from "./support/cli.ts";
 import { freePort, Node, waitForUnit } from "./support/nodes.ts";
 import { receptorctl } from "./support/receptorctl.ts";
 
@@ -245,6 +245,32 @@ describe("remote work while the peer is down", () => {
     const local = await ctl(["work", "submit", "ticker", "--ttl", "1s", "--no-payload"]);
     assert.equal(local.code, 101);
     assert.match(local.stderr, /ttl option is intended for remote work only/);
+
+    // colony work submit -f says why the unit waits, once, instead of printing nothing.
+    const follow = startCli([
+      "work",
+      "submit",
+      "ticker",
+      "--node",
+      "bar",
+      "-f",
+      "--socket",
+      foo.socket,
+    ]);
+    const until = Date.now() + 15_000;
+    while (!/is pending/.test(follow.stderr()) && Date.now() < until) {
+      await new Promise((r2) => setTimeout(r2, 100));
+    }
+    await new Promise((r2) => setTimeout(r2, 2500)); // more tries: still said once
+    follow.child.kill("SIGINT");
+    const said = (await follow.result).stderr;
+    assert.match(
+      said,
+      /^colony work: unit (\w{8}) is pending: waiting to submit: cannot reach bar \(.*\): ECONNREFUSED; it keeps trying \(colony work cancel \1 stops it\)\n/,
+    );
+    assert.equal(said.match(/is pending/g)?.length, 1, said);
+    const waiting = /unit (\w{8}) is pending/.exec(said)![1]!;
+    await ctl(["work", "release", "--force", waiting]);
     await bar.start();
   });
 });

@@ -222,10 +222,15 @@ async function followResults(
 ): Promise<number> {
   const client = await connect(flags, io);
   const stream = await client.results(id, offset);
-  for await (const chunk of stream) {
-    if (!io.stdout.write(chunk as Buffer)) {
-      await new Promise((resolve) => io.stdout.once("drain", resolve));
+  const watch = watchPending(flags, id, io);
+  try {
+    for await (const chunk of stream) {
+      if (!io.stdout.write(chunk as Buffer)) {
+        await new Promise((resolve) => io.stdout.once("drain", resolve));
+      }
     }
+  } finally {
+    clearInterval(watch);
   }
   const after = await connect(flags, io);
   try {
@@ -238,6 +243,40 @@ async function followResults(
   } finally {
     after.close();
   }
+}
+
+/**
+ * While a followed unit is Pending (remote work its peer has not taken yet: the peer is
+ * down, say), says why on stderr, once per reason, so `-f` is not silent: "Pending:
+ * waiting to submit: cannot reach bar (...)". The unit keeps trying either way.
+ */
+function watchPending(flags: ConnectionFlags, id: string, io: WorkIo): NodeJS.Timeout {
+  let said = "";
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void (async () => {
+      const c = await connect(flags, io);
+      try {
+        const status = await c.command(`work status ${id}`);
+        // "...; retrying in 7.6s" changes at every try: the reason is what comes before.
+        const why = String(status.Detail ?? "").replace(/; retrying in [^;]*$/, "");
+        if (status.State === 0 && why !== "" && why !== said) {
+          said = why;
+          io.stderr.write(
+            `colony work: unit ${id} is pending: ${why}; it keeps trying (colony work cancel ${id} stops it)\n`,
+          );
+        }
+      } finally {
+        c.close();
+      }
+    })()
+      .catch(() => undefined) // the results stream reports a lost control service
+      .finally(() => (busy = false));
+  }, 1000);
+  timer.unref();
+  return timer;
 }
 
 async function list(argv: string[], io: WorkIo): Promise<number> {
