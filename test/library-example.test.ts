@@ -531,3 +531,59 @@ describe("a closed colony", () => {
     }
   });
 });
+
+describe("startColony options", () => {
+  it("refuses what its types forbid, and a data dir it cannot use, saying what to give", async () => {
+    const refused = async (options: unknown, code: string, message: RegExp) =>
+      assert.rejects(startColony(options as never), (e: unknown) => {
+        assert.ok(e instanceof ColonyError, String(e));
+        assert.equal(e.code, code);
+        assert.match(e.message, message);
+        return true;
+      });
+    await refused(undefined, "COLONY_VALIDATION", /needs an options object/);
+    await refused({}, "COLONY_VALIDATION", /dataDir is required/);
+    await refused({ dataDir: 5 }, "COLONY_VALIDATION", /dataDir must be a string, got number/);
+    await refused(
+      { datadir: "/tmp/x" },
+      "COLONY_VALIDATION",
+      /unknown option 'datadir'; did you mean 'dataDir'\?/,
+    );
+    await refused(
+      { dataDir: "/tmp/x", maxParallelTasks: 0 },
+      "COLONY_VALIDATION",
+      /maxParallelTasks must be a whole number from 1, got 0/,
+    );
+    await refused(
+      { dataDir: join(ROOT, "package.json", "data") },
+      "COLONY_DATA_DIR",
+      /cannot use .*package\.json\/data as the data dir: a part of the path is a file, not a directory \(ENOTDIR\)/,
+    );
+  });
+
+  it("with a server, maxParallelTasks still bounds the tasks running at once", async () => {
+    const dir = tempDir("colony-server-slots-");
+    const colony = await startColony({
+      dataDir: dir.path,
+      server: { port: 0 },
+      maxParallelTasks: 1,
+      schedules: false,
+      log: () => undefined,
+    });
+    try {
+      let running = 0;
+      let most = 0;
+      colony.register("hold", async () => {
+        most = Math.max(most, ++running);
+        await sleep(150);
+        running--;
+      });
+      const runs = await Promise.all([1, 2, 3].map(() => colony.submit(fn("hold"))));
+      await Promise.all(runs.map((r) => r.result()));
+      assert.equal(most, 1, "one task at a time");
+    } finally {
+      await colony.close({ graceMs: 0 });
+      dir.remove();
+    }
+  });
+});

@@ -150,6 +150,15 @@ describe("colony run (examples)", () => {
     }
   });
 
+  it("a data dir it cannot create or write exits 1 saying which and what to give", async () => {
+    const r = await runCli(["run", "examples/hello-dag.yaml", "--data-dir", "package.json/data"]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^colony run: cannot use \/.*\/package\.json\/data as the data dir: a part of the path is a file, not a directory \(ENOTDIR\); give a directory user \S+ can write \(--data-dir, \$COLONY_DATA_DIR, .*\) \[COLONY_DATA_DIR\]\n$/,
+    );
+  });
+
   it("a directory, a missing file or a --resume of no id exit 2 saying what to give", async () => {
     const cases: Array<[string[], string]> = [
       [[dir.path], `colony run: ${dir.path} is a directory; give a job file (job.yaml)`],

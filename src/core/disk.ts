@@ -2,7 +2,9 @@
  * How much room a disk has left, for errors that should say "the disk is full" when
  * that is why something failed (a task's output cut short, a store that cannot grow).
  */
-import { statfsSync } from "node:fs";
+import { accessSync, constants, mkdirSync, statfsSync } from "node:fs";
+import { userInfo } from "node:os";
+import { ColonyError } from "./errors.ts";
 
 /** Under this many free bytes a disk counts as full. */
 export const FULL_DISK_BYTES = 64 * 1024;
@@ -17,5 +19,44 @@ export function freeBytes(dir: string): number | undefined {
     return Number(process.getuid?.() === 0 ? fs.bfree : fs.bavail) * Number(fs.bsize);
   } catch {
     return undefined;
+  }
+}
+
+/** A data dir colony cannot create or write: which, why, and what to do. */
+export class DataDirError extends ColonyError {
+  constructor(message: string, cause?: unknown) {
+    super("COLONY_DATA_DIR", message, { status: 500, cause });
+  }
+}
+
+const WHY: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  ENOSPC: "no space left on the disk",
+};
+
+/**
+ * Creates the data dir (0700) if it is missing and checks that this process can write
+ * it, so that a bad one fails at once with what to do, not later with a stack trace.
+ */
+export function ensureDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    let user = "this user";
+    try {
+      user = `user ${userInfo().username}`;
+    } catch {
+      // no passwd entry: keep "this user"
+    }
+    throw new DataDirError(
+      `cannot use ${dir} as the data dir: ${WHY[code] ?? (error as Error).message}${code && WHY[code] ? ` (${code})` : ""}; ` +
+        `give a directory ${user} can write (--data-dir, $COLONY_DATA_DIR, data_dir in colony.yaml, or the library's dataDir)`,
+      error,
+    );
   }
 }

@@ -153,7 +153,50 @@ function isDefinitionText(text: string): boolean {
   return /[\n:{]/.test(text);
 }
 
+const OPTION_TYPES: Record<keyof StartColonyOptions, string> = {
+  dataDir: "string",
+  storeUrl: "string",
+  maxParallelTasks: "number",
+  schedules: "boolean",
+  functions: "object",
+  server: "object",
+  log: "function",
+};
+
+/** What the TypeScript types say, checked for JavaScript callers and `as` casts. */
+function checkOptions(options: unknown): asserts options is StartColonyOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new ValidationError("startColony needs an options object: startColony({ dataDir })");
+  }
+  const known = Object.keys(OPTION_TYPES);
+  for (const [key, value] of Object.entries(options)) {
+    const type = OPTION_TYPES[key as keyof StartColonyOptions];
+    if (type === undefined) {
+      const near = known.find((k) => k.toLowerCase() === key.toLowerCase());
+      throw new ValidationError(
+        `startColony: unknown option '${key}'${near ? `; did you mean '${near}'?` : ""} (options: ${known.join(", ")})`,
+      );
+    }
+    if (value !== undefined && typeof value !== type) {
+      throw new ValidationError(`startColony: ${key} must be a ${type}, got ${typeof value}`);
+    }
+  }
+  const o = options as StartColonyOptions;
+  if (typeof o.dataDir !== "string" || o.dataDir.trim() === "") {
+    throw new ValidationError(
+      "startColony: dataDir is required: the directory for the store, task output and artifacts",
+    );
+  }
+  const slots = o.maxParallelTasks;
+  if (slots !== undefined && !(Number.isInteger(slots) && slots >= 1)) {
+    throw new ValidationError(
+      `startColony: maxParallelTasks must be a whole number from 1, got ${slots}`,
+    );
+  }
+}
+
 export async function startColony(options: StartColonyOptions): Promise<Colony> {
+  checkOptions(options);
   const log = options.log ?? ((m: string) => process.stderr.write(`colony: ${m}\n`));
   let runtime: Embedded;
   let url: string | undefined;
@@ -173,7 +216,12 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
       },
     });
     const server = await startServer(
-      options.server.baseUrl ? { ...config, baseUrl: options.server.baseUrl } : config,
+      {
+        ...config,
+        ...(options.server.baseUrl ? { baseUrl: options.server.baseUrl } : {}),
+        maxParallelTasks: options.maxParallelTasks ?? config.maxParallelTasks,
+        schedules: { ...config.schedules, enabled: options.schedules ?? true },
+      },
       { log },
     );
     runtime = server.runtime;

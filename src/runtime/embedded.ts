@@ -3,7 +3,7 @@
  * otherwise), the executors available here, and the secret key. `colony run`,
  * `colony server` and the library all start from this.
  */
-import { mkdirSync } from "node:fs";
+import { ensureDataDir } from "../core/disk.ts";
 import { resolve } from "node:path";
 import { ExecutorRegistry, type Executor } from "../core/executor.ts";
 import { loadOrCreateKey } from "../core/secrets.ts";
@@ -73,7 +73,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> {
   const dataDir = resolve(options.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  ensureDataDir(dataDir);
   const store = await openStore({ url: options.storeUrl, dataDir });
   const executors = new ExecutorRegistry();
   // Async actions: one event bus shared with the engine, the FUNCTION executor first so
