@@ -10,12 +10,13 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runCli, startCli, tempDir } from "./support/cli.ts";
 
+/** A task of `colony run --json`: the API's task execution view. */
 interface TaskRecord {
   id: string;
-  taskType: string;
+  task_type: string;
   state: string;
   attempt: number;
-  errorCode?: string;
+  error_code: string | null;
 }
 
 async function waitFor(what: string, check: () => boolean, ms = 20_000): Promise<void> {
@@ -66,7 +67,7 @@ describe("colony run survives kill -9 (crash test)", () => {
     assert.equal(resumed.code, 0, resumed.stderr);
     const record = JSON.parse(resumed.stdout) as { state: string; tasks: TaskRecord[] };
     assert.equal(record.state, "COMPLETED");
-    const byType = (t: string) => record.tasks.filter((x) => x.taskType === t);
+    const byType = (t: string) => record.tasks.filter((x) => x.task_type === t);
     assert.equal(byType("first").length, 1, "first must not run again");
     assert.equal(byType("slow").length, 1, "slow was re-attached, not restarted");
     assert.equal(byType("last")[0]?.state, "COMPLETED");
@@ -102,11 +103,11 @@ describe("colony run survives kill -9 (crash test)", () => {
     const resumed = await runCli(["run", "--resume", "--json", "--data-dir", dir.path]);
     assert.equal(resumed.code, 0, resumed.stderr);
     const record = JSON.parse(resumed.stdout) as { state: string; tasks: TaskRecord[] };
-    const slow = record.tasks.filter((t) => t.taskType === "slow");
+    const slow = record.tasks.filter((t) => t.task_type === "slow");
     assert.equal(slow.length, 2, "one lost attempt, one retry");
     assert.equal(slow[0]!.state, "FAILED");
     assert.match(
-      slow[0]!.errorCode ?? "",
+      slow[0]!.error_code ?? "",
       /COLONY_TASK_LOST|COLONY_TASK_EXIT_CODE|COLONY_TASK_ERROR/,
     );
     assert.equal(slow[1]!.state, "COMPLETED");

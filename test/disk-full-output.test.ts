@@ -69,10 +69,10 @@ describe(
       rmSync(data, { recursive: true, force: true });
       assert.equal(r.code, 0, r.stderr);
       const done = JSON.parse(r.stdout) as {
-        tasks: Array<{ state: string; errorMessage?: string }>;
+        tasks: Array<{ state: string; error_message: string | null }>;
       };
       assert.equal(done.tasks[0]?.state, "COMPLETED");
-      assert.match(done.tasks[0]?.errorMessage ?? "", note);
+      assert.match(done.tasks[0]?.error_message ?? "", note);
     });
 
     it("a store on a full disk says the disk is full (SQLite said 'disk I/O error')", async () => {
@@ -132,8 +132,8 @@ describe(
       const r = await runCli(["run", job("echo small"), "--data-dir", data, "--json"]);
       rmSync(data, { recursive: true, force: true });
       assert.equal(r.code, 0, r.stderr);
-      const done = JSON.parse(r.stdout) as { tasks: Array<{ errorMessage?: string }> };
-      assert.equal(done.tasks[0]?.errorMessage, undefined);
+      const done = JSON.parse(r.stdout) as { tasks: Array<{ error_message: string | null }> };
+      assert.equal(done.tasks[0]?.error_message, null);
     });
   },
 );

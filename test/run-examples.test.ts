@@ -117,18 +117,33 @@ describe("colony run (examples)", () => {
     assert.match(r.stderr, /job \d+ \(timeout-demo\) FAILED/);
   });
 
-  it("--json prints the final job record on stdout", async () => {
+  it("--json prints the final job as the API shows it, secret params masked", async () => {
     const r = await run("examples/on-failed.yaml", "--json", "--quiet");
     assert.equal(r.code, 0, r.stderr);
     const record = JSON.parse(r.stdout) as {
+      job_type: string;
       state: string;
-      tasks: { taskType: string; state: string }[];
+      tasks: { task_type: string; state: string }[];
     };
+    assert.equal(record.job_type, "on-failed-demo");
     assert.equal(record.state, "COMPLETED");
-    assert.deepEqual(record.tasks.map((t) => `${t.taskType}:${t.state}`).sort(), [
+    assert.deepEqual(record.tasks.map((t) => `${t.task_type}:${t.state}`).sort(), [
       "deploy:FAILED",
       "rollback:COMPLETED",
     ]);
+
+    const secret = join(dir.path, "secret.yaml");
+    writeFileSync(
+      secret,
+      "job_type: secret-param\njob_variables:\n  Token: {value: sealed-default, secret: true}\ntasks:\n- task_type: a\n  script: ['echo $Token']\n",
+    );
+    const masked = await run(secret, "--param", "Token=given-secret-42", "--json");
+    assert.equal(masked.code, 0, masked.stderr);
+    assert.doesNotMatch(masked.stdout + masked.stderr, /given-secret-42|sealed-default/);
+    assert.equal(
+      (JSON.parse(masked.stdout) as { params: { Token: string } }).params.Token,
+      "********",
+    );
   });
 
   it("a malformed definition exits 2 with file:line:column and changes nothing", async () => {

@@ -11,6 +11,7 @@ import { parseJobDefinition } from "../core/definition-parser.ts";
 import type { JobRequest } from "../core/job-request.ts";
 import { secretValues } from "../core/secrets.ts";
 import { defaultDataDir, openEmbedded, type Embedded } from "../runtime/embedded.ts";
+import { jobRequestView } from "../server/views.ts";
 import { LiveOutput } from "./live-output.ts";
 import { count, definitionErrorLine, paint, table, UsageError } from "./output.ts";
 import { parseParams } from "./params.ts";
@@ -28,7 +29,8 @@ Options:
   --concurrency N         tasks running at once (default 16)
   --resume [ID]           finish jobs left unfinished by a run that crashed or was killed:
                           completed tasks are kept, running ones re-attached
-  --json                  print the final job record as JSON on stdout (task output goes to stderr)
+  --json                  print the final job as JSON on stdout, as GET /api/job-requests/{id}
+                          shows it (task output goes to stderr)
   --quiet, -q             do not print task output, only states and the summary
   -h, --help              this help
 
@@ -216,7 +218,8 @@ async function report(
   const records = [];
   for (const final of finals) {
     const view = await runtime.engine.getJob(final.id);
-    records.push(view);
+    // The API's shape (GET /api/job-requests/{id}), secret params masked as there.
+    records.push(jobRequestView(view, view.tasks));
     if (view.state !== "COMPLETED") ok = false;
     const tasks = view.tasks.filter((t) => t.jobAttempt === view.attempt);
     const rows = tasks.map((t) => [
