@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +12,7 @@ import type { ExecutionRequest, Executor } from "../../core/executor.ts";
 import type { Method, TaskDefinition } from "../../core/job-definition.ts";
 import { taskDefinition } from "../../ants/task-request.ts";
 import { executorConformance, quickLine, readAll } from "../executor-conformance.ts";
+import { makeTestCerts } from "../../../test/support/tls-certs.ts";
 import { createHttpExecutor } from "./http-executor.ts";
 
 interface Seen {
@@ -236,6 +240,44 @@ describe("http executor", () => {
     assert.equal(kept.exitCode, 0, kept.error);
     assert.equal(api.seen.at(-1)!.method, "PUT", "a 307 keeps the method");
     assert.deepEqual(JSON.parse(api.seen.at(-1)!.body), { a: 2 }, "and the body");
+  });
+
+  it("an https server it does not trust fails saying how to trust its CA, which works", async () => {
+    const certs = makeTestCerts(await mkdtemp(join(tmpdir(), "colony-http-tls-")));
+    const secure = createHttpsServer(
+      { cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) },
+      (_req, res) => res.end("trusted\n"),
+    );
+    await new Promise<void>((resolve) => secure.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(secure.address() as AddressInfo).port}/`;
+    try {
+      const refused = await executor.run(request(id(), "HTTP_GET", { url }));
+      assert.equal(refused.errorCode, "COLONY_HTTP_UNREACHABLE");
+      assert.match(
+        refused.error ?? "",
+        /\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); to trust the server's certificate, give colony its CA: NODE_EXTRA_CA_CERTS=/,
+      );
+      // As the message says: a process started with NODE_EXTRA_CA_CERTS trusts it.
+      const script = `import { createHttpExecutor } from ${JSON.stringify(join(import.meta.dirname, "http-executor.ts"))};
+import { taskDefinition } from ${JSON.stringify(join(import.meta.dirname, "../../ants/task-request.ts"))};
+const e = createHttpExecutor();
+const r = await e.run({ executionId: "t", method: "HTTP_GET", task: taskDefinition("t", { method: "HTTP_GET", url: ${JSON.stringify(url)} }), env: {}, variables: {}, unitDir: ${JSON.stringify(join(root, "units", "tls-trusted"))} });
+await e.close();
+process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body));`;
+      const trusted = await new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ["--input-type=module", "-e", script],
+          { env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caCert } },
+          (error, stdout) => (error ? reject(error) : resolve(stdout)),
+        ),
+      );
+      assert.equal(trusted, "0 trusted\n");
+    } finally {
+      secure.closeAllConnections();
+      await new Promise((resolve) => secure.close(resolve));
+      await rm(certs.dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a URL that is not http(s) at start", async () => {

@@ -152,14 +152,24 @@ export function httpCall(request: ExecutionRequest, userAgent = "colony"): HttpC
 }
 
 function describeRequestError(error: unknown, url: URL): { code: string; message: string } {
-  const e = error as { code?: string; message?: string; cause?: { code?: string } };
+  const e = error as { code?: string; message?: string };
+  const message = e.message || String(error);
+  // "connect ECONNREFUSED 127.0.0.1:1" names its code; "self-signed certificate" does
+  // not, so its code (DEPTH_ZERO_SELF_SIGNED_CERT) is added. undici's own codes
+  // (UND_ERR_...) say less than their messages.
   const why =
-    e.code && !e.code.startsWith("UND_ERR")
-      ? e.code
-      : (e.cause?.code ?? e.message ?? String(error));
+    e.code && !e.code.startsWith("UND_ERR") && !message.includes(e.code)
+      ? `${message} (${e.code})`
+      : message;
+  const code = e.code ?? "";
+  const hint = /ISSUER|SELF_SIGNED|LEAF_SIGNATURE|UNTRUSTED/.test(code)
+    ? "to trust the server's certificate, give colony its CA: NODE_EXTRA_CA_CERTS=/path/to/ca.pem in colony's environment"
+    : /CERT|TLS|SSL/.test(code)
+      ? "the server's certificate is refused (expired, or not for this host name): fix it there or call the name it is for"
+      : "check the url and that the server is up";
   return {
     code: "COLONY_HTTP_UNREACHABLE",
-    message: `${url.origin}: ${why}; check the url and that the server is up (the task retries per its retry setting)`,
+    message: `${url.origin}: ${why}; ${hint} (the task retries per its retry setting)`,
   };
 }
 
