@@ -317,10 +317,17 @@ describe("docker container spec: limits, services, volumes, defaults", () => {
 describe("docker host addresses", () => {
   it("takes unix sockets, tcp:// and http:// URLs, and the seed's bare host name", async () => {
     const { parseDockerHost } = await import("../src/executors/docker/docker-api.ts");
-    assert.deepEqual(parseDockerHost(undefined), {
+    assert.deepEqual(parseDockerHost(undefined, {}), {
       socketPath: "/var/run/docker.sock",
       describe: "unix:///var/run/docker.sock",
     });
+    // Without docker.host, DOCKER_HOST (rootless Docker's socket, say); docker.host wins.
+    const rootless = { DOCKER_HOST: "unix:///run/user/1000/docker.sock" };
+    assert.deepEqual(parseDockerHost(undefined, rootless), {
+      socketPath: "/run/user/1000/docker.sock",
+      describe: "unix:///run/user/1000/docker.sock",
+    });
+    assert.equal(parseDockerHost("tcp://engine:2375", rootless).describe, "tcp://engine:2375");
     assert.deepEqual(parseDockerHost("/run/d.sock"), {
       socketPath: "/run/d.sock",
       describe: "unix:///run/d.sock",

@@ -165,6 +165,25 @@ describe("colony run (examples)", () => {
     }
   });
 
+  it("DOCKER tasks use the engine DOCKER_HOST names (no colony.yaml needed)", async () => {
+    const job = join(dir.path, "docker-host.yaml");
+    writeFileSync(
+      job,
+      "job_type: docker-host\ntasks:\n- task_type: d\n  method: DOCKER\n  container: {image: busybox}\n  script: [echo]\n",
+    );
+    const socket = join(dir.path, "no-engine.sock");
+    const r = await runCli(["run", job, "--data-dir", dir.path], {
+      env: { DOCKER_HOST: `unix://${socket}` },
+    });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `cannot reach the Docker engine at unix://${socket} \\(ENOENT\\); start dockerd, or point colony at it: docker.host in colony.yaml, or DOCKER_HOST`,
+      ),
+    );
+  });
+
   it("a data dir it cannot create or write exits 1 saying which and what to give", async () => {
     const r = await runCli(["run", "examples/hello-dag.yaml", "--data-dir", "package.json/data"]);
     assert.equal(r.code, 1);

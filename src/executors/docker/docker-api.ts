@@ -55,8 +55,17 @@ interface Target {
   describe: string;
 }
 
-export function parseDockerHost(host: string | undefined): Target {
-  const h = host?.trim() || "unix:///var/run/docker.sock";
+/**
+ * The engine's address: docker.host of the config, else DOCKER_HOST (the Docker client's
+ * own variable, e.g. rootless Docker's unix:///run/user/1000/docker.sock), else the
+ * local socket. (loadConfig already folds DOCKER_HOST in; `colony run` and the library
+ * have no config file and rely on this.)
+ */
+export function parseDockerHost(
+  host: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Target {
+  const h = host?.trim() || env.DOCKER_HOST?.trim() || "unix:///var/run/docker.sock";
   if (h.startsWith("/")) return { socketPath: h, describe: `unix://${h}` };
   // A bare host or host:port (the seed writes `host: kubernetes-host`) is a TCP engine.
   const withScheme = /^[a-z]+:\/\//.test(h) ? h : `tcp://${h}`;
@@ -140,7 +149,7 @@ export function createDockerApi(options: DockerApiOptions = {}): DockerApi {
     if (code === "ENOENT" || code === "ECONNREFUSED" || code === "EACCES") {
       return new ExecutorError(
         "COLONY_DOCKER_UNAVAILABLE",
-        `cannot reach the Docker engine at ${target.describe} (${code}); start dockerd, or set docker.host in colony.yaml`,
+        `cannot reach the Docker engine at ${target.describe} (${code}); start dockerd, or point colony at it: docker.host in colony.yaml, or DOCKER_HOST`,
         { retryable: true, cause: err },
       );
     }
