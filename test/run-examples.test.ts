@@ -184,6 +184,19 @@ describe("colony run (examples)", () => {
     );
   });
 
+  it("MESSAGING tasks use the Redis COLONY_REDIS_URL names (no colony.yaml needed)", async () => {
+    const job = join(dir.path, "redis-url.yaml");
+    writeFileSync(
+      job,
+      "job_type: redis-url\ntimeout: 20s\ntasks:\n- task_type: m\n  method: MESSAGING\n  messaging_request_queue: req\n  messaging_reply_queue: rep\n",
+    );
+    const r = await runCli(["run", job, "--data-dir", dir.path], {
+      env: { COLONY_REDIS_URL: "redis://127.0.0.1:1" },
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot use Redis at redis:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/);
+  });
+
   it("a data dir it cannot create or write exits 1 saying which and what to give", async () => {
     const r = await runCli(["run", "examples/hello-dag.yaml", "--data-dir", "package.json/data"]);
     assert.equal(r.code, 1);

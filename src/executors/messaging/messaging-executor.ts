@@ -108,7 +108,8 @@ function fieldOf(fields: string[], name: string): string | undefined {
 }
 
 export function createMessagingExecutor(options: MessagingExecutorOptions = {}): Executor {
-  const url = options.redisUrl ?? "redis://127.0.0.1:6379";
+  // colony run and the library have no config file: the variable the docs name applies.
+  const url = options.redisUrl ?? (process.env.COLONY_REDIS_URL || "redis://127.0.0.1:6379");
   const pollDelayMs = options.pollDelayMs ?? 1000;
   const log = options.log ?? (() => undefined);
   const table = new ExecutionTable<MessagingExecution>("messaging", options.retainFinishedMs);
