@@ -305,6 +305,8 @@ tasks:
 `);
       const ids: number[] = [];
       for (let i = 0; i < 8; i++) ids.push((await rt.engine.submit({ definition })).id);
+      // Both slots busy (on a loaded machine either task may be the later one to start).
+      await waitForTask(rt, ids[0]!, "a", "EXECUTING");
       await waitForTask(rt, ids[1]!, "a", "EXECUTING");
       await sleep(300); // several polls: nothing more may be claimed meanwhile
       const states = await Promise.all(
