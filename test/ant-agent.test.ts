@@ -10,7 +10,8 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { runCli, startCli, tempDir } from "./support/cli.ts";
+import { join } from "node:path";
+import { ROOT, runCli, startCli, tempDir } from "./support/cli.ts";
 import { startFakeKubeApi } from "./support/fake-kube-api.ts";
 import { docker } from "./support/services.ts";
 import { makeTestCerts } from "./support/tls-certs.ts";
@@ -272,6 +273,23 @@ describe("colony ant (a second process)", () => {
     assert.match(
       fn.stderr,
       /^colony ant: this agent cannot run FUNCTION; it runs SHELL, HTTP_GET, .*HTTP_DELETE, and DOCKER and KUBERNETES when asked for\n$/,
+    );
+  });
+
+  it("a data dir it cannot use stops it at once, saying which and why", async () => {
+    const r = await runCli([
+      "ant",
+      "--server",
+      s.url,
+      "--token",
+      s.antToken,
+      "--data-dir",
+      join(ROOT, "package.json", "ant"),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^colony ant: cannot use .*package\.json\/ant as the data dir: a part of the path is a file, not a directory \(ENOTDIR\);.*\[COLONY_DATA_DIR\]\n$/,
     );
   });
 

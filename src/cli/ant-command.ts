@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { AntAgent } from "../ants/ant-agent.ts";
 import { loadConfig, type Config } from "../config/config.ts";
+import { ensureDataDir } from "../core/disk.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
 import { HTTP_METHODS } from "../executors/http/http-executor.ts";
 import { UsageError } from "./output.ts";
@@ -105,6 +106,8 @@ export async function antCommand(
   const dataDir = resolve(
     values["data-dir"] ?? (env.COLONY_DATA_DIR ? `${env.COLONY_DATA_DIR}/ant` : ".colony-ant"),
   );
+  // Fail now, not at the first task, when task output could not be kept there.
+  ensureDataDir(dataDir);
   const configFile = values.config ?? (env.COLONY_CONFIG || undefined);
   let containers: Pick<Config, "docker" | "kubernetes"> | undefined;
   if (methods.includes("DOCKER") || methods.includes("KUBERNETES")) {
