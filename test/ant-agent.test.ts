@@ -236,16 +236,12 @@ describe("colony ant (a second process)", () => {
     assert.match(here.text, /hello\ntool ran\n$/);
   });
 
+  /** `colony ant` against the test server with this token and data dir, to its end. */
+  const antWith = (token: string, dataDir: string) =>
+    runCli(["ant", "--server", s.url, "--token", token, "--data-dir", dataDir]);
+
   it("a wrong token stops it at once with one line that says so (no reconnecting)", async () => {
-    const r = await runCli([
-      "ant",
-      "--server",
-      s.url,
-      "--token",
-      "not-a-token",
-      "--data-dir",
-      `${dir.path}/wrong-token`,
-    ]);
+    const r = await antWith("not-a-token", `${dir.path}/wrong-token`);
     assert.equal(r.code, 1, r.stderr);
     assert.deepEqual(r.stderr.trim().split("\n"), [
       `colony ant: ${s.url.replace(/^http/, "ws")}/ws/ants answered HTTP 401 (check the token: it needs role ant)`,
@@ -277,15 +273,7 @@ describe("colony ant (a second process)", () => {
   });
 
   it("a data dir it cannot use stops it at once, saying which and why", async () => {
-    const r = await runCli([
-      "ant",
-      "--server",
-      s.url,
-      "--token",
-      s.antToken,
-      "--data-dir",
-      join(ROOT, "package.json", "ant"),
-    ]);
+    const r = await antWith(s.antToken, join(ROOT, "package.json", "ant"));
     assert.equal(r.code, 1, r.stderr);
     assert.match(
       r.stderr,
