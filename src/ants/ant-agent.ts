@@ -42,6 +42,7 @@ import { hookCredentials, uploadFile } from "../hook/hook-client.ts";
 import { createContainerExecutor } from "../runtime/container-executors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
+import { succeeded, undici } from "../core/http-request.ts";
 import { noteInOutput } from "../core/outputs.ts";
 import { count } from "../core/text.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
@@ -517,10 +518,8 @@ async function fetchArtifacts(
   for (const d of downloads) {
     const target = inside(workDir, d.name);
     if (!target) throw new Error(`'${d.name}' would leave the task's work dir`);
-    // undici's request, not fetch: fetch refuses ports browsers block (a server on 6000...).
-    const { request } = await import("undici");
-    const response = await request(d.url, { signal });
-    if (response.statusCode < 200 || response.statusCode > 299) {
+    const response = await (await undici()).request(d.url, { signal });
+    if (!succeeded(response)) {
       await response.body.dump();
       throw new Error(`${d.name}: HTTP ${response.statusCode} from the server`);
     }

@@ -140,8 +140,7 @@ export class RemoteFollow {
       this.#write(this.#o.err, `${this.#label(t.task_type)} ${p.dim(`started${retry}`)}\n`);
       if (!this.#o.quiet) this.#follow(f);
     }
-    f.execution = t;
-    if (FINAL.has(t.state)) void f.printed.then(() => this.#report(f));
+    f.execution = t; // an ended one is reported by #seeAll, once its output is printed
   }
 
   #follow(f: Followed): void {

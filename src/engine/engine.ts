@@ -13,6 +13,7 @@ import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { openDefinition, sealDefinition } from "../core/secrets.ts";
 import { isFinal, type State } from "../core/states.ts";
 import { join } from "node:path";
+import { jsonProblem } from "../core/json.ts";
 import type { Readable } from "node:stream";
 import { followOutput, notifyDone } from "../core/output-follow.ts";
 import { createMaskTransform } from "../core/outputs.ts";
@@ -80,12 +81,10 @@ export function checkParams(params: unknown, what = "params"): void {
       `${what} must be an object of NAME: value (as in { Name: "world" }), got ${got}`,
     );
   }
-  if (params === undefined) return;
-  try {
-    JSON.stringify(params); // they are stored as JSON
-  } catch (error) {
+  const problem = params === undefined ? undefined : jsonProblem(params);
+  if (problem) {
     throw new ValidationError(
-      `${what} cannot be stored as JSON (${(error as Error).message.replace(/\s+/g, " ")}); give strings, numbers, booleans, null, arrays and objects`,
+      `${what} cannot be stored as JSON (${problem}); give strings, numbers, booleans, null, arrays and objects`,
     );
   }
 }

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { Dispatcher } from "undici";
+import { succeeded, undici } from "../core/http-request.ts";
 import { hookHeaders } from "./hook-auth.ts";
 
 /** The JOB_* variables of the process (docs/hook.md). */
@@ -61,8 +62,7 @@ export async function uploadFile(
   signal?: AbortSignal,
 ): Promise<{ sent: boolean }> {
   const { hash, challenge } = await digests(file);
-  // undici's request, not fetch: fetch refuses ports browsers block (a server on 6000...).
-  const { request } = await import("undici");
+  const { request } = await undici();
   const announce = await request(
     `${credentials.hook}/upload/${encodeURIComponent(target.store)}/${encodeURIComponent(credentials.jobId)}/${encodeURIComponent(target.property)}`,
     {
@@ -75,7 +75,8 @@ export async function uploadFile(
       ...(signal ? { signal } : {}),
     },
   );
-  if (!ok(announce)) throw await failure(announce, `announcing ${target.metadata.name ?? file}`);
+  if (!succeeded(announce))
+    throw await failure(announce, `announcing ${target.metadata.name ?? file}`);
   const answer = (await announce.body.json()) as { done?: boolean; url?: string };
   if (answer.done === true) return { sent: false };
   if (typeof answer.url !== "string") {
@@ -87,11 +88,7 @@ export async function uploadFile(
     body: createReadStream(file),
     ...(signal ? { signal } : {}),
   });
-  if (!ok(put)) throw await failure(put, `uploading ${target.metadata.name ?? file}`);
+  if (!succeeded(put)) throw await failure(put, `uploading ${target.metadata.name ?? file}`);
   await put.body.dump();
   return { sent: true };
-}
-
-function ok(response: Dispatcher.ResponseData): boolean {
-  return response.statusCode >= 200 && response.statusCode < 300;
 }

@@ -14,6 +14,7 @@ import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { inspect } from "node:util";
 import { ExecutorError } from "../../core/errors.ts";
+import { jsonProblem } from "../../core/json.ts";
 import type { ColonyEventBus } from "../../core/events.ts";
 import {
   EXECUTION_EXISTS,
@@ -104,16 +105,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function contextOf(value: unknown): Record<string, unknown> | undefined {
   if (value === undefined) return undefined;
   return isPlainObject(value) ? value : { result: value };
-}
-
-/** Why a handler's result cannot be stored (it is kept as JSON), or undefined when it can. */
-function unstorable(context: Record<string, unknown>): string | undefined {
-  try {
-    JSON.stringify(context);
-    return undefined;
-  } catch (error) {
-    return (error as Error).message.replace(/\s+/g, " ");
-  }
 }
 
 export class FunctionExecutor implements Executor {
@@ -278,7 +269,7 @@ export class FunctionExecutor implements Executor {
       Promise.resolve(running).then(
         (value) => {
           const context = contextOf(value);
-          const why = context && unstorable(context);
+          const why = context && jsonProblem(context);
           if (why) {
             return this.#finish(e, {
               exitCode: 1,

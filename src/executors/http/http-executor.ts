@@ -14,17 +14,16 @@
  * a reset connection or a bad URL fail it with no exit code (retried per the task's
  * `retry`); cancel and the task's timeout abort the request.
  *
- * Requests go through undici's `request`, not `fetch`: fetch is a browser's client. It
- * refuses the ports browsers block (6000, 6665–6669, 10080...), drops a `Host` header
- * (virtual hosts behind a load balancer), and adds browser headers (`sec-fetch-mode`,
- * `accept-language`). Here the task's headers go out as written, any port is callable,
- * and redirects are followed (up to 20, as fetch does: 303 and a POST's 301/302 become
- * a GET; credentials are not sent to another origin).
+ * Requests go through core/http-request.ts (undici, not fetch): the task's headers go
+ * out as written, any port is callable, and redirects are followed (up to 20, as fetch
+ * does: 303 and a POST's 301/302 become a GET; credentials are not sent to another
+ * origin).
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import { STATUS_CODES } from "node:http";
 import type { Dispatcher } from "undici";
 import { ExecutorError } from "../../core/errors.ts";
+import { undici } from "../../core/http-request.ts";
 import type {
   ExecutionRequest,
   ExecutionResult,
@@ -195,12 +194,9 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
   async function perform(e: HttpExecution, call: HttpCall, out: WriteStream): Promise<void> {
     let result: ExecutionResult;
     try {
-      // Loaded on the first HTTP task (~0.1 s of imports a run without one does not pay).
-      const undici = await import("undici");
-      dispatcher ??= new undici.Agent().compose(
-        undici.interceptors.redirect({ maxRedirections: 20 }),
-      );
-      const response = await undici.request(call.url, {
+      const http = await undici();
+      dispatcher ??= new http.Agent().compose(http.interceptors.redirect({ maxRedirections: 20 }));
+      const response = await http.request(call.url, {
         method: call.verb,
         headers: call.headers,
         ...(call.body === undefined ? {} : { body: call.body }),
