@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./flags.ts";
 import { AntAgent } from "../ants/ant-agent.ts";
 import { loadConfig, type Config } from "../config/config.ts";
 import { ensureDataDir } from "../core/disk.ts";
@@ -59,7 +59,7 @@ export async function antCommand(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {

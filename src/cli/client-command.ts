@@ -4,7 +4,8 @@
  * come from), and one way to report failures: an unreachable server says so plainly,
  * a refusal gives the server's message and code, a 401/403 says which token was used.
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { type ParseArgsOptionsConfig } from "node:util";
+import { parseFlags } from "./flags.ts";
 import { ColonyClientError, createClient, type ColonyClient } from "../client/client.ts";
 import { formatDuration } from "../core/duration.ts";
 import { CLIENT_FLAG_OPTIONS, resolveClientOptions, type ClientFlags } from "./client-options.ts";
@@ -25,7 +26,7 @@ export const COMMON_OPTIONS = {
 
 /** parseArgs with the connection flags, --json and --help added. */
 export function parseClientArgs<O extends ParseArgsOptionsConfig>(argv: string[], options: O) {
-  return parseArgs({
+  return parseFlags({
     args: argv,
     allowPositionals: true,
     options: { ...COMMON_OPTIONS, ...options },

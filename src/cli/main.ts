@@ -2,6 +2,7 @@
  * The `colony` command line: dispatches to one module per command.
  */
 import { ColonyError } from "../core/errors.ts";
+import { FlagError } from "./flags.ts";
 import { UsageError } from "./output.ts";
 
 export const HELP = `colony — run jobs (YAML DAGs, commands, functions) wherever they belong, and never lose track of them.
@@ -85,12 +86,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await handler(rest);
   } catch (error) {
-    if (
-      error instanceof UsageError ||
-      (error instanceof TypeError &&
-        "code" in error &&
-        String(error.code).startsWith("ERR_PARSE_ARGS"))
-    ) {
+    if (error instanceof FlagError) {
+      process.stderr.write(`colony ${command}: ${error.message} (see colony ${command} --help)\n`);
+      return 2;
+    }
+    if (error instanceof UsageError) {
       process.stderr.write(`colony ${command}: ${error.message}\n`);
       return 2;
     }

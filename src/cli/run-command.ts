@@ -4,7 +4,7 @@
  * the job COMPLETED. `colony run --resume [id]` finishes jobs a crashed run left behind.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./flags.ts";
 import { ColonyError, DefinitionError } from "../core/errors.ts";
 import { formatDuration } from "../core/duration.ts";
 import { parseJobDefinition } from "../core/definition-parser.ts";
@@ -52,7 +52,7 @@ export async function runCommand(
   argv: string[],
   io: RunIo = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {

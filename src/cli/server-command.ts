@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./flags.ts";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
 import { formatDuration } from "../core/duration.ts";
 import { startServer, type RunningServer } from "../server/server.ts";
@@ -62,7 +62,7 @@ export async function serverCommand(
   argv: string[],
   io: ServerIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {

@@ -5,7 +5,7 @@
  * `results` streams the output until the unit ends and exits 1 if it failed.
  */
 import { createReadStream } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseFlags } from "./flags.ts";
 import { loadConfig } from "../config/config.ts";
 import { ControlClient, ControlError } from "../units/control-client.ts";
 import { STD_IO, type CliIo } from "./client-command.ts";
@@ -135,7 +135,7 @@ export async function workCommand(argv: string[], io: WorkIo = DEFAULT_IO): Prom
 }
 
 async function submit(argv: string[], io: WorkIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
@@ -280,7 +280,7 @@ function watchPending(flags: ConnectionFlags, id: string, io: WorkIo): NodeJS.Ti
 }
 
 async function list(argv: string[], io: WorkIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: { ...CONNECTION, quiet: { type: "boolean", short: "q" } },
@@ -316,7 +316,7 @@ async function list(argv: string[], io: WorkIo): Promise<number> {
 }
 
 async function status(argv: string[], io: WorkIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: CONNECTION,
@@ -337,7 +337,7 @@ async function status(argv: string[], io: WorkIo): Promise<number> {
 }
 
 async function results(argv: string[], io: WorkIo): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: { ...CONNECTION, offset: { type: "string" } },
@@ -359,7 +359,7 @@ async function cancelOrRelease(
   argv: string[],
   io: WorkIo,
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
