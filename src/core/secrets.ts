@@ -4,9 +4,10 @@
  * stored, and opened again when a job runs. A value that was altered, or sealed under
  * another key, fails loudly instead of running with garbage.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import {
   closeSync,
+  existsSync,
   fsyncSync,
   linkSync,
   mkdirSync,
@@ -22,6 +23,7 @@ import type { JobDefinition, Variable } from "./job-definition.ts";
 
 export const SECRET_UNREADABLE = "COLONY_SECRET_UNREADABLE";
 export const SECRET_KEY_INVALID = "COLONY_SECRET_KEY_INVALID";
+export const SECRET_KEY_MISMATCH = "COLONY_SECRET_KEY_MISMATCH";
 export const SEALED_PREFIX = "sealed:v1:";
 
 const KEY_FILE = "secret.key";
@@ -90,6 +92,47 @@ export function loadOrCreateKey(dataDir: string): Buffer {
   const key = readKey(path);
   if (!key) throw new ColonyError(SECRET_KEY_INVALID, `could not create the secret key ${path}`);
   return key;
+}
+
+/**
+ * A value that tells keys apart without revealing them: HMAC-SHA256 of a fixed text.
+ * The store keeps the first server's, and every server compares its own (checkKeyMatches).
+ */
+export function keyCheckValue(key: Buffer): string {
+  checkKey(key);
+  return createHmac("sha256", key).update("colony secret.key check v1").digest("hex");
+}
+
+/** The store setting that holds keyCheckValue of the key its secrets are sealed with. */
+export const KEY_CHECK_SETTING = "secret_key_check";
+
+/**
+ * Refuses a key other than the one the store's secrets are sealed with: the store holds
+ * the first server's key check value. Two servers with two keys would each fail to open
+ * what the other sealed (COLONY_SECRET_UNREADABLE at submit, on one server in two).
+ */
+export async function checkKeyMatches(
+  store: { claimSetting(key: string, value: string): Promise<string> },
+  key: Buffer,
+  dataDir: string,
+  created: boolean,
+): Promise<void> {
+  const mine = keyCheckValue(key);
+  const theirs = await store.claimSetting(KEY_CHECK_SETTING, mine);
+  if (theirs === mine) return;
+  const path = join(dataDir, KEY_FILE);
+  throw new ColonyError(
+    SECRET_KEY_MISMATCH,
+    `${path} is not the secret key this store was set up with${created ? " (this data dir had none, so one was made just now)" : ""}. ` +
+      "Every server that shares a store needs the same key: it seals secret job variables. " +
+      `Copy secret.key from the data dir of a server that uses this store to ${path}, then start again; ` +
+      "if that key is lost, see 'Lost secret.key' in docs/deployment.md",
+  );
+}
+
+/** Whether the data dir has a secret key yet (loadOrCreateKey makes one when not). */
+export function hasKey(dataDir: string): boolean {
+  return existsSync(join(dataDir, KEY_FILE));
 }
 
 function syncDir(dir: string): void {

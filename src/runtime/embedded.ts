@@ -6,7 +6,7 @@
 import { ensureDataDir } from "../core/disk.ts";
 import { resolve } from "node:path";
 import { ExecutorRegistry, type Executor } from "../core/executor.ts";
-import { loadOrCreateKey } from "../core/secrets.ts";
+import { checkKeyMatches, hasKey, loadOrCreateKey } from "../core/secrets.ts";
 import { DEFAULT_MAX_PARALLEL_TASKS, Engine, type EngineOptions } from "../engine/engine.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
@@ -75,6 +75,14 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   const dataDir = resolve(options.dataDir);
   ensureDataDir(dataDir);
   const store = await openStore({ url: options.storeUrl, dataDir });
+  const created = !hasKey(dataDir);
+  const secretKey = loadOrCreateKey(dataDir);
+  try {
+    await checkKeyMatches(store, secretKey, dataDir, created);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const executors = new ExecutorRegistry();
   // Async actions: one event bus shared with the engine, the FUNCTION executor first so
   // that `options.executors` may replace it.
@@ -82,7 +90,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   const asyncActions = createAsyncRuntime({
     store,
     dataDir,
-    secretKey: loadOrCreateKey(dataDir),
+    secretKey,
     events,
     ...(options.asyncActions ? { options: options.asyncActions } : {}),
     ...(options.engine?.log ? { log: options.engine.log } : {}),
@@ -139,7 +147,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
     executors,
     dispatch: dispatcher,
     dataDir,
-    secretKey: loadOrCreateKey(dataDir),
+    secretKey,
     maxParallelTasks: options.maxParallelTasks,
     events,
     extraEnv: asyncActions.extraEnv,

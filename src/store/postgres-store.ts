@@ -913,4 +913,15 @@ class PostgresStore implements Store {
       );
     });
   }
+
+  claimSetting(key: string, value: string): Promise<string> {
+    return this.#run("recording a store setting", async () => {
+      await this.#q(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        [key, value],
+      );
+      const rows = await this.#q("SELECT value FROM settings WHERE key = $1", [key]);
+      return String(rows[0]!.value);
+    });
+  }
 }

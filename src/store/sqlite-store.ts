@@ -1312,4 +1312,13 @@ class SqliteStore implements Store {
       ).run(at.getTime(), id, at.getTime());
     });
   }
+
+  claimSetting(key: string, value: string): Promise<string> {
+    return this.#run("recording a store setting", () => {
+      this.#stmt(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+      ).run(key, value);
+      return String(this.#get("SELECT value FROM settings WHERE key = ?", key)!.value);
+    });
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * Conformance: API tokens (only hashes stored; lookup ignores revoked tokens; revoke is
- * idempotent; last use only moves forwards).
+ * idempotent; last use only moves forwards), and store-wide settings (set once).
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -115,6 +115,18 @@ export function tokenConformance(store: CurrentStore): void {
       await store().touchToken(token.id, t2);
       assert.deepEqual((await store().listTokens())[0]?.lastUsedAt, t2);
       await store().touchToken("tok_unknown1", t2); // ignored
+    });
+  });
+
+  void describe("settings", () => {
+    void it("keeps the first value of a key and answers it to every later claim", async () => {
+      const key = `check_${randomBytes(4).toString("hex")}`;
+      assert.equal(await store().claimSetting(key, "first · 日本"), "first · 日本");
+      assert.equal(await store().claimSetting(key, "second"), "first · 日本");
+      const racing = await Promise.all(
+        ["a", "b", "c"].map((v) => store().claimSetting(`${key}_race`, v)),
+      );
+      assert.equal(new Set(racing).size, 1, "concurrent claims agree on one value");
     });
   });
 }

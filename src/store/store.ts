@@ -308,4 +308,11 @@ export interface Store {
   revokeToken(id: string): Promise<StoredToken>;
   /** Records a use (lastUsedAt = at, never moving backwards); unknown ids are ignored. */
   touchToken(id: string, at: Date): Promise<void>;
+
+  // -- settings ---------------------------------------------------------------------
+  /**
+   * The store-wide setting `key`: set to `value` when it has none yet. Answers the value
+   * it holds, which is `value` or what another server set first (it never changes).
+   */
+  claimSetting(key: string, value: string): Promise<string>;
 }
