@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError, readConfigFile } from "../src/config/config.ts";
+import { ConfigError, loadConfig, readConfigFile } from "../src/config/config.ts";
 import { runCli, tempDir } from "./support/cli.ts";
 
 describe("colony.yaml errors", () => {
@@ -31,7 +31,7 @@ describe("colony.yaml errors", () => {
   it("point at the key: unknown keys, nested ones, wrong types, array items", () => {
     refused(
       config("port: 7777\nserver:\n  port: 1\n"),
-      "2:1: unknown key 'server'; known keys: node_id, data_dir, host, port, base_url, store, control_socket, max_parallel_tasks, kill_grace, shutdown_grace, body_limit, auth, tls, jobs_api, messaging, ant, work_types, peers, work_signing, work_verification, units, hook, artifacts, schedules, docker, kubernetes",
+      "2:1: unknown key 'server'; known keys: node_id, data_dir, host, port, base_url, advertise_url, store, control_socket, max_parallel_tasks, kill_grace, shutdown_grace, body_limit, auth, tls, jobs_api, messaging, ant, work_types, peers, work_signing, work_verification, units, hook, artifacts, schedules, docker, kubernetes",
     );
     refused(config("ant:\n  ping_interval: 5s\n  pnig: 1\n"), "3:3: unknown key 'ant.pnig'");
     refused(config("host: 127.0.0.1\nport: seven\n"), "2:1: port must be integer");
@@ -39,6 +39,21 @@ describe("colony.yaml errors", () => {
       config("node_id: a\npeers:\n  - node_id: b\n    url: tcp://127.0.0.1:1\n  - url: x\n"),
       "5:5: peers[1] must have required properties node_id",
     );
+  });
+
+  it("base_url and advertise_url must be http(s) URLs; a trailing slash is dropped", () => {
+    const load = (yaml: string) =>
+      loadConfig({ file: config(yaml), overrides: { dataDir: dir.path } });
+    assert.throws(() => load("advertise_url: colony-a.internal:7777\n"), {
+      message:
+        "advertise_url: 'colony-a.internal:7777' is not an http(s) URL; write e.g. https://colony.example.com",
+    });
+    assert.throws(() => load("base_url: /colony\n"), {
+      message: /^base_url: '\/colony' is not an http\(s\) URL/,
+    });
+    const ok = load("base_url: https://colony.example.com/\nadvertise_url: http://10.0.0.7:7777\n");
+    assert.equal(ok.baseUrl, "https://colony.example.com");
+    assert.equal(ok.advertiseUrl, "http://10.0.0.7:7777");
   });
 
   it("colony server refuses to start with one, exit 2", async () => {

@@ -40,7 +40,8 @@ Options:
   -h, --help           this help
 
 Environment: COLONY_CONFIG, COLONY_DATA_DIR, COLONY_PORT, COLONY_HOST, COLONY_STORE_URL,
-COLONY_BASE_URL, COLONY_NODE_ID (flags win over the environment, which wins over the file).
+COLONY_BASE_URL, COLONY_ADVERTISE_URL, COLONY_NODE_ID (flags win over the environment,
+which wins over the file).
 
 Stopping: SIGTERM or Ctrl-C stops accepting requests, lets running tasks finish for up to
 shutdown_grace (default 10s), and leaves the rest to the next start, which re-attaches

@@ -53,6 +53,12 @@ export const ConfigFileSchema = Type.Object(
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     /** The URL processes and peers use to reach this server (default http(s)://host:port). */
     base_url: Type.Optional(Type.String()),
+    /**
+     * This one server's own URL, when base_url is shared (a load balancer in front of
+     * servers sharing a store): other servers fetch its task output there, and the
+     * processes it starts call their job hook there. Default: base_url.
+     */
+    advertise_url: Type.Optional(Type.String()),
     store: Type.Optional(Type.String({ description: "sqlite: path or postgres:// URL" })),
     control_socket: Type.Optional(Type.String()),
     max_parallel_tasks: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -183,6 +189,7 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly baseUrl?: string;
+  readonly advertiseUrl?: string;
   readonly storeUrl?: string;
   readonly controlSocket: string;
   readonly maxParallelTasks: number;
@@ -246,6 +253,18 @@ export class ConfigError extends ColonyError {
   constructor(message: string) {
     super("COLONY_CONFIG_INVALID", message, { status: 400 });
   }
+}
+
+/** An http(s) URL setting, without a trailing slash. */
+function httpUrl(key: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const url = URL.parse(text);
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new ConfigError(
+      `${key}: '${text}' is not an http(s) URL; write e.g. https://colony.example.com`,
+    );
+  }
+  return text.replace(/\/+$/, "");
 }
 
 function duration(key: string, text: string | undefined, fallback: number): number {
@@ -332,7 +351,7 @@ export function readConfigFile(path: string): ConfigFile {
 /**
  * Builds the frozen Config from the file (if any), the environment and flags.
  * Environment: COLONY_DATA_DIR, COLONY_PORT, COLONY_HOST, COLONY_STORE_URL,
- * COLONY_REDIS_URL, COLONY_BASE_URL, COLONY_NODE_ID.
+ * COLONY_REDIS_URL, COLONY_BASE_URL, COLONY_ADVERTISE_URL, COLONY_NODE_ID.
  */
 export function loadConfig(options: {
   file?: string;
@@ -373,7 +392,8 @@ export function loadConfig(options: {
     dataDir,
     host: o.host ?? env.COLONY_HOST ?? file.host ?? "127.0.0.1",
     port,
-    baseUrl: env.COLONY_BASE_URL ?? file.base_url,
+    baseUrl: httpUrl("base_url", env.COLONY_BASE_URL ?? file.base_url),
+    advertiseUrl: httpUrl("advertise_url", env.COLONY_ADVERTISE_URL ?? file.advertise_url),
     storeUrl: o.storeUrl ?? env.COLONY_STORE_URL ?? file.store,
     controlSocket: file.control_socket
       ? rel(file.control_socket)

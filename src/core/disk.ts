@@ -2,8 +2,10 @@
  * How much room a disk has left, for errors that should say "the disk is full" when
  * that is why something failed (a task's output cut short, a store that cannot grow).
  */
-import { accessSync, constants, mkdirSync, statfsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { accessSync, constants, mkdirSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { join } from "node:path";
 import { ColonyError } from "./errors.ts";
 
 /** Under this many free bytes a disk counts as full. */
@@ -58,5 +60,31 @@ export function ensureDataDir(dir: string): void {
         `give a directory ${user} can write (--data-dir, $COLONY_DATA_DIR, data_dir in colony.yaml, or the library's dataDir)`,
       error,
     );
+  }
+}
+
+const SERVER_ID_FILE = "server.id";
+
+/**
+ * The data dir's id, made on first use and kept in `{dataDir}/server.id`: task
+ * executions record it, so that a server sharing the store with this one knows whose
+ * data dir holds an execution's output. A restarted server keeps its id; a new data dir
+ * gets a new one (ids are 16 random letters and digits).
+ */
+export function loadOrCreateServerId(dataDir: string): string {
+  const path = join(dataDir, SERVER_ID_FILE);
+  const read = () => readFileSync(path, "utf8").trim();
+  try {
+    return read();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const id = randomBytes(12).toString("base64url").replace(/[-_]/g, "x").slice(0, 16);
+  try {
+    writeFileSync(path, `${id}\n`, { flag: "wx", mode: 0o644 });
+    return id;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return read();
+    throw error;
   }
 }

@@ -47,6 +47,8 @@ export interface TaskExecution {
   /** Executor-specific handle for re-attaching after a restart (pid, container id...). */
   handle?: Record<string, unknown>;
   antId?: string;
+  /** The id of the data dir that holds its output (servers sharing a store each have one). */
+  server?: string;
   /** The last report its process sent through the job hook (SPEC section 9). */
   hook?: HookReport;
   createdAt: Date;

@@ -39,6 +39,8 @@ export interface EngineOptions {
   /** Picks each task's executor (built-in or remote ant); default: executors by method. */
   dispatch?: TaskDispatcher;
   dataDir: string;
+  /** The data dir's id (core/disk.ts), recorded on every execution: its output is there. */
+  serverId?: string;
   /** Key that seals secret variables at rest (see core/secrets.ts). */
   secretKey: Buffer;
   events?: ColonyEventBus;
@@ -142,6 +144,7 @@ export class Engine {
       dispatch: options.dispatch,
       events: this.events,
       dataDir: options.dataDir,
+      serverId: options.serverId,
       slots: new Semaphore(this.#localSlots, () => this.#kick()),
       extraEnv: options.extraEnv,
       around: options.around,

@@ -269,6 +269,7 @@ export class JobRunner {
         method: task?.method ?? "SHELL",
         jobAttempt: this.#job.attempt,
         attempt: planned.attempt,
+        server: this.#ctx.serverId,
       })
       .then(
         ({ execution }) => {

@@ -35,6 +35,8 @@ export interface TaskRunnerContext {
   dispatch?: TaskDispatcher;
   events: ColonyEventBus;
   dataDir: string;
+  /** The data dir's id, recorded on every execution this engine creates. */
+  serverId?: string | undefined;
   slots: Semaphore;
   /** Adds per-execution environment (e.g. the job hook's JOB_* variables). */
   extraEnv?: (exec: TaskExecution, job: JobRequest) => Record<string, string>;

@@ -3,7 +3,7 @@
  * otherwise), the executors available here, and the secret key. `colony run`,
  * `colony server` and the library all start from this.
  */
-import { ensureDataDir } from "../core/disk.ts";
+import { ensureDataDir, loadOrCreateServerId } from "../core/disk.ts";
 import { resolve } from "node:path";
 import { ExecutorRegistry, type Executor } from "../core/executor.ts";
 import { checkKeyMatches, hasKey, loadOrCreateKey } from "../core/secrets.ts";
@@ -54,6 +54,10 @@ export interface EmbeddedOptions {
 
 export interface Embedded {
   dataDir: string;
+  /** The data dir's id (core/disk.ts loadOrCreateServerId): executions run here record it. */
+  serverId: string;
+  /** The data dir's secret key (core/secrets.ts); the same for every server of a store. */
+  secretKey: Buffer;
   store: Store;
   executors: ExecutorRegistry;
   engine: Engine;
@@ -77,6 +81,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   const store = await openStore({ url: options.storeUrl, dataDir });
   const created = !hasKey(dataDir);
   const secretKey = loadOrCreateKey(dataDir);
+  const serverId = loadOrCreateServerId(dataDir);
   try {
     await checkKeyMatches(store, secretKey, dataDir, created);
   } catch (error) {
@@ -147,6 +152,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
     executors,
     dispatch: dispatcher,
     dataDir,
+    serverId,
     secretKey,
     maxParallelTasks: options.maxParallelTasks,
     events,
@@ -170,6 +176,8 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   }
   return {
     dataDir,
+    serverId,
+    secretKey,
     store,
     executors,
     engine,

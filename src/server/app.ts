@@ -23,6 +23,7 @@ import type { ColonyMetrics } from "./metrics/metrics.ts";
 import { installErrorHandling } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import type { Principal, Role } from "./principal.ts";
+import type { Relay } from "./relay.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -63,6 +64,8 @@ export interface ServerDeps {
   sessions: Sessions;
   /** Prometheus metrics; features register theirs with metrics.counter/gauge/histogram. */
   metrics: ColonyMetrics;
+  /** Fetches output other servers of the store hold, and checks their fetches (relay.ts). */
+  relay?: Relay;
   /** Work units (src/units); absent in servers built without them. */
   units?: UnitManager;
 }
@@ -146,7 +149,7 @@ export async function buildApp(deps: ServerDeps, options: BuildAppOptions): Prom
     }
     const need = request.routeOptions.config.role;
     if (need === undefined) return;
-    await authenticateRequest(deps.auth, request, reply, need, deps.sessions);
+    await authenticateRequest(deps.auth, request, reply, need, deps.sessions, deps.relay);
   });
 
   for (const route of options.routes) await route(app, deps);

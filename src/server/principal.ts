@@ -11,9 +11,10 @@ export interface Principal {
   role: Role;
   /**
    * How the caller proved it: a token, a client certificate, a dashboard session (made
-   * from a token), or nothing (auth off).
+   * from a token), another server of the store relaying output (server/relay.ts), or
+   * nothing (auth off).
    */
-  via: "token" | "certificate" | "session" | "none";
+  via: "token" | "certificate" | "session" | "relay" | "none";
   tokenId?: string;
 }
 

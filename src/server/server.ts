@@ -33,6 +33,7 @@ import { hashToken, newToken, TokenAuthenticator } from "./auth/token-authentica
 import { LiveEvents } from "./live/live-events.ts";
 import { createMetrics, type ColonyMetrics } from "./metrics/metrics.ts";
 import { isRole } from "./principal.ts";
+import { Relay } from "./relay.ts";
 import { ALL_ROUTES } from "./routes.ts";
 import { startUnitService, type UnitService } from "../units/unit-service.ts";
 import { unitView } from "./api/units.ts";
@@ -154,6 +155,7 @@ export async function startServer(
       baseUrl: config.baseUrl ?? `${scheme}://${urlHost(config.host)}:${config.port}`,
       live,
       sessions,
+      relay: new Relay(runtime.secretKey),
       metrics: (metrics = createMetrics({
         store: runtime.store,
         events: runtime.engine.events,
@@ -165,7 +167,7 @@ export async function startServer(
     };
     deps.units = units.manager;
     // JOB_HOOK names the URL processes reach: read when each process starts (the real port is known after listen).
-    runtime.asyncActions.hook.useBaseUrl(() => deps.baseUrl);
+    runtime.asyncActions.hook.useBaseUrl(() => config.advertiseUrl ?? deps.baseUrl);
     app = await buildApp(deps, {
       routes: options.routes ?? ALL_ROUTES,
       logger: options.logger,
@@ -188,6 +190,12 @@ export async function startServer(
     const url = `${scheme}://${urlHost(localHost(config.host))}:${port}`;
     // Route modules read deps.baseUrl when they answer, so it can name the real port now.
     deps.baseUrl = config.baseUrl ?? url;
+    // Where this data dir's output can be fetched by the other servers of the store.
+    await runtime.store.registerServer({
+      id: runtime.serverId,
+      nodeId: config.nodeId,
+      url: config.advertiseUrl ?? deps.baseUrl,
+    });
 
     // Recovery of what a previous (crashed) server left, then claiming new work.
     await runtime.engine.start();

@@ -42,6 +42,7 @@ import {
   WAKE_STARTED,
   toJobRequest,
   toStoredDefinition,
+  toServerRecord,
   toStoredToken,
   toTaskExecution,
   checkNewToken,
@@ -55,6 +56,7 @@ import type {
   NewTaskExecution,
   NewToken,
   Page,
+  ServerRecord,
   Store,
   StoredDefinition,
   StoredToken,
@@ -586,11 +588,11 @@ class PostgresStore implements Store {
         try {
           row = await this.#one(
             `INSERT INTO task_executions (job_request_id, job_attempt, task_type, attempt, id,
-               method, state, context, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'READY', '{}', $7)
+               method, state, context, created_at, server)
+             VALUES ($1, $2, $3, $4, $5, $6, 'READY', '{}', $7, $8)
              ON CONFLICT (job_request_id, job_attempt, task_type, attempt) DO NOTHING
              RETURNING *`,
-            [...key, id, input.method, new Date()],
+            [...key, id, input.method, new Date(), input.server ?? null],
           );
         } catch (error) {
           const { code, constraint } = error as { code?: unknown; constraint?: unknown };
@@ -922,6 +924,24 @@ class PostgresStore implements Store {
       );
       const rows = await this.#q("SELECT value FROM settings WHERE key = $1", [key]);
       return String(rows[0]!.value);
+    });
+  }
+
+  registerServer(server: { id: string; nodeId: string; url: string }): Promise<void> {
+    return this.#run("recording this server", async () => {
+      await this.#q(
+        `INSERT INTO servers (id, node_id, url, seen_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET node_id = excluded.node_id, url = excluded.url,
+           seen_at = excluded.seen_at`,
+        [server.id, server.nodeId, server.url, new Date()],
+      );
+    });
+  }
+
+  getServer(id: string): Promise<ServerRecord | undefined> {
+    return this.#run("looking up a server", async () => {
+      const rows = await this.#q("SELECT * FROM servers WHERE id = $1", [id]);
+      return rows[0] && toServerRecord(rows[0], codec);
     });
   }
 }

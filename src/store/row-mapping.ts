@@ -10,7 +10,13 @@ import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-re
 import { FINAL_STATES, STATES, isState, sourcesOf, type State } from "../core/states.ts";
 import { newUnitId } from "../core/ids.ts";
 import type { HookReport, HookStatus } from "../core/hook-report.ts";
-import { TOKEN_ROLES, type NewToken, type StoredDefinition, type StoredToken } from "./store.ts";
+import {
+  TOKEN_ROLES,
+  type NewToken,
+  type ServerRecord,
+  type StoredDefinition,
+  type StoredToken,
+} from "./store.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -94,6 +100,7 @@ export function toTaskExecution(row: Row, c: Codec): TaskExecution {
   if (row.error_message != null) execution.errorMessage = row.error_message as string;
   if (row.handle != null) execution.handle = c.json(row.handle) as Record<string, unknown>;
   if (row.ant_id != null) execution.antId = row.ant_id as string;
+  if (row.server != null) execution.server = row.server as string;
   if (row.started_at != null) execution.startedAt = c.date(row.started_at);
   if (row.ended_at != null) execution.endedAt = c.date(row.ended_at);
   const hook = toHookReport(row, c);
@@ -109,6 +116,15 @@ function toHookReport(row: Row, c: Codec): HookReport | undefined {
   if (row.hook_status_details != null) report.statusDetails = c.json(row.hook_status_details);
   if (row.hook_error_message != null) report.errorMessage = row.hook_error_message as string;
   return report;
+}
+
+export function toServerRecord(row: Row, c: Codec): ServerRecord {
+  return {
+    id: row.id as string,
+    nodeId: row.node_id as string,
+    url: row.url as string,
+    seenAt: c.date(row.seen_at),
+  };
 }
 
 export function toStoredToken(row: Row, c: Codec): StoredToken {

@@ -43,6 +43,7 @@ import {
   WAKE_STARTED,
   toJobRequest,
   toStoredDefinition,
+  toServerRecord,
   toStoredToken,
   toTaskExecution,
   checkNewToken,
@@ -57,6 +58,7 @@ import type {
   NewTaskExecution,
   NewToken,
   Page,
+  ServerRecord,
   Store,
   StoredDefinition,
   StoredToken,
@@ -127,6 +129,7 @@ const taskRow = (v: readonly unknown[]): Row => ({
   hook_status_details: v[18],
   hook_error_message: v[19],
   hook_updated_at: v[20],
+  server: v[21],
 });
 /** The column lists follow the literals: their keys, in order. */
 const JOB_FIELDS = Object.keys(jobRow([]));
@@ -964,10 +967,10 @@ class SqliteStore implements Store {
         try {
           const { changes } = this.#stmt(
             `INSERT INTO task_executions (id, seq, job_request_id, job_attempt, task_type, attempt,
-               method, state, context, created_at)
-             VALUES (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM task_executions), ?, ?, ?, ?, ?, 'READY', '{}', ?)
+               method, state, context, created_at, server)
+             VALUES (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM task_executions), ?, ?, ?, ?, ?, 'READY', '{}', ?, ?)
              ON CONFLICT (job_request_id, job_attempt, task_type, attempt) DO NOTHING`,
-          ).run(id, ...key, input.method, createdAt);
+          ).run(id, ...key, input.method, createdAt, input.server ?? null);
           inserted = Number(changes) === 1;
         } catch (error) {
           const code = (error as { errcode?: unknown }).errcode;
@@ -994,6 +997,7 @@ class SqliteStore implements Store {
             context: {},
             createdAt: new Date(createdAt),
           };
+          if (input.server !== undefined) execution.server = input.server;
           return { execution, created: true };
         }
         const existing = this.#get(
@@ -1319,6 +1323,23 @@ class SqliteStore implements Store {
         "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
       ).run(key, value);
       return String(this.#get("SELECT value FROM settings WHERE key = ?", key)!.value);
+    });
+  }
+
+  registerServer(server: { id: string; nodeId: string; url: string }): Promise<void> {
+    return this.#run("recording this server", () => {
+      this.#stmt(
+        `INSERT INTO servers (id, node_id, url, seen_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET node_id = excluded.node_id, url = excluded.url,
+           seen_at = excluded.seen_at`,
+      ).run(server.id, server.nodeId, server.url, Date.now());
+    });
+  }
+
+  getServer(id: string): Promise<ServerRecord | undefined> {
+    return this.#read("looking up a server", () => {
+      const row = this.#get("SELECT * FROM servers WHERE id = ?", id);
+      return row && toServerRecord(row, codec);
     });
   }
 }

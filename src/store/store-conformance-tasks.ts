@@ -65,6 +65,7 @@ export function taskConformance(store: CurrentStore): void {
         "errorMessage",
         "handle",
         "antId",
+        "server",
         "startedAt",
         "endedAt",
       ]) {
@@ -84,6 +85,10 @@ export function taskConformance(store: CurrentStore): void {
       }
       assert.deepEqual(await store().getTaskExecution(e.id), afterStart.execution);
       assert.equal(await store().getTaskExecution("ZZZZZZZZ"), undefined);
+
+      const placed = await store().createTaskExecution({ ...key, attempt: 2, server: "dir-a" });
+      assert.equal(placed.execution.server, "dir-a", "the data dir that holds its output");
+      assert.deepEqual(await store().getTaskExecution(placed.execution.id), placed.execution);
     });
 
     void it("uses a caller-chosen id, refuses a taken or malformed one, and unknown requests", async () => {

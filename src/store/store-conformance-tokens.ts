@@ -1,6 +1,7 @@
 /**
  * Conformance: API tokens (only hashes stored; lookup ignores revoked tokens; revoke is
- * idempotent; last use only moves forwards), and store-wide settings (set once).
+ * idempotent; last use only moves forwards), store-wide settings (set once), and the
+ * servers sharing the store.
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -127,6 +128,22 @@ export function tokenConformance(store: CurrentStore): void {
         ["a", "b", "c"].map((v) => store().claimSetting(`${key}_race`, v)),
       );
       assert.equal(new Set(racing).size, 1, "concurrent claims agree on one value");
+    });
+
+    void it("records where each server answers, updating it when it starts again", async () => {
+      const id = `srv_${randomBytes(4).toString("hex")}`;
+      assert.equal(await store().getServer(id), undefined);
+      const before = Date.now();
+      await store().registerServer({ id, nodeId: "a", url: "http://10.0.0.1:7777" });
+      const first = await store().getServer(id);
+      assert.equal(first?.url, "http://10.0.0.1:7777");
+      assert.equal(first?.nodeId, "a");
+      assert.ok(first!.seenAt.getTime() >= before - 1000);
+      await store().registerServer({ id, nodeId: "a2", url: "https://a.example:7443" });
+      assert.deepEqual(
+        { ...(await store().getServer(id)), seenAt: undefined },
+        { id, nodeId: "a2", url: "https://a.example:7443", seenAt: undefined },
+      );
     });
   });
 }

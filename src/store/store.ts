@@ -48,6 +48,8 @@ export interface NewTaskExecution {
   attempt: number;
   /** Optional: the caller may choose the unit id; else the store makes one. */
   id?: string;
+  /** The id of the data dir its output goes to (runtime/server-id.ts). */
+  server?: string | undefined;
 }
 
 export interface TaskFinish {
@@ -315,4 +317,18 @@ export interface Store {
    * it holds, which is `value` or what another server set first (it never changes).
    */
   claimSetting(key: string, value: string): Promise<string>;
+
+  // -- servers ----------------------------------------------------------------------
+  /** Records (or updates) where a server answers; seenAt is now. */
+  registerServer(server: { id: string; nodeId: string; url: string }): Promise<void>;
+  /** A server by its data dir's id (TaskExecution.server), or undefined. */
+  getServer(id: string): Promise<ServerRecord | undefined>;
+}
+
+/** A server sharing the store: its data dir's id, node id, URL, and when it last started. */
+export interface ServerRecord {
+  id: string;
+  nodeId: string;
+  url: string;
+  seenAt: Date;
 }

@@ -4,7 +4,7 @@
  * (the admin token the server wrote is in `adminToken`) unless `auth: false`.
  * `close()` cancels what still runs, stops the server and removes the dir.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
 import type { Embedded } from "../../src/runtime/embedded.ts";
@@ -21,9 +21,17 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  options: { auth?: boolean; configYaml?: string } = {},
+  options: {
+    auth?: boolean;
+    configYaml?: string;
+    /** A data dir whose secret.key this server gets (servers sharing a store need one key). */
+    secretKeyFrom?: string;
+  } = {},
 ): Promise<TestServer> {
   const dir = tempDir("colony-api-");
+  if (options.secretKeyFrom !== undefined) {
+    copyFileSync(join(options.secretKeyFrom, "secret.key"), join(dir.path, "secret.key"));
+  }
   let file: string | undefined;
   if (options.configYaml !== undefined) {
     file = join(dir.path, "colony.yaml");
@@ -45,9 +53,11 @@ export async function startTestServer(
     dir.remove();
     throw error;
   }
-  const adminToken = server.adminTokenFile
-    ? readFileSync(server.adminTokenFile, "utf8").trim()
-    : undefined;
+  // A second server on a shared store finds an admin token there and writes no file.
+  const adminToken =
+    server.adminTokenFile && existsSync(server.adminTokenFile)
+      ? readFileSync(server.adminTokenFile, "utf8").trim()
+      : undefined;
   const running = server;
   return {
     url: server.url,

@@ -36,7 +36,7 @@ export const SessionSchema = Type.Object({
   name: Type.String({ description: "The token's name (or 'anonymous' with auth off)" }),
   role: RoleSchema,
   auth_enabled: Type.Boolean(),
-  via: Type.String({ description: "token, certificate, session or none" }),
+  via: Type.String({ description: "token, certificate, session, relay or none" }),
   csrf_token: Type.Union([Type.String(), Type.Null()], {
     description:
       "For a session: send it in the X-Colony-CSRF header with every request that changes something",

@@ -10,7 +10,11 @@ import { ColonyError, NotFoundError } from "../../core/errors.ts";
 import { isUnitId } from "../../core/ids.ts";
 import type { TaskExecution } from "../../core/job-request.ts";
 import { unitDir } from "../../engine/task-runner.ts";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Dispatcher } from "undici";
+import { undici } from "../../core/http-request.ts";
+import type { Store } from "../../store/store.ts";
+import { RELAY_HEADER, type Relay } from "../relay.ts";
 import type { RouteModule, ServerDeps } from "../app.ts";
 import {
   errorResponses,
@@ -38,19 +42,36 @@ export function outputSize(dataDir: string, executionId: string): number {
   }
 }
 
-async function sendOutput(
-  deps: ServerDeps,
-  execution: TaskExecution,
-  options: OutputOptions,
-  reply: FastifyReply,
-): Promise<FastifyReply> {
-  const { engine, dataDir } = deps.runtime;
+function outputHeaders(reply: FastifyReply, execution: TaskExecution): void {
   void reply
     .type("text/plain; charset=utf-8")
     .header("cache-control", "no-store")
     .header("x-content-type-options", "nosniff")
     .header("x-colony-execution", execution.id)
     .header("x-colony-task-type", execution.taskType);
+}
+
+async function sendOutput(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  execution: TaskExecution,
+  options: OutputOptions,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const { engine, dataDir, serverId } = deps.runtime;
+  if (execution.server !== undefined && execution.server !== serverId) {
+    // Another server of the store ran it: its data dir holds the output. A relayed
+    // request never relays again (a shared URL could send it round in circles).
+    if (deps.relay && request.principal?.via !== "relay") {
+      return relayOutput(deps.runtime.store, deps.relay, execution, options, reply);
+    }
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `the output of execution ${execution.id} is not on this server: another server's data dir holds it; give each server its own advertise_url (docs/deployment.md)`,
+      { status: 502 },
+    );
+  }
+  outputHeaders(reply, execution);
   const follow = options.follow ?? false;
   if (!follow) {
     // Not following and nothing written yet (not started, or a task that prints nothing).
@@ -67,6 +88,71 @@ async function sendOutput(
     follow,
   });
   return reply.send(stream);
+}
+
+/** Output another server of the store holds could not be fetched from it. */
+const OUTPUT_ELSEWHERE = "COLONY_OUTPUT_ELSEWHERE";
+
+/**
+ * Fetches an execution's output from the server whose data dir holds it (server/relay.ts)
+ * and passes it on as it comes, following included.
+ */
+async function relayOutput(
+  store: Store,
+  relay: Relay,
+  execution: TaskExecution,
+  options: OutputOptions,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const holder = await store.getServer(execution.server!);
+  if (!holder) {
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `the output of execution ${execution.id} is in the data dir of another server, which has not recorded its URL in the store (it has not started since colony learnt to); ask that server`,
+      { status: 502 },
+    );
+  }
+  const where = `server '${holder.nodeId}' at ${holder.url}`;
+  const query = new URLSearchParams();
+  if (options.offset !== undefined) query.set("offset", String(options.offset));
+  if (options.tail) query.set("tail", "1");
+  if (options.follow) query.set("follow", "1");
+  const path = `/api/task-executions/${execution.id}/output${query.size > 0 ? `?${query}` : ""}`;
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await (
+      await undici()
+    ).request(holder.url + path, {
+      headers: { [RELAY_HEADER]: relay.sign(path) },
+      headersTimeout: 10_000,
+      bodyTimeout: 0,
+    });
+  } catch (error) {
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `the output of execution ${execution.id} is on ${where}, which did not answer (${(error as Error).message}); it can be read once that server runs`,
+      { status: 502 },
+    );
+  }
+  if (response.statusCode !== 200) {
+    const text = await response.body.text().catch(() => "");
+    let why = text.slice(0, 200);
+    try {
+      why = (JSON.parse(text) as { error: { message: string } }).error.message;
+    } catch {
+      // not colony's JSON error: keep the text
+    }
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `the output of execution ${execution.id} is on ${where}, which answered ${response.statusCode}: ${why}`,
+      { status: 502 },
+    );
+  }
+  outputHeaders(reply, execution);
+  if (options.follow) void reply.header("x-accel-buffering", "no");
+  // A client that goes away ends the fetch too (and the holder's file watch with it).
+  reply.raw.once("close", () => response.body.destroy());
+  return reply.send(response.body);
 }
 
 export const taskOutputRoutes: RouteModule = (app, deps) => {
@@ -124,7 +210,7 @@ export const taskOutputRoutes: RouteModule = (app, deps) => {
         }
       }
       const { execution: _ignored, ...options } = request.query;
-      return sendOutput(deps, execution, options, reply);
+      return sendOutput(deps, request, execution, options, reply);
     },
   );
 
@@ -147,7 +233,7 @@ export const taskOutputRoutes: RouteModule = (app, deps) => {
         ? await store.getTaskExecution(executionId)
         : undefined;
       if (!execution) throw new NotFoundError("task_execution", executionId);
-      return sendOutput(deps, execution, request.query, reply);
+      return sendOutput(deps, request, execution, request.query, reply);
     },
   );
 };

@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Authenticator } from "../app.ts";
 import { errorBody } from "../errors.ts";
 import { allows, type Principal, type Role } from "../principal.ts";
+import { RELAY_HEADER, type Relay } from "../relay.ts";
 import { CSRF_HEADER, readCookie, SESSION_COOKIE, Sessions } from "./sessions.ts";
 
 /** Methods that change nothing, so need no CSRF header from a session. */
@@ -49,10 +50,27 @@ export async function authenticateRequest(
   reply: FastifyReply,
   need: Role,
   sessions?: Sessions,
+  relay?: Relay,
 ): Promise<FastifyReply | undefined> {
   if (auth.disabled) {
     request.principal = { name: "anonymous", role: "admin", via: "none" };
     return undefined;
+  }
+  const relayed = request.headers[RELAY_HEADER];
+  if (relayed !== undefined && relay) {
+    // Another server of this store fetching output this one holds (server/relay.ts).
+    if (typeof relayed === "string" && relay.verify(request.method, request.url, relayed)) {
+      return checkRole({ name: "relay", role: "reader", via: "relay" }, need, request, reply);
+    }
+    await reply
+      .status(401)
+      .send(
+        errorBody(
+          "COLONY_UNAUTHENTICATED",
+          `the ${RELAY_HEADER} signature is not valid here: the servers of a store need the same secret.key and clocks within 30 s, and a relay is a GET`,
+        ),
+      );
+    return reply;
   }
   const authorization = request.headers.authorization;
   // A session cookie counts only when no token is sent (a token, when sent, decides).
