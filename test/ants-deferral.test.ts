@@ -9,7 +9,7 @@
  * answers each TaskRequest as the seed's workers do.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { NO_ANT } from "../src/ants/dispatcher.ts";
@@ -71,10 +71,17 @@ function connectAnt(rt: Embedded, antId: string, tags: string[]): void {
 const runtimes: Embedded[] = [];
 const dirs: Array<{ remove(): void }> = [];
 async function open(
-  options: { storeUrl?: string; maxParallelJobs?: number; start?: boolean } = {},
+  options: {
+    storeUrl?: string;
+    maxParallelJobs?: number;
+    start?: boolean;
+    /** Another server of the same store, whose secret.key this one must share. */
+    peer?: Embedded;
+  } = {},
 ): Promise<Embedded> {
   const dir = tempDir("colony-deferral-");
   dirs.push(dir);
+  if (options.peer) writeFileSync(join(dir.path, "secret.key"), options.peer.secretKey);
   const rt = await openEmbedded({
     dataDir: dir.path,
     ...(options.storeUrl ? { storeUrl: options.storeUrl } : {}),
@@ -414,7 +421,7 @@ describe("two servers on one PostgreSQL store", { skip: pg.url ? false : pg.reas
   it("a job the first server cannot place runs on the server that has the ant", async () => {
     const storeUrl = `${pg.url}?schema=colony_deferral_${process.pid}_${Date.now()}`;
     const here = await open({ storeUrl });
-    const there = await open({ storeUrl });
+    const there = await open({ storeUrl, peer: here });
     connectGpuAnt(there, "gpu-there");
     // Submitted to the server without the ant: it claims first (submit wakes its claims).
     const job = await here.engine.submit({ definition: GPU });
@@ -429,7 +436,7 @@ describe("two servers on one PostgreSQL store", { skip: pg.url ? false : pg.reas
     const storeUrl = `${pg.url}?schema=colony_handback_${process.pid}_${Date.now()}`;
     const here = await open({ storeUrl });
     // `there` claims nothing until `here` has run the build and sent the job back.
-    const there = await open({ storeUrl, start: false });
+    const there = await open({ storeUrl, start: false, peer: here });
     connectAnt(there, "prod-there", ["prod"]);
     const job = await here.engine.submit({ definition: SHIP });
     const back = await sentBack(here, job.id);
