@@ -26,6 +26,17 @@ tasks:
       - 'for i in 1 2 3; do echo "tick $i"; sleep 0.4; done'
 `);
 
+const BUILD = parseJobDefinition(`
+job_type: build
+tasks:
+  - task_type: build
+    method: SHELL
+    script:
+      - echo "built by colony" > app.txt
+    artifacts:
+      paths: [app.txt]
+`);
+
 void describe(
   "servers sharing a PostgreSQL store",
   { skip: service.url ? false : service.reason },
@@ -98,6 +109,28 @@ void describe(
       assert.equal(local, text);
       const fromOffset = await get(other, `/api/job-requests/${jobId}/tasks/tick/output?offset=7`);
       assert.equal(await fromOffset.text(), "tick 2\ntick 3\n");
+    });
+
+    void it("either server serves a task's artifact, whichever stored it", async () => {
+      const job = await a.runtime.engine.submit({ definition: BUILD });
+      assert.equal((await a.runtime.engine.waitFor(job.id)).state, "COMPLETED");
+      const {
+        items: [artifact],
+      } = await a.runtime.store.asyncActions.listArtifacts({ jobRequestId: job.id });
+      assert.ok(artifact?.server, "the artifact records the data dir that holds its bytes");
+      const holder = artifact.server === a.runtime.serverId ? a : b;
+      const other = holder === a ? b : a;
+      assert.equal(artifact.server, holder.runtime.serverId);
+      const res = await get(other, `/api/artifacts/${artifact.id}/download`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), "built by colony\n");
+      // The other server's retention sweep leaves it alone: its blob is not there.
+      await other.runtime.store.asyncActions.addArtifact({
+        ...artifact,
+        ownerId: "expired",
+        expiresAt: new Date(0),
+      });
+      assert.equal(await other.runtime.asyncActions.artifacts.sweep(), 0);
     });
 
     void it("refuses relays it cannot verify, and never relays a relay", async () => {

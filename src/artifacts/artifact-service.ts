@@ -36,6 +36,8 @@ export interface ArtifactServiceOptions {
   dataDir: string;
   /** Signs download URLs (derived from the data dir's secret key: they survive restarts). */
   urlKey: Buffer;
+  /** The data dir's id (core/disk.ts), recorded on every artifact stored here. */
+  serverId?: string;
   /** Default lifetime of an artifact (default 30 days; 0 keeps them forever). */
   expiresAfterMs?: number;
   /** Largest file accepted (default 1 GiB). */
@@ -170,10 +172,12 @@ export function artifactName(workDir: string, file: string): string {
 
 export class ArtifactService {
   readonly blobs: BlobStore;
-  readonly #o: Required<Omit<ArtifactServiceOptions, "log">> & Pick<ArtifactServiceOptions, "log">;
+  readonly #o: Required<Omit<ArtifactServiceOptions, "log" | "serverId">> &
+    Pick<ArtifactServiceOptions, "log" | "serverId">;
   readonly #uploads = new Map<string, PendingUpload>();
   #sweeper: NodeJS.Timeout | undefined;
   #sweeping: Promise<number> | undefined;
+  #remote: ((artifact: Artifact) => Promise<Readable>) | undefined;
   /** urlKey prepared once (an HMAC with a Buffer key re-imports it on every call). */
   readonly #urlKey: KeyObject;
 
@@ -309,6 +313,7 @@ export class ArtifactService {
         challenge: blob.challenge,
         sha256: blob.sha256,
         metadata: a.metadata,
+        server: this.#o.serverId,
       },
       { dedupe: true },
     );
@@ -395,11 +400,23 @@ export class ArtifactService {
   }
 
   /** The artifact's bytes (404 when its blob is gone). */
-  open(artifact: Artifact): Readable {
-    if (!this.blobs.has(artifact.sha256)) {
-      throw new NotFoundError("artifact", artifact.id, "its content is no longer stored");
+  /**
+   * The artifact's bytes: from this data dir, or, for an artifact another server of the
+   * store holds, fetched from that server (useRemote; the server's relay) unless
+   * `elsewhere` is false (a relayed request: it must not go round).
+   */
+  async open(artifact: Artifact, options: { elsewhere?: boolean } = {}): Promise<Readable> {
+    if (this.blobs.has(artifact.sha256)) return this.blobs.read(artifact.sha256);
+    const remote = options.elsewhere === false ? undefined : this.#remote;
+    if (artifact.server !== undefined && artifact.server !== this.#o.serverId && remote) {
+      return remote(artifact);
     }
-    return this.blobs.read(artifact.sha256);
+    throw new NotFoundError("artifact", artifact.id, "its content is no longer stored");
+  }
+
+  /** How to fetch the bytes of an artifact another server holds (set by the server). */
+  useRemote(fetch: (artifact: Artifact) => Promise<Readable>): void {
+    this.#remote = fetch;
   }
 
   // -- task artifacts and dependencies ----------------------------------------------------
@@ -430,6 +447,7 @@ export class ArtifactService {
         ...blob,
         // Whether it was executable: fetch makes it executable again (a built tool runs).
         metadata: { path: name, ...(executable ? { executable: true } : {}) },
+        server: this.#o.serverId,
       });
       stored.push(artifact);
     }
@@ -446,7 +464,11 @@ export class ArtifactService {
     for (const id of executionIds) {
       await this.#eachArtifact(id, async (artifact) => {
         const target = inside(workDir, artifact.name) ?? join(workDir, artifact.md5);
-        await placeArtifact(target, this.open(artifact), artifact.metadata["executable"] === true);
+        await placeArtifact(
+          target,
+          await this.open(artifact),
+          artifact.metadata["executable"] === true,
+        );
         written++;
       });
     }
@@ -492,13 +514,16 @@ export class ArtifactService {
     this.#sweeping ??= (async () => {
       let removed = 0;
       for (;;) {
+        // Only the artifacts whose blobs are here: another server removes its own.
         const gone = await this.#o.store.asyncActions.deleteExpiredArtifacts(
           new Date(this.#o.now()),
           500,
+          this.#o.serverId,
         );
         removed += gone.length;
         for (const sha256 of new Set(gone.map((a) => a.sha256))) {
-          if ((await this.#o.store.asyncActions.countArtifactsWithBlob(sha256)) === 0) {
+          const users = this.#o.store.asyncActions.countArtifactsWithBlob(sha256, this.#o.serverId);
+          if ((await users) === 0) {
             await this.blobs.remove(sha256);
           }
         }

@@ -58,6 +58,8 @@ function note(request: ExecutionRequest, line: string): void {
 export function createAsyncRuntime(input: {
   store: Store;
   dataDir: string;
+  /** The data dir's id (core/disk.ts), recorded on the artifacts stored here. */
+  serverId?: string;
   secretKey: Buffer;
   events: ColonyEventBus;
   options?: AsyncRuntimeOptions;
@@ -72,6 +74,7 @@ export function createAsyncRuntime(input: {
     store,
     dataDir: input.dataDir,
     urlKey,
+    ...(input.serverId ? { serverId: input.serverId } : {}),
     ...(o.artifactExpiresAfterMs === undefined ? {} : { expiresAfterMs: o.artifactExpiresAfterMs }),
     ...(o.artifactMaxBytes === undefined ? {} : { maxBytes: o.artifactMaxBytes }),
     ...(input.log ? { log: input.log } : {}),

@@ -95,6 +95,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   const asyncActions = createAsyncRuntime({
     store,
     dataDir,
+    serverId,
     secretKey,
     events,
     ...(options.asyncActions ? { options: options.asyncActions } : {}),

@@ -11,6 +11,11 @@
  * can sign, and they can read everything already.
  */
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
+import type { Readable } from "node:stream";
+import type { Dispatcher } from "undici";
+import { ColonyError } from "../core/errors.ts";
+import { undici } from "../core/http-request.ts";
+import type { Store } from "../store/store.ts";
 
 export const RELAY_HEADER = "x-colony-relay";
 /** How far a relay's time may be from the holder's clock. */
@@ -42,4 +47,60 @@ export class Relay {
     if (Math.abs(now - ms) > RELAY_SKEW_MS) return false;
     return timingSafeEqual(this.#mac(path, ms), Buffer.from(match[2]!, "hex"));
   }
+}
+
+/** What another server of the store holds could not be fetched from it. */
+export const OUTPUT_ELSEWHERE = "COLONY_OUTPUT_ELSEWHERE";
+
+/**
+ * GETs `path` from the server whose data dir is `holder` (its URL from the store),
+ * signed, and answers the body as it comes. A holder that is unknown, down or answers
+ * anything but 200 is a 502 COLONY_OUTPUT_ELSEWHERE naming `what` and the holder.
+ */
+export async function fetchHeld(
+  store: Store,
+  relay: Relay,
+  input: { holder: string; path: string; what: string },
+): Promise<Readable> {
+  const { what, path } = input;
+  const holder = await store.getServer(input.holder);
+  if (!holder) {
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `${what} is in the data dir of another server, which has not recorded its URL in the store (it has not started since colony learnt to); ask that server`,
+      { status: 502 },
+    );
+  }
+  const where = `server '${holder.nodeId}' at ${holder.url}`;
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await (
+      await undici()
+    ).request(holder.url + path, {
+      headers: { [RELAY_HEADER]: relay.sign(path) },
+      headersTimeout: 10_000,
+      bodyTimeout: 0,
+    });
+  } catch (error) {
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `${what} is on ${where}, which did not answer (${(error as Error).message}); it can be read once that server runs`,
+      { status: 502 },
+    );
+  }
+  if (response.statusCode !== 200) {
+    const text = await response.body.text().catch(() => "");
+    let why = text.slice(0, 200);
+    try {
+      why = (JSON.parse(text) as { error: { message: string } }).error.message;
+    } catch {
+      // not colony's JSON error: keep the text
+    }
+    throw new ColonyError(
+      OUTPUT_ELSEWHERE,
+      `${what} is on ${where}, which answered ${response.statusCode}: ${why}`,
+      { status: 502 },
+    );
+  }
+  return response.body;
 }

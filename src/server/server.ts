@@ -33,7 +33,7 @@ import { hashToken, newToken, TokenAuthenticator } from "./auth/token-authentica
 import { LiveEvents } from "./live/live-events.ts";
 import { createMetrics, type ColonyMetrics } from "./metrics/metrics.ts";
 import { isRole } from "./principal.ts";
-import { Relay } from "./relay.ts";
+import { fetchHeld, Relay } from "./relay.ts";
 import { ALL_ROUTES } from "./routes.ts";
 import { startUnitService, type UnitService } from "../units/unit-service.ts";
 import { unitView } from "./api/units.ts";
@@ -148,6 +148,15 @@ export async function startServer(
     const scheme = config.tls ? "https" : "http";
     live.attach(runtime.engine.events);
     const sessions = new Sessions({ store: runtime.store });
+    // Output and artifacts other servers of the store hold, fetched from them (relay.ts).
+    const relay = new Relay(runtime.secretKey);
+    runtime.asyncActions.artifacts.useRemote((artifact) =>
+      fetchHeld(runtime.store, relay, {
+        holder: artifact.server!,
+        path: `/api/artifacts/${artifact.id}/download`,
+        what: `the artifact ${artifact.id} (${artifact.name})`,
+      }),
+    );
     const deps: ServerDeps = {
       config,
       runtime,
@@ -155,7 +164,7 @@ export async function startServer(
       baseUrl: config.baseUrl ?? `${scheme}://${urlHost(config.host)}:${config.port}`,
       live,
       sessions,
-      relay: new Relay(runtime.secretKey),
+      relay,
       metrics: (metrics = createMetrics({
         store: runtime.store,
         events: runtime.engine.events,

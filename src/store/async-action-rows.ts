@@ -39,6 +39,7 @@ export function toArtifact(row: Row, c: Codec): Artifact {
   if (row.task_execution_id != null) artifact.taskExecutionId = row.task_execution_id as string;
   if (row.task_type != null) artifact.taskType = row.task_type as string;
   if (row.expires_at != null) artifact.expiresAt = c.date(row.expires_at);
+  if (row.server != null) artifact.server = row.server as string;
   return artifact;
 }
 

@@ -50,6 +50,8 @@ export interface Artifact {
   metadata: Record<string, unknown>;
   createdAt: Date;
   expiresAt?: Date;
+  /** The id of the data dir that holds its blob (servers sharing a store each have one). */
+  server?: string;
 }
 
 export type NewArtifact = Omit<Artifact, "id" | "index" | "createdAt">;
@@ -118,10 +120,16 @@ export interface AsyncActionStore {
   findArtifactByHashes(md5: string, challenge: string): Promise<Artifact | undefined>;
   /** Newest first, with cursor paging. */
   listArtifacts(filter: ArtifactFilter): Promise<Page<Artifact>>;
-  /** Deletes up to `limit` artifacts that expired at `now` and returns them. */
-  deleteExpiredArtifacts(now: Date, limit: number): Promise<Artifact[]>;
-  /** How many artifacts still use the blob (0: its file can go). */
-  countArtifactsWithBlob(sha256: string): Promise<number>;
+  /**
+   * Deletes up to `limit` artifacts that expired at `now` and returns them: with
+   * `server`, only those whose blob is in that data dir (or that record none).
+   */
+  deleteExpiredArtifacts(now: Date, limit: number, server?: string): Promise<Artifact[]>;
+  /**
+   * How many artifacts still use the blob (0: its file can go): with `server`, those
+   * whose blob is in that data dir (or that record none).
+   */
+  countArtifactsWithBlob(sha256: string, server?: string): Promise<number>;
 
   // -- schedules ---------------------------------------------------------------------
   /** job_type and version of every saved definition (cheap change detection). */

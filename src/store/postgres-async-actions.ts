@@ -89,10 +89,11 @@ export function createPostgresAsyncActions(db: PostgresAccess): AsyncActionStore
           }
           const row = await one(
             `INSERT INTO artifacts (id, store, owner_id, property, idx, job_request_id, task_execution_id,
-               task_type, name, mimetype, size, md5, challenge, sha256, metadata, created_at, expires_at)
+               task_type, name, mimetype, size, md5, challenge, sha256, metadata, created_at, expires_at,
+               server)
              VALUES ($1, $2, $3, $4, (SELECT COALESCE(MAX(idx) + 1, 0) FROM artifacts
                                       WHERE store = $2 AND owner_id = $3 AND property = $4),
-                     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              RETURNING *`,
             [
               newArtifactId(),
@@ -111,6 +112,7 @@ export function createPostgresAsyncActions(db: PostgresAccess): AsyncActionStore
               JSON.stringify(input.metadata),
               new Date(),
               n(input.expiresAt),
+              n(input.server),
             ],
             client,
           );
@@ -162,23 +164,31 @@ export function createPostgresAsyncActions(db: PostgresAccess): AsyncActionStore
       });
     },
 
-    deleteExpiredArtifacts(now, limit) {
+    deleteExpiredArtifacts(now, limit, server) {
       return db.run("deleting expired artifacts", async () =>
         (
           await db.q(
             `DELETE FROM artifacts WHERE seq IN
-               (SELECT seq FROM artifacts WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
+               (SELECT seq FROM artifacts WHERE expires_at <= $1
+                  AND ($3::text IS NULL OR server IS NULL OR server = $3)
+                ORDER BY expires_at LIMIT $2
                 FOR UPDATE SKIP LOCKED)
              RETURNING *`,
-            [now, limit],
+            [now, limit, n(server)],
           )
         ).map((r) => toArtifact(r, codec)),
       );
     },
 
-    countArtifactsWithBlob(sha256) {
+    countArtifactsWithBlob(sha256, server) {
       return db.run("counting artifacts", async () =>
-        Number((await one("SELECT COUNT(*) AS n FROM artifacts WHERE sha256 = $1", [sha256]))!.n),
+        Number(
+          (await one(
+            `SELECT COUNT(*) AS n FROM artifacts
+             WHERE sha256 = $1 AND ($2::text IS NULL OR server IS NULL OR server = $2)`,
+            [sha256, n(server)],
+          ))!.n,
+        ),
       );
     },
 

@@ -88,10 +88,11 @@ export function createSqliteAsyncActions(db: SqliteAccess): AsyncActionStore {
           }
           const row = db.get(
             `INSERT INTO artifacts (id, store, owner_id, property, idx, job_request_id, task_execution_id,
-               task_type, name, mimetype, size, md5, challenge, sha256, metadata, created_at, expires_at)
+               task_type, name, mimetype, size, md5, challenge, sha256, metadata, created_at, expires_at,
+               server)
              VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(idx) + 1, 0) FROM artifacts
                                   WHERE store = ? AND owner_id = ? AND property = ?),
-                     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              RETURNING *`,
             newArtifactId(),
             input.store,
@@ -112,6 +113,7 @@ export function createSqliteAsyncActions(db: SqliteAccess): AsyncActionStore {
             JSON.stringify(input.metadata),
             Date.now(),
             v(input.expiresAt?.getTime()),
+            v(input.server),
           );
           return { artifact: toArtifact(row!, codec), created: true };
         }),
@@ -166,23 +168,33 @@ export function createSqliteAsyncActions(db: SqliteAccess): AsyncActionStore {
       });
     },
 
-    deleteExpiredArtifacts(now: Date, limit: number): Promise<Artifact[]> {
+    deleteExpiredArtifacts(now: Date, limit: number, server?: string): Promise<Artifact[]> {
       return db.run("deleting expired artifacts", () =>
         db
           .all(
             `DELETE FROM artifacts WHERE seq IN
-               (SELECT seq FROM artifacts WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)
+               (SELECT seq FROM artifacts WHERE expires_at <= ?
+                  AND (?2 IS NULL OR server IS NULL OR server = ?2)
+                ORDER BY expires_at LIMIT ?)
              RETURNING *`,
             now.getTime(),
+            v(server),
             limit,
           )
           .map((r) => toArtifact(r, codec)),
       );
     },
 
-    countArtifactsWithBlob(sha256: string): Promise<number> {
+    countArtifactsWithBlob(sha256: string, server?: string): Promise<number> {
       return db.read("counting artifacts", () =>
-        Number(db.get("SELECT COUNT(*) AS n FROM artifacts WHERE sha256 = ?", sha256)!.n),
+        Number(
+          db.get(
+            `SELECT COUNT(*) AS n FROM artifacts
+             WHERE sha256 = ? AND (?2 IS NULL OR server IS NULL OR server = ?2)`,
+            sha256,
+            v(server),
+          )!.n,
+        ),
       );
     },
 

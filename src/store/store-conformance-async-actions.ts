@@ -201,6 +201,36 @@ export function asyncActionConformance(store: CurrentStore): void {
       assert.ok(await a.getArtifact(forever.artifact.id));
       assert.equal(await a.getArtifact(old.artifact.id), undefined);
     });
+
+    void it("with a server, deletes and counts only artifacts whose blobs are in its data dir", async () => {
+      const a = store().asyncActions;
+      const now = new Date(Date.UTC(2030, 0, 1));
+      const expired = new Date(now.getTime() - 1);
+      const sha256 = "c".repeat(64);
+      const onA = await a.addArtifact(
+        artifactInput({ ownerId: "srvA", expiresAt: expired, sha256, server: "dir-a" }),
+      );
+      const onB = await a.addArtifact(
+        artifactInput({ ownerId: "srvB", expiresAt: expired, sha256, server: "dir-b" }),
+      );
+      const legacy = await a.addArtifact(
+        artifactInput({ ownerId: "srvNone", expiresAt: expired, sha256 }),
+      );
+      assert.equal(onA.artifact.server, "dir-a");
+      assert.deepEqual(await a.getArtifact(onA.artifact.id), onA.artifact);
+      assert.equal(legacy.artifact.server, undefined);
+      assert.equal(await a.countArtifactsWithBlob(sha256), 3);
+      assert.equal(
+        await a.countArtifactsWithBlob(sha256, "dir-a"),
+        2,
+        "its own and the legacy one",
+      );
+      const gone = await a.deleteExpiredArtifacts(now, 100, "dir-a");
+      assert.deepEqual(gone.map((x) => x.id).sort(), [onA.artifact.id, legacy.artifact.id].sort());
+      assert.ok(await a.getArtifact(onB.artifact.id), "dir-b's stays for dir-b to remove");
+      assert.equal(await a.countArtifactsWithBlob(sha256, "dir-a"), 0);
+      assert.equal(await a.countArtifactsWithBlob(sha256, "dir-b"), 1);
+    });
   });
 
   void describe("schedules", () => {

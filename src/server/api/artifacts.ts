@@ -147,7 +147,9 @@ export const artifactRoutes: RouteModule = (app, deps) => {
     },
     async (request, reply) => {
       const artifact = await artifacts.get(request.params.id);
-      return sendArtifact(reply, artifact, artifacts.open(artifact));
+      // A relayed request is answered from here only (a shared URL could send it round).
+      const elsewhere = request.principal?.via !== "relay";
+      return sendArtifact(reply, artifact, await artifacts.open(artifact, { elsewhere }));
     },
   );
 };

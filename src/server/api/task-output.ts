@@ -11,10 +11,8 @@ import { isUnitId } from "../../core/ids.ts";
 import type { TaskExecution } from "../../core/job-request.ts";
 import { unitDir } from "../../engine/task-runner.ts";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { Dispatcher } from "undici";
-import { undici } from "../../core/http-request.ts";
 import type { Store } from "../../store/store.ts";
-import { RELAY_HEADER, type Relay } from "../relay.ts";
+import { fetchHeld, OUTPUT_ELSEWHERE, type Relay } from "../relay.ts";
 import type { RouteModule, ServerDeps } from "../app.ts";
 import {
   errorResponses,
@@ -90,9 +88,6 @@ async function sendOutput(
   return reply.send(stream);
 }
 
-/** Output another server of the store holds could not be fetched from it. */
-const OUTPUT_ELSEWHERE = "COLONY_OUTPUT_ELSEWHERE";
-
 /**
  * Fetches an execution's output from the server whose data dir holds it (server/relay.ts)
  * and passes it on as it comes, following included.
@@ -104,55 +99,20 @@ async function relayOutput(
   options: OutputOptions,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const holder = await store.getServer(execution.server!);
-  if (!holder) {
-    throw new ColonyError(
-      OUTPUT_ELSEWHERE,
-      `the output of execution ${execution.id} is in the data dir of another server, which has not recorded its URL in the store (it has not started since colony learnt to); ask that server`,
-      { status: 502 },
-    );
-  }
-  const where = `server '${holder.nodeId}' at ${holder.url}`;
   const query = new URLSearchParams();
   if (options.offset !== undefined) query.set("offset", String(options.offset));
   if (options.tail) query.set("tail", "1");
   if (options.follow) query.set("follow", "1");
-  const path = `/api/task-executions/${execution.id}/output${query.size > 0 ? `?${query}` : ""}`;
-  let response: Dispatcher.ResponseData;
-  try {
-    response = await (
-      await undici()
-    ).request(holder.url + path, {
-      headers: { [RELAY_HEADER]: relay.sign(path) },
-      headersTimeout: 10_000,
-      bodyTimeout: 0,
-    });
-  } catch (error) {
-    throw new ColonyError(
-      OUTPUT_ELSEWHERE,
-      `the output of execution ${execution.id} is on ${where}, which did not answer (${(error as Error).message}); it can be read once that server runs`,
-      { status: 502 },
-    );
-  }
-  if (response.statusCode !== 200) {
-    const text = await response.body.text().catch(() => "");
-    let why = text.slice(0, 200);
-    try {
-      why = (JSON.parse(text) as { error: { message: string } }).error.message;
-    } catch {
-      // not colony's JSON error: keep the text
-    }
-    throw new ColonyError(
-      OUTPUT_ELSEWHERE,
-      `the output of execution ${execution.id} is on ${where}, which answered ${response.statusCode}: ${why}`,
-      { status: 502 },
-    );
-  }
+  const body = await fetchHeld(store, relay, {
+    holder: execution.server!,
+    path: `/api/task-executions/${execution.id}/output${query.size > 0 ? `?${query}` : ""}`,
+    what: `the output of execution ${execution.id}`,
+  });
   outputHeaders(reply, execution);
   if (options.follow) void reply.header("x-accel-buffering", "no");
   // A client that goes away ends the fetch too (and the holder's file watch with it).
-  reply.raw.once("close", () => response.body.destroy());
-  return reply.send(response.body);
+  reply.raw.once("close", () => body.destroy());
+  return reply.send(body);
 }
 
 export const taskOutputRoutes: RouteModule = (app, deps) => {

@@ -197,7 +197,7 @@ export const hookRoutes: RouteModule = async (app, deps) => {
         request.query.expires,
         request.query.sig,
       );
-      return sendArtifact(reply, artifact, hook.artifacts.open(artifact));
+      return sendArtifact(reply, artifact, await hook.artifacts.open(artifact));
     },
   );
 
