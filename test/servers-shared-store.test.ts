@@ -48,8 +48,11 @@ void describe(
     const closed = new Set<TestServer>();
 
     before(async () => {
-      a = await startTestServer({ configYaml });
-      b = await startTestServer({ configYaml, secretKeyFrom: a.dataDir });
+      a = await startTestServer({ configYaml: `node_id: a\n${configYaml}` });
+      b = await startTestServer({
+        configYaml: `node_id: b\n${configYaml}`,
+        secretKeyFrom: a.dataDir,
+      });
     });
     after(async () => {
       for (const s of [a, b]) if (s && !closed.has(s)) await s.close();
@@ -133,6 +136,23 @@ void describe(
       assert.equal(await other.runtime.asyncActions.artifacts.sweep(), 0);
     });
 
+    void it("a server whose node_id another running server has refuses to start", async () => {
+      await assert.rejects(
+        startTestServer({ configYaml: `node_id: a\n${configYaml}`, secretKeyFrom: a.dataDir }),
+        (error: Error) => {
+          assert.equal((error as { code?: string }).code, "COLONY_SERVER_START");
+          assert.ok(
+            error.message.startsWith(
+              `node_id 'a' is taken by another server of this store (${a.url}, seen `,
+            ),
+            error.message,
+          );
+          assert.match(error.message, /give each server that shares a store its own node_id/);
+          return true;
+        },
+      );
+    });
+
     void it("refuses relays it cannot verify, and never relays a relay", async () => {
       const { holder, other, executionId } = await runTicks();
       await holder.runtime.engine.waitFor(
@@ -180,7 +200,7 @@ void describe(
       assert.equal(body.error.code, "COLONY_OUTPUT_ELSEWHERE");
       assert.ok(
         body.error.message.startsWith(
-          `the output of execution ${executionId} is on server 'colony' at ${url}, which did not answer (`,
+          `the output of execution ${executionId} is on server '${holder === a ? "a" : "b"}' at ${url}, which did not answer (`,
         ),
         body.error.message,
       );

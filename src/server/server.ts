@@ -86,6 +86,34 @@ export class ServerStartError extends ColonyError {
 /** How long in-flight requests (log followers, say) may take to end once closing. */
 const REQUEST_DRAIN_MS = 2000;
 
+/** How often a running server renews its record in the store (Store.registerServer). */
+const SERVER_HEARTBEAT_MS = 15_000;
+/** A node id another server renewed this recently is taken. */
+const NODE_ID_HELD_MS = 4 * SERVER_HEARTBEAT_MS;
+
+/**
+ * Servers sharing a store need their own node ids: /jobs processes are recovered at
+ * start by node id, and a second server of the same id would take over (and end) the
+ * processes of the first. Refuses to start while another server of this id runs.
+ */
+async function refuseTakenNodeId(runtime: Embedded, nodeId: string): Promise<void> {
+  const now = Date.now();
+  const other = (await runtime.store.listServers()).find(
+    (s) =>
+      s.nodeId === nodeId &&
+      s.id !== runtime.serverId &&
+      now - s.seenAt.getTime() < NODE_ID_HELD_MS,
+  );
+  if (!other) return;
+  const ago = Math.max(0, Math.round((now - other.seenAt.getTime()) / 1000));
+  const wait = Math.ceil((NODE_ID_HELD_MS - (now - other.seenAt.getTime())) / 1000);
+  throw new ServerStartError(
+    `node_id '${nodeId}' is taken by another server of this store (${other.url}, seen ${ago} s ago): ` +
+      `give each server that shares a store its own node_id (node_id in colony.yaml, or COLONY_NODE_ID); ` +
+      `if that server is gone for good, start again in ${wait} s`,
+  );
+}
+
 export async function startServer(
   config: Config,
   options: StartServerOptions = {},
@@ -131,6 +159,8 @@ export async function startServer(
   const live = new LiveEvents();
   let metrics: ColonyMetrics | undefined;
   try {
+    // Before anything recovers: /jobs processes are recovered by node id.
+    await refuseTakenNodeId(runtime, config.nodeId);
     const auth = new TokenAuthenticator({
       store: runtime.store,
       disabled: !config.auth.enabled,
@@ -199,12 +229,19 @@ export async function startServer(
     const url = `${scheme}://${urlHost(localHost(config.host))}:${port}`;
     // Route modules read deps.baseUrl when they answer, so it can name the real port now.
     deps.baseUrl = config.baseUrl ?? url;
-    // Where this data dir's output can be fetched by the other servers of the store.
-    await runtime.store.registerServer({
+    // Where this data dir's output can be fetched by the other servers of the store,
+    // renewed while it runs (a node id seen lately is taken: refuseTakenNodeId).
+    const presence = {
       id: runtime.serverId,
       nodeId: config.nodeId,
       url: config.advertiseUrl ?? deps.baseUrl,
-    });
+    };
+    await runtime.store.registerServer(presence);
+    const heartbeat = setInterval(() => {
+      runtime.store.registerServer(presence).catch((error: unknown) => {
+        log(`recording this server in the store failed: ${String(error)}`);
+      });
+    }, SERVER_HEARTBEAT_MS).unref();
 
     // Recovery of what a previous (crashed) server left, then claiming new work.
     await runtime.engine.start();
@@ -243,6 +280,7 @@ export async function startServer(
       live,
       metrics: deps.metrics,
       close(closeOptions = {}) {
+        clearInterval(heartbeat);
         // The control socket first; the units' processes keep running for the next start.
         closing ??= units!
           .close()

@@ -944,4 +944,12 @@ class PostgresStore implements Store {
       return rows[0] && toServerRecord(rows[0], codec);
     });
   }
+
+  listServers(): Promise<ServerRecord[]> {
+    return this.#run("listing servers", async () =>
+      (await this.#q("SELECT * FROM servers ORDER BY seen_at DESC")).map((row) =>
+        toServerRecord(row, codec),
+      ),
+    );
+  }
 }

@@ -1342,4 +1342,12 @@ class SqliteStore implements Store {
       return row && toServerRecord(row, codec);
     });
   }
+
+  listServers(): Promise<ServerRecord[]> {
+    return this.#read("listing servers", () =>
+      this.#all("SELECT * FROM servers ORDER BY seen_at DESC").map((row) =>
+        toServerRecord(row, codec),
+      ),
+    );
+  }
 }

@@ -139,10 +139,19 @@ export function tokenConformance(store: CurrentStore): void {
       assert.equal(first?.url, "http://10.0.0.1:7777");
       assert.equal(first?.nodeId, "a");
       assert.ok(first!.seenAt.getTime() >= before - 1000);
+      await new Promise((r) => setTimeout(r, 5));
+      await store().registerServer({ id: `${id}b`, nodeId: "b", url: "http://10.0.0.2:7777" });
+      await new Promise((r) => setTimeout(r, 5));
       await store().registerServer({ id, nodeId: "a2", url: "https://a.example:7443" });
       assert.deepEqual(
         { ...(await store().getServer(id)), seenAt: undefined },
         { id, nodeId: "a2", url: "https://a.example:7443", seenAt: undefined },
+      );
+      const listed = (await store().listServers()).filter((s) => s.id.startsWith(id));
+      assert.deepEqual(
+        listed.map((s) => s.id),
+        [id, `${id}b`],
+        "most recently seen first",
       );
     });
   });

@@ -319,13 +319,15 @@ export interface Store {
   claimSetting(key: string, value: string): Promise<string>;
 
   // -- servers ----------------------------------------------------------------------
-  /** Records (or updates) where a server answers; seenAt is now. */
+  /** Records (or updates) where a server answers; seenAt is now (servers renew it while they run). */
   registerServer(server: { id: string; nodeId: string; url: string }): Promise<void>;
   /** A server by its data dir's id (TaskExecution.server), or undefined. */
   getServer(id: string): Promise<ServerRecord | undefined>;
+  /** Every server that has recorded itself, most recently seen first. */
+  listServers(): Promise<ServerRecord[]>;
 }
 
-/** A server sharing the store: its data dir's id, node id, URL, and when it last started. */
+/** A server sharing the store: its data dir's id, node id, URL, and when it was last seen. */
 export interface ServerRecord {
   id: string;
   nodeId: string;
