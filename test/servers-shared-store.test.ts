@@ -110,6 +110,9 @@ void describe(
         await get(holder, `/api/job-requests/${jobId}/tasks/tick/output`)
       ).text();
       assert.equal(local, text);
+      const [execution] = await a.runtime.store.listTaskExecutions(jobId);
+      const unit = await get(other, `/api/units/${execution!.id}/stdout`);
+      assert.equal(await unit.text(), text, "a task's unit reads the same, from either server");
       const fromOffset = await get(other, `/api/job-requests/${jobId}/tasks/tick/output?offset=7`);
       assert.equal(await fromOffset.text(), "tick 2\ntick 3\n");
     });

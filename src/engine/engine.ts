@@ -61,6 +61,12 @@ export interface EngineOptions {
   around?: JobRunnerContext["around"];
 }
 
+/** Reads an execution's output from the server of the store that holds it. */
+export type RemoteOutput = (
+  execution: TaskExecution,
+  options: { offset?: number; tail?: boolean; follow?: boolean },
+) => Promise<Readable>;
+
 export interface SubmitInput {
   definition: JobDefinition;
   params?: Record<string, unknown>;
@@ -117,6 +123,7 @@ export class Engine {
   readonly #ctx: JobRunnerContext;
   #timer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
+  #remoteOutput: RemoteOutput | undefined;
   #pumping = false;
   #pumpAgain = false;
   /** maxParallelTasks: the tasks the built-in ant runs at once. */
@@ -535,6 +542,9 @@ export class Engine {
   ): Promise<Readable> {
     const execution = await this.store.getTaskExecution(executionId);
     if (!execution) throw new NotFoundError("task_execution", executionId);
+    if (this.heldElsewhere(execution) && this.#remoteOutput) {
+      return this.#remoteOutput(execution, options);
+    }
     const job = await this.store.getJobRequest(execution.jobRequestId);
     const path = join(unitDir(this.#ctx.dataDir, executionId), "stdout");
     let done = isFinal(execution.state) || !options.follow;
@@ -574,6 +584,19 @@ export class Engine {
     masked.once("close", () => source.destroy());
     source.once("error", (error) => masked.destroy(error));
     return masked;
+  }
+
+  /** Whether another server of the store ran the execution: its data dir holds the output. */
+  heldElsewhere(execution: TaskExecution): boolean {
+    return execution.server !== undefined && execution.server !== this.#ctx.serverId;
+  }
+
+  /**
+   * How outputStream reads output another server of the store holds (the server's
+   * relay, server/relay.ts). Without it, such output reads as empty.
+   */
+  useRemoteOutput(fetch: RemoteOutput): void {
+    this.#remoteOutput = fetch;
   }
 
   /** Saves (or replaces, version + 1) a job definition, secret values sealed at rest. */

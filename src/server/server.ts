@@ -180,6 +180,17 @@ export async function startServer(
     const sessions = new Sessions({ store: runtime.store });
     // Output and artifacts other servers of the store hold, fetched from them (relay.ts).
     const relay = new Relay(runtime.secretKey);
+    runtime.engine.useRemoteOutput((execution, o) => {
+      const query = new URLSearchParams();
+      if (o.offset !== undefined) query.set("offset", String(o.offset));
+      if (o.tail) query.set("tail", "1");
+      if (o.follow) query.set("follow", "1");
+      return fetchHeld(runtime.store, relay, {
+        holder: execution.server!,
+        path: `/api/task-executions/${execution.id}/output${query.size > 0 ? `?${query}` : ""}`,
+        what: `the output of execution ${execution.id}`,
+      });
+    });
     runtime.asyncActions.artifacts.useRemote((artifact) =>
       fetchHeld(runtime.store, relay, {
         holder: artifact.server!,

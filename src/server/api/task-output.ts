@@ -11,8 +11,7 @@ import { isUnitId } from "../../core/ids.ts";
 import type { TaskExecution } from "../../core/job-request.ts";
 import { unitDir } from "../../engine/task-runner.ts";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { Store } from "../../store/store.ts";
-import { fetchHeld, OUTPUT_ELSEWHERE, type Relay } from "../relay.ts";
+import { OUTPUT_ELSEWHERE } from "../relay.ts";
 import type { RouteModule, ServerDeps } from "../app.ts";
 import {
   errorResponses,
@@ -56,18 +55,24 @@ async function sendOutput(
   options: OutputOptions,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const { engine, dataDir, serverId } = deps.runtime;
-  if (execution.server !== undefined && execution.server !== serverId) {
-    // Another server of the store ran it: its data dir holds the output. A relayed
-    // request never relays again (a shared URL could send it round in circles).
-    if (deps.relay && request.principal?.via !== "relay") {
-      return relayOutput(deps.runtime.store, deps.relay, execution, options, reply);
+  const { engine, dataDir } = deps.runtime;
+  if (engine.heldElsewhere(execution)) {
+    // Another server of the store ran it: the engine fetches the output from that one's
+    // data dir (server/relay.ts). A relayed request never relays again (a shared URL
+    // could send it round in circles).
+    if (request.principal?.via === "relay") {
+      throw new ColonyError(
+        OUTPUT_ELSEWHERE,
+        `the output of execution ${execution.id} is not on this server: another server's data dir holds it; give each server its own advertise_url (docs/deployment.md)`,
+        { status: 502 },
+      );
     }
-    throw new ColonyError(
-      OUTPUT_ELSEWHERE,
-      `the output of execution ${execution.id} is not on this server: another server's data dir holds it; give each server its own advertise_url (docs/deployment.md)`,
-      { status: 502 },
-    );
+    const body = await engine.outputStream(execution.id, options);
+    outputHeaders(reply, execution);
+    if (options.follow) void reply.header("x-accel-buffering", "no");
+    // A client that goes away ends the fetch too (and the holder's file watch with it).
+    reply.raw.once("close", () => body.destroy());
+    return reply.send(body);
   }
   outputHeaders(reply, execution);
   const follow = options.follow ?? false;
@@ -86,33 +91,6 @@ async function sendOutput(
     follow,
   });
   return reply.send(stream);
-}
-
-/**
- * Fetches an execution's output from the server whose data dir holds it (server/relay.ts)
- * and passes it on as it comes, following included.
- */
-async function relayOutput(
-  store: Store,
-  relay: Relay,
-  execution: TaskExecution,
-  options: OutputOptions,
-  reply: FastifyReply,
-): Promise<FastifyReply> {
-  const query = new URLSearchParams();
-  if (options.offset !== undefined) query.set("offset", String(options.offset));
-  if (options.tail) query.set("tail", "1");
-  if (options.follow) query.set("follow", "1");
-  const body = await fetchHeld(store, relay, {
-    holder: execution.server!,
-    path: `/api/task-executions/${execution.id}/output${query.size > 0 ? `?${query}` : ""}`,
-    what: `the output of execution ${execution.id}`,
-  });
-  outputHeaders(reply, execution);
-  if (options.follow) void reply.header("x-accel-buffering", "no");
-  // A client that goes away ends the fetch too (and the holder's file watch with it).
-  reply.raw.once("close", () => body.destroy());
-  return reply.send(body);
 }
 
 export const taskOutputRoutes: RouteModule = (app, deps) => {
