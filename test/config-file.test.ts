@@ -51,6 +51,14 @@ describe("colony.yaml errors", () => {
     assert.throws(() => load("base_url: /colony\n"), {
       message: /^base_url: '\/colony' is not an http\(s\) URL/,
     });
+    assert.throws(
+      () =>
+        loadConfig({
+          env: { COLONY_ADVERTISE_URL: "10.0.0.7:7777" },
+          overrides: { dataDir: dir.path },
+        }),
+      { message: /^COLONY_ADVERTISE_URL: '10\.0\.0\.7:7777' is not an http\(s\) URL/ },
+    );
     const ok = load("base_url: https://colony.example.com/\nadvertise_url: http://10.0.0.7:7777\n");
     assert.equal(ok.baseUrl, "https://colony.example.com");
     assert.equal(ok.advertiseUrl, "http://10.0.0.7:7777");

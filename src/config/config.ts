@@ -392,8 +392,14 @@ export function loadConfig(options: {
     dataDir,
     host: o.host ?? env.COLONY_HOST ?? file.host ?? "127.0.0.1",
     port,
-    baseUrl: httpUrl("base_url", env.COLONY_BASE_URL ?? file.base_url),
-    advertiseUrl: httpUrl("advertise_url", env.COLONY_ADVERTISE_URL ?? file.advertise_url),
+    baseUrl: httpUrl(
+      env.COLONY_BASE_URL === undefined ? "base_url" : "COLONY_BASE_URL",
+      env.COLONY_BASE_URL ?? file.base_url,
+    ),
+    advertiseUrl: httpUrl(
+      env.COLONY_ADVERTISE_URL === undefined ? "advertise_url" : "COLONY_ADVERTISE_URL",
+      env.COLONY_ADVERTISE_URL ?? file.advertise_url,
+    ),
     storeUrl: o.storeUrl ?? env.COLONY_STORE_URL ?? file.store,
     controlSocket: file.control_socket
       ? rel(file.control_socket)
