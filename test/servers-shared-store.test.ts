@@ -189,6 +189,28 @@ void describe(
       );
     });
 
+    void it("with auth off too, a relayed request is answered where it lands, never sent on", async () => {
+      const { holder, executionId } = await runTicks();
+      await holder.runtime.engine.waitFor(
+        (await holder.runtime.store.getTaskExecution(executionId))!.jobRequestId,
+      );
+      const open = await startTestServer({
+        auth: false,
+        configYaml: `node_id: open\n${configYaml}`,
+        secretKeyFrom: a.dataDir,
+      });
+      try {
+        const path = `/api/task-executions/${executionId}/output`;
+        const relayed = await fetch(open.url + path, { headers: { [RELAY_HEADER]: "1.2" } });
+        assert.equal(relayed.status, 502);
+        const asked = await fetch(open.url + path);
+        assert.equal(asked.status, 200);
+        assert.equal(await asked.text(), "tick 1\ntick 2\ntick 3\n");
+      } finally {
+        await open.close();
+      }
+    });
+
     void it("a holder that is down gets a 502 that names it", async () => {
       const { holder, other, executionId } = await runTicks();
       await holder.runtime.engine.waitFor(

@@ -21,6 +21,15 @@ export const RELAY_HEADER = "x-colony-relay";
 /** How far a relay's time may be from the holder's clock. */
 export const RELAY_SKEW_MS = 30_000;
 
+/**
+ * Whether another server sent this request (with auth on, a header that did not verify
+ * was refused already; with auth off, any relay header counts): it must be answered
+ * from here, never relayed again.
+ */
+export function isRelayed(headers: Record<string, unknown>): boolean {
+  return headers[RELAY_HEADER] !== undefined;
+}
+
 export class Relay {
   readonly #key: KeyObject;
 

@@ -7,6 +7,7 @@ import { ValidationError } from "../../core/errors.ts";
 import type { Artifact } from "../../store/async-action-store.ts";
 import type { RouteModule } from "../app.ts";
 import { sendArtifact } from "../hook/routes.ts";
+import { isRelayed } from "../relay.ts";
 import { errorResponses } from "../schemas.ts";
 
 const TAGS = ["artifacts"];
@@ -148,7 +149,7 @@ export const artifactRoutes: RouteModule = (app, deps) => {
     async (request, reply) => {
       const artifact = await artifacts.get(request.params.id);
       // A relayed request is answered from here only (a shared URL could send it round).
-      const elsewhere = request.principal?.via !== "relay";
+      const elsewhere = !isRelayed(request.headers);
       return sendArtifact(reply, artifact, await artifacts.open(artifact, { elsewhere }));
     },
   );

@@ -11,7 +11,7 @@ import { isUnitId } from "../../core/ids.ts";
 import type { TaskExecution } from "../../core/job-request.ts";
 import { unitDir } from "../../engine/task-runner.ts";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { OUTPUT_ELSEWHERE } from "../relay.ts";
+import { isRelayed, OUTPUT_ELSEWHERE } from "../relay.ts";
 import type { RouteModule, ServerDeps } from "../app.ts";
 import {
   errorResponses,
@@ -60,7 +60,7 @@ async function sendOutput(
     // Another server of the store ran it: the engine fetches the output from that one's
     // data dir (server/relay.ts). A relayed request never relays again (a shared URL
     // could send it round in circles).
-    if (request.principal?.via === "relay") {
+    if (isRelayed(request.headers)) {
       throw new ColonyError(
         OUTPUT_ELSEWHERE,
         `the output of execution ${execution.id} is not on this server: another server's data dir holds it; give each server its own advertise_url (docs/deployment.md)`,
