@@ -12,6 +12,7 @@
  *   latest missed time; the schedule then continues from there.
  * - Testable: the clock is injected (`now`); tests call sync() and tick() directly.
  */
+import { FailureLog } from "../core/failure-log.ts";
 import { CronSchedule, parseCronTrigger, type CronTrigger } from "../core/cron.ts";
 import { NotFoundError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
@@ -59,9 +60,13 @@ export class CronScheduler {
   #running = false;
   #lastSync = -Infinity;
   #loop: Promise<void> | undefined;
+  readonly #failures: FailureLog;
+  /** After a failed cycle (the store down): the wait before the next, doubling to 10 s. */
+  #backoffMs = 0;
 
   constructor(options: CronSchedulerOptions) {
     this.#o = { syncEveryMs: 2000, now: () => new Date(), ...options };
+    this.#failures = new FailureLog((m) => this.#log(m));
   }
 
   #log(message: string): void {
@@ -222,8 +227,14 @@ export class CronScheduler {
     try {
       if (this.#o.now().getTime() - this.#lastSync >= this.#o.syncEveryMs) await this.sync();
       await this.tick();
+      this.#failures.ok("schedules");
+      this.#backoffMs = 0;
     } catch (error) {
-      this.#log(`schedules: ${String(error)}`);
+      // Logged once; tried again after 0.5 s, doubling to 10 s (it was every 5 ms).
+      this.#failures.failed("schedules", error);
+      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 500), 10_000);
+      this.#arm(this.#backoffMs);
+      return;
     }
     const now = this.#o.now().getTime();
     const soonest = this.#soonest();

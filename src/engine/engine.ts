@@ -4,6 +4,7 @@
  * leases, and takes over requests whose owner died (crash recovery). The same engine
  * serves `colony run` (one job, embedded SQLite) and `colony server`.
  */
+import { FailureLog } from "../core/failure-log.ts";
 import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
 import { ColonyEventBus } from "../core/events.ts";
 import type { Deferral, ExecutorRegistry, TaskDispatcher } from "../core/executor.ts";
@@ -137,6 +138,7 @@ export class Engine {
   #wakes = 0;
   #lastWake = 0;
   readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
+  readonly #failures: FailureLog;
 
   constructor(options: EngineOptions) {
     this.#opts = { leaseMs: 30_000, pollMs: 500, maxParallelJobs: 1000, claim: true, ...options };
@@ -145,6 +147,7 @@ export class Engine {
     this.events = options.events ?? new ColonyEventBus();
     this.owner = options.owner ?? newOwnerId();
     const log = options.log ?? ((m: string) => process.stderr.write(`colony: ${m}\n`));
+    this.#failures = new FailureLog(log);
     this.#ctx = {
       store: options.store,
       executors: options.executors,
@@ -155,6 +158,7 @@ export class Engine {
       slots: new Semaphore(this.#localSlots, () => this.#kick()),
       extraEnv: options.extraEnv,
       around: options.around,
+      unrecorded: new Map(),
       log,
       onFinished: (job) => {
         this.#runners.delete(job.id);
@@ -479,7 +483,10 @@ export class Engine {
     }
     this.#pumping = true;
     void this.#pump()
-      .catch((error: unknown) => this.#ctx.log(`claiming work failed: ${String(error)}`))
+      .then(
+        () => this.#failures.ok("claiming work"),
+        (error: unknown) => this.#failures.failed("claiming work", error),
+      )
       .finally(() => {
         this.#pumping = false;
         if (this.#pumpAgain) {
@@ -526,8 +533,9 @@ export class Engine {
         if (await this.store.isCancelRequested(id)) runner.stop("cancel");
       }
       if (this.#opts.claim) await this.recover();
+      this.#failures.ok("renewing leases");
     } catch (error) {
-      this.#ctx.log(`renewing leases failed: ${String(error)}`);
+      this.#failures.failed("renewing leases", error);
     }
   }
 

@@ -10,6 +10,7 @@ import { ColonyError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
   completedResult,
+  EXECUTION_EXISTS,
   type ExecutionRequest,
   type ExecutionResult,
   type Executor,
@@ -42,6 +43,8 @@ export interface TaskRunnerContext {
   extraEnv?: (exec: TaskExecution, job: JobRequest) => Record<string, string>;
   /** Work around each execution: artifacts, the job hook's verdict (runtime/async-runtime.ts). */
   around?: TaskLifecycle;
+  /** Results of executions the store failed to record, by execution id (the engine's). */
+  unrecorded?: Map<string, ExecutionResult>;
 }
 
 export type StopReason = "cancel" | "timeout";
@@ -273,7 +276,16 @@ export function startTask(
     request: ExecutionRequest,
     result: ExecutionResult,
   ): Promise<TaskExecution> => {
-    const done = await complete(task, request, result);
+    let done: TaskExecution;
+    try {
+      done = await complete(task, request, result);
+    } catch (error) {
+      // Not recorded (the store failed): kept for when the engine drives the job again,
+      // since the executor delivers a result once.
+      ctx.unrecorded?.set(execution.id, result);
+      throw error;
+    }
+    ctx.unrecorded?.delete(execution.id);
     executor.release?.(execution.id);
     return done;
   };
@@ -384,10 +396,23 @@ export function startTask(
         started = true;
         emit(await ctx.store.markTaskExecuting(execution.id, { handle }));
       } else {
-        // Re-attach after a restart: the executor recorded how to find the work.
+        // This engine drives the job again after the store failed to record how the
+        // execution ended: that result, kept, is what happened.
+        const kept = ctx.unrecorded?.get(execution.id);
+        if (kept) {
+          started = true;
+          releaseSlot();
+          return await recordAndRelease(executor, task, request, kept);
+        }
+        // Re-attach after a restart: the executor recorded how to find the work. The
+        // executor may know it already (this engine drives the job again after a store
+        // failure stopped it while the execution ran): wait() follows it as before.
         const attached =
           execution.handle && executor.attach
-            ? await executor.attach(request, execution.handle)
+            ? await executor.attach(request, execution.handle).catch((error: unknown) => {
+                if ((error as { code?: unknown }).code === EXECUTION_EXISTS) return true;
+                throw error;
+              })
             : false;
         if (!attached) {
           // Gone: it may have ended while colony was away with its exit recorded, and
