@@ -430,7 +430,7 @@ export class JobRunner {
     this.#ctx.log(
       closed
         ? `job ${this.#job.id}: left to the next start, which re-attaches to its running tasks`
-        : `job ${this.#job.id}: stopped driving it after a store error: ${String(error)}`,
+        : `job ${this.#job.id}: stopped driving it after a store error (driven again once the store answers): ${String(error)}`,
     );
     this.#launched();
     this.#ctx.onFinished(this.#job);
