@@ -78,10 +78,11 @@ void describe("a store outage while a task ends", () => {
           "job_type: outage\ntasks:\n- task_type: work\n  script: ['echo done']\n",
         ),
       });
-      for (let i = 0; i < 200 && outage.refused("finishTask") === 0; i++) {
+      const ended = () => outage.refused("finishTask") + outage.refused("finishTaskAndJob");
+      for (let i = 0; i < 200 && ended() === 0; i++) {
         await new Promise((r) => setTimeout(r, 25));
       }
-      assert.ok(outage.refused("finishTask") > 0, "the task ended while the store was down");
+      assert.ok(ended() > 0, "the task ended while the store was down");
       failingMethods.push("claimDueJobRequests");
       await new Promise((r) => setTimeout(r, 500));
       assert.ok(outage.refused("claimDueJobRequests") > 5, "claims went on every 20 ms");
@@ -105,7 +106,52 @@ void describe("a store outage while a task ends", () => {
       const [task] = await real.listTaskExecutions(job.id);
       assert.equal(task?.state, "COMPLETED");
       assert.equal(task?.exitCode, 0);
+      for (let i = 0; i < 40 && !logs.includes("claiming work works again"); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
       assert.ok(logs.includes("claiming work works again"), logs.join("\n"));
+    } finally {
+      await engine.stop();
+      await executors.close();
+      await real.close();
+    }
+  });
+
+  void it("a task the store failed to mark started runs on and is recorded as it ends", async () => {
+    const real = await openStore({ dataDir: join(dir.path, "started") });
+    const outage = failing(real, ["markTaskExecuting"]);
+    const executors = new ExecutorRegistry();
+    executors.register(createShellExecutor({ killGraceMs: 1000 }));
+    const engine = new Engine({
+      store: outage.store,
+      executors,
+      dataDir: join(dir.path, "started"),
+      secretKey: randomBytes(32),
+      leaseMs: 3000,
+      pollMs: 20,
+      log: () => undefined,
+    });
+    try {
+      await engine.start();
+      outage.down = true;
+      const job = await engine.submit({
+        definition: parseJobDefinition(
+          "job_type: outage2\ntasks:\n- task_type: work\n  script: ['sleep 1', 'echo finished']\n",
+        ),
+      });
+      for (let i = 0; i < 200 && outage.refused("markTaskExecuting") === 0; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(outage.refused("markTaskExecuting") > 0);
+      outage.down = false;
+      const final = await engine.waitFor(job.id);
+      assert.equal(final.state, "COMPLETED", final.errorMessage);
+      const [task] = await real.listTaskExecutions(job.id);
+      assert.equal(task?.exitCode, 0);
+      const out = await engine.outputStream(task!.id);
+      let text = "";
+      for await (const chunk of out) text += String(chunk);
+      assert.equal(text, "finished\n");
     } finally {
       await engine.stop();
       await executors.close();

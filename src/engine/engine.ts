@@ -139,6 +139,9 @@ export class Engine {
   #lastWake = 0;
   readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
   readonly #failures: FailureLog;
+  /** Jobs a store failure stopped, by id: the wait before driving each again (doubling). */
+  readonly #redriveDelay = new Map<number, number>();
+  readonly #redrives = new Set<NodeJS.Timeout>();
 
   constructor(options: EngineOptions) {
     this.#opts = { leaseMs: 30_000, pollMs: 500, maxParallelJobs: 1000, claim: true, ...options };
@@ -162,9 +165,13 @@ export class Engine {
       log,
       onFinished: (job) => {
         this.#runners.delete(job.id);
-        if (isFinal(job.state)) this.#notify(job);
+        if (isFinal(job.state)) {
+          this.#notify(job);
+          this.#redriveDelay.delete(job.id);
+        }
         this.#kick();
       },
+      onDropped: (job) => this.#redrive(job.id),
       handBack: (job, d) => this.#defer(job, d),
     };
     // Jobs ended outside a runner of this engine (a pending one cancelled, another
@@ -526,6 +533,32 @@ export class Engine {
     }
   }
 
+  /**
+   * Drives again a job whose runner a store failure stopped: after 0.5 s, doubling to
+   * 10 s while the store still fails. The timer holds the process open (`colony run`
+   * waits for the job), unlike the poll and lease timers.
+   */
+  #redrive(id: number): void {
+    if (this.#stopping) return;
+    const delay = Math.min((this.#redriveDelay.get(id) ?? 250) * 2, 10_000);
+    this.#redriveDelay.set(id, delay);
+    const timer = setTimeout(() => {
+      this.#redrives.delete(timer);
+      if (this.#stopping || this.#runners.has(id)) return;
+      this.recover(id).then(
+        (taken) => {
+          this.#failures.ok("driving jobs again");
+          if (taken.length === 0) this.#redriveDelay.delete(id); // ended, or another's
+        },
+        (error: unknown) => {
+          this.#failures.failed("driving jobs again", error);
+          this.#redrive(id);
+        },
+      );
+    }, delay);
+    this.#redrives.add(timer);
+  }
+
   async #renew(): Promise<void> {
     try {
       await this.store.renewLeases(this.owner, new Date(), this.#opts.leaseMs);
@@ -640,6 +673,8 @@ export class Engine {
     this.#stopping = true;
     if (this.#timer) clearInterval(this.#timer);
     if (this.#leaseTimer) clearInterval(this.#leaseTimer);
+    for (const timer of this.#redrives) clearTimeout(timer);
+    this.#redrives.clear();
     const runners = [...this.#runners.values()];
     if (options.cancelRunning) for (const r of runners) r.stop("cancel");
     const all = Promise.all(runners.map((r) => r.done));

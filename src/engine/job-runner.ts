@@ -21,6 +21,8 @@ import {
 
 export interface JobRunnerContext extends TaskRunnerContext {
   onFinished(job: JobRequest): void;
+  /** The runner stopped after a store failure, the job unfinished: drive it again later. */
+  onDropped?(job: JobRequest): void;
   log(message: string): void;
   /**
    * Hands a job this engine runs back to the store for `d.delayMs` (Store.deferJobRequest,
@@ -434,6 +436,7 @@ export class JobRunner {
     );
     this.#launched();
     this.#ctx.onFinished(this.#job);
+    if (!closed) this.#ctx.onDropped?.(this.#job);
     this.#resolveDone();
   }
 }

@@ -6,7 +6,7 @@
 import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { FULL_DISK_BYTES, freeBytes } from "../core/disk.ts";
-import { ColonyError } from "../core/errors.ts";
+import { ColonyError, StoreError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
   completedResult,
@@ -392,9 +392,14 @@ export function startTask(
 
       let startedAt = Date.now();
       if (execution.state === "READY") {
-        const handle = await executor.start(request);
+        // The executor may run it already: this engine started it, then the store failed
+        // to record that, and the engine drives the job again. It goes on as started.
+        const handle = await executor.start(request).catch((error: unknown) => {
+          if ((error as { code?: unknown }).code === EXECUTION_EXISTS) return undefined;
+          throw error;
+        });
         started = true;
-        emit(await ctx.store.markTaskExecuting(execution.id, { handle }));
+        emit(await ctx.store.markTaskExecuting(execution.id, handle ? { handle } : undefined));
       } else {
         // This engine drives the job again after the store failed to record how the
         // execution ended: that result, kept, is what happened.
@@ -451,7 +456,11 @@ export function startTask(
       // The engine is stopping and closed the executor under a running task: the task
       // goes on without us. Leave it unfinished so the next start re-attaches to it.
       // Likewise a task whose job went back to the store: the next claim starts it.
-      if (e?.code === EXECUTOR_CLOSED || e?.code === HANDED_BACK) throw error;
+      // A store failure is not the task's: the job runner stops, and the engine drives
+      // the job again once the store answers (the task may well be running).
+      if (e?.code === EXECUTOR_CLOSED || e?.code === HANDED_BACK || error instanceof StoreError) {
+        throw error;
+      }
       return await finish({
         state: "FAILED",
         errorCode: e?.code ?? "COLONY_EXECUTOR_FAILURE",
