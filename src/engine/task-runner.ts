@@ -390,6 +390,14 @@ export function startTask(
       const before = ctx.around?.beforeStart?.(request, execution, job);
       if (before) await before;
 
+      // This engine drives the job again after the store failed to record how the
+      // execution ended: that result, kept, is what happened.
+      const kept = ctx.unrecorded?.get(execution.id);
+      if (kept) {
+        started = true;
+        releaseSlot();
+        return await recordAndRelease(executor, task, request, kept);
+      }
       let startedAt = Date.now();
       if (execution.state === "READY") {
         // The executor may run it already: this engine started it, then the store failed
@@ -401,14 +409,6 @@ export function startTask(
         started = true;
         emit(await ctx.store.markTaskExecuting(execution.id, handle ? { handle } : undefined));
       } else {
-        // This engine drives the job again after the store failed to record how the
-        // execution ended: that result, kept, is what happened.
-        const kept = ctx.unrecorded?.get(execution.id);
-        if (kept) {
-          started = true;
-          releaseSlot();
-          return await recordAndRelease(executor, task, request, kept);
-        }
         // Re-attach after a restart: the executor recorded how to find the work. The
         // executor may know it already (this engine drives the job again after a store
         // failure stopped it while the execution ran): wait() follows it as before.
