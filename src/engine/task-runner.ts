@@ -402,10 +402,12 @@ export function startTask(
       if (execution.state === "READY") {
         // The executor may run it already: this engine started it, then the store failed
         // to record that, and the engine drives the job again. It goes on as started.
-        const handle = await executor.start(request).catch((error: unknown) => {
-          if ((error as { code?: unknown }).code === EXECUTION_EXISTS) return undefined;
-          throw error;
-        });
+        let handle: Record<string, unknown> | undefined;
+        try {
+          handle = await executor.start(request);
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== EXECUTION_EXISTS) throw error;
+        }
         started = true;
         emit(await ctx.store.markTaskExecuting(execution.id, handle ? { handle } : undefined));
       } else {
