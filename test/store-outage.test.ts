@@ -49,6 +49,33 @@ function failing(real: Store, methods: string[]) {
   return state;
 }
 
+/** An engine with the real shell executor on `store`, quick to claim and to renew. */
+function shellEngine(store: Store, dataDir: string, log: (m: string) => void) {
+  const executors = new ExecutorRegistry();
+  executors.register(createShellExecutor({ killGraceMs: 1000 }));
+  const engine = new Engine({
+    store,
+    executors,
+    dataDir,
+    secretKey: randomBytes(32),
+    leaseMs: 3000,
+    pollMs: 20,
+    log,
+  });
+  return {
+    engine,
+    async close() {
+      await engine.stop();
+      await executors.close();
+    },
+  };
+}
+
+/** Waits (up to 5 s) until `done()`. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
 void describe("a store outage while a task ends", () => {
   const dir = tempDir("colony-outage-");
   after(() => dir.remove());
@@ -57,19 +84,8 @@ void describe("a store outage while a task ends", () => {
     const real = await openStore({ dataDir: dir.path });
     const failingMethods = ["finishTask", "finishTaskAndJob"];
     const outage = failing(real, failingMethods);
-    const store = outage.store;
-    const executors = new ExecutorRegistry();
-    executors.register(createShellExecutor({ killGraceMs: 1000 }));
     const logs: string[] = [];
-    const engine = new Engine({
-      store,
-      executors,
-      dataDir: dir.path,
-      secretKey: randomBytes(32),
-      leaseMs: 3000,
-      pollMs: 20,
-      log: (m) => logs.push(m),
-    });
+    const { engine, close } = shellEngine(outage.store, dir.path, (m) => logs.push(m));
     try {
       await engine.start();
       outage.down = true;
@@ -79,9 +95,7 @@ void describe("a store outage while a task ends", () => {
         ),
       });
       const ended = () => outage.refused("finishTask") + outage.refused("finishTaskAndJob");
-      for (let i = 0; i < 200 && ended() === 0; i++) {
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await until(() => ended() > 0);
       assert.ok(ended() > 0, "the task ended while the store was down");
       failingMethods.push("claimDueJobRequests");
       await new Promise((r) => setTimeout(r, 500));
@@ -106,13 +120,10 @@ void describe("a store outage while a task ends", () => {
       const [task] = await real.listTaskExecutions(job.id);
       assert.equal(task?.state, "COMPLETED");
       assert.equal(task?.exitCode, 0);
-      for (let i = 0; i < 40 && !logs.includes("claiming work works again"); i++) {
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await until(() => logs.includes("claiming work works again"));
       assert.ok(logs.includes("claiming work works again"), logs.join("\n"));
     } finally {
-      await engine.stop();
-      await executors.close();
+      await close();
       await real.close();
     }
   });
@@ -120,17 +131,7 @@ void describe("a store outage while a task ends", () => {
   void it("a task the store failed to mark started runs on and is recorded as it ends", async () => {
     const real = await openStore({ dataDir: join(dir.path, "started") });
     const outage = failing(real, ["markTaskExecuting"]);
-    const executors = new ExecutorRegistry();
-    executors.register(createShellExecutor({ killGraceMs: 1000 }));
-    const engine = new Engine({
-      store: outage.store,
-      executors,
-      dataDir: join(dir.path, "started"),
-      secretKey: randomBytes(32),
-      leaseMs: 3000,
-      pollMs: 20,
-      log: () => undefined,
-    });
+    const { engine, close } = shellEngine(outage.store, join(dir.path, "started"), () => {});
     try {
       await engine.start();
       outage.down = true;
@@ -139,9 +140,7 @@ void describe("a store outage while a task ends", () => {
           "job_type: outage2\ntasks:\n- task_type: work\n  script: ['sleep 1', 'echo finished']\n",
         ),
       });
-      for (let i = 0; i < 200 && outage.refused("markTaskExecuting") === 0; i++) {
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await until(() => outage.refused("markTaskExecuting") > 0);
       assert.ok(outage.refused("markTaskExecuting") > 0);
       outage.down = false;
       const final = await engine.waitFor(job.id);
@@ -153,8 +152,7 @@ void describe("a store outage while a task ends", () => {
       for await (const chunk of out) text += String(chunk);
       assert.equal(text, "finished\n");
     } finally {
-      await engine.stop();
-      await executors.close();
+      await close();
       await real.close();
     }
   });
@@ -178,7 +176,7 @@ void describe("a store outage while a task ends", () => {
         "schedules failed: StoreError: cannot reach PostgreSQL while definitionVersions (trying again; said again only if it fails otherwise)",
       ]);
       outage.down = false;
-      for (let i = 0; i < 100 && logs.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      await until(() => logs.length >= 2);
       assert.equal(logs[1], "schedules works again");
     } finally {
       await scheduler.stop();
