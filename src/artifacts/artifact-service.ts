@@ -399,11 +399,11 @@ export class ArtifactService {
     return artifact;
   }
 
-  /** The artifact's bytes (404 when its blob is gone). */
   /**
    * The artifact's bytes: from this data dir, or, for an artifact another server of the
    * store holds, fetched from that server (useRemote; the server's relay) unless
-   * `elsewhere` is false (a relayed request: it must not go round).
+   * `elsewhere` is false (a relayed request: it must not go round). 404 when its blob
+   * is gone.
    */
   async open(artifact: Artifact, options: { elsewhere?: boolean } = {}): Promise<Readable> {
     if (this.blobs.has(artifact.sha256)) return this.blobs.read(artifact.sha256);
@@ -522,10 +522,9 @@ export class ArtifactService {
         );
         removed += gone.length;
         for (const sha256 of new Set(gone.map((a) => a.sha256))) {
-          const users = this.#o.store.asyncActions.countArtifactsWithBlob(sha256, this.#o.serverId);
-          if ((await users) === 0) {
-            await this.blobs.remove(sha256);
-          }
+          const { asyncActions } = this.#o.store;
+          const users = await asyncActions.countArtifactsWithBlob(sha256, this.#o.serverId);
+          if (users === 0) await this.blobs.remove(sha256);
         }
         if (gone.length < 500) return removed;
       }
