@@ -12,6 +12,7 @@ import {
   type RemoteAntOptions,
 } from "./remote-ant-executor.ts";
 import { AGENT_PROTOCOL, type Registration } from "./task-request.ts";
+import { FinishedRetention, type TrackedExecution } from "../executors/execution-table.ts";
 
 export interface AntRegistryEvents {
   connected: [ant: RemoteAntExecutor, reconnect: boolean];
@@ -36,8 +37,12 @@ export interface AntRegistryOptions {
 
 export class AntRegistry extends EventEmitter<AntRegistryEvents> {
   readonly #ants = new Map<string, RemoteAntExecutor>();
+  /** all(), until the next change of #ants. */
+  #all: RemoteAntExecutor[] | undefined;
   readonly #options: AntRegistryOptions;
   readonly #hooks: AntHooks;
+  /** Finished tasks of all these ants, kept a while (MAX_FINISHED between them all). */
+  readonly #retention = new FinishedRetention<TrackedExecution>(undefined);
   #connections = 0;
   #closed = false;
   #stopping = false;
@@ -49,7 +54,10 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     this.#hooks = {
       changed: (ant) => this.emit("changed", ant),
       gone: (ant) => {
-        if (this.#ants.get(ant.key) === ant) this.#ants.delete(ant.key);
+        if (this.#ants.get(ant.key) === ant) {
+          this.#ants.delete(ant.key);
+          this.#all = undefined;
+        }
         this.emit("gone", ant);
       },
       lost: (ant, count) => this.emit("lost", ant, count),
@@ -82,6 +90,11 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     return this.#ants.values();
   }
 
+  /** The same ants as an array, made again only when one comes or goes (do not change it). */
+  all(): readonly RemoteAntExecutor[] {
+    return (this.#all ??= [...this.#ants.values()]);
+  }
+
   #create(key: string, registration: Registration, link?: AntLink): RemoteAntExecutor {
     const o = this.#options;
     const options: RemoteAntOptions = {
@@ -93,9 +106,11 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
       ...(o.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: o.reconnectGraceMs }),
       ...(o.cancelGraceMs === undefined ? {} : { cancelGraceMs: o.cancelGraceMs }),
       ...(o.log ? { log: o.log } : {}),
+      retention: this.#retention,
     };
     const ant = new RemoteAntExecutor(options);
     this.#ants.set(key, ant);
+    this.#all = undefined;
     return ant;
   }
 
@@ -160,7 +175,9 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     this.#stopping = true;
     const ants = this.list();
     this.#ants.clear();
+    this.#all = undefined;
     for (const ant of ants) ant.link?.close(1001, "the colony server is stopping");
     await Promise.all(ants.map((a) => a.close()));
+    this.#retention.close();
   }
 }

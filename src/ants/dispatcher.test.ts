@@ -67,7 +67,7 @@ describe("dispatcher routing", () => {
     assert.equal(dispatcher.executorFor(task, execution(), signal), remote, "built-in has 1");
   });
 
-  it("among remote ants picks the least loaded, the first registered on a tie", async () => {
+  it("among remote ants picks the least loaded; ties go round the ants in turn", async () => {
     const { ants, dispatcher } = setup();
     const task = taskDefinition("q", { method: "WEBSOCKET", tags: ["q"] });
     const ant = (id: string) =>
@@ -92,11 +92,30 @@ describe("dispatcher routing", () => {
     await load(c, 1);
     assert.equal(dispatcher.executorFor(task, execution(), signal), b, "b and c have 1: b first");
     await load(b, 1);
+    assert.equal(dispatcher.executorFor(task, execution(), signal), c, "c has 1, a and b 2");
     await load(c, 1);
-    assert.equal(dispatcher.executorFor(task, execution(), signal), a, "all have 2: a first");
+    // All have 2: the scan goes on after the ant picked last (c), so a, then b.
+    assert.equal(dispatcher.executorFor(task, execution(), signal), a, "all have 2: after c, a");
     await load(a, 1);
-    const [d] = [ant("d"), ant("e")];
-    assert.equal(dispatcher.executorFor(task, execution(), signal), d, "d and e idle: d first");
+    assert.equal(dispatcher.executorFor(task, execution(), signal), b, "b and c have 2: b next");
+    const [d, e] = [ant("d"), ant("e")];
+    const picks = [];
+    for (const _ of [1, 2]) {
+      const picked = dispatcher.executorFor(task, execution(), signal) as typeof a;
+      picks.push(picked.antId);
+      await load(picked, 1);
+    }
+    assert.deepEqual(picks.sort(), [d.antId, e.antId], "two idle ants: one task each");
+    // Idle again after each task (a reservation not used is released at the next turn):
+    // the next task still goes to the next ant, not to the first one every time.
+    const [f, g] = [ant("f"), ant("g")];
+    for (const x of [a, b, c, d, e]) await load(x, 3 - x.load);
+    const turns = [];
+    for (const _ of [1, 2, 3, 4]) {
+      turns.push((dispatcher.executorFor(task, execution(), signal) as typeof a).antId);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.deepEqual(turns, [f.antId, g.antId, f.antId, g.antId]);
   });
 
   it("holds the built-in ant to its capacity (max_parallel_tasks); remote ants add theirs", async () => {

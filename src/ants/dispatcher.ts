@@ -154,6 +154,8 @@ export class Dispatcher implements TaskDispatcher {
   /** Waiters no ant serves, by job id (parkedJobs). */
   readonly #parked = new Map<number, number>();
   #closed = false;
+  /** Where the next scan of the remote ants starts (executorFor). */
+  #cursor = 0;
   readonly #detach: Array<() => void> = [];
 
   constructor(options: DispatcherOptions) {
@@ -411,17 +413,26 @@ export class Dispatcher implements TaskDispatcher {
     let best: RemoteAntExecutor | undefined;
     let bestLoad = Infinity;
     let qualifying = false;
-    if (ants.size > 0) {
-      for (const ant of ants.each()) {
-        if (!ant.serves(task.method, task.tags)) continue;
-        qualifying = true;
-        if (!ant.hasRoom()) continue;
-        const load = ant.load;
-        if (load < bestLoad) {
-          best = ant;
-          bestLoad = load;
-          if (load === 0) break; // an idle ant: none can have less load
-        }
+    // The scan starts after the ant picked last: idle ants are found without passing
+    // over the busy ones each time, and ties go round the ants in turn.
+    const all = ants.all();
+    const n = all.length;
+    let bestAt = 0;
+    for (
+      let k = 0, i = this.#cursor < n ? this.#cursor : 0;
+      k < n;
+      k++, i = i + 1 < n ? i + 1 : 0
+    ) {
+      const ant = all[i]!;
+      if (!ant.serves(task.method, task.tags)) continue;
+      qualifying = true;
+      if (!ant.hasRoom()) continue;
+      const load = ant.load;
+      if (load < bestLoad) {
+        best = ant;
+        bestLoad = load;
+        bestAt = i;
+        if (load === 0) break; // an idle ant: none can have less load
       }
     }
     const localRoom = local !== undefined && this.#localRunning.size < this.#builtinCapacity;
@@ -431,6 +442,7 @@ export class Dispatcher implements TaskDispatcher {
     }
     if (local) qualifying = true;
     if (best) {
+      this.#cursor = bestAt + 1;
       best.reserve();
       return best;
     }

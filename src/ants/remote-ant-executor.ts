@@ -30,6 +30,7 @@ import type { Method } from "../core/job-definition.ts";
 import {
   ExecutionTable,
   existingExecution,
+  type FinishedRetention,
   newTracked,
   type TrackedExecution,
 } from "../executors/execution-table.ts";
@@ -78,6 +79,8 @@ export interface RemoteAntOptions {
   cancelGraceMs?: number;
   hooks: AntHooks;
   log?: (message: string) => void;
+  /** Where finished tasks are kept a while: one for all the ants of a registry. */
+  retention?: FinishedRetention<TrackedExecution>;
 }
 
 export { isAntHandle, type AntHandle } from "./ant-handle.ts";
@@ -161,7 +164,11 @@ export class RemoteAntExecutor implements Executor {
     this.#pollDelayMs = options.pollDelayMs ?? 1000;
     this.#graceMs = options.reconnectGraceMs ?? 10_000;
     this.#cancelGraceMs = options.cancelGraceMs ?? 15_000;
-    this.#table = new ExecutionTable<RemoteExecution>(`ant ${this.antId}`);
+    this.#table = new ExecutionTable<RemoteExecution>(
+      `ant ${this.antId}`,
+      undefined,
+      options.retention,
+    );
     if (!options.link) this.#startGrace();
   }
 
@@ -194,18 +201,28 @@ export class RemoteAntExecutor implements Executor {
 
   /**
    * Holds one slot for a start() coming in this same turn of the event loop (the
-   * dispatcher picks, the engine starts); released at the next turn if not used.
+   * dispatcher picks, the engine starts); released at the next turn if not used. The
+   * ants reserved in one turn are released by one setImmediate, not one each.
    */
   reserve(): void {
     this.#reserved++;
     if (this.#releaseScheduled) return;
     this.#releaseScheduled = true;
-    setImmediate(() => {
-      this.#releaseScheduled = false;
-      if (this.#reserved === 0) return;
-      this.#reserved = 0;
-      this.#hooks.changed(this);
-    });
+    if (RemoteAntExecutor.#toRelease.length === 0) setImmediate(RemoteAntExecutor.#releaseAll);
+    RemoteAntExecutor.#toRelease.push(this);
+  }
+
+  static #toRelease: RemoteAntExecutor[] = [];
+
+  static #releaseAll(): void {
+    const ants = RemoteAntExecutor.#toRelease;
+    RemoteAntExecutor.#toRelease = [];
+    for (const ant of ants) {
+      ant.#releaseScheduled = false;
+      if (ant.#reserved === 0) continue;
+      ant.#reserved = 0;
+      ant.#hooks.changed(ant);
+    }
   }
 
   // -- the Executor contract -------------------------------------------------------------

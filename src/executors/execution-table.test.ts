@@ -31,6 +31,36 @@ describe("FinishedRetention (finished executions kept a while)", () => {
     }
   });
 
+  it("shared by several maps keeps `max` between them, each entry leaving its own map", () => {
+    const one = new Map<string, Entry>([
+      ["a", { id: "a" }],
+      ["b", { id: "b" }],
+    ]);
+    const two = new Map<string, Entry>([
+      ["a", { id: "a" }],
+      ["c", { id: "c" }],
+    ]);
+    const retention = new FinishedRetention<Entry>(undefined, 60_000, 2);
+    const done = (map: Map<string, Entry>, id: string) => {
+      const e = map.get(id)!;
+      e.finishedAt = Date.now();
+      retention.finished(e, map);
+    };
+    try {
+      done(one, "a");
+      done(two, "a"); // the same id in another map is another entry
+      done(one, "b"); // three finished, two kept: the first "a" (of map one) leaves
+      assert.deepEqual([...one.keys()], ["b"]);
+      assert.deepEqual([...two.keys()], ["a", "c"]);
+      done(two, "c");
+      assert.deepEqual([...one.keys()], ["b"]);
+      assert.deepEqual([...two.keys()], ["c"]);
+      assert.throws(() => retention.finished({ id: "x", finishedAt: 0 }), /no map/);
+    } finally {
+      retention.close();
+    }
+  });
+
   it("forgets entries finished more than retainMs ago", async () => {
     const map = new Map<string, Entry>([
       ["old", { id: "old" }],

@@ -75,17 +75,23 @@ export const MAX_FINISHED = 10_000;
  * of entries: the FUNCTION executor's were ~1-3 KiB each). Entries leave in the order
  * they finished, as each new one finishes and on a timer; an entry replaced in the map
  * under the same id (re-attached) is not touched by its old one's expiry.
+ *
+ * One retention may serve several maps (the remote ants' tables share one, so that 50
+ * ants keep `max` entries between them, not 50 times `max`): each entry leaves the map
+ * it was finished in (`entries` by default).
  */
 export class FinishedRetention<E extends { readonly id: string; finishedAt?: number }> {
-  readonly #entries: Map<string, E>;
+  readonly #entries: Map<string, E> | undefined;
   readonly #retainMs: number;
   readonly #max: number;
   /** Finished entries in finishing order; those before #head have left (cleared). */
   #queue: Array<E | undefined> = [];
+  /** The map of each entry of #queue, at the same index. */
+  #owners: Array<Map<string, E> | undefined> = [];
   #head = 0;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(entries: Map<string, E>, retainMs = 10 * 60_000, max = MAX_FINISHED) {
+  constructor(entries: Map<string, E> | undefined, retainMs = 10 * 60_000, max = MAX_FINISHED) {
     this.#entries = entries;
     this.#retainMs = retainMs;
     this.#max = max;
@@ -100,35 +106,41 @@ export class FinishedRetention<E extends { readonly id: string; finishedAt?: num
    * Records an execution's result, once (false when it had one): waiters and output
    * followers are woken and the entry is kept from now on (see finished()).
    */
-  settle(e: E & Settled, result: ExecutionResult): boolean {
+  settle(e: E & Settled, result: ExecutionResult, entries = this.#entries): boolean {
     if (e.result) return false;
     e.result = result;
     e.finishedAt = Date.now();
     e.delivered = e.waiters > 0;
     e.done.resolve(result);
     notifyDone(e.outPath);
-    this.finished(e);
+    this.finished(e, entries);
     return true;
   }
 
   /** Call once an entry has finished (its finishedAt set), when settle() did not. */
-  finished(entry: E): void {
+  finished(entry: E, entries = this.#entries): void {
+    if (!entries) throw new Error("FinishedRetention: no map for this entry");
     this.#queue.push(entry);
-    this.#trim(Date.now());
+    this.#owners.push(entries);
+    this.#trim(entry.finishedAt ?? Date.now());
   }
 
   #trim(now: number): void {
     const before = now - this.#retainMs;
     const queue = this.#queue;
+    const owners = this.#owners;
     while (this.#head < queue.length) {
       const oldest = queue[this.#head]!;
       const kept = queue.length - this.#head;
       if (kept <= this.#max && (oldest.finishedAt ?? 0) >= before) break;
-      queue[this.#head++] = undefined;
-      if (this.#entries.get(oldest.id) === oldest) this.#entries.delete(oldest.id);
+      const entries = owners[this.#head]!;
+      queue[this.#head] = undefined;
+      owners[this.#head++] = undefined;
+      if (entries.get(oldest.id) === oldest) entries.delete(oldest.id);
     }
     if (this.#head > 1024 && this.#head * 2 > queue.length) {
       this.#queue = queue.slice(this.#head);
+      this.#owners = owners.slice(this.#head);
       this.#head = 0;
     }
   }
@@ -177,12 +189,22 @@ export class ExecutionTable<E extends TrackedExecution> {
   /** The unfinished ones (kept apart: finished entries stay for minutes, in thousands). */
   readonly #running = new Map<string, E>();
   readonly #retention: FinishedRetention<E>;
+  /** The retention is this table's own (closed with it), not one it shares. */
+  readonly #ownRetention: boolean;
   #closed = false;
 
-  /** `name` appears in error messages ("http", "ant"...). */
-  constructor(name: string, retainMs = 10 * 60_000) {
+  /**
+   * `name` appears in error messages ("http", "ant"...). `shared`: a retention this
+   * table shares with others (its `retainMs` applies; the owner closes it).
+   */
+  constructor(name: string, retainMs = 10 * 60_000, shared?: FinishedRetention<TrackedExecution>) {
     this.#name = name;
-    this.#retention = new FinishedRetention(this.#entries, retainMs);
+    this.#ownRetention = shared === undefined;
+    // It reads only the TrackedExecution fields of E, and deletes each entry from the
+    // map it was finished in.
+    this.#retention =
+      (shared as FinishedRetention<E> | undefined) ??
+      new FinishedRetention(this.#entries, retainMs);
   }
 
   get closed(): boolean {
@@ -228,7 +250,7 @@ export class ExecutionTable<E extends TrackedExecution> {
 
   /** Records the result (once) and wakes waiters and output followers. */
   finish(e: E, result: ExecutionResult): boolean {
-    if (!this.#retention.settle(e, result)) return false;
+    if (!this.#retention.settle(e, result, this.#entries)) return false;
     this.#running.delete(e.id);
     return true;
   }
@@ -247,7 +269,7 @@ export class ExecutionTable<E extends TrackedExecution> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#retention.close();
+    if (this.#ownRetention) this.#retention.close();
     for (const e of this.#entries.values()) {
       if (!e.result) {
         e.done.reject(
