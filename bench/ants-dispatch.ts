@@ -7,7 +7,7 @@
  * 50 WebSocket clients). This process only drives them.
  *
  * - raw echo: the 50 clients each run a closed loop of TaskRequest-sized frames on
- *   /bench/echo (before and after the colony runs; the baseline is their mean);
+ *   /bench/echo (before, between and after the rounds below);
  * - dispatch: N tasks straight through the dispatcher (routing by method and tags,
  *   least load, max_capacity 1, the TaskRequest built, sent, the echo validated and
  *   matched), 64 at a time, no store;
@@ -15,8 +15,9 @@
  *   (stringify, send, parse the reply, settle the waiter by id: no routing, checks,
  *   store or events; bench/ants-server.ts), to the same number of echo ants, one task
  *   at a time each: what the dispatch line is measured against besides the echo;
- * - dispatch and floor each run one full round first (warm-up), then three rounds in
- *   turn; each line is its median round;
+ * - dispatch and floor each run one full round first (warm-up), then three rounds of
+ *   both, each round between two echo phases and set against their mean; the round
+ *   with the median ratio is printed;
  * - jobs: N single-task WEBSOCKET jobs submitted in-process to the server's engine and
  *   run to COMPLETED (everything: store writes for the job and the task, planning).
  *
@@ -66,9 +67,10 @@ function child(args: string[]): Child {
   };
 }
 
-/** The run with the median rate, and its CPU time per task. */
-function median(runs: Array<{ rate: number; cpuUs: number }>): { rate: number; cpuUs: number } {
-  return [...runs].sort((a, b) => a.rate - b.rate)[runs.length >> 1]!;
+interface Timed {
+  rate: number;
+  /** Server CPU µs per task (or per echo round trip). */
+  cpuUs: number;
 }
 
 async function ask(c: Child, line: string): Promise<string[]> {
@@ -97,43 +99,53 @@ export async function antsDispatch(
     await clients.next();
     const cpu = async () => Number((await ask(server, "cpu"))[1]);
     // These tasks' TaskRequest frames are about 700 bytes: echo frames of that size.
-    const echo = async () => {
+    const echo = async (): Promise<Timed> => {
       const before = await cpu();
       const [, count, secs, all] = await ask(clients!, `echo ${ants} ${seconds} 700`);
       return { rate: Number(count) / Number(secs), cpuUs: ((await cpu()) - before) / Number(all) };
     };
-    const timed = async (command: string, count: number) => {
+    const timed = async (command: string, count: number): Promise<Timed> => {
       const before = await cpu();
       const [, secs, done] = await ask(server, `${command} ${count}`);
       if (Number(done) !== count) throw new Error(`${command}: only ${done} of ${count} completed`);
       return { rate: count / Number(secs), cpuUs: ((await cpu()) - before) / count };
     };
-    const first = await echo();
     await ask(clients, `ants ${ants}`);
     await ask(clients, `floor ${ants}`);
     // A server runs for days: what counts is its steady state. One full round of each
     // first (the JIT and the heap settle: a single round after a short warm-up was up
-    // to twice as slow as the next ones, and only the side that ran first paid it),
-    // then `rounds` alternating rounds, each side's median.
+    // to twice as slow as the next ones, and only the side that ran first paid it).
     await ask(server, `dispatch ${n}`);
     await ask(server, `floor ${n}`);
-    const dispatchRuns: Array<{ rate: number; cpuUs: number }> = [];
-    const floorRuns: Array<{ rate: number; cpuUs: number }> = [];
+    // Then `rounds` rounds of dispatch and floor, each between two echo phases: the
+    // machine's speed drifts (the echo alone moved by half within one run), so each
+    // round is set against the mean of the echoes on either side of it, and the round
+    // with the median ratio is printed.
+    const echoes = [await echo()];
+    const runs: Array<{ dispatch: Timed; floor: Timed; base: Timed }> = [];
     for (let r = 0; r < rounds; r++) {
-      dispatchRuns.push(await timed("dispatch", n));
-      floorRuns.push(await timed("floor", n));
+      const dispatch = await timed("dispatch", n);
+      const floor = await timed("floor", n);
+      echoes.push(await echo());
+      const [before, after] = [echoes[r]!, echoes[r + 1]!];
+      const base = {
+        rate: (before.rate + after.rate) / 2,
+        cpuUs: (before.cpuUs + after.cpuUs) / 2,
+      };
+      runs.push({ dispatch, floor, base });
     }
-    const dispatch = median(dispatchRuns);
-    const floor = median(floorRuns);
+    runs.sort((a, b) => a.dispatch.rate / a.base.rate - b.dispatch.rate / b.base.rate);
+    const { dispatch, floor, base: around } = runs[runs.length >> 1]!;
+    const base = around.rate;
+    const baseCpu = around.cpuUs;
+    const ratios = runs.map((r) => (r.dispatch.rate / r.base.rate).toFixed(2)).join(", ");
     const jobs = await timed("jobs", jobsN);
-    const last = await echo();
-    const base = (first.rate + last.rate) / 2;
-    const baseCpu = (first.cpuUs + last.cpuUs) / 2;
+    const all = echoes.reduce((sum, e) => sum + e.rate, 0) / echoes.length;
     return [
       {
         name: `ws dispatch to ${ants} echo ants (${n})`,
         value: `${dispatch.rate.toFixed(0)} tasks/s`,
-        baseline: `raw ws echo ${base.toFixed(0)}/s (${first.rate.toFixed(0)}, ${last.rate.toFixed(0)})`,
+        baseline: `raw ws echo ${base.toFixed(0)}/s (rounds: ${ratios})`,
         ratio: dispatch.rate / base,
         target: "≥ 0.5",
       },
@@ -157,8 +169,8 @@ export async function antsDispatch(
       {
         name: `ws jobs to ${ants} echo ants (${jobsN})`,
         value: `${jobs.rate.toFixed(0)} jobs/s`,
-        baseline: `raw ws echo ${base.toFixed(0)}/s`,
-        ratio: jobs.rate / base,
+        baseline: `raw ws echo ${all.toFixed(0)}/s (all ${echoes.length} echoes)`,
+        ratio: jobs.rate / all,
       },
       {
         name: "  server CPU per job",

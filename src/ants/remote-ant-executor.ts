@@ -140,6 +140,8 @@ export class RemoteAntExecutor implements Executor {
   /** Tasks to send, in order, once there is room (new ones and EXECUTING re-sends). */
   readonly #queue: RemoteExecution[] = [];
   #releaseScheduled = false;
+  /** What start() answers: the ant's handle (see start). */
+  #started: Promise<AntHandle> | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
   /** Ids the agent said it holds that no task here claimed (yet): a restart's re-attach may. */
   #heldUnclaimed = new Set<string>();
@@ -231,15 +233,20 @@ export class RemoteAntExecutor implements Executor {
     return this.state === "connected";
   }
 
-  async start(request: ExecutionRequest): Promise<AntHandle> {
-    const e = this.#table.add({
-      ...newTracked(request.executionId, request.unitDir),
-      request,
-      taskRetry: request.attempt ?? 0,
-      sent: false,
-      replied: false,
-      written: 0,
-    });
+  start(request: ExecutionRequest): Promise<AntHandle> {
+    let e: RemoteExecution;
+    try {
+      e = this.#table.add({
+        ...newTracked(request.executionId, request.unitDir),
+        request,
+        taskRetry: request.attempt ?? 0,
+        sent: false,
+        replied: false,
+        written: 0,
+      });
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     if (this.#reserved > 0) this.#reserved--;
     if (this.#gone) {
       this.#lose(e, "left");
@@ -247,7 +254,9 @@ export class RemoteAntExecutor implements Executor {
       this.#queue.push(e);
       this.#pump();
     }
-    return this.#handle();
+    // One settled promise of the (frozen) handle serves every start until the ant's id
+    // changes: not an async function's promise and a handle object per task.
+    return (this.#started ??= Promise.resolve(this.#handle()));
   }
 
   wait(executionId: string): Promise<ExecutionResult> {
@@ -404,6 +413,7 @@ export class RemoteAntExecutor implements Executor {
     this.#graceTimer = undefined;
     this.state = "connected";
     this.antId = registration.ant_id;
+    this.#started = undefined; // its handle names the ant
     this.methods = [...registration.methods];
     this.tags = new Set(registration.tags ?? []);
     this.capacity = registration.max_capacity ?? 1;
@@ -469,11 +479,11 @@ export class RemoteAntExecutor implements Executor {
   // -- internals -------------------------------------------------------------------------
 
   #handle(): AntHandle {
-    return {
+    return Object.freeze({
       ant_key: this.key,
       ant_id: this.antId,
       ...(this.session ? { ant_session: this.session } : {}),
-    };
+    });
   }
 
   #find(response: TaskResponse): RemoteExecution | undefined {
@@ -556,7 +566,8 @@ export class RemoteAntExecutor implements Executor {
     e.pollTimer = e.cancelTimer = undefined;
     e.replied = true;
     // `written` counts the bytes in the file, those of an earlier server run included.
-    if (e.written === 0) result = { ...result, wroteOutput: false };
+    // (Every caller passes a result of its own making: it is completed in place.)
+    if (e.written === 0) result.wroteOutput = false;
     const writer = e.writer;
     // Every byte is in the file before the engine reads it for ::set-output lines.
     if (writer) writer.end(() => this.#settle(e, result));

@@ -411,6 +411,8 @@ function exitCodeOf(value: TaskResponse["exit_code"]): number | null {
 }
 
 function contextOf(response: TaskResponse): Record<string, unknown> | undefined {
+  // Most replies carry none: no three spreads and a key count for them.
+  if (!response.job_context && !response.taskContext && !response.task_context) return undefined;
   const context = {
     ...(response.job_context ?? {}),
     ...(response.taskContext ?? {}),

@@ -42,10 +42,13 @@ export function existingExecution(id: string): ExecutorError {
   );
 }
 
-/** The base fields of a new entry; callers spread their own fields over it. */
+/**
+ * The base fields of a new entry; callers spread their own fields over it. Its `done`
+ * has no handler until one waits: reject it with failTracked(), which adds one (a
+ * `.catch` on every entry cost each result one more microtask).
+ */
 export function newTracked(id: string, unitDir: string): TrackedExecution {
   const done = Promise.withResolvers<ExecutionResult>();
-  done.promise.catch(() => undefined);
   return {
     id,
     outPath: `${unitDir}/stdout`, // not join(): ~1.5 µs a task, and paths are compared resolved
@@ -54,6 +57,12 @@ export function newTracked(id: string, unitDir: string): TrackedExecution {
     waiters: 0,
     cancelled: false,
   };
+}
+
+/** Rejects an entry's result, also when no one waits for it (no unhandled rejection). */
+export function failTracked(e: Pick<TrackedExecution, "done">, error: Error): void {
+  e.done.promise.catch(() => undefined);
+  e.done.reject(error);
 }
 
 /** What FinishedRetention.settle() records a result in: every executor's entries have it. */
@@ -272,7 +281,8 @@ export class ExecutionTable<E extends TrackedExecution> {
     if (this.#ownRetention) this.#retention.close();
     for (const e of this.#entries.values()) {
       if (!e.result) {
-        e.done.reject(
+        failTracked(
+          e,
           new ExecutorError(
             "COLONY_EXECUTOR_CLOSED",
             `the ${this.#name} executor was closed while execution '${e.id}' was running`,

@@ -35,6 +35,7 @@ import { renderTemplate } from "../../core/template.ts";
 import {
   ensureUnitDir,
   ExecutionTable,
+  failTracked,
   newTracked,
   type TrackedExecution,
 } from "../execution-table.ts";
@@ -281,7 +282,7 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
       });
     } catch (error) {
       table.remove(id);
-      e.done.reject(error as Error);
+      failTracked(e, error as Error);
       throw error;
     }
     void perform(e, call, out);

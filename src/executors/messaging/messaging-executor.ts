@@ -42,6 +42,7 @@ import { redactUrl } from "../../core/urls.ts";
 import {
   ensureUnitDir,
   ExecutionTable,
+  failTracked,
   newTracked,
   type TrackedExecution,
 } from "../execution-table.ts";
@@ -325,7 +326,7 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       await send(e);
     } catch (error) {
       table.remove(e.id);
-      e.done.reject(error as Error);
+      failTracked(e, error as Error);
       throw error instanceof ColonyError ? error : unavailable(error);
     }
     return { request_queue: requestQueue, reply_queue: replyQueue, entry_id: e.entryId ?? "" };
