@@ -219,12 +219,15 @@ export class RemoteAntExecutor implements Executor {
   static #releaseAll(): void {
     const ants = RemoteAntExecutor.#toRelease;
     RemoteAntExecutor.#toRelease = [];
-    for (const ant of ants) {
+    // Every ant's reservation is released before any listener runs: one that throws
+    // cannot leave another ant holding a slot.
+    const freed = ants.filter((ant) => {
       ant.#releaseScheduled = false;
-      if (ant.#reserved === 0) continue;
+      const had = ant.#reserved > 0;
       ant.#reserved = 0;
-      ant.#hooks.changed(ant);
-    }
+      return had;
+    });
+    for (const ant of freed) ant.#hooks.changed(ant);
   }
 
   // -- the Executor contract -------------------------------------------------------------
