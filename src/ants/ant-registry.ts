@@ -98,12 +98,10 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     return [...this.#ants.values()];
   }
 
-  /** The same ants without a copy (routing runs this for every task). */
-  each(): MapIterator<RemoteAntExecutor> {
-    return this.#ants.values();
-  }
-
-  /** The same ants as an array, made again only when one comes or goes (do not change it). */
+  /**
+   * The same ants without a copy (routing runs this for every task): one array, made
+   * again only when an ant comes or goes.
+   */
   all(): readonly RemoteAntExecutor[] {
     return (this.#all ??= [...this.#ants.values()]);
   }

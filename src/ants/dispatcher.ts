@@ -326,7 +326,7 @@ export class Dispatcher implements TaskDispatcher {
   #anyServes(task: TaskDefinition): boolean {
     if (this.#builtinFor(task)) return true;
     if (!this.#ants) return false;
-    for (const ant of this.#ants.each()) if (ant.serves(task.method, task.tags)) return true;
+    for (const ant of this.#ants.all()) if (ant.serves(task.method, task.tags)) return true;
     return false;
   }
 

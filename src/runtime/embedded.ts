@@ -167,7 +167,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
     // max_capacity (an ant in its reconnect grace still holds its tasks).
     const recount = () => {
       let capacity = 0;
-      for (const ant of ants.each()) capacity += ant.capacity;
+      for (const ant of ants.all()) capacity += ant.capacity;
       engine.setRemoteCapacity(capacity);
     };
     ants.on("connected", recount);
