@@ -4,8 +4,8 @@
  * collects `::set-output` values and records the result — each step one store call.
  */
 import { createReadStream, statSync } from "node:fs";
-import { join } from "node:path";
-import { FULL_DISK_BYTES, freeBytes } from "../core/disk.ts";
+import { dirname, join } from "node:path";
+import { FULL_DISK_BYTES, freeBytesLately } from "../core/disk.ts";
 import { ColonyError, StoreError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
@@ -179,7 +179,8 @@ export function classifyResult(
  * went there too, and was lost). Undefined when there was room, or no way to tell.
  */
 export function fullDiskNote(dir: string): string | undefined {
-  const free = freeBytes(dir);
+  // Unit dirs share their parent (`{data}/units`) and its disk.
+  const free = freeBytesLately(dirname(dir), dir);
   if (free === undefined || free >= FULL_DISK_BYTES) return undefined;
   return (
     `the disk of ${dir} was full when the task ended (${free} bytes free): ` +
