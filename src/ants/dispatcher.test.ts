@@ -178,6 +178,36 @@ describe("dispatcher routing", () => {
     assert.equal(dispatcher.waiting().length, 0);
   });
 
+  it("ends every wait under an aborted signal, and only those, however many came before", async () => {
+    const { ants, dispatcher } = setup();
+    const task = taskDefinition("w", { method: "WEBSOCKET", tags: ["js"] });
+    const mine = new AbortController();
+    const other = new AbortController();
+    // A wait under `mine` that an ant ends: the signal's listener stays for later waits.
+    const served = dispatcher.executorFor(task, execution(), mine.signal);
+    const ant = ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(await served, ant);
+    await ant.start({
+      executionId: "busy",
+      method: "WEBSOCKET",
+      task,
+      env: {},
+      variables: {},
+      unitDir: "/tmp/none",
+    });
+    const a = dispatcher.executorFor(task, execution(), mine.signal);
+    const b = dispatcher.executorFor(task, execution(), other.signal);
+    const c = dispatcher.executorFor(task, execution(), mine.signal);
+    assert.equal(dispatcher.waitingCount, 3);
+    mine.abort();
+    assert.equal(await a, undefined);
+    assert.equal(await c, undefined);
+    assert.deepEqual([dispatcher.waitingCount, dispatcher.waiting().length], [1, 1]);
+    other.abort();
+    assert.equal(await b, undefined);
+    assert.equal(dispatcher.waitingCount, 0);
+  });
+
   it("counts as back-pressure only the waiting tasks some ant serves", async () => {
     const { ants, dispatcher } = setup();
     const task = (tag: string) => taskDefinition(tag, { method: "WEBSOCKET", tags: [tag] });
