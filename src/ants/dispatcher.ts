@@ -548,7 +548,8 @@ export class Dispatcher implements TaskDispatcher {
 
   /** Takes the waiter at `i` out of the queue (and out of waitingCount). */
   #takeAt(i: number): void {
-    const waiter = this.#waiters.splice(i, 1)[0]!;
+    // The oldest is the usual one: shift() moves the rest without a new array.
+    const waiter = (i === 0 ? this.#waiters.shift() : this.#waiters.splice(i, 1)[0])!;
     if (waiter.served) this.#busyWaiting--;
     else this.#park(waiter, -1);
     clearTimeout(waiter.timer);
