@@ -7,6 +7,7 @@ import { createReadStream, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { FULL_DISK_BYTES, freeBytesLately } from "../core/disk.ts";
 import { ColonyError, StoreError } from "../core/errors.ts";
+import { isUnitId } from "../core/ids.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
   completedResult,
@@ -82,8 +83,17 @@ export interface RunningTask {
   readonly done: Promise<TaskExecution>;
 }
 
+/** `{dataDir}/units` by data dir, joined once: path.join on every task cost ~0.5 KB and a µs. */
+const unitsRoots = new Map<string, string>();
+
 export function unitDir(dataDir: string, executionId: string): string {
-  return join(dataDir, "units", executionId);
+  let root = unitsRoots.get(dataDir);
+  if (root === undefined) {
+    root = join(dataDir, "units");
+    unitsRoots.set(dataDir, root);
+  }
+  // An execution id is a unit id (letters and digits): nothing for join() to normalize.
+  return isUnitId(executionId) ? `${root}/${executionId}` : join(root, executionId);
 }
 
 function stringify(value: unknown): string {
@@ -258,7 +268,7 @@ export function startTask(
     // An output file nobody wrote to has no ::set-output lines: no look for it (a stat
     // that cost ~9 µs of a FUNCTION job's ~140 µs).
     const unwritten = result.wroteOutput === false && !ctx.around?.appendedOutput?.(execution.id);
-    const found = unwritten ? {} : await scanOutputs(join(request.unitDir, "stdout"));
+    const found = unwritten ? {} : await scanOutputs(`${request.unitDir}/stdout`);
     const context = { ...found, ...(result.context ?? {}) };
     if (Object.keys(context).length > 0) f.context = context;
     if (!unwritten) {

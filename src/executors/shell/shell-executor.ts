@@ -294,8 +294,10 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
       );
     if (executions.has(id)) throw exists();
     const unitDir = request.unitDir;
-    const outPath = join(unitDir, "stdout");
-    const exitPath = join(unitDir, "exit");
+    // Not join(): the unit dir is a path colony made (unitDir() in task-runner.ts), and
+    // the spawner and the output followers take the file by any spelling of its path.
+    const outPath = `${unitDir}/stdout`;
+    const exitPath = `${unitDir}/exit`;
     // Reserve the id while starting so a concurrent start of it fails too.
     const reserved = newExecution(id, unitDir, { outPath, exitPath }, 0, undefined, true);
     executions.set(id, reserved);
