@@ -6,6 +6,7 @@ import type { TaskExecution } from "../core/job-request.ts";
 import { AntRegistry } from "./ant-registry.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import type { AntLink } from "./remote-ant-executor.ts";
+import type { TaskDefinition } from "../core/job-definition.ts";
 import { taskDefinition } from "./task-request.ts";
 
 function fakeShell(): Executor {
@@ -32,6 +33,18 @@ const link = (sent: string[] = []): AntLink => ({
 
 let n = 0;
 const execution = (): TaskExecution => ({ id: `x${++n}`, state: "READY" }) as TaskExecution;
+
+/** Fills an ant of max_capacity 1 with a task of its own. */
+async function occupy(ant: Executor, task: TaskDefinition): Promise<void> {
+  await ant.start({
+    executionId: `busy${++n}`,
+    method: task.method,
+    task,
+    env: {},
+    variables: {},
+    unitDir: "/tmp/none",
+  });
+}
 
 function setup(builtinTags: string[] = [], capacity?: number) {
   const local = new ExecutorRegistry().register(fakeShell());
@@ -163,14 +176,7 @@ describe("dispatcher routing", () => {
     const ant = ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
     assert.equal(await waiting, ant);
     const abort = new AbortController();
-    await ant.start({
-      executionId: "busy",
-      method: "WEBSOCKET",
-      task,
-      env: {},
-      variables: {},
-      unitDir: "/tmp/none",
-    });
+    await occupy(ant, task);
     const second = dispatcher.executorFor(task, execution(), abort.signal);
     assert.ok(second instanceof Promise, "max_capacity 1: the next one waits");
     abort.abort();
@@ -187,14 +193,7 @@ describe("dispatcher routing", () => {
     const served = dispatcher.executorFor(task, execution(), mine.signal);
     const ant = ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
     assert.equal(await served, ant);
-    await ant.start({
-      executionId: "busy",
-      method: "WEBSOCKET",
-      task,
-      env: {},
-      variables: {},
-      unitDir: "/tmp/none",
-    });
+    await occupy(ant, task);
     const a = dispatcher.executorFor(task, execution(), mine.signal);
     const b = dispatcher.executorFor(task, execution(), other.signal);
     const c = dispatcher.executorFor(task, execution(), mine.signal);
@@ -216,14 +215,7 @@ describe("dispatcher routing", () => {
     void wait("gpu"); // no ant serves gpu
     assert.equal(dispatcher.waitingCount, 0);
     const js = ants.register({ ant_id: "js", tags: ["js"], methods: ["WEBSOCKET"] }, link());
-    await js.start({
-      executionId: "busy",
-      method: "WEBSOCKET",
-      task: task("js"),
-      env: {},
-      variables: {},
-      unitDir: "/tmp/none",
-    });
+    await occupy(js, task("js"));
     void wait("js"); // served, but the ant is full (max_capacity 1)
     assert.deepEqual([dispatcher.waiting().length, dispatcher.waitingCount], [2, 1]);
     assert.deepEqual(
