@@ -240,6 +240,31 @@ describe("colony ant (a second process)", () => {
   const antWith = (token: string, dataDir: string) =>
     runCli(["ant", "--server", s.url, "--token", token, "--data-dir", dataDir]);
 
+  it("a SIGTERM sent the moment it says it is connected disconnects it cleanly", async () => {
+    // Its handler is installed before that line: a supervisor that signals on seeing it
+    // must get a clean stop, not a process killed by the signal (exit code null).
+    for (let i = 0; i < 3; i++) {
+      const run = startCli([
+        "ant",
+        "--server",
+        s.url,
+        "--token",
+        s.antToken,
+        "--ant-id",
+        `early-term-${i}`,
+        "--data-dir",
+        `${dir.path}/early-term-${i}`,
+      ]);
+      children.push(run.child);
+      run.child.stdout!.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("connected to")) run.child.kill("SIGTERM");
+      });
+      const exit = await run.result;
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.match(exit.stderr, /SIGTERM: cancelling running tasks and disconnecting/);
+    }
+  });
+
   it("a wrong token stops it at once with one line that says so (no reconnecting)", async () => {
     const r = await antWith("not-a-token", `${dir.path}/wrong-token`);
     assert.equal(r.code, 1, r.stderr);

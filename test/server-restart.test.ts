@@ -207,6 +207,23 @@ describe("colony server restarts lose nothing", () => {
     assert.equal((await second.result).code, 0);
   });
 
+  it("a SIGTERM sent the moment the server says it is listening stops it cleanly", async () => {
+    // The handler is installed before that line: a supervisor that signals on seeing it
+    // must get a clean stop, not a process killed by the signal (exit code null).
+    for (let i = 0; i < 5; i++) {
+      const dir = tempDir("colony-early-term-");
+      dirs.push(dir);
+      const run = startCli(["server", "--data-dir", join(dir.path, "data"), "--port", "0"]);
+      children.push(run.child);
+      run.child.stdout!.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("listening on")) run.child.kill("SIGTERM");
+      });
+      const exit = await run.result;
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.match(exit.stderr, /SIGTERM: stopping/);
+    }
+  });
+
   it("SIGTERM lets a short running task finish, then exits 0", async () => {
     const dir = tempDir("colony-sigterm-");
     dirs.push(dir);

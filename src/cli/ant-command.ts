@@ -157,10 +157,6 @@ export async function antCommand(
     await agent.close({ leaveRunning: true });
     return 1;
   }
-  process.stdout.write(
-    `colony ant ${agent.antId} connected to ${server} (methods ${agent.methods.join(",")}; ` +
-      `tags ${list(values.tags).join(",") || "none"}; max capacity ${capacityText}; output in ${dataDir})\n`,
-  );
   return new Promise((resolveExit) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -176,5 +172,10 @@ export async function antCommand(
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Only now: a SIGTERM sent on seeing this line must find the handler.
+    process.stdout.write(
+      `colony ant ${agent.antId} connected to ${server} (methods ${agent.methods.join(",")}; ` +
+        `tags ${list(values.tags).join(",") || "none"}; max capacity ${capacityText}; output in ${dataDir})\n`,
+    );
   });
 }

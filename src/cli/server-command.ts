@@ -114,6 +114,9 @@ export async function serverCommand(
 
   const err = paint(io.stderr);
   const server = await startServer(config, { logger: values.log ?? false });
+  // Before the first line that says the server is up: a SIGTERM sent on seeing it must
+  // find the handler (without one, Node dies of the signal: no shutdown, exit code null).
+  const stopped = waitForSignals(server, config.shutdownGraceMs, io);
   const c = paint(io.stdout);
   const wildcard = ["0.0.0.0", "::", "[::]", ""].includes(config.host);
   io.stdout.write(
@@ -164,7 +167,7 @@ export async function serverCommand(
     io.stdout.write(`mutual TLS: client certificates must be signed by ${config.tls.clientCa}\n`);
   }
 
-  return waitForSignals(server, config.shutdownGraceMs, io);
+  return stopped;
 }
 
 /** Resolves with the exit code once a signal has stopped the server. */
