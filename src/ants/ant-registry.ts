@@ -14,8 +14,8 @@ import {
 import { AGENT_PROTOCOL, type Registration } from "./task-request.ts";
 import { FinishedRetention, type TrackedExecution } from "../executors/execution-table.ts";
 
-/** How many finished tasks of remote ants the registry keeps known (see #retention). */
-export const REMOTE_FINISHED = 1000;
+/** How many finished tasks of remote ants the registry keeps known once taken (see #retention). */
+export const REMOTE_FINISHED = 100;
 
 export interface AntRegistryEvents {
   connected: [ant: RemoteAntExecutor, reconnect: boolean];
@@ -45,11 +45,14 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
   readonly #options: AntRegistryOptions;
   readonly #hooks: AntHooks;
   /**
-   * Finished tasks of all these ants, kept a while: 10 minutes, and the newest
-   * REMOTE_FINISHED between them all. The engine reads their output from the unit
-   * files, so only the executor contract's answers need them; each kept entry outlives
-   * the young generation, and 10,000 of them cost ~3 µs of GC per dispatched task
-   * (bench/README.md, issue 5), against none measurable for 1,000.
+   * Finished tasks of all these ants, kept a while: 10 minutes, and of those whose
+   * result a wait() took, the newest REMOTE_FINISHED between them all (a result nobody
+   * took stays the 10 minutes: see FinishedRetention). The engine reads their output
+   * from the unit files and records each result it takes, so only the executor
+   * contract's answers need the taken ones; each kept entry outlives the young
+   * generation and is one more object for every sweep: 10,000 cost ~3 µs of GC per
+   * dispatched task, 100 against 1,000 measured 0.94 of the CPU per task (bench/README.md,
+   * issue 5).
    */
   readonly #retention = new FinishedRetention<TrackedExecution>(
     undefined,

@@ -6,6 +6,7 @@ import { FinishedRetention } from "./execution-table.ts";
 interface Entry {
   id: string;
   finishedAt?: number;
+  delivered?: boolean;
 }
 
 function finish(map: Map<string, Entry>, retention: FinishedRetention<Entry>, id: string): Entry {
@@ -56,6 +57,29 @@ describe("FinishedRetention (finished executions kept a while)", () => {
       assert.deepEqual([...one.keys()], ["b"]);
       assert.deepEqual([...two.keys()], ["c"]);
       assert.throws(() => retention.finished({ id: "x", finishedAt: 0 }), /no map/);
+    } finally {
+      retention.close();
+    }
+  });
+
+  it("keeps a result no wait() took past `max`, until it is retainMs old", async () => {
+    const map = new Map<string, Entry>();
+    for (const id of ["taken", "untaken", "b", "c", "d"]) map.set(id, { id, delivered: true });
+    map.get("untaken")!.delivered = false; // its engine never waited: its start was not recorded
+    const retention = new FinishedRetention(map, 80, 2);
+    try {
+      for (const id of ["taken", "untaken", "b", "c"]) finish(map, retention, id);
+      assert.deepEqual(
+        [...map.keys()].sort(),
+        ["b", "c", "d", "untaken"],
+        "only 'taken' made room",
+      );
+      finish(map, retention, "d");
+      assert.deepEqual([...map.keys()].sort(), ["c", "d", "untaken"]);
+      await sleep(120);
+      map.set("e", { id: "e", delivered: true });
+      finish(map, retention, "e"); // a sweep: every other one is 80 ms old now
+      assert.deepEqual([...map.keys()], ["e"]);
     } finally {
       retention.close();
     }

@@ -85,11 +85,18 @@ export const MAX_FINISHED = 10_000;
  * they finished, as each new one finishes and on a timer; an entry replaced in the map
  * under the same id (re-attached) is not touched by its old one's expiry.
  *
+ * A result no wait() has taken yet (`delivered: false`) is not dropped to make room,
+ * only once `retainMs` has passed: an engine that could not record a start (the store
+ * failed) drives the job again and starts the execution again, and a known entry
+ * answers that with EXECUTION_EXISTS instead of running the work a second time.
+ *
  * One retention may serve several maps (the remote ants' tables share one, so that 50
  * ants keep `max` entries between them, not 50 times `max`): each entry leaves the map
  * it was finished in (`entries` by default).
  */
-export class FinishedRetention<E extends { readonly id: string; finishedAt?: number }> {
+export class FinishedRetention<
+  E extends { readonly id: string; finishedAt?: number; delivered?: boolean },
+> {
   readonly #entries: Map<string, E> | undefined;
   readonly #retainMs: number;
   readonly #max: number;
@@ -98,6 +105,10 @@ export class FinishedRetention<E extends { readonly id: string; finishedAt?: num
   /** The map of each entry of #queue, at the same index. */
   #owners: Array<Map<string, E> | undefined> = [];
   #head = 0;
+  /** Undelivered entries past `max`, kept until they are `retainMs` old (same layout). */
+  #held: Array<E | undefined> = [];
+  #heldOwners: Array<Map<string, E> | undefined> = [];
+  #heldHead = 0;
   readonly #timer: NodeJS.Timeout;
 
   constructor(entries: Map<string, E> | undefined, retainMs = 10 * 60_000, max = MAX_FINISHED) {
@@ -141,16 +152,38 @@ export class FinishedRetention<E extends { readonly id: string; finishedAt?: num
     while (this.#head < queue.length) {
       const oldest = queue[this.#head]!;
       const kept = queue.length - this.#head;
-      if (kept <= this.#max && (oldest.finishedAt ?? 0) >= before) break;
+      const expired = (oldest.finishedAt ?? 0) < before;
+      if (kept <= this.#max && !expired) break;
       const entries = owners[this.#head]!;
       queue[this.#head] = undefined;
       owners[this.#head++] = undefined;
-      if (entries.get(oldest.id) === oldest) entries.delete(oldest.id);
+      if (!expired && oldest.delivered === false) {
+        this.#held.push(oldest);
+        this.#heldOwners.push(entries);
+      } else if (entries.get(oldest.id) === oldest) entries.delete(oldest.id);
     }
     if (this.#head > 1024 && this.#head * 2 > queue.length) {
       this.#queue = queue.slice(this.#head);
       this.#owners = owners.slice(this.#head);
       this.#head = 0;
+    }
+    const held = this.#held;
+    if (this.#heldHead === held.length) return;
+    // In finishing order too: the first one not yet `retainMs` old ends the sweep.
+    while (this.#heldHead < held.length && (held[this.#heldHead]!.finishedAt ?? 0) < before) {
+      const e = held[this.#heldHead]!;
+      const entries = this.#heldOwners[this.#heldHead]!;
+      held[this.#heldHead] = undefined;
+      this.#heldOwners[this.#heldHead++] = undefined;
+      if (entries.get(e.id) === e) entries.delete(e.id);
+    }
+    if (
+      this.#heldHead === held.length ||
+      (this.#heldHead > 1024 && this.#heldHead * 2 > held.length)
+    ) {
+      this.#held = held.slice(this.#heldHead);
+      this.#heldOwners = this.#heldOwners.slice(this.#heldHead);
+      this.#heldHead = 0;
     }
   }
 
