@@ -178,6 +178,10 @@ describe("remote ants over WebSocket (TLS server)", () => {
   });
 
   it("re-sends a request answered EXECUTING with task_retry + 1 until a final status", async () => {
+    // What GET /metrics serves (this server runs TLS with its own CA: read in-process).
+    const dispatches = async () =>
+      Number(/^colony_ant_dispatches_total (\d+)$/m.exec(await s.server.metrics.scrape())?.[1]);
+    const before = await dispatches();
     const ant = await connect({ ant_id: "sensor", tags: ["sensor"], methods: ["WEBSOCKET"] });
     const job = await s.submit(
       "job_type: sensor\ntasks:\n- task_type: poll\n  method: WEBSOCKET\n  tags: [sensor]\n",
@@ -190,6 +194,7 @@ describe("remote ants over WebSocket (TLS server)", () => {
     }
     assert.deepEqual(retries, [0, 1, 2]);
     assert.equal((await s.finished(job.id)).job.state, "COMPLETED");
+    assert.equal(await dispatches(), before + 3, "/metrics counts every send, re-sends too");
   });
 
   it("routes to the least-loaded qualifying ant, at most max_capacity each; the rest wait", async () => {

@@ -25,7 +25,6 @@ export interface AntRegistryEvents {
   /** Room freed or ant (re)connected. */
   changed: [ant: RemoteAntExecutor];
   lost: [ant: RemoteAntExecutor, count: number];
-  dispatched: [ant: RemoteAntExecutor];
 }
 
 export interface AntRegistryOptions {
@@ -77,9 +76,19 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
         this.emit("gone", ant);
       },
       lost: (ant, count) => this.emit("lost", ant, count),
-      dispatched: (ant) => this.emit("dispatched", ant),
+      dispatched: () => void this.#dispatched++,
     };
   }
+
+  /**
+   * TaskRequests sent to these ants since the registry began, re-sends included (read by
+   * the metrics at scrape time: an event per task cost the dispatch path an emit).
+   */
+  get dispatchedTotal(): number {
+    return this.#dispatched;
+  }
+
+  #dispatched = 0;
 
   /** Where ant events worth a line go (the server's log). */
   log(message: string): void {

@@ -214,11 +214,17 @@ function antMetrics(deps: ServerDeps, ants: AntRegistry, dispatcher: Dispatcher)
       this.set({ reason: "no_ant" }, counts.noAnt);
     },
   });
+  let counted = 0;
+  m.counter({
+    name: "colony_ant_dispatches_total",
+    help: "TaskRequests sent to remote ants (EXECUTING re-sends included)",
+    collect() {
+      const total = ants.dispatchedTotal;
+      if (total > counted) this.inc(total - counted);
+      counted = total;
+    },
+  });
   return {
-    dispatched: m.counter({
-      name: "colony_ant_dispatches_total",
-      help: "TaskRequests sent to remote ants (EXECUTING re-sends included)",
-    }),
     lost: m.counter({
       name: "colony_ant_tasks_lost_total",
       help: "Tasks failed with COLONY_ANT_LOST (an ant disconnected or went silent)",
@@ -250,7 +256,6 @@ export const antRoutes: RouteModule = async (app, deps) => {
   if (!ants) return;
   const log = (message: string) => ants.log(message);
   const metrics = antMetrics(deps, ants, dispatcher);
-  ants.on("dispatched", () => metrics.dispatched.inc());
   ants.on("lost", (ant, count) => {
     metrics.lost.inc(count);
     deps.live.publish("ant:lost", { ant_id: ant.antId, tasks: count });
