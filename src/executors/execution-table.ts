@@ -74,6 +74,49 @@ interface Settled {
   waiters: number;
 }
 
+/** Takes a finished entry out of its map, unless another entry took its id since. */
+function forget<E extends { readonly id: string }>(e: E, entries: Map<string, E>): void {
+  if (entries.get(e.id) === e) entries.delete(e.id);
+}
+
+/** Entries in the order they were pushed, each with the map it leaves (FinishedRetention). */
+class FinishedQueue<E> {
+  #items: Array<E | undefined> = [];
+  #owners: Array<Map<string, E> | undefined> = [];
+  /** Slots before it are taken (cleared); dropped once they are most of the arrays. */
+  #head = 0;
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  /** The oldest, left in place; undefined when empty. */
+  peek(): E | undefined {
+    return this.#items[this.#head];
+  }
+
+  push(e: E, owner: Map<string, E>): void {
+    this.#items.push(e);
+    this.#owners.push(owner);
+  }
+
+  /** Takes the oldest out (call when peek() gave one): the map it leaves. */
+  shift(): Map<string, E> {
+    const owner = this.#owners[this.#head]!;
+    this.#items[this.#head] = undefined;
+    this.#owners[this.#head++] = undefined;
+    if (
+      this.#head === this.#items.length ||
+      (this.#head > 1024 && this.#head * 2 > this.#items.length)
+    ) {
+      this.#items = this.#items.slice(this.#head);
+      this.#owners = this.#owners.slice(this.#head);
+      this.#head = 0;
+    }
+    return owner;
+  }
+}
+
 /** How many finished executions an executor keeps at most (see FinishedRetention). */
 export const MAX_FINISHED = 10_000;
 
@@ -100,15 +143,10 @@ export class FinishedRetention<
   readonly #entries: Map<string, E> | undefined;
   readonly #retainMs: number;
   readonly #max: number;
-  /** Finished entries in finishing order; those before #head have left (cleared). */
-  #queue: Array<E | undefined> = [];
-  /** The map of each entry of #queue, at the same index. */
-  #owners: Array<Map<string, E> | undefined> = [];
-  #head = 0;
-  /** Undelivered entries past `max`, kept until they are `retainMs` old (same layout). */
-  #held: Array<E | undefined> = [];
-  #heldOwners: Array<Map<string, E> | undefined> = [];
-  #heldHead = 0;
+  /** Finished entries in finishing order. */
+  readonly #queue = new FinishedQueue<E>();
+  /** Undelivered entries pushed out of #queue by `max`: they leave only with age. */
+  readonly #held = new FinishedQueue<E>();
   readonly #timer: NodeJS.Timeout;
 
   constructor(entries: Map<string, E> | undefined, retainMs = 10 * 60_000, max = MAX_FINISHED) {
@@ -140,50 +178,24 @@ export class FinishedRetention<
   /** Call once an entry has finished (its finishedAt set), when settle() did not. */
   finished(entry: E, entries = this.#entries): void {
     if (!entries) throw new Error("FinishedRetention: no map for this entry");
-    this.#queue.push(entry);
-    this.#owners.push(entries);
+    this.#queue.push(entry, entries);
     this.#trim(entry.finishedAt ?? Date.now());
   }
 
   #trim(now: number): void {
     const before = now - this.#retainMs;
     const queue = this.#queue;
-    const owners = this.#owners;
-    while (this.#head < queue.length) {
-      const oldest = queue[this.#head]!;
-      const kept = queue.length - this.#head;
+    for (let oldest = queue.peek(); oldest !== undefined; oldest = queue.peek()) {
       const expired = (oldest.finishedAt ?? 0) < before;
-      if (kept <= this.#max && !expired) break;
-      const entries = owners[this.#head]!;
-      queue[this.#head] = undefined;
-      owners[this.#head++] = undefined;
-      if (!expired && oldest.delivered === false) {
-        this.#held.push(oldest);
-        this.#heldOwners.push(entries);
-      } else if (entries.get(oldest.id) === oldest) entries.delete(oldest.id);
+      if (queue.size <= this.#max && !expired) break;
+      const entries = queue.shift();
+      if (!expired && oldest.delivered === false) this.#held.push(oldest, entries);
+      else forget(oldest, entries);
     }
-    if (this.#head > 1024 && this.#head * 2 > queue.length) {
-      this.#queue = queue.slice(this.#head);
-      this.#owners = owners.slice(this.#head);
-      this.#head = 0;
-    }
-    const held = this.#held;
-    if (this.#heldHead === held.length) return;
     // In finishing order too: the first one not yet `retainMs` old ends the sweep.
-    while (this.#heldHead < held.length && (held[this.#heldHead]!.finishedAt ?? 0) < before) {
-      const e = held[this.#heldHead]!;
-      const entries = this.#heldOwners[this.#heldHead]!;
-      held[this.#heldHead] = undefined;
-      this.#heldOwners[this.#heldHead++] = undefined;
-      if (entries.get(e.id) === e) entries.delete(e.id);
-    }
-    if (
-      this.#heldHead === held.length ||
-      (this.#heldHead > 1024 && this.#heldHead * 2 > held.length)
-    ) {
-      this.#held = held.slice(this.#heldHead);
-      this.#heldOwners = this.#heldOwners.slice(this.#heldHead);
-      this.#heldHead = 0;
+    const held = this.#held;
+    for (let e = held.peek(); e !== undefined && (e.finishedAt ?? 0) < before; e = held.peek()) {
+      forget(e, held.shift());
     }
   }
 
