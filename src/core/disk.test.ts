@@ -15,26 +15,26 @@ describe("freeBytesLately", () => {
   after(() => rmSync(parent, { recursive: true, force: true }));
 
   it("reads the directory when it has no reading of its parent's disk", () => {
-    const free = freeBytesLately(parent, unit, 1000);
+    const free = freeBytesLately(unit, 1000);
     assert.equal(typeof free, "number");
     assert.ok(Math.abs(free! - freeBytes(unit)!) < 64 * 1024 * 1024, "the disk's free bytes");
   });
 
   it("answers from that reading moments later, for another directory under the same parent", () => {
-    assert.equal(freeBytesLately(parent, gone, 1001), freeBytesLately(parent, unit, 1001));
-    assert.equal(typeof freeBytesLately(parent, gone, 1002), "number");
+    assert.equal(freeBytesLately(gone, 1001), freeBytesLately(unit, 1001));
+    assert.equal(typeof freeBytesLately(gone, 1002), "number");
   });
 
   it("reads again once the reading is a second old", () => {
-    assert.equal(freeBytesLately(parent, gone, 2001), undefined);
+    assert.equal(freeBytesLately(gone, 2001), undefined);
   });
 
   it("keeps no reading it could not take: the next call reads", () => {
-    assert.equal(freeBytesLately(parent, gone, 2002), undefined);
-    assert.equal(typeof freeBytesLately(parent, unit, 2003), "number");
+    assert.equal(freeBytesLately(gone, 2002), undefined);
+    assert.equal(typeof freeBytesLately(unit, 2003), "number");
   });
 
   it("never answers for a time before its reading", () => {
-    assert.equal(freeBytesLately(parent, gone, 500), undefined);
+    assert.equal(freeBytesLately(gone, 500), undefined);
   });
 });

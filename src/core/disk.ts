@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { accessSync, constants, mkdirSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ColonyError } from "./errors.ts";
 
 /** Under this many free bytes a disk counts as full. */
@@ -34,18 +34,14 @@ const LATELY_MS = 1000;
 const readings = new Map<string, { at: number; until: number; free: number | undefined }>();
 
 /**
- * freeBytes() of a directory under `parent` (`dir` itself is read when no reading is
- * fresh), answered from a reading of another directory under the same parent while
- * that reading still holds: taken less than a second ago, and with room enough that the
- * disk could not have filled since at 1 GB/s (a disk near full is read every time).
- * Every SHELL task's end asks (task-runner.ts, fullDiskNote): a statfs each cost ~30 µs
- * of the ~400 µs the event loop spends on a job.
+ * freeBytes(dir), answered from a reading of another directory under the same parent
+ * (unit dirs share `{data}/units`) while that reading still holds: taken less than a
+ * second ago, and with room enough that the disk could not have filled since at 1 GB/s
+ * (a disk near full is read every time). Every SHELL task's end asks (task-runner.ts,
+ * fullDiskNote): a statfs each cost ~30 µs of the ~400 µs the event loop spends on a job.
  */
-export function freeBytesLately(
-  parent: string,
-  dir: string,
-  now = performance.now(),
-): number | undefined {
+export function freeBytesLately(dir: string, now = performance.now()): number | undefined {
+  const parent = dirname(dir);
   const last = readings.get(parent);
   if (last && now >= last.at && now < last.until) return last.free;
   const free = freeBytes(dir);

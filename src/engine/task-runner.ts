@@ -4,10 +4,11 @@
  * collects `::set-output` values and records the result — each step one store call.
  */
 import { createReadStream, statSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { FULL_DISK_BYTES, freeBytesLately } from "../core/disk.ts";
 import { ColonyError, StoreError } from "../core/errors.ts";
 import { isUnitId } from "../core/ids.ts";
+import { unitsRoot } from "../units/unit-files.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import {
   completedResult,
@@ -89,7 +90,7 @@ const unitsRoots = new Map<string, string>();
 export function unitDir(dataDir: string, executionId: string): string {
   let root = unitsRoots.get(dataDir);
   if (root === undefined) {
-    root = join(dataDir, "units");
+    root = unitsRoot(dataDir);
     unitsRoots.set(dataDir, root);
   }
   // An execution id is a unit id (letters and digits): nothing for join() to normalize.
@@ -189,8 +190,7 @@ export function classifyResult(
  * went there too, and was lost). Undefined when there was room, or no way to tell.
  */
 export function fullDiskNote(dir: string): string | undefined {
-  // Unit dirs share their parent (`{data}/units`) and its disk.
-  const free = freeBytesLately(dirname(dir), dir);
+  const free = freeBytesLately(dir);
   if (free === undefined || free >= FULL_DISK_BYTES) return undefined;
   return (
     `the disk of ${dir} was full when the task ended (${free} bytes free): ` +
