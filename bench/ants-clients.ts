@@ -32,7 +32,8 @@ async function echo(
   seconds: number,
   bytes: number,
 ): Promise<[number, number, number]> {
-  const payload = JSON.stringify({ type: "bench", pad: "x".repeat(Math.max(0, bytes - 30)) });
+  // Exactly `bytes` long: {"type":"bench","pad":""} is 25 bytes without its padding.
+  const payload = JSON.stringify({ type: "bench", pad: "x".repeat(Math.max(0, bytes - 25)) });
   const conns = await Promise.all(
     Array.from({ length: clients }, () => open(`${wsBase}/bench/echo`)),
   );

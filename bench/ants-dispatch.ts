@@ -27,7 +27,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { tempDataDir, type BenchLine } from "./support.ts";
+import type { ExecutionRequest } from "../src/core/executor.ts";
+import { buildTaskRequest, encodeTaskRequest, taskDefinition } from "../src/ants/task-request.ts";
+import { deepFreeze, tempDataDir, type BenchLine } from "./support.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -98,10 +100,11 @@ export async function antsDispatch(
     clients = child(["bench/ants-clients.ts", url!, token!]);
     await clients.next();
     const cpu = async () => Number((await ask(server, "cpu"))[1]);
-    // These tasks' TaskRequest frames are about 700 bytes: echo frames of that size.
+    // Echo frames of the size of the dispatch line's TaskRequest frames (~510 bytes).
+    const bytes = Buffer.byteLength(encodeTaskRequest(dispatchRequest()(n >> 1)).text);
     const echo = async (): Promise<Timed> => {
       const before = await cpu();
-      const [, count, secs, all] = await ask(clients!, `echo ${ants} ${seconds} 700`);
+      const [, count, secs, all] = await ask(clients!, `echo ${ants} ${seconds} ${bytes}`);
       return { rate: Number(count) / Number(secs), cpuUs: ((await cpu()) - before) / Number(all) };
     };
     const timed = async (command: string, count: number): Promise<Timed> => {
@@ -140,6 +143,7 @@ export async function antsDispatch(
     const baseCpu = around.cpuUs;
     const ratios = runs.map((r) => (r.dispatch.rate / r.base.rate).toFixed(2)).join(", ");
     const jobs = await timed("jobs", jobsN);
+    const text = taskRequestText();
     const all = echoes.reduce((sum, e) => sum + e.rate, 0) / echoes.length;
     return [
       {
@@ -155,6 +159,7 @@ export async function antsDispatch(
         baseline: `per raw echo ${baseCpu.toFixed(0)} µs`,
         ratio: baseCpu / dispatch.cpuUs,
       },
+      text,
       {
         name: "  floor: a bare JSON dispatcher",
         value: `${floor.rate.toFixed(0)} tasks/s, ${floor.cpuUs.toFixed(0)} µs`,
@@ -187,4 +192,50 @@ export async function antsDispatch(
     );
     dir.remove();
   }
+}
+
+/** The ExecutionRequest of the dispatch line's i-th task (bench/ants-server.ts `dispatch`). */
+function dispatchRequest(): (i: number) => ExecutionRequest {
+  const task = deepFreeze(taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] }));
+  return (i) => ({
+    executionId: `b2-${i}`,
+    method: "WEBSOCKET",
+    task,
+    env: {},
+    variables: {},
+    unitDir: "",
+    jobRequestId: 1,
+    jobType: "bench-ws",
+  });
+}
+
+/**
+ * The JSON text of the dispatch line's TaskRequest, made as colony sends it
+ * (encodeTaskRequest: the task's parts kept as text) against JSON.stringify of the
+ * request object (buildTaskRequest), in this process: µs per text, alternating rounds,
+ * the median of each.
+ */
+export function taskRequestText(n = 100_000, rounds = 5): BenchLine {
+  const request = dispatchRequest();
+  const time = (make: (i: number) => string): number => {
+    const started = performance.now();
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += make(i).length;
+    if (bytes === 0) throw new Error("no text");
+    return ((performance.now() - started) * 1000) / n;
+  };
+  const encoded: number[] = [];
+  const plain: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    encoded.push(time((i) => encodeTaskRequest(request(i)).text));
+    plain.push(time((i) => JSON.stringify(buildTaskRequest(request(i)))));
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const [e, p] = [median(encoded), median(plain)];
+  return {
+    name: "  TaskRequest text per send",
+    value: `${e.toFixed(2)} µs`,
+    baseline: `JSON.stringify(buildTaskRequest) ${p.toFixed(2)} µs`,
+    ratio: p / e,
+  };
 }

@@ -26,6 +26,7 @@ import type { RouteModule } from "../src/server/app.ts";
 import { ALL_ROUTES } from "../src/server/routes.ts";
 import { startServer } from "../src/server/server.ts";
 import { newToken } from "../src/server/auth/token-authenticator.ts";
+import { deepFreeze } from "./support.ts";
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error("usage: node bench/ants-server.ts <data dir>");
@@ -91,7 +92,8 @@ async function jobs(n: number): Promise<[number, number]> {
 let runs = 0;
 async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
   const run = ++runs;
-  const task = taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] });
+  // Frozen, as the engine's tasks are (the store's definitions are deep-frozen).
+  const task = deepFreeze(taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] }));
   const dispatcher = server.runtime.dispatcher;
   let next = 0;
   let completed = 0;

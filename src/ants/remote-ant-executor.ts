@@ -36,7 +36,7 @@ import {
 } from "../executors/execution-table.ts";
 import {
   AGENT_PROTOCOL,
-  buildTaskRequest,
+  encodeTaskRequest,
   resultOf,
   stdoutOf,
   type OutputFrame,
@@ -509,12 +509,12 @@ export class RemoteAntExecutor implements Executor {
     ) {
       const e = this.#queue.shift()!;
       if (e.result || e.cancelled) continue;
-      const request = buildTaskRequest(e.request, { taskRetry: e.taskRetry });
-      e.correlationId = request.co_relation_id;
+      const { text, correlationId } = encodeTaskRequest(e.request, { taskRetry: e.taskRetry });
+      e.correlationId = correlationId;
       e.sent = true;
       this.dispatched++;
       try {
-        link.send(JSON.stringify(request));
+        link.send(text);
       } catch (error) {
         this.#log(`ant ${this.antId}: could not send task ${e.id}: ${(error as Error).message}`);
       }

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { ExecutionRequest } from "../core/executor.ts";
 import {
   buildTaskRequest,
+  encodeTaskRequest,
   executionRequestOf,
   parseRegistration,
   parseTaskRequest,
@@ -71,6 +72,71 @@ describe("TaskRequest / TaskResponse (seed 000)", () => {
     assert.equal(r.executor_opts.method, "SHELL");
     assert.deepEqual(r.executor_opts.headers, { t1_h1: "1" });
     assert.ok(parseTaskRequest(JSON.parse(JSON.stringify(r))).ok);
+  });
+
+  it("encodes the exact text of buildTaskRequest for every shape of task, kept parts or not", () => {
+    const freeze = <T>(value: T): T => {
+      if (value && typeof value === "object" && !Object.isFrozen(value)) {
+        Object.freeze(value);
+        for (const v of Object.values(value)) freeze(v);
+      }
+      return value;
+    };
+    const tasks = {
+      plain: taskDefinition("t", {}),
+      seed: request.task,
+      awkward: taskDefinition('q"uo\\te', {
+        script: ["echo 'é ü \u2028' \"$X\"\n\tnext", ""],
+        afterScript: ["\u0000"],
+        tags: ["a", "ü"],
+        timeoutMs: 1500,
+        allowFailure: true,
+        url: "http://127.0.0.1:1/x?y=1",
+        query: { q: "1 2" },
+        headers: { "X-A": 'b"c' },
+        variables: { v: { name: "v", value: [1, { a: null }], secret: true } },
+        executorOptions: { container: { image: "busybox", command: ["sh"] }, n: 1 },
+        messagingRequestQueue: "req",
+        messagingReplyQueue: "rep",
+        artifacts: { paths: ["dist", "out/a b"] },
+      }),
+      // Executor options that reuse a reserved key keep JSON.stringify's order.
+      reserved: taskDefinition("r", { executorOptions: { name: "mine", zz: true, method: "X" } }),
+    };
+    const variants: Array<Partial<ExecutionRequest>> = [
+      {},
+      { movesArtifacts: true },
+      {
+        movesArtifacts: true,
+        artifactDownloads: [{ name: "a", url: "http://127.0.0.1:1/a", executable: false }],
+      },
+      { method: "HTTP_GET", jobRequestId: 123456, jobType: 'j"t', jobAttempt: 3, attempt: 1 },
+      { jobRequestId: undefined, jobType: undefined, jobAttempt: undefined, attempt: undefined },
+      { env: { K: "v\nw", "A=B": "=" }, variables: {} },
+    ];
+    let checked = 0;
+    for (const [name, task] of Object.entries(tasks)) {
+      for (const frozen of [false, true]) {
+        const t = frozen ? freeze(structuredClone(task)) : task;
+        for (const variant of variants) {
+          // Twice each: the first send of a frozen task keeps its parts, the next uses them.
+          for (const taskRetry of [undefined, 7, undefined]) {
+            const r: ExecutionRequest = { ...request, task: t, ...variant };
+            const extras = taskRetry === undefined ? {} : { taskRetry };
+            const { text, correlationId } = encodeTaskRequest(r, extras);
+            const expected = { ...buildTaskRequest(r, extras), co_relation_id: correlationId };
+            assert.equal(text, JSON.stringify(expected), `${name}, frozen ${frozen}`);
+            assert.match(correlationId, /^[0-9a-f-]{36}$/);
+            checked++;
+          }
+        }
+      }
+    }
+    assert.equal(checked, 4 * 2 * variants.length * 3);
+    // A fresh correlation id for every send.
+    const a = encodeTaskRequest(request);
+    const b = encodeTaskRequest(request);
+    assert.notEqual(a.correlationId, b.correlationId);
   });
 
   it("an agent gets back the task it runs (executionRequestOf inverts buildTaskRequest)", () => {

@@ -113,12 +113,25 @@ function renderRecord(
 }
 
 /**
- * A copy of the task with every string it runs with rendered: scripts, url, headers,
+ * The task with every string it runs with rendered (a copy; a frozen task that has no
+ * `{{` anywhere is returned as it is): scripts, url, headers,
  * query and environment values, messaging queues, artifact paths and every string inside
  * executorOptions. Names and routing are left as written; the task's variables are
  * rendered with the template values (engine/task-runner.ts templateValues).
  */
 export function renderTask(task: TaskDefinition, values: Record<string, unknown>): TaskDefinition {
+  // A frozen task with nothing to render is its own rendering: the same object for every
+  // job of its definition (the store shares one frozen definition between them), so what
+  // is derived from a task once can be kept with it (ants/task-request.ts
+  // encodeTaskRequest). The answer is kept per task: frozen, it cannot change.
+  if (Object.isFrozen(task)) {
+    let templated = TEMPLATED.get(task);
+    if (templated === undefined) {
+      templated = hasTemplate(task);
+      TEMPLATED.set(task, templated);
+    }
+    if (!templated) return task;
+  }
   const list = (items: string[], field: string) =>
     items.map((s, i) => renderTemplate(s, values, `${field}[${i}]`));
   const out: TaskDefinition = {
@@ -152,4 +165,29 @@ export function renderTask(task: TaskDefinition, values: Record<string, unknown>
   if (task.artifacts)
     out.artifacts = { ...task.artifacts, paths: list(task.artifacts.paths, "artifacts.paths") };
   return out;
+}
+
+/** Whether each frozen task seen has a `{{` in a string renderTask renders. */
+const TEMPLATED = new WeakMap<TaskDefinition, boolean>();
+
+function hasTemplate(task: TaskDefinition): boolean {
+  const some = (value: unknown): boolean => {
+    if (typeof value === "string") return value.includes("{{");
+    if (Array.isArray(value)) return value.some(some);
+    if (value !== null && typeof value === "object") return Object.values(value).some(some);
+    return false;
+  };
+  return some([
+    task.beforeScript,
+    task.script,
+    task.afterScript,
+    task.environment,
+    task.headers,
+    task.query,
+    task.executorOptions,
+    task.url,
+    task.messagingRequestQueue,
+    task.messagingReplyQueue,
+    task.artifacts?.paths,
+  ]);
 }

@@ -31,7 +31,7 @@ import type {
   LogStreamRequest,
 } from "../../core/executor.ts";
 import {
-  buildTaskRequest,
+  encodeTaskRequest,
   parseJsonFrame,
   parseTaskResponse,
   resultOf,
@@ -294,9 +294,9 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
   }
 
   async function send(e: MessagingExecution): Promise<void> {
-    const request = buildTaskRequest(e.request, { taskRetry: e.taskRetry });
-    e.correlationId = request.co_relation_id;
-    const id = await commands!.xadd(e.requestQueue, "*", "payload", JSON.stringify(request));
+    const { text, correlationId } = encodeTaskRequest(e.request, { taskRetry: e.taskRetry });
+    e.correlationId = correlationId;
+    const id = await commands!.xadd(e.requestQueue, "*", "payload", text);
     e.entryId = id ?? undefined;
   }
 
