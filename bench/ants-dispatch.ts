@@ -29,7 +29,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { ExecutionRequest } from "../src/core/executor.ts";
 import { buildTaskRequest, encodeTaskRequest, taskDefinition } from "../src/ants/task-request.ts";
-import { deepFreeze, tempDataDir, type BenchLine } from "./support.ts";
+import { antsBenchRequest, deepFreeze, tempDataDir, type BenchLine } from "./support.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -197,16 +197,7 @@ export async function antsDispatch(
 /** The ExecutionRequest of the dispatch line's i-th task (bench/ants-server.ts `dispatch`). */
 function dispatchRequest(): (i: number) => ExecutionRequest {
   const task = deepFreeze(taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] }));
-  return (i) => ({
-    executionId: `b2-${i}`,
-    method: "WEBSOCKET",
-    task,
-    env: {},
-    variables: {},
-    unitDir: "",
-    jobRequestId: 1,
-    jobType: "bench-ws",
-  });
+  return (i) => antsBenchRequest(task, `b2-${i}`);
 }
 
 /**

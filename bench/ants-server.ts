@@ -26,7 +26,7 @@ import type { RouteModule } from "../src/server/app.ts";
 import { ALL_ROUTES } from "../src/server/routes.ts";
 import { startServer } from "../src/server/server.ts";
 import { newToken } from "../src/server/auth/token-authenticator.ts";
-import { deepFreeze } from "./support.ts";
+import { antsBenchRequest, deepFreeze } from "./support.ts";
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error("usage: node bench/ants-server.ts <data dir>");
@@ -107,16 +107,7 @@ async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
       const found = dispatcher.executorFor(task, execution, signal);
       const executor = found instanceof Promise ? await found : found;
       if (!executor) throw new Error("no ant for the bench task");
-      await executor.start({
-        executionId: execution.id,
-        method: "WEBSOCKET",
-        task,
-        env: {},
-        variables: {},
-        unitDir: `${units}/${execution.id}`,
-        jobRequestId: 1,
-        jobType: "bench-ws",
-      });
+      await executor.start(antsBenchRequest(task, execution.id, `${units}/${execution.id}`));
       const result = await executor.wait(execution.id);
       if (result.status === "COMPLETED") completed++;
     }
@@ -145,16 +136,7 @@ function floorSend(ant: WebSocket, frame: string): void {
 async function floor(n: number): Promise<[number, number]> {
   const run = ++runs;
   const task = taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] });
-  const template = buildTaskRequest({
-    executionId: "",
-    method: "WEBSOCKET",
-    task,
-    env: {},
-    variables: {},
-    unitDir: "",
-    jobRequestId: 1,
-    jobType: "bench-ws",
-  });
+  const template = buildTaskRequest(antsBenchRequest(task, ""));
   let next = 0;
   let completed = 0;
   const started = performance.now();

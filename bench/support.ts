@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import type { ExecutionRequest } from "../src/core/executor.ts";
+import type { TaskDefinition } from "../src/core/job-definition.ts";
 
 const leftDirs: string[] = [];
 process.once("exit", () => {
@@ -20,6 +22,24 @@ export function tempDataDir(under?: string): { path: string; remove(): void } {
   const parent = under ?? process.env.BENCH_DIR ?? tmpdir();
   const path = mkdtempSync(join(parent, "colony-bench-"));
   return { path, remove: () => void leftDirs.push(path) };
+}
+
+/** The ExecutionRequest of a no-op WEBSOCKET task of the ants bench (job 1, bench-ws). */
+export function antsBenchRequest(
+  task: TaskDefinition,
+  executionId: string,
+  unitDir = "",
+): ExecutionRequest {
+  return {
+    executionId,
+    method: "WEBSOCKET",
+    task,
+    env: {},
+    variables: {},
+    unitDir,
+    jobRequestId: 1,
+    jobType: "bench-ws",
+  };
 }
 
 /** Frozen through, as the engine's tasks are (the store's definitions are deep-frozen). */

@@ -12,7 +12,7 @@
  * Features built later (ants, the hook) register their own metrics on the same registry
  * through `counter()`, `gauge()` and `histogram()` (see docs/metrics.md).
  */
-import { QuickHistogram } from "./quick-histogram.ts";
+import { QuickHistogram, type QuickHistogramConfig } from "./quick-histogram.ts";
 import {
   collectDefaultMetrics,
   Counter,
@@ -98,33 +98,26 @@ export function createMetrics(options: MetricsOptions): ColonyMetrics {
   });
   // The histograms every job feeds are QuickHistograms (quick-histogram.ts): a fraction
   // of prom-client's cost per observation.
-  const taskDuration = new QuickHistogram(
-    {
-      name: "colony_task_duration_seconds",
-      help: "Task execution run time, from its start on an executor to its final state",
-      labelNames: ["method", "state"] as const,
-      buckets: DURATION_BUCKETS,
-    },
-    registry,
-  );
-  const jobDuration = new QuickHistogram(
-    {
-      name: "colony_job_duration_seconds",
-      help: "Job request run time, from being claimed to its final state",
-      labelNames: ["state"] as const,
-      buckets: DURATION_BUCKETS,
-    },
-    registry,
-  );
-  const dispatch = new QuickHistogram(
-    {
-      name: "colony_task_dispatch_latency_seconds",
-      help: "From a task becoming ready (its execution created) to running on its executor",
-      labelNames: ["method"] as const,
-      buckets: LATENCY_BUCKETS,
-    },
-    registry,
-  );
+  const quick = <L extends string>(config: QuickHistogramConfig<L>) =>
+    new QuickHistogram(config, registry);
+  const taskDuration = quick({
+    name: "colony_task_duration_seconds",
+    help: "Task execution run time, from its start on an executor to its final state",
+    labelNames: ["method", "state"] as const,
+    buckets: DURATION_BUCKETS,
+  });
+  const jobDuration = quick({
+    name: "colony_job_duration_seconds",
+    help: "Job request run time, from being claimed to its final state",
+    labelNames: ["state"] as const,
+    buckets: DURATION_BUCKETS,
+  });
+  const dispatch = quick({
+    name: "colony_task_dispatch_latency_seconds",
+    help: "From a task becoming ready (its execution created) to running on its executor",
+    labelNames: ["method"] as const,
+    buckets: LATENCY_BUCKETS,
+  });
 
   interface Running {
     method: string;
@@ -222,15 +215,12 @@ export function createMetrics(options: MetricsOptions): ColonyMetrics {
   // -- store operations and HTTP ---------------------------------------------------------
   let restoreStore: (() => void) | undefined;
   if (options.instrumentStore ?? true) {
-    const storeOps = new QuickHistogram(
-      {
-        name: "colony_store_operation_seconds",
-        help: "Store operation latency, by operation",
-        labelNames: ["op"] as const,
-        buckets: STORE_BUCKETS,
-      },
-      registry,
-    );
+    const storeOps = quick({
+      name: "colony_store_operation_seconds",
+      help: "Store operation latency, by operation",
+      labelNames: ["op"] as const,
+      buckets: STORE_BUCKETS,
+    });
     restoreStore = instrumentStore(options.store, (op) => storeOps.observer({ op }));
   }
   const http = histogram({
