@@ -320,9 +320,9 @@ export function buildTaskRequest(
  * most of the text) are kept as text per task object (the same task of many jobs: the
  * store shares one frozen definition between them, and a task with no `{{.Name}}` is not
  * copied to be rendered, see core/template.ts); the per-execution values are stringified
- * around them. The parts of each task are checked once against buildTaskRequest, and a task whose
- * text they do not reproduce (executor options that reuse a reserved key, say) keeps the
- * plain path, as does a task object that is not frozen (it could change).
+ * around them. The parts of each task are checked once against buildTaskRequest: a task
+ * whose text they do not reproduce (executor options that reuse a reserved key, say)
+ * keeps the plain path, as does a task object that is not frozen (it could change).
  */
 export function encodeTaskRequest(
   request: ExecutionRequest,

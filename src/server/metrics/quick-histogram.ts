@@ -15,7 +15,7 @@ import type { Registry } from "prom-client";
 interface Series {
   labels: Record<string, string>;
   observe: (value: number) => void;
-  /** Observations per bucket (not cumulative); the last ones past every bound count only in +Inf. */
+  /** Observations per bucket (not cumulative); those past every bound are only in +Inf. */
   counts: number[];
   sum: number;
   count: number;
