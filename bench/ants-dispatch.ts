@@ -19,7 +19,9 @@
  *   both, each round between two echo phases and set against their mean; the round
  *   with the median ratio is printed;
  * - jobs: N single-task WEBSOCKET jobs submitted in-process to the server's engine and
- *   run to COMPLETED (everything: store writes for the job and the task, planning).
+ *   run to COMPLETED (everything: store writes for the job and the task, planning);
+ * - TaskRequest text: the dispatch line's request made as colony sends it against
+ *   JSON.stringify of the request object, in this process (taskRequestText).
  *
  * The machine is shared, so rates drift; the server's CPU time per task against its CPU
  * time per raw echo round trip is printed too, as it moves much less with the load.
