@@ -318,11 +318,12 @@ export function buildTaskRequest(
  * ~3 µs of the ~35 µs of server CPU a dispatched task costs (bench/README.md, ants). The
  * parts that depend only on the task and its method (its scripts, tags, headers, options:
  * most of the text) are kept as text per task object (the same task of many jobs: the
- * store shares one frozen definition between them, and a task with no `{{.Name}}` is not
- * copied to be rendered, see core/template.ts); the per-execution values are stringified
- * around them. The parts of each task are checked once against buildTaskRequest: a task
- * whose text they do not reproduce (executor options that reuse a reserved key, say)
- * keeps the plain path, as does a task object that is not frozen (it could change).
+ * SQLite store shares one frozen definition between them, and a task with no
+ * `{{.Name}}` is not copied to be rendered, see core/template.ts); the per-execution
+ * values are stringified around them. The parts of each task are checked once against
+ * buildTaskRequest: a task whose text they do not reproduce (executor options that reuse
+ * a reserved key, say) keeps the plain path, as does a task object that is not frozen
+ * (it could change).
  */
 export function encodeTaskRequest(
   request: ExecutionRequest,
@@ -356,8 +357,8 @@ interface RequestParts {
 const partsByTask = new WeakMap<TaskDefinition, Map<string, RequestParts | null>>();
 
 function requestParts(request: ExecutionRequest): RequestParts | undefined {
-  // Only a frozen task is the same task the next time it is seen (the store's shared
-  // definitions are frozen); others keep the plain path.
+  // Only a frozen task is the same task the next time it is seen (the SQLite store's
+  // shared definitions are frozen); others keep the plain path.
   if (!Object.isFrozen(request.task)) return undefined;
   if (request.movesArtifacts && request.artifactDownloads && request.artifactDownloads.length > 0) {
     return undefined; // per-request download URLs: not worth parts of their own

@@ -120,10 +120,12 @@ function renderRecord(
  * rendered with the template values (engine/task-runner.ts templateValues).
  */
 export function renderTask(task: TaskDefinition, values: Record<string, unknown>): TaskDefinition {
-  // A frozen task with nothing to render is its own rendering: the same object for every
-  // job of its definition (the store shares one frozen definition between them), so what
-  // is derived from a task once can be kept with it (ants/task-request.ts
-  // encodeTaskRequest). The answer is kept per task: frozen, it cannot change.
+  // A frozen task with nothing to render is its own rendering. The SQLite store shares
+  // one frozen definition between the jobs of a type, so such a task is the same object
+  // job after job, and what is derived from it once can be kept with it
+  // (ants/task-request.ts encodeTaskRequest). Whether it has a template is kept per task:
+  // frozen, it cannot change. (PostgreSQL rows and definitions with secrets give fresh,
+  // unfrozen copies: those tasks are rendered into copies as before.)
   if (Object.isFrozen(task)) {
     let templated = TEMPLATED.get(task);
     if (templated === undefined) {
