@@ -31,7 +31,8 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { ExecutionRequest } from "../src/core/executor.ts";
 import { buildTaskRequest, encodeTaskRequest, taskDefinition } from "../src/ants/task-request.ts";
-import { antsBenchRequest, deepFreeze, tempDataDir, type BenchLine } from "./support.ts";
+import { antsBenchRequest, tempDataDir, type BenchLine } from "./support.ts";
+import { deepFreeze } from "../src/core/json.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 

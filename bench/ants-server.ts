@@ -26,7 +26,8 @@ import type { RouteModule } from "../src/server/app.ts";
 import { ALL_ROUTES } from "../src/server/routes.ts";
 import { startServer } from "../src/server/server.ts";
 import { newToken } from "../src/server/auth/token-authenticator.ts";
-import { antsBenchRequest, deepFreeze } from "./support.ts";
+import { antsBenchRequest } from "./support.ts";
+import { deepFreeze } from "../src/core/json.ts";
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error("usage: node bench/ants-server.ts <data dir>");
@@ -92,7 +93,7 @@ async function jobs(n: number): Promise<[number, number]> {
 let runs = 0;
 async function dispatch(n: number, parallel = 64): Promise<[number, number]> {
   const run = ++runs;
-  // Frozen, as the engine's tasks are (the store's definitions are deep-frozen).
+  // Frozen, as the engine's tasks are (the SQLite store's definitions are deep-frozen).
   const task = deepFreeze(taskDefinition("t", { method: "WEBSOCKET", tags: ["bench"] }));
   const dispatcher = server.runtime.dispatcher;
   let next = 0;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ExecutionRequest } from "../core/executor.ts";
+import { deepFreeze } from "../core/json.ts";
 import {
   buildTaskRequest,
   encodeTaskRequest,
@@ -75,13 +76,6 @@ describe("TaskRequest / TaskResponse (seed 000)", () => {
   });
 
   it("encodes the exact text of buildTaskRequest for every shape of task, kept parts or not", () => {
-    const freeze = <T>(value: T): T => {
-      if (value && typeof value === "object" && !Object.isFrozen(value)) {
-        Object.freeze(value);
-        for (const v of Object.values(value)) freeze(v);
-      }
-      return value;
-    };
     const tasks = {
       plain: taskDefinition("t", {}),
       seed: request.task,
@@ -117,7 +111,7 @@ describe("TaskRequest / TaskResponse (seed 000)", () => {
     let checked = 0;
     for (const [name, task] of Object.entries(tasks)) {
       for (const frozen of [false, true]) {
-        const t = frozen ? freeze(structuredClone(task)) : task;
+        const t = frozen ? deepFreeze(structuredClone(task)) : task;
         for (const variant of variants) {
           // Twice each: the first send of a frozen task keeps its parts, the next uses them.
           for (const taskRetry of [undefined, 7, undefined]) {

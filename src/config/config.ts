@@ -11,6 +11,7 @@ import { Value } from "typebox/value";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { ColonyError } from "../core/errors.ts";
 import { parseDuration } from "../core/duration.ts";
+import { deepFreeze } from "../core/json.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
 import {
   DockerConfigSchema,
@@ -514,12 +515,4 @@ function checkTimezone(key: string, zone: string): string {
     );
   }
   return zone;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === "object") {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -9,3 +9,15 @@ export function jsonProblem(value: unknown): string | undefined {
     return (error as Error).message.replace(/\s+/g, " ");
   }
 }
+
+/**
+ * Freezes an object graph in place and returns it. An object already frozen is taken to be
+ * frozen through (what this function leaves), so shared parts are not walked again.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseJobDefinition } from "./definition-parser.ts";
 import { ColonyError } from "./errors.ts";
+import { deepFreeze } from "./json.ts";
 import { renderTask, renderTemplate } from "./template.ts";
 
 void describe("renderTemplate", () => {
@@ -113,25 +114,18 @@ void describe("renderTask", () => {
   });
 
   void it("gives a frozen task with nothing to render back as it is, and renders the others", () => {
-    const freeze = <T>(value: T): T => {
-      if (value && typeof value === "object" && !Object.isFrozen(value)) {
-        Object.freeze(value);
-        for (const v of Object.values(value)) freeze(v);
-      }
-      return value;
-    };
     const plain = parseJobDefinition("job_type: p\ntasks:\n- task_type: a\n  script: [echo hi]\n")
       .tasks[0]!;
     assert.notEqual(renderTask(plain, values), plain, "not frozen: a copy, as before");
-    const frozen = freeze({ ...plain, executorOptions: { container: { image: "busybox" } } });
+    const frozen = deepFreeze({ ...plain, executorOptions: { container: { image: "busybox" } } });
     assert.equal(renderTask(frozen, values), frozen);
     assert.equal(renderTask(frozen, values), frozen, "the same answer the second time");
     // A `{{` anywhere renderTask looks (here deep in the executor options) means a copy.
-    const deep = freeze({ ...plain, executorOptions: { container: { image: "r/{{.Env}}" } } });
+    const deep = deepFreeze({ ...plain, executorOptions: { container: { image: "r/{{.Env}}" } } });
     const out = renderTask(deep, values);
     assert.notEqual(out, deep);
     assert.deepEqual(out.executorOptions, { container: { image: "r/prod" } });
-    const headers = freeze({ ...plain, headers: { A: "{{.Token}}" } });
+    const headers = deepFreeze({ ...plain, headers: { A: "{{.Token}}" } });
     assert.deepEqual(renderTask(headers, values).headers, { A: "t0k" });
   });
 

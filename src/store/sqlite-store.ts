@@ -12,6 +12,7 @@ import {
   ValidationError,
 } from "../core/errors.ts";
 import { isUnitId, newUnitId } from "../core/ids.ts";
+import { deepFreeze } from "../core/json.ts";
 import type { JobDefinition } from "../core/job-definition.ts";
 import type { JobRequest, JobRequestFilter, TaskExecution } from "../core/job-request.ts";
 import { isFinal, sourcesOf, type State } from "../core/states.ts";
@@ -200,15 +201,6 @@ const RESTART_BACKOFF_MS = 50;
 const RESTART_BACKOFF_MAX_MS = 1000;
 const WAL_FILE_LIMIT = 16 * 2 ** 20;
 const DEFINITION_CACHE_SIZE = 256;
-
-/** Freezes an object graph (JSON): a body shared by every JobRequest of its id. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 const JOB_COLUMNS =
   "job_type, state, params, definition, max_concurrency, attempt, scheduled_at, created_at, submitted_by, updated_at";
