@@ -72,6 +72,44 @@ void describe("sqlite store", () => {
     }
   });
 
+  void it("a write gives back the stored row after another connection's write or a write of another kind", async () => {
+    // The rows after each job's claim, start and finish are derived, not read back
+    // (sqlite-known-rows.ts); these two writes must make the store read them again.
+    const path = join(dir, "known-rows.db");
+    const a = await fresh(path);
+    const b = await fresh(path);
+    try {
+      const { id } = await a.createJobRequest({
+        jobType: "k",
+        definition: jobDef("k"),
+        params: {},
+      });
+      assert.equal((await a.claimDueJobRequests("a", new Date(), 1000, 1))[0]?.owner, "a");
+      // Another connection takes the job over once a's lease has run out.
+      const later = new Date(Date.now() + 60_000);
+      assert.equal((await b.takeOverJobRequest(id, "b", later, 30_000))?.owner, "b");
+      const executing = await a.markJobExecuting(id);
+      assert.equal(executing.owner, "b");
+      assert.deepEqual(executing, await a.getJobRequest(id));
+      // A hook report through the same connection (not a write that keeps rows).
+      const { execution } = await a.createTaskExecution({
+        jobRequestId: id,
+        taskType: "t",
+        method: "SHELL",
+        jobAttempt: 0,
+        attempt: 0,
+      });
+      await a.markTaskExecuting(execution.id, { handle: { pid: 1 } });
+      await a.asyncActions.recordHookReport(execution.id, { status: "RUNNING" }, new Date());
+      const done = await a.finishTask(execution.id, { state: "COMPLETED", exitCode: 0 });
+      assert.equal(done.hook?.status, "RUNNING");
+      assert.deepEqual(done, await a.getTaskExecution(execution.id));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   void it("claimers in four threads on one file claim each request exactly once", async () => {
     const path = join(dir, "threads.db");
     const store = await fresh(path);

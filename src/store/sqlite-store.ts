@@ -5,6 +5,7 @@
  * sharing the file (they wait up to busy_timeout for each other).
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { isDeepStrictEqual } from "node:util";
 import {
   ConflictError,
   IllegalTransitionError,
@@ -20,6 +21,7 @@ import { BUSY_TIMEOUT_MS, sqliteFailure } from "./sqlite-errors.ts";
 import { RestartWindows, startCheckpointer, type Checkpointer } from "./sqlite-checkpointer.ts";
 import { migrateSqlite } from "./migrations.ts";
 import { createSqliteAsyncActions } from "./sqlite-async-actions.ts";
+import { KnownRows, type RowWrite } from "./sqlite-known-rows.ts";
 import {
   formatProcessJobId,
   type NewProcessJob,
@@ -210,28 +212,84 @@ const JOB_COLUMNS =
  * string, which the statement cache's lookup must flatten and hash again each time.
  */
 const INSERT_JOB = `INSERT INTO job_requests (${JOB_COLUMNS}) VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, ?, ?)`;
-const MARK_JOB_EXECUTING = `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?,
+const MARK_JOB_EXECUTING: RowWrite = {
+  sql: `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, ?), updated_at = ?,
     error_code = NULL, error_message = NULL
-  WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
-const MARK_TASK_EXECUTING = `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
+  WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
+  apply: (before, [at]) => ({
+    ...before,
+    state: "EXECUTING",
+    started_at: before.started_at ?? at,
+    error_code: null,
+    error_message: null,
+  }),
+  final: false,
+};
+const MARK_TASK_EXECUTING: RowWrite = {
+  sql: `UPDATE task_executions SET state = 'EXECUTING', started_at = COALESCE(started_at, ?),
     handle = COALESCE(?, handle), ant_id = COALESCE(?, ant_id)
-  WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`;
+  WHERE id = ? AND state IN (${sqlList(sourcesOf("EXECUTING"))})`,
+  apply: (before, [at, handle, antId]) => ({
+    ...before,
+    state: "EXECUTING",
+    started_at: before.started_at ?? at,
+    handle: handle ?? before.handle,
+    ant_id: antId ?? before.ant_id,
+  }),
+  final: false,
+};
+/** A claim of one request (the common case, see claimDueJobRequests). */
+const CLAIM_JOB: RowWrite = {
+  sql: `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
+  WHERE id = ? AND state = 'PENDING'`,
+  apply: (before, [owner, lease]) => ({
+    ...before,
+    state: "READY",
+    owner,
+    lease_expires_at: lease,
+  }),
+  final: false,
+};
 /** By final state. */
 const FINISH_JOB = new Map(
-  FINAL.map((state) => [
+  FINAL.map((state): [State, RowWrite] => [
     state,
-    `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
+    {
+      sql: `UPDATE job_requests SET state = ?, ended_at = ?, error_code = ?, error_message = ?, updated_at = ?
   WHERE id = ? AND state IN (${sqlList(sourcesOf(state))})`,
+      apply: (before, [to, at, errorCode, errorMessage]) => ({
+        ...before,
+        state: to,
+        ended_at: at,
+        error_code: errorCode,
+        error_message: errorMessage,
+      }),
+      final: true,
+    },
   ]),
 );
 const FINISH_TASK = new Map(
-  FINAL.map((state) => [
+  FINAL.map((state): [State, RowWrite] => [
     state,
-    `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
+    {
+      sql: `UPDATE task_executions SET state = ?, exit_code = ?, error_code = ?, error_message = ?,
     ended_at = ?, context = COALESCE(?, context)
   WHERE id = ? AND state IN (${sqlList(sourcesOf(state))})`,
+      apply: (before, [to, exitCode, errorCode, errorMessage, at, context]) => ({
+        ...before,
+        state: to,
+        exit_code: exitCode,
+        error_code: errorCode,
+        error_message: errorMessage,
+        ended_at: at,
+        context: context ?? before.context,
+      }),
+      final: true,
+    },
   ]),
 );
+/** What a job request's body is taken as where only the rest of its row is compared. */
+const NO_BODY: JobBody = { params: {}, definition: {} as JobDefinition };
 
 class SqliteStore implements Store {
   readonly kind = "sqlite";
@@ -342,13 +400,65 @@ class SqliteStore implements Store {
   }
 
   /**
-   * Runs an UPDATE of one row (its last parameter is the row's id), then reads the row
-   * back with `read`. Two statements cost less than one with RETURNING, which SQLite
-   * runs to completion into an ephemeral table before the first row comes back.
+   * Runs an UPDATE of one row (its last parameter is the row's id) and gives the row after
+   * it: derived from the row `known` has (sqlite-known-rows.ts), else read back with
+   * `read`, and kept there for the next write. Two statements cost less than one with
+   * RETURNING, which SQLite runs to completion into an ephemeral table before the first
+   * row comes back; the derived row costs neither.
    */
-  #update(sql: string, read: HotRead, ...params: SQLInputValue[]): Row | undefined {
-    const changed = this.#stmt(sql).run(...params).changes;
-    return Number(changed) === 1 ? this.#hot(read, params[params.length - 1]!) : undefined;
+  #update<K extends SQLInputValue>(
+    write: RowWrite,
+    read: HotRead,
+    known: KnownRows<K>,
+    ...params: SQLInputValue[]
+  ): Row | undefined {
+    const id = params[params.length - 1] as K;
+    const changed = this.#stmt(write.sql).run(...params).changes;
+    if (Number(changed) !== 1) {
+      known.drop(id);
+      return undefined;
+    }
+    const before = known.get(id);
+    const row = before ? write.apply(before, params) : this.#hot(read, id)!;
+    if (before && this.#verifyRows) this.#verifyRow(read, id, row);
+    known.keep(id, row, write.final);
+    return row;
+  }
+
+  /** COLONY_STORE_VERIFY_ROWS: a derived row must be what a read gives, as the model sees it. */
+  #verifyRow(read: HotRead, id: SQLInputValue, derived: Row): void {
+    const model = (row: Row) =>
+      read === READ_TASK ? toTaskExecution(row, codec) : toJobRequest(row, codec, NO_BODY);
+    const stored = this.#hot(read, id);
+    if (!stored || !isDeepStrictEqual(model(derived), model(stored))) {
+      const error = new Error(
+        `the SQLite store derived a row of ${id} that differs from the stored one: ` +
+          `${JSON.stringify(derived)} against ${JSON.stringify(stored)} ` +
+          `(a RowWrite's apply no longer follows its SQL: sqlite-known-rows.ts)`,
+      );
+      // Uncaught as well: the engine retries failed writes, which would hide it.
+      setImmediate(() => {
+        throw error;
+      });
+      throw error;
+    }
+  }
+
+  /**
+   * At the start of each write transaction: rows kept while another connection has
+   * written since are forgotten (sqlite-known-rows.ts).
+   */
+  #checkDataVersion(): void {
+    const version = this.#stmt("PRAGMA data_version").get()!.data_version as number;
+    if (version !== this.#dataVersion) {
+      this.#forgetRows();
+      this.#dataVersion = version;
+    }
+  }
+
+  #forgetRows(): void {
+    this.#knownJobs.clear();
+    this.#knownTasks.clear();
   }
 
   /**
@@ -389,19 +499,22 @@ class SqliteStore implements Store {
    * write that fails is undone by SQLite alone; multi-statement ones use #tx (a
    * savepoint in the batch). This turns ~8 commits per task into a shared handful.
    */
-  #run<T>(what: string, fn: () => T): Promise<T> {
-    if (this.#held) return this.#defer(() => this.#run(what, fn));
+  #run<T>(what: string, fn: () => T, keepsRows = false): Promise<T> {
+    if (this.#held) return this.#defer(() => this.#run(what, fn, keepsRows));
     try {
       if (!this.#batch) {
         this.#stmt("BEGIN IMMEDIATE").run();
         this.#batch = [];
         setImmediate(() => this.#commit());
+        this.#checkDataVersion();
       }
+      if (!keepsRows) this.#forgetRows();
       const result = fn();
       return new Promise<T>((resolve, reject) => {
         this.#batch!.push({ ok: () => resolve(result), fail: reject });
       });
     } catch (error) {
+      this.#forgetRows(); // a savepoint or the whole batch may have been rolled back
       const failure = this.#wrap(error, what);
       // Some failures (disk full, I/O) make SQLite roll the whole transaction back:
       // then every write queued in this batch is lost and must be reported so.
@@ -413,6 +526,11 @@ class SqliteStore implements Store {
       }
       return Promise.reject(failure);
     }
+  }
+
+  /** #run for the writes that keep the known rows exact (sqlite-known-rows.ts). */
+  #runKeeping<T>(what: string, fn: () => T): Promise<T> {
+    return this.#run(what, fn, true);
   }
 
   /** A read: sees this connection's pending writes, so it settles after their commit. */
@@ -438,6 +556,7 @@ class SqliteStore implements Store {
     } catch (error) {
       if (this.#db.isOpen && this.#db.isTransaction) this.#stmt("ROLLBACK").run();
       this.#bodies.clear(); // ids of rolled-back inserts can be handed out again
+      this.#forgetRows();
       const failure = this.#wrap(error, "committing");
       for (const op of batch) op.fail(failure);
       return;
@@ -500,6 +619,13 @@ class SqliteStore implements Store {
    * return JOB_ROW (everything else) and get the body from here.
    */
   readonly #bodies = new Map<number, JobBody>();
+
+  /** Unfinished rows as this connection last wrote or read them: sqlite-known-rows.ts. */
+  readonly #knownJobs = new KnownRows<number>();
+  readonly #knownTasks = new KnownRows<string>();
+  /** PRAGMA data_version when the rows above were last checked (#checkDataVersion). */
+  #dataVersion = -1;
+  readonly #verifyRows = process.env.COLONY_STORE_VERIFY_ROWS === "1";
 
   /**
    * Definitions by their JSON text, parsed once and frozen: the jobs of one type (and
@@ -613,7 +739,7 @@ class SqliteStore implements Store {
   // -- job requests ---------------------------------------------------------------------
 
   createJobRequest(input: NewJobRequest): Promise<JobRequest> {
-    return this.#run("creating a job request", () => {
+    return this.#runKeeping("creating a job request", () => {
       const now = Date.now();
       const paramsText = JSON.stringify(input.params);
       const definitionText = JSON.stringify(input.definition);
@@ -630,15 +756,23 @@ class SqliteStore implements Store {
         now,
       );
       // Every column of the new row is known here: no RETURNING (see #update).
+      const id = Number(lastInsertRowid);
       const row: Row = {
-        id: Number(lastInsertRowid),
+        id,
         job_type: input.jobType,
         state: "PENDING",
         attempt: 0,
         scheduled_at: scheduledAt,
         created_at: now,
+        started_at: null,
+        ended_at: null,
+        error_code: null,
+        error_message: null,
+        owner: null,
+        lease_expires_at: null,
         submitted_by: submittedBy,
       };
+      this.#knownJobs.keep(id, row);
       return this.#job(row, {
         params: deepFreeze(JSON.parse(paramsText) as Record<string, unknown>),
         definition: this.#definitionOf(definitionText),
@@ -707,7 +841,7 @@ class SqliteStore implements Store {
     leaseMs: number,
     limit: number,
   ): Promise<JobRequest[]> {
-    return this.#run("claiming due job requests", () => {
+    return this.#runKeeping("claiming due job requests", () => {
       if (limit <= 0) return [];
       // Reads first (the batch's write lock is held, so nothing changes under them), then
       // one UPDATE for all of them (atomic by itself) and one read back.
@@ -717,25 +851,29 @@ class SqliteStore implements Store {
       if (chosen.length === 1) {
         // The common case (a claim right after a submit): by id, since json_each costs
         // about twice as much for a single id (measured: ~19 against ~10 µs).
-        const row = this.#update(
-          `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
-           WHERE id = ? AND state = 'PENDING'`,
-          READ_JOB,
-          owner,
-          lease,
-          now.getTime(),
-          chosen[0]!,
-        );
+        const params = [owner, lease, now.getTime(), chosen[0]!];
+        const row = this.#update(CLAIM_JOB, READ_JOB, this.#knownJobs, ...params);
         return [this.#job(row!)];
       }
       const ids = JSON.stringify(chosen);
-      this.#stmt(
+      const { changes } = this.#stmt(
         `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
          WHERE id IN (SELECT value FROM json_each(?)) AND state = 'PENDING'`,
       ).run(owner, lease, now.getTime(), ids);
-      const rows = this.#hotAll(READ_JOBS, ids);
-      const byId = new Map(rows.map((row) => [row.id as number, row]));
-      return chosen.map((id) => this.#job(byId.get(id)!));
+      // Each chosen row was PENDING (read above, under the write lock): all changed.
+      const before = chosen.map((id) => this.#knownJobs.get(id));
+      let rows: Row[];
+      if (Number(changes) === chosen.length && before.every((row) => row !== undefined)) {
+        rows = before.map((row) => CLAIM_JOB.apply(row!, [owner, lease]));
+        if (this.#verifyRows) rows.forEach((row, i) => this.#verifyRow(READ_JOB, chosen[i]!, row));
+      } else {
+        const byId = new Map(this.#hotAll(READ_JOBS, ids).map((row) => [row.id as number, row]));
+        rows = chosen.map((id) => byId.get(id)!);
+      }
+      return rows.map((row, i) => {
+        this.#knownJobs.keep(chosen[i]!, row);
+        return this.#job(row);
+      });
     });
   }
 
@@ -815,15 +953,15 @@ class SqliteStore implements Store {
   }
 
   markJobExecuting(id: number): Promise<JobRequest> {
-    return this.#run("marking a job request executing", () => {
+    return this.#runKeeping("marking a job request executing", () => {
       const now = Date.now();
-      const row = this.#update(MARK_JOB_EXECUTING, READ_JOB, now, now, id);
+      const row = this.#update(MARK_JOB_EXECUTING, READ_JOB, this.#knownJobs, now, now, id);
       return row ? this.#job(row) : this.#jobMiss(id, "EXECUTING");
     });
   }
 
   finishJobRequest(id: number, finish: JobFinish): Promise<JobRequest> {
-    return this.#run("finishing a job request", () => this.#finishJob(id, finish));
+    return this.#runKeeping("finishing a job request", () => this.#finishJob(id, finish));
   }
 
   #finishJob(id: number, finish: JobFinish): JobRequest {
@@ -832,6 +970,7 @@ class SqliteStore implements Store {
     const row = this.#update(
       FINISH_JOB.get(finish.state)!,
       READ_JOB,
+      this.#knownJobs,
       finish.state,
       now,
       finish.errorCode ?? null,
@@ -947,7 +1086,7 @@ class SqliteStore implements Store {
   createTaskExecution(
     input: NewTaskExecution,
   ): Promise<{ execution: TaskExecution; created: boolean }> {
-    return this.#run("creating a task execution", () => {
+    return this.#runKeeping("creating a task execution", () => {
       if (input.id !== undefined && !isUnitId(input.id)) {
         throw new ValidationError(`task execution id '${input.id}' is not 8 letters or digits`);
       }
@@ -990,6 +1129,32 @@ class SqliteStore implements Store {
             createdAt: new Date(createdAt),
           };
           if (input.server !== undefined) execution.server = input.server;
+          // And its row, for the writes that follow (in taskRow's order; seq is not known
+          // here, and the model does not carry it).
+          this.#knownTasks.keep(id, {
+            id,
+            seq: null,
+            job_request_id: input.jobRequestId,
+            task_type: input.taskType,
+            method: input.method,
+            job_attempt: input.jobAttempt,
+            attempt: input.attempt,
+            state: "READY",
+            exit_code: null,
+            error_code: null,
+            error_message: null,
+            context: "{}",
+            handle: null,
+            ant_id: null,
+            created_at: createdAt,
+            started_at: null,
+            ended_at: null,
+            hook_status: null,
+            hook_status_details: null,
+            hook_error_message: null,
+            hook_updated_at: null,
+            server: input.server ?? null,
+          });
           return { execution, created: true };
         }
         const existing = this.#get(
@@ -1057,7 +1222,7 @@ class SqliteStore implements Store {
     handle: Record<string, unknown>,
     antId?: string,
   ): Promise<TaskExecution> {
-    return this.#run("marking a task execution started", () => {
+    return this.#runKeeping("marking a task execution started", () => {
       const row = this.#get(
         `UPDATE task_executions SET state = 'STARTED', handle = ?, ant_id = ?, started_at = COALESCE(started_at, ?)
          WHERE id = ? AND state IN (${sqlList(sourcesOf("STARTED"))}) RETURNING *`,
@@ -1066,7 +1231,9 @@ class SqliteStore implements Store {
         Date.now(),
         id,
       );
-      return row ? toTaskExecution(row, codec) : this.#taskMiss(id, "STARTED");
+      if (!row) return this.#taskMiss(id, "STARTED");
+      this.#knownTasks.keep(id, row);
+      return toTaskExecution(row, codec);
     });
   }
 
@@ -1074,10 +1241,11 @@ class SqliteStore implements Store {
     id: string,
     started?: { handle: Record<string, unknown>; antId?: string },
   ): Promise<TaskExecution> {
-    return this.#run("marking a task execution executing", () => {
+    return this.#runKeeping("marking a task execution executing", () => {
       const row = this.#update(
         MARK_TASK_EXECUTING,
         READ_TASK,
+        this.#knownTasks,
         Date.now(),
         started ? JSON.stringify(started.handle) : null,
         started?.antId ?? null,
@@ -1088,7 +1256,7 @@ class SqliteStore implements Store {
   }
 
   finishTask(id: string, finish: TaskFinish): Promise<TaskExecution> {
-    return this.#run("finishing a task execution", () => this.#finishTask(id, finish));
+    return this.#runKeeping("finishing a task execution", () => this.#finishTask(id, finish));
   }
 
   finishTaskAndJob(
@@ -1097,7 +1265,7 @@ class SqliteStore implements Store {
     jobId: number,
     job: JobFinish,
   ): Promise<{ execution: TaskExecution; job: JobRequest }> {
-    return this.#run("finishing a task execution and its job request", () =>
+    return this.#runKeeping("finishing a task execution and its job request", () =>
       this.#tx(() => ({
         execution: this.#finishTask(taskId, task),
         job: this.#finishJob(jobId, job),
@@ -1107,11 +1275,12 @@ class SqliteStore implements Store {
 
   #finishTask(id: string, finish: TaskFinish): TaskExecution {
     assertFinal(finish.state);
-    const sql = FINISH_TASK.get(finish.state)!;
+    const write = FINISH_TASK.get(finish.state)!;
     const update = (context: string | null) => {
       const row = this.#update(
-        sql,
+        write,
         READ_TASK,
+        this.#knownTasks,
         finish.state,
         finish.exitCode ?? null,
         finish.errorCode ?? null,
@@ -1301,12 +1470,12 @@ class SqliteStore implements Store {
   }
 
   touchToken(id: string, at: Date): Promise<void> {
-    return this.#run("recording a token's use", () => {
+    return this.#runKeeping("recording a token's use", () => {
       this.#stmt(
         `UPDATE tokens SET last_used_at = ?
          WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
       ).run(at.getTime(), id, at.getTime());
-    });
+    }); // tokens only: the kept job and task rows stay exact
   }
 
   claimSetting(key: string, value: string): Promise<string> {
