@@ -82,6 +82,12 @@ export interface ProcessLauncher {
 
 export const LAUNCHER_LOST = "COLONY_LAUNCHER_LOST";
 
+/**
+ * How long an ACK may wait for a SPAWN line to go with: far below the spawners' ACK_WAIT
+ * (2 s), past which they write the exit file the ACK is there to spare.
+ */
+const ACK_DELAY_MS = 100;
+
 export class LauncherError extends ColonyError {
   constructor(code: string, message: string) {
     super(code, message, { status: 500, retryable: true });
@@ -299,11 +305,20 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
   let refd = true;
   const pending = new Map<string, Deferred<Spawned>>();
   const exits = new ExitBook();
-  let acks: string[] = [];
+  /**
+   * ACK lines not written yet: they go with the next SPAWN line, in its write, or after
+   * ACK_DELAY_MS. A write of their own woke the spawner once more per task.
+   */
+  let acks = "";
+  let ackTimer: NodeJS.Timeout | undefined;
+  const takeAcks = () => {
+    const lines = acks;
+    acks = "";
+    return lines;
+  };
   const flushAcks = () => {
-    const lines = acks.join("");
-    acks = [];
-    child?.stdin!.write(lines);
+    ackTimer = undefined;
+    if (acks) child?.stdin!.write(takeAcks());
   };
 
   // The spawner holds Node's event loop open only while it has work colony waits for.
@@ -419,7 +434,7 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
         line += "\t" + encodeField(field);
       }
       for (const key in spec.env) line += "\t" + encodeField(`${key}=${spec.env[key]}`);
-      proc.stdin!.write(line + "\n");
+      proc.stdin!.write(takeAcks() + line + "\n");
       updateRef();
       return d.promise;
     },
@@ -430,9 +445,11 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
     },
     ack(id) {
       if (!child) return; // a new spawner never saw it; the old one wrote its file at EOF
-      // One write for every ack of this turn of the event loop.
-      if (acks.length === 0) setImmediate(flushAcks);
-      acks.push(`ACK\t${encodeField(id)}\n`);
+      acks += `ACK\t${encodeField(id)}\n`;
+      if (!ackTimer) {
+        ackTimer = setTimeout(flushAcks, ACK_DELAY_MS);
+        ackTimer.unref();
+      }
     },
     onExit(id) {
       return exits.wait(id);
@@ -449,7 +466,8 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
       pending.clear();
       exits.settleAll(error);
       if (!proc) return;
-      if (acks.length > 0) flushAcks(); // before EOF, which writes unacknowledged exits
+      clearTimeout(ackTimer);
+      flushAcks(); // before EOF, which writes unacknowledged exits
       child = undefined;
       // EOF on its stdin: the spawner records its running children, then exits.
       proc.stdin!.end();

@@ -641,6 +641,23 @@ for (const spawner of SPAWNER_KINDS) {
       }
     });
 
+    it("an ACK with no start to go with still reaches the spawner before its ACK_WAIT", async () => {
+      // ACK lines ride on the next SPAWN write; without one they go on their own shortly.
+      const { exitOf, spec } = await ackedSpawns(await tempRoot());
+      const launcher = createSpawnerLauncher(spawner);
+      try {
+        await launcher.spawn(spec("alone", "exit 0"));
+        assert.deepEqual(await launcher.onExit("alone"), { code: 0, signal: null });
+        launcher.ack!("alone");
+        await new Promise((resolve) => setTimeout(resolve, 2600)); // past the spawner's 2 s
+        assert.equal(existsSync(exitOf("alone")), false, "the ACK never came");
+      } finally {
+        await launcher.close();
+      }
+      assert.ok(await eventually(() => childrenOf(process.pid).length === 0, 5000));
+      assert.equal(existsSync(exitOf("alone")), false, "an acknowledged exit got a file");
+    });
+
     it("a task released by its caller leaves no exit file; one not released does", async () => {
       const root = await tempRoot();
       const req = requester(root);
