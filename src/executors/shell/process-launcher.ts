@@ -382,6 +382,7 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
     const lost = (why: string) => {
       if (child !== proc) return;
       child = undefined;
+      acks = ""; // meant for the spawner that is gone, not for the next one
       const detail = stderrTail.trim() ? `: ${stderrTail.trim()}` : "";
       const error = new LauncherError(
         LAUNCHER_LOST,
