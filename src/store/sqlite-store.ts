@@ -238,7 +238,10 @@ const MARK_TASK_EXECUTING: RowWrite = {
   }),
   final: false,
 };
-/** A claim of one request (the common case, see claimDueJobRequests). */
+/**
+ * A claim of one request (see claimDueJobRequests); its `apply` serves the claim of a
+ * batch too, whose UPDATE sets the same columns.
+ */
 const CLAIM_JOB: RowWrite = {
   sql: `UPDATE job_requests SET state = 'READY', owner = ?, lease_expires_at = ?, updated_at = ?
   WHERE id = ? AND state = 'PENDING'`,
