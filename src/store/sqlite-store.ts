@@ -294,6 +294,13 @@ const FINISH_TASK = new Map(
 /** What a job request's body is taken as where only the rest of its row is compared. */
 const NO_BODY: JobBody = { params: {}, definition: {} as JobDefinition };
 
+/** A table whose rows the store keeps (sqlite-known-rows.ts): its rows, read by id, as the model sees them. */
+interface KeptTable<K> {
+  rows: KnownRows<K>;
+  read: HotRead;
+  model: (row: Row) => unknown;
+}
+
 class SqliteStore implements Store {
   readonly kind = "sqlite";
   readonly #path: string;
@@ -404,36 +411,33 @@ class SqliteStore implements Store {
 
   /**
    * Runs an UPDATE of one row (its last parameter is the row's id) and gives the row after
-   * it: derived from the row `known` has (sqlite-known-rows.ts), else read back with
-   * `read`, and kept there for the next write. Two statements cost less than one with
+   * it: derived from the row `table` keeps (sqlite-known-rows.ts), else read back, and
+   * kept for the next write. Two statements cost less than one with
    * RETURNING, which SQLite runs to completion into an ephemeral table before the first
    * row comes back; the derived row costs neither.
    */
   #update<K extends SQLInputValue>(
     write: RowWrite,
-    read: HotRead,
-    known: KnownRows<K>,
+    table: KeptTable<K>,
     ...params: SQLInputValue[]
   ): Row | undefined {
     const id = params[params.length - 1] as K;
     const changed = this.#stmt(write.sql).run(...params).changes;
     if (Number(changed) !== 1) {
-      known.drop(id);
+      table.rows.drop(id);
       return undefined;
     }
-    const before = known.get(id);
-    const row = before ? write.apply(before, params) : this.#hot(read, id)!;
-    if (before && this.#verifyRows) this.#verifyRow(read, id, row);
-    known.keep(id, row, write.final);
+    const before = table.rows.get(id);
+    const row = before ? write.apply(before, params) : this.#hot(table.read, id)!;
+    if (before && this.#verifyRows) this.#verifyRow(table, id, row);
+    table.rows.keep(id, row, write.final);
     return row;
   }
 
   /** COLONY_STORE_VERIFY_ROWS: a derived row must be what a read gives, as the model sees it. */
-  #verifyRow(read: HotRead, id: SQLInputValue, derived: Row): void {
-    const model = (row: Row) =>
-      read === READ_TASK ? toTaskExecution(row, codec) : toJobRequest(row, codec, NO_BODY);
-    const stored = this.#hot(read, id);
-    if (!stored || !isDeepStrictEqual(model(derived), model(stored))) {
+  #verifyRow<K extends SQLInputValue>(table: KeptTable<K>, id: K, derived: Row): void {
+    const stored = this.#hot(table.read, id);
+    if (!stored || !isDeepStrictEqual(table.model(derived), table.model(stored))) {
       const error = new Error(
         `the SQLite store derived a row of ${id} that differs from the stored one: ` +
           `${JSON.stringify(derived)} against ${JSON.stringify(stored)} ` +
@@ -460,8 +464,8 @@ class SqliteStore implements Store {
   }
 
   #forgetRows(): void {
-    this.#knownJobs.clear();
-    this.#knownTasks.clear();
+    this.#jobs.rows.clear();
+    this.#tasks.rows.clear();
   }
 
   /**
@@ -624,8 +628,16 @@ class SqliteStore implements Store {
   readonly #bodies = new Map<number, JobBody>();
 
   /** Unfinished rows as this connection last wrote or read them: sqlite-known-rows.ts. */
-  readonly #knownJobs = new KnownRows<number>();
-  readonly #knownTasks = new KnownRows<string>();
+  readonly #jobs: KeptTable<number> = {
+    rows: new KnownRows(),
+    read: READ_JOB,
+    model: (row) => toJobRequest(row, codec, NO_BODY),
+  };
+  readonly #tasks: KeptTable<string> = {
+    rows: new KnownRows(),
+    read: READ_TASK,
+    model: (row) => toTaskExecution(row, codec),
+  };
   /** PRAGMA data_version when the rows above were last checked (#checkDataVersion). */
   #dataVersion = -1;
   readonly #verifyRows = process.env.COLONY_STORE_VERIFY_ROWS === "1";
@@ -775,7 +787,7 @@ class SqliteStore implements Store {
         lease_expires_at: null,
         submitted_by: submittedBy,
       };
-      this.#knownJobs.keep(id, row);
+      this.#jobs.rows.keep(id, row);
       return this.#job(row, {
         params: deepFreeze(JSON.parse(paramsText) as Record<string, unknown>),
         definition: this.#definitionOf(definitionText),
@@ -855,7 +867,7 @@ class SqliteStore implements Store {
         // The common case (a claim right after a submit): by id, since json_each costs
         // about twice as much for a single id (measured: ~19 against ~10 µs).
         const params = [owner, lease, now.getTime(), chosen[0]!];
-        const row = this.#update(CLAIM_JOB, READ_JOB, this.#knownJobs, ...params);
+        const row = this.#update(CLAIM_JOB, this.#jobs, ...params);
         return [this.#job(row!)];
       }
       const ids = JSON.stringify(chosen);
@@ -864,17 +876,18 @@ class SqliteStore implements Store {
          WHERE id IN (SELECT value FROM json_each(?)) AND state = 'PENDING'`,
       ).run(owner, lease, now.getTime(), ids);
       // Each chosen row was PENDING (read above, under the write lock): all changed.
-      const before = chosen.map((id) => this.#knownJobs.get(id));
+      const before = chosen.map((id) => this.#jobs.rows.get(id));
       let rows: Row[];
       if (Number(changes) === chosen.length && before.every((row) => row !== undefined)) {
         rows = before.map((row) => CLAIM_JOB.apply(row!, [owner, lease]));
-        if (this.#verifyRows) rows.forEach((row, i) => this.#verifyRow(READ_JOB, chosen[i]!, row));
+        if (this.#verifyRows)
+          rows.forEach((row, i) => this.#verifyRow(this.#jobs, chosen[i]!, row));
       } else {
         const byId = new Map(this.#hotAll(READ_JOBS, ids).map((row) => [row.id as number, row]));
         rows = chosen.map((id) => byId.get(id)!);
       }
       return rows.map((row, i) => {
-        this.#knownJobs.keep(chosen[i]!, row);
+        this.#jobs.rows.keep(chosen[i]!, row);
         return this.#job(row);
       });
     });
@@ -958,7 +971,7 @@ class SqliteStore implements Store {
   markJobExecuting(id: number): Promise<JobRequest> {
     return this.#runKeeping("marking a job request executing", () => {
       const now = Date.now();
-      const row = this.#update(MARK_JOB_EXECUTING, READ_JOB, this.#knownJobs, now, now, id);
+      const row = this.#update(MARK_JOB_EXECUTING, this.#jobs, now, now, id);
       return row ? this.#job(row) : this.#jobMiss(id, "EXECUTING");
     });
   }
@@ -972,8 +985,7 @@ class SqliteStore implements Store {
     const now = Date.now();
     const row = this.#update(
       FINISH_JOB.get(finish.state)!,
-      READ_JOB,
-      this.#knownJobs,
+      this.#jobs,
       finish.state,
       now,
       finish.errorCode ?? null,
@@ -1119,22 +1131,10 @@ class SqliteStore implements Store {
           continue; // a fresh random id clashed with an existing one: draw again
         }
         if (inserted) {
-          // Every field of the new execution is known here: no RETURNING (see #update).
-          const execution: TaskExecution = {
-            id,
-            jobRequestId: input.jobRequestId,
-            taskType: input.taskType,
-            method: input.method,
-            jobAttempt: input.jobAttempt,
-            attempt: input.attempt,
-            state: "READY",
-            context: {},
-            createdAt: new Date(createdAt),
-          };
-          if (input.server !== undefined) execution.server = input.server;
-          // And its row, for the writes that follow (in taskRow's order; seq is not known
-          // here, and the model does not carry it).
-          this.#knownTasks.keep(id, {
+          // Every column of the new row is known here: no RETURNING (see #update). The row
+          // is kept for the writes that follow (in taskRow's order; seq is not known here,
+          // and the model does not carry it).
+          const row: Row = {
             id,
             seq: null,
             job_request_id: input.jobRequestId,
@@ -1157,7 +1157,9 @@ class SqliteStore implements Store {
             hook_error_message: null,
             hook_updated_at: null,
             server: input.server ?? null,
-          });
+          };
+          this.#tasks.rows.keep(id, row);
+          const execution = toTaskExecution(row, codec);
           return { execution, created: true };
         }
         const existing = this.#get(
@@ -1235,7 +1237,7 @@ class SqliteStore implements Store {
         id,
       );
       if (!row) return this.#taskMiss(id, "STARTED");
-      this.#knownTasks.keep(id, row);
+      this.#tasks.rows.keep(id, row);
       return toTaskExecution(row, codec);
     });
   }
@@ -1247,8 +1249,7 @@ class SqliteStore implements Store {
     return this.#runKeeping("marking a task execution executing", () => {
       const row = this.#update(
         MARK_TASK_EXECUTING,
-        READ_TASK,
-        this.#knownTasks,
+        this.#tasks,
         Date.now(),
         started ? JSON.stringify(started.handle) : null,
         started?.antId ?? null,
@@ -1282,8 +1283,7 @@ class SqliteStore implements Store {
     const update = (context: string | null) => {
       const row = this.#update(
         write,
-        READ_TASK,
-        this.#knownTasks,
+        this.#tasks,
         finish.state,
         finish.exitCode ?? null,
         finish.errorCode ?? null,
