@@ -17,6 +17,8 @@ import {
 } from "./migrations.ts";
 import { createPostgresStore } from "./postgres-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
+import type { Store } from "./store.ts";
+import { jobDef } from "./store-conformance-fixtures.ts";
 
 // Before any test is registered: the file-level after() hook runs once the tests
 // registered so far have finished.
@@ -202,6 +204,122 @@ void describe("sqlite data migrations", () => {
       await upgraded.close();
     }
   });
+});
+
+/**
+ * The job rows of a store at migration 0009, as 0010 finds them: two requests of one
+ * definition, one of another (with a quote and a non-ASCII character in its text).
+ */
+const BEFORE_0010 = [
+  { id: 1, definition: JSON.stringify(jobDef("a")) },
+  {
+    id: 2,
+    definition: JSON.stringify(
+      jobDef("b", { variables: { note: { name: "note", value: "l'été", secret: false } } }),
+    ),
+  },
+  { id: 3, definition: JSON.stringify(jobDef("a")) },
+];
+
+/** What 0010 must leave: each request its own definition back, one row per distinct text. */
+async function check0010(store: Store, distinct: () => Promise<number>): Promise<void> {
+  for (const { id, definition } of BEFORE_0010) {
+    assert.deepEqual((await store.getJobRequest(id))?.definition, JSON.parse(definition));
+  }
+  assert.equal(await distinct(), 2);
+  // A new request of a migrated definition finds its row by the same hash.
+  const again = await store.createJobRequest({ jobType: "a", definition: jobDef("a"), params: {} });
+  assert.deepEqual((await store.getJobRequest(again.id))?.definition, jobDef("a"));
+  assert.equal(await distinct(), 2);
+}
+
+void describe("0010: definitions stored once per distinct text", () => {
+  void it("sqlite: moves each request's definition into job_request_definitions", async () => {
+    const path = join(tmp, "upgrade-0010.db");
+    const db = new DatabaseSync(path);
+    db.exec(
+      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, " +
+        "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    );
+    for (const m of loadMigrations(migrationsDir("sqlite")).filter((m) => m.version < 10)) {
+      db.exec(m.sql);
+      db.prepare("INSERT INTO schema_migrations VALUES (?, ?, ?, 0)").run(
+        m.version,
+        m.name,
+        m.checksum,
+      );
+    }
+    for (const { id, definition } of BEFORE_0010) {
+      db.prepare(
+        `INSERT INTO job_requests (id, job_type, state, params, definition, scheduled_at,
+           created_at, updated_at) VALUES (?, 't', 'PENDING', '{}', ?, 0, 0, 0)`,
+      ).run(id, definition);
+    }
+    db.close();
+    const store = createSqliteStore({ path });
+    try {
+      await store.migrate();
+      const count = () => {
+        const check = new DatabaseSync(path);
+        try {
+          return check.prepare("SELECT count(*) AS n FROM job_request_definitions").get()!.n;
+        } finally {
+          check.close();
+        }
+      };
+      await check0010(store, () => Promise.resolve(count() as number));
+    } finally {
+      await store.close();
+    }
+  });
+
+  void it(
+    "postgres: moves each request's definition into job_request_definitions",
+    {
+      skip: service.url ? false : service.reason,
+    },
+    async () => {
+      const schema = `colony_test_0010_${randomBytes(4).toString("hex")}`;
+      const c = new pg.Client({ connectionString: service.url });
+      await c.connect();
+      try {
+        await c.query(`CREATE SCHEMA "${schema}"; SET search_path TO "${schema}"`);
+        await c.query(
+          "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, " +
+            "checksum text NOT NULL, applied_at timestamptz NOT NULL)",
+        );
+        for (const m of loadMigrations(migrationsDir("postgres")).filter((m) => m.version < 10)) {
+          await c.query(m.sql);
+          await c.query("INSERT INTO schema_migrations VALUES ($1, $2, $3, now())", [
+            m.version,
+            m.name,
+            m.checksum,
+          ]);
+        }
+        for (const { id, definition } of BEFORE_0010) {
+          await c.query(
+            `INSERT INTO job_requests (id, job_type, state, params, definition, scheduled_at,
+             created_at, updated_at) OVERRIDING SYSTEM VALUE
+           VALUES ($1, 't', 'PENDING', '{}', $2, now(), now(), now())`,
+            [id, definition],
+          );
+        }
+        await c.query("SELECT setval(pg_get_serial_sequence('job_requests', 'id'), 3)");
+        const store = createPostgresStore({ url: service.url!, schema });
+        try {
+          await store.migrate();
+          const distinct = async () =>
+            Number((await c.query("SELECT count(*) AS n FROM job_request_definitions")).rows[0].n);
+          await check0010(store, distinct);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await c.end();
+      }
+    },
+  );
 });
 
 void describe("postgres migrations", { skip: service.url ? false : service.reason }, () => {

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
+import { definitionHash } from "./definition-texts.ts";
 import { fileURLToPath } from "node:url";
 import type { ClientBase } from "pg";
 import { StoreError } from "../core/errors.ts";
@@ -119,6 +120,8 @@ export function planMigrations(
  */
 export function migrateSqlite(db: DatabaseSync, where: string): void {
   const files = loadMigrations(migrationsDir("sqlite"));
+  // 0010 keys the definitions it moves by the hash the store computes for new ones.
+  db.function("colony_sha256", { deterministic: true }, (text) => definitionHash(String(text)));
   db.exec(
     `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, ` +
       `name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)`,

@@ -5,6 +5,7 @@
  * firing is a compare-and-set in the transaction that inserts its job request.
  */
 import type { PoolClient } from "pg";
+import { POSTGRES_JOB_COLUMNS } from "./definition-texts.ts";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
 import { artifactConditions, newArtifactId, toArtifact, toSchedule } from "./async-action-rows.ts";
 import type { Artifact, AsyncActionStore, Schedule } from "./async-action-store.ts";
@@ -27,6 +28,8 @@ export interface PostgresAccess {
   tx<T>(fn: (client: PoolClient) => Promise<T>): Promise<T>;
   /** Wraps failures into the store's errors, saying what was being done. */
   run<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  /** The id of a definition text in job_request_definitions (inserted if new). */
+  definitionId(text: string, client?: PoolClient): Promise<number>;
 }
 
 const n = (value: unknown) => (value === undefined ? null : value);
@@ -259,16 +262,27 @@ export function createPostgresAsyncActions(db: PostgresAccess): AsyncActionStore
             client,
           );
           if (!claimed) return { fired: false, schedule: await schedule(jobType, client) };
-          const job = await one(
-            `INSERT INTO job_requests (job_type, state, params, definition, max_concurrency, attempt,
-               scheduled_at, created_at, submitted_by, updated_at)
-             SELECT job_type, 'PENDING', $2, definition, $3, 0, $4, $5, 'schedule', $5
-             FROM job_definitions WHERE job_type = $1 AND NOT paused
-             RETURNING *`,
-            [jobType, JSON.stringify(request.params), n(request.maxConcurrency), fireAt, now],
+          const stored = await one(
+            "SELECT definition::text AS text FROM job_definitions WHERE job_type = $1 AND NOT paused",
+            [jobType],
             client,
           );
-          if (!job) return { fired: true, schedule: toSchedule(claimed, codec) };
+          if (!stored) return { fired: true, schedule: toSchedule(claimed, codec) };
+          const job = (await one(
+            `INSERT INTO job_requests (job_type, state, params, definition_id, max_concurrency,
+               attempt, scheduled_at, created_at, submitted_by, updated_at)
+             VALUES ($1, 'PENDING', $2, $3, $4, 0, $5, $6, 'schedule', $6)
+             RETURNING ${POSTGRES_JOB_COLUMNS}`,
+            [
+              jobType,
+              JSON.stringify(request.params),
+              await db.definitionId(stored.text as string, client),
+              n(request.maxConcurrency),
+              fireAt,
+              now,
+            ],
+            client,
+          ))!;
           const updated = (await one(
             "UPDATE schedules SET last_job_request_id = $2 WHERE job_type = $1 RETURNING *",
             [jobType, job.id],

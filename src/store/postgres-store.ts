@@ -7,6 +7,7 @@
  */
 import pg from "pg";
 import type { PoolClient } from "pg";
+import { DefinitionTexts, POSTGRES_JOB_COLUMNS, definitionHash } from "./definition-texts.ts";
 import {
   ConflictError,
   IllegalTransitionError,
@@ -79,6 +80,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
 type Queryable = pg.Pool | PoolClient;
 
+/** A whole job_requests row, its definition joined in. */
+const JOB = POSTGRES_JOB_COLUMNS;
+
 class PostgresStore implements Store {
   readonly kind = "postgres";
   readonly #pool: pg.Pool;
@@ -93,6 +97,7 @@ class PostgresStore implements Store {
     q: (text, values, client) => this.#q(text, values, client ?? this.#pool),
     tx: (fn) => this.#tx(fn),
     run: (what, fn) => this.#run(what, fn),
+    definitionId: (text, client) => this.#definitionId(text, client),
   });
 
   constructor(options: PostgresStoreOptions) {
@@ -134,6 +139,33 @@ class PostgresStore implements Store {
     db: Queryable = this.#pool,
   ): Promise<Row | undefined> {
     return (await this.#q(text, values, db))[0];
+  }
+
+  /** Definitions stored once per distinct text: definition-texts.ts. */
+  readonly #definitionIds = new DefinitionTexts();
+
+  /**
+   * The id of this definition text in job_request_definitions, inserted if new. Ids are
+   * kept only when found or inserted outside a transaction (`client`), which could roll
+   * the insert back. A row another transaction is inserting makes the INSERT wait for it
+   * and do nothing; the SELECT after it, a statement of its own, then sees it.
+   */
+  async #definitionId(text: string, client?: PoolClient): Promise<number> {
+    const known = this.#definitionIds.idOf(text);
+    if (known !== undefined) return known;
+    const hash = definitionHash(text);
+    const db = client ?? this.#pool;
+    const row =
+      (await this.#one(
+        `INSERT INTO job_request_definitions (sha256, definition) VALUES ($1, $2)
+         ON CONFLICT (sha256) DO NOTHING RETURNING id`,
+        [hash, text],
+        db,
+      )) ??
+      (await this.#one("SELECT id FROM job_request_definitions WHERE sha256 = $1", [hash], db));
+    const id = Number(row!.id);
+    if (!client) this.#definitionIds.learn(text, id);
+    return id;
   }
 
   async #tx<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -251,13 +283,13 @@ class PostgresStore implements Store {
     return this.#run("creating a job request", async () => {
       const now = new Date();
       const row = await this.#one(
-        `INSERT INTO job_requests (job_type, state, params, definition, max_concurrency, attempt,
-           scheduled_at, created_at, submitted_by, updated_at)
-         VALUES ($1, 'PENDING', $2, $3, $4, 0, $5, $6, $7, $6) RETURNING *`,
+        `INSERT INTO job_requests (job_type, state, params, definition_id, max_concurrency,
+           attempt, scheduled_at, created_at, submitted_by, updated_at)
+         VALUES ($1, 'PENDING', $2, $3, $4, 0, $5, $6, $7, $6) RETURNING ${JOB}`,
         [
           input.jobType,
           JSON.stringify(input.params),
-          JSON.stringify(input.definition),
+          await this.#definitionId(JSON.stringify(input.definition)),
           input.definition.maxConcurrency ?? null,
           input.scheduledAt ?? now,
           now,
@@ -271,7 +303,7 @@ class PostgresStore implements Store {
   getJobRequest(id: number): Promise<JobRequest | undefined> {
     return this.#run("reading a job request", async () => {
       if (!Number.isSafeInteger(id)) return undefined;
-      const row = await this.#one("SELECT * FROM job_requests WHERE id = $1", [id]);
+      const row = await this.#one(`SELECT ${JOB} FROM job_requests WHERE id = $1`, [id]);
       return row && toJobRequest(row, codec);
     });
   }
@@ -295,7 +327,7 @@ class PostgresStore implements Store {
       }
       values.push(query.limit + 1);
       const sql =
-        `SELECT * FROM job_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ` +
+        `SELECT ${JOB} FROM job_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ` +
         `ORDER BY id DESC LIMIT $${values.length}`;
       const rows = await this.#q(sql, values);
       const items = rows.slice(0, query.limit).map((row) => toJobRequest(row, codec));
@@ -308,7 +340,7 @@ class PostgresStore implements Store {
     return this.#run("listing unfinished job requests", async () =>
       (
         await this.#q(
-          `SELECT * FROM job_requests WHERE state IN (${sqlList(UNFINISHED)}) ORDER BY id`,
+          `SELECT ${JOB} FROM job_requests WHERE state IN (${sqlList(UNFINISHED)}) ORDER BY id`,
         )
       ).map((row) => toJobRequest(row, codec)),
     );
@@ -369,7 +401,7 @@ class PostgresStore implements Store {
         if (chosen.length === 0) return [];
         const claimed = await this.#q(
           `UPDATE job_requests SET state = 'READY', owner = $1, lease_expires_at = $2, updated_at = $3
-           WHERE id = ANY($4::bigint[]) AND state = 'PENDING' RETURNING *`,
+           WHERE id = ANY($4::bigint[]) AND state = 'PENDING' RETURNING ${JOB}`,
           [owner, leaseUntil(now, leaseMs), now, chosen],
           client,
         );
@@ -416,7 +448,7 @@ class PostgresStore implements Store {
          WHERE id = $1 AND state IN (${sqlList(UNFINISHED)})
            AND (owner IS NULL OR owner = $2 OR owner = $5
                 OR lease_expires_at IS NULL OR lease_expires_at <= $4)
-         RETURNING *`,
+         RETURNING ${JOB}`,
         [id, owner, leaseUntil(now, leaseMs), now, expectedOwner ?? null],
       );
       if (row) return toJobRequest(row, codec);
@@ -458,7 +490,7 @@ class PostgresStore implements Store {
         "EXECUTING",
         `UPDATE job_requests SET state = 'EXECUTING', started_at = COALESCE(started_at, $2), updated_at = $2,
            error_code = NULL, error_message = NULL
-         WHERE id = $1 AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING *`,
+         WHERE id = $1 AND state IN (${sqlList(sourcesOf("EXECUTING"))}) RETURNING ${JOB}`,
         [new Date()],
       ),
     );
@@ -474,7 +506,7 @@ class PostgresStore implements Store {
       id,
       finish.state,
       `UPDATE job_requests SET state = $2, ended_at = $3, error_code = $4, error_message = $5, updated_at = $3
-       WHERE id = $1 AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING *`,
+       WHERE id = $1 AND state IN (${sqlList(sourcesOf(finish.state))}) RETURNING ${JOB}`,
       [finish.state, new Date(), finish.errorCode ?? null, finish.errorMessage ?? null],
       db,
     );
@@ -487,7 +519,7 @@ class PostgresStore implements Store {
       `UPDATE job_requests SET state = 'PENDING', attempt = attempt + 1, scheduled_at = $2,
          owner = NULL, lease_expires_at = NULL, cancel_requested = false, started_at = NULL, ended_at = NULL,
          error_code = NULL, error_message = NULL, updated_at = $3
-       WHERE id = $1 AND state IN (${sqlList(sources)}) RETURNING *`,
+       WHERE id = $1 AND state IN (${sqlList(sources)}) RETURNING ${JOB}`,
       [scheduledAt, new Date()],
     );
   }
@@ -510,7 +542,7 @@ class PostgresStore implements Store {
         `UPDATE job_requests SET state = 'PENDING', scheduled_at = $3,
            lease_expires_at = NULL, error_code = $4, error_message = $5, updated_at = $6
          WHERE id = $1 AND state IN ('READY', 'EXECUTING') AND owner = $2 AND NOT cancel_requested
-         RETURNING *`,
+         RETURNING ${JOB}`,
         [id, owner, at, why.errorCode, why.errorMessage, new Date()],
       );
       return row ? toJobRequest(row, codec) : undefined;
@@ -534,7 +566,7 @@ class PostgresStore implements Store {
       const row = await this.#one(
         `UPDATE job_requests SET state = 'CANCELLED', ended_at = $2, updated_at = $2
          WHERE id = $1 AND state IN (${sqlList(CANCEL_PENDING_SOURCES)}) AND started_at IS NULL
-         RETURNING *`,
+         RETURNING ${JOB}`,
         [id, new Date()],
       );
       if (row) return toJobRequest(row, codec);
@@ -554,7 +586,7 @@ class PostgresStore implements Store {
         `UPDATE job_requests SET cancel_requested = true, updated_at = $2,
            scheduled_at = CASE WHEN ${WAKE_STARTED} THEN $2 ELSE scheduled_at END,
            owner = CASE WHEN ${WAKE_STARTED} THEN NULL ELSE owner END
-         WHERE id = $1 AND state IN (${sqlList(UNFINISHED)}) RETURNING *`,
+         WHERE id = $1 AND state IN (${sqlList(UNFINISHED)}) RETURNING ${JOB}`,
         [new Date()],
       ),
     );

@@ -5,7 +5,7 @@
  */
 import type { SQLInputValue } from "node:sqlite";
 import { ConflictError, NotFoundError } from "../core/errors.ts";
-import type { TaskExecution } from "../core/job-request.ts";
+import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { artifactConditions, newArtifactId, toArtifact, toSchedule } from "./async-action-rows.ts";
 import type {
   Artifact,
@@ -16,14 +16,7 @@ import type {
   Schedule,
   ScheduleFiring,
 } from "./async-action-store.ts";
-import {
-  FINAL,
-  sqliteCodec as codec,
-  sqlList,
-  toJobRequest,
-  toTaskExecution,
-  type Row,
-} from "./row-mapping.ts";
+import { FINAL, sqliteCodec as codec, sqlList, toTaskExecution, type Row } from "./row-mapping.ts";
 import type { Page } from "./store.ts";
 
 /** What the SQLite store lends this module (its private plumbing). */
@@ -36,6 +29,10 @@ export interface SqliteAccess {
   read<T>(what: string, fn: () => T): Promise<T>;
   /** Atomically (a savepoint inside the batch, or its own transaction). */
   tx<T>(fn: () => T): T;
+  /** The id of a definition text in job_request_definitions (inserted if new). */
+  definitionId(text: string): number;
+  /** A whole job_requests row (RETURNING *) as a JobRequest. */
+  job(row: Row): JobRequest;
 }
 
 const v = (value: unknown): SQLInputValue =>
@@ -272,20 +269,23 @@ export function createSqliteAsyncActions(db: SqliteAccess): AsyncActionStore {
             expectedLastFiredAt.getTime(),
           );
           if (!claimed) return { fired: false, schedule: schedule(jobType) };
+          const stored = db.get(
+            "SELECT definition FROM job_definitions WHERE job_type = ? AND paused = 0",
+            jobType,
+          );
+          if (!stored) return { fired: true, schedule: toSchedule(claimed, codec) };
           const job = db.get(
-            `INSERT INTO job_requests (job_type, state, params, definition, max_concurrency, attempt,
-               scheduled_at, created_at, submitted_by, updated_at)
-             SELECT job_type, 'PENDING', ?, definition, ?, 0, ?, ?, 'schedule', ?
-             FROM job_definitions WHERE job_type = ? AND paused = 0
-             RETURNING *`,
+            `INSERT INTO job_requests (job_type, state, params, definition_id, max_concurrency,
+               attempt, scheduled_at, created_at, submitted_by, updated_at)
+             VALUES (?, 'PENDING', ?, ?, ?, 0, ?, ?, 'schedule', ?) RETURNING *`,
+            jobType,
             JSON.stringify(request.params),
+            db.definitionId(stored.definition as string),
             v(request.maxConcurrency),
             fireAt.getTime(),
             now,
             now,
-            jobType,
-          );
-          if (!job) return { fired: true, schedule: toSchedule(claimed, codec) };
+          )!;
           const updated = db.get(
             "UPDATE schedules SET last_job_request_id = ? WHERE job_type = ? RETURNING *",
             job.id as number,
@@ -294,7 +294,7 @@ export function createSqliteAsyncActions(db: SqliteAccess): AsyncActionStore {
           return {
             fired: true,
             schedule: toSchedule(updated, codec),
-            jobRequest: toJobRequest(job, codec),
+            jobRequest: db.job(job),
           };
         }),
       );

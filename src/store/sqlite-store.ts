@@ -22,6 +22,7 @@ import { RestartWindows, startCheckpointer, type Checkpointer } from "./sqlite-c
 import { migrateSqlite } from "./migrations.ts";
 import { createSqliteAsyncActions } from "./sqlite-async-actions.ts";
 import { KnownRows, type RowWrite } from "./sqlite-known-rows.ts";
+import { DefinitionTexts, definitionHash } from "./definition-texts.ts";
 import {
   formatProcessJobId,
   type NewProcessJob,
@@ -93,7 +94,7 @@ interface HotRead {
   build: (values: readonly unknown[]) => Row;
 }
 
-/** Every job_requests column but params and definition (see #job), in SELECT order. */
+/** Every job_requests column but params and definition_id (see #job), in SELECT order. */
 const jobRow = (v: readonly unknown[]): Row => ({
   id: v[0],
   job_type: v[1],
@@ -202,10 +203,9 @@ const RESTART_WINDOW_MS = 30;
 const RESTART_BACKOFF_MS = 50;
 const RESTART_BACKOFF_MAX_MS = 1000;
 const WAL_FILE_LIMIT = 16 * 2 ** 20;
-const DEFINITION_CACHE_SIZE = 256;
 
 const JOB_COLUMNS =
-  "job_type, state, params, definition, max_concurrency, attempt, scheduled_at, created_at, submitted_by, updated_at";
+  "job_type, state, params, definition_id, max_concurrency, attempt, scheduled_at, created_at, submitted_by, updated_at";
 
 /**
  * The SQL of the writes every job makes, built once: a text built per call is a new
@@ -314,6 +314,8 @@ class SqliteStore implements Store {
     run: (what, fn) => this.#run(what, fn),
     read: (what, fn) => this.#read(what, fn),
     tx: (fn) => this.#tx(fn),
+    definitionId: (text) => this.#definitionId(text),
+    job: (row) => this.#fullJob(row),
   });
 
   constructor(path: string) {
@@ -484,6 +486,7 @@ class SqliteStore implements Store {
           this.#stmt("ROLLBACK TO op").run();
           this.#stmt("RELEASE op").run();
         }
+        this.#forgetInserts();
         throw error;
       }
     }
@@ -494,6 +497,7 @@ class SqliteStore implements Store {
       return result;
     } catch (error) {
       if (this.#db.isOpen && this.#db.isTransaction) this.#stmt("ROLLBACK").run();
+      this.#forgetInserts();
       throw error;
     }
   }
@@ -528,7 +532,7 @@ class SqliteStore implements Store {
       if (this.#batch && !(this.#db.isOpen && this.#db.isTransaction)) {
         const batch = this.#batch;
         this.#batch = undefined;
-        this.#bodies.clear(); // ids of rolled-back inserts can be handed out again
+        this.#forgetInserts();
         for (const op of batch) op.fail(failure);
       }
       return Promise.reject(failure);
@@ -562,7 +566,7 @@ class SqliteStore implements Store {
       this.#stmt("COMMIT").run();
     } catch (error) {
       if (this.#db.isOpen && this.#db.isTransaction) this.#stmt("ROLLBACK").run();
-      this.#bodies.clear(); // ids of rolled-back inserts can be handed out again
+      this.#forgetInserts();
       this.#forgetRows();
       const failure = this.#wrap(error, "committing");
       for (const op of batch) op.fail(failure);
@@ -642,34 +646,62 @@ class SqliteStore implements Store {
   #dataVersion = -1;
   readonly #verifyRows = process.env.COLONY_STORE_VERIFY_ROWS === "1";
 
-  /**
-   * Definitions by their JSON text, parsed once and frozen: the jobs of one type (and
-   * version) share the same text, so each submit need not parse and freeze it again.
-   * Definitions with secrets differ per job (sealed with a fresh IV) and just pass through.
-   */
-  readonly #definitions = new Map<string, JobDefinition>();
+  /** Definitions stored once per distinct text: definition-texts.ts. */
+  readonly #definitionTexts = new DefinitionTexts();
 
-  #definitionOf(text: string): JobDefinition {
-    let definition = this.#definitions.get(text);
-    if (!definition) {
-      definition = deepFreeze(JSON.parse(text) as JobDefinition);
-      if (this.#definitions.size >= DEFINITION_CACHE_SIZE) {
-        this.#definitions.delete(this.#definitions.keys().next().value!);
-      }
-      this.#definitions.set(text, definition);
+  /** The id of this definition text in job_request_definitions, inserted if new. */
+  #definitionId(text: string): number {
+    let id = this.#definitionTexts.idOf(text);
+    if (id === undefined) {
+      const hash = definitionHash(text);
+      const found = this.#get("SELECT id FROM job_request_definitions WHERE sha256 = ?", hash);
+      id = found
+        ? (found.id as number)
+        : Number(
+            this.#stmt(
+              "INSERT INTO job_request_definitions (sha256, definition) VALUES (?, ?)",
+            ).run(hash, text).lastInsertRowid,
+          );
+      this.#definitionTexts.learn(text, id);
     }
-    return definition;
+    return id;
+  }
+
+  #definition(id: number): JobDefinition {
+    return this.#definitionTexts.definition(
+      id,
+      () =>
+        this.#get("SELECT definition FROM job_request_definitions WHERE id = ?", id)!
+          .definition as string,
+    );
+  }
+
+  /** The body of a row that has params and definition_id (SELECT * and RETURNING *). */
+  #bodyOf(row: Row): JobBody {
+    return {
+      params: deepFreeze(JSON.parse(row.params as string) as Record<string, unknown>),
+      definition: this.#definition(row.definition_id as number),
+    };
+  }
+
+  /** A whole row (SELECT *, RETURNING *) as a JobRequest, its body not kept in #bodies. */
+  #fullJob(row: Row): JobRequest {
+    return toJobRequest(row, codec, this.#bodies.get(row.id as number) ?? this.#bodyOf(row));
+  }
+
+  /** After a rollback: ids of rolled-back inserts can be handed out again. */
+  #forgetInserts(): void {
+    this.#bodies.clear();
+    this.#definitionTexts.clear();
   }
 
   #job(row: Row, body?: JobBody): JobRequest {
     const id = row.id as number;
     let known = body ?? this.#bodies.get(id);
     if (!known) {
-      const r = this.#get("SELECT params, definition FROM job_requests WHERE id = ?", id)!;
-      known = {
-        params: deepFreeze(JSON.parse(r.params as string) as Record<string, unknown>),
-        definition: this.#definitionOf(r.definition as string),
-      };
+      known = this.#bodyOf(
+        this.#get("SELECT params, definition_id FROM job_requests WHERE id = ?", id)!,
+      );
     }
     if (!this.#bodies.has(id)) {
       if (this.#bodies.size >= BODY_CACHE_SIZE) {
@@ -758,12 +790,13 @@ class SqliteStore implements Store {
       const now = Date.now();
       const paramsText = JSON.stringify(input.params);
       const definitionText = JSON.stringify(input.definition);
+      const definitionId = this.#definitionId(definitionText);
       const scheduledAt = input.scheduledAt?.getTime() ?? now;
       const submittedBy = input.submittedBy ?? null;
       const { lastInsertRowid } = this.#stmt(INSERT_JOB).run(
         input.jobType,
         paramsText,
-        definitionText,
+        definitionId,
         input.definition.maxConcurrency ?? null,
         scheduledAt,
         now,
@@ -790,7 +823,7 @@ class SqliteStore implements Store {
       this.#jobs.rows.keep(id, row);
       return this.#job(row, {
         params: deepFreeze(JSON.parse(paramsText) as Record<string, unknown>),
-        definition: this.#definitionOf(definitionText),
+        definition: this.#definitionTexts.definition(definitionId, () => definitionText),
       });
     });
   }
@@ -823,7 +856,7 @@ class SqliteStore implements Store {
         `SELECT * FROM job_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ` +
         `ORDER BY id DESC LIMIT ?`;
       const rows = this.#all(sql, ...params, query.limit + 1);
-      const items = rows.slice(0, query.limit).map((row) => toJobRequest(row, codec));
+      const items = rows.slice(0, query.limit).map((row) => this.#fullJob(row));
       const last = items[items.length - 1];
       return rows.length > query.limit && last ? { items, nextCursor: last.id } : { items };
     });
@@ -833,7 +866,7 @@ class SqliteStore implements Store {
     return this.#read("listing unfinished job requests", () =>
       this.#all(
         `SELECT * FROM job_requests WHERE state IN (${sqlList(UNFINISHED)}) ORDER BY id`,
-      ).map((row) => toJobRequest(row, codec)),
+      ).map((row) => this.#fullJob(row)),
     );
   }
 
@@ -950,7 +983,7 @@ class SqliteStore implements Store {
         id,
         expected: expectedOwner ?? null,
       });
-      if (row) return toJobRequest(row, codec);
+      if (row) return this.#fullJob(row);
       if (!this.#get("SELECT 1 FROM job_requests WHERE id = ?", id)) {
         throw new NotFoundError("job_request", id);
       }
@@ -1010,7 +1043,7 @@ class SqliteStore implements Store {
       Date.now(),
       id,
     );
-    return row ? toJobRequest(row, codec) : this.#jobMiss(id, "PENDING");
+    return row ? this.#fullJob(row) : this.#jobMiss(id, "PENDING");
   }
 
   retryJobRequest(id: number, scheduledAt: Date): Promise<JobRequest> {
@@ -1040,7 +1073,7 @@ class SqliteStore implements Store {
         id,
         owner,
       );
-      return row ? toJobRequest(row, codec) : undefined;
+      return row ? this.#fullJob(row) : undefined;
     });
   }
 
@@ -1065,7 +1098,7 @@ class SqliteStore implements Store {
         now,
         id,
       );
-      if (row) return toJobRequest(row, codec);
+      if (row) return this.#fullJob(row);
       const current = this.#get("SELECT state FROM job_requests WHERE id = ?", id);
       if (!current) throw new NotFoundError("job_request", id);
       const state = current.state as State;
@@ -1084,7 +1117,7 @@ class SqliteStore implements Store {
         Date.now(),
         id,
       );
-      return row ? toJobRequest(row, codec) : this.#jobMiss(id, "CANCELLED");
+      return row ? this.#fullJob(row) : this.#jobMiss(id, "CANCELLED");
     });
   }
 
