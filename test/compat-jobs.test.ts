@@ -641,14 +641,19 @@ describe("process jobs: restarts", () => {
       first.child.kill("SIGKILL");
       await new Promise((r) => first.child.once("exit", r));
       const db = new DatabaseSync(`${dataDir}/colony.db`);
-      const rows = db.prepare("SELECT id, handle FROM process_jobs").all() as Array<{
+      const rows = db.prepare("SELECT id, unit_id, handle FROM process_jobs").all() as Array<{
         id: number;
+        unit_id: string;
         handle: string;
       }>;
+      // The exit file is in the job's unit dir (the handle holds the pid).
       const handles = new Map(
         rows.map((r) => [
           String(r.id).padStart(4, "0"),
-          JSON.parse(r.handle) as { pid: number; exitPath: string },
+          {
+            pid: (JSON.parse(r.handle) as { pid: number }).pid,
+            exitPath: `${dataDir}/units/${r.unit_id}/exit`,
+          },
         ]),
       );
       db.close();

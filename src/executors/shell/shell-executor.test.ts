@@ -503,6 +503,8 @@ for (const kind of KINDS) {
           const proc = await readProcStat(running["pid"] as number);
           assert.equal(running["startTime"], proc?.startTime);
           assert.equal(running["pgid"], running["pid"]);
+          // No paths in the stored handle: attach finds them in the request's unit dir.
+          assert.deepEqual(Object.keys(running).sort(), ["pgid", "pid", "startTime"]);
         }
         await first.shutdown();
 

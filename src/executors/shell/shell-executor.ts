@@ -58,8 +58,13 @@ export interface ShellExecutionHandle extends ExecutionHandle {
   pgid: number;
   /** /proc/<pid>/stat field 22 (Linux): tells a live process from a reused pid. */
   startTime?: number;
-  exitPath: string;
-  outPath: string;
+  /**
+   * Set only by the work units' recovery and by colony before 2026-11-25: the unit dir's
+   * `exit` and `stdout` are where they always are, so `start` no longer repeats them in
+   * every task's stored handle; `attach` takes them from the request's unit dir.
+   */
+  exitPath?: string;
+  outPath?: string;
 }
 
 const INHERITED_ENV = ["PATH", "HOME", "LANG", "TERM", "TMPDIR", "USER", "SHELL"];
@@ -136,8 +141,8 @@ function isHandle(h: ExecutionHandle): h is ShellExecutionHandle {
     typeof h["pid"] === "number" &&
     Number.isInteger(h["pid"]) &&
     h["pid"] > 0 &&
-    typeof h["exitPath"] === "string" &&
-    typeof h["outPath"] === "string" &&
+    (h["exitPath"] === undefined || typeof h["exitPath"] === "string") &&
+    (h["outPath"] === undefined || typeof h["outPath"] === "string") &&
     (h["pgid"] === undefined || typeof h["pgid"] === "number") &&
     (h["startTime"] === undefined || typeof h["startTime"] === "number")
   );
@@ -344,13 +349,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
       },
     );
     if (e.cancelled) terminate(e); // cancelled while starting
-    return {
-      pid,
-      pgid: pid,
-      ...(e.startTime === undefined ? {} : { startTime: e.startTime }),
-      exitPath,
-      outPath,
-    };
+    return { pid, pgid: pid, ...(e.startTime === undefined ? {} : { startTime: e.startTime }) };
   }
 
   function wait(id: string): Promise<ExecutionResult> {
@@ -409,19 +408,16 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
       if (!isHandle(handle)) {
         throw new ExecutorError(
           "COLONY_INVALID_HANDLE",
-          `execution '${id}': the handle is not one the shell executor returned (needs pid, exitPath, outPath)`,
+          `execution '${id}': the handle is not one the shell executor returned (needs a pid)`,
         );
       }
-      const e = newExecution(
-        id,
-        request.unitDir,
-        { outPath: handle.outPath, exitPath: handle.exitPath },
-        handle.pid,
-        handle.startTime,
-        false,
-      );
+      const paths = {
+        outPath: handle.outPath ?? `${request.unitDir}/stdout`,
+        exitPath: handle.exitPath ?? `${request.unitDir}/exit`,
+      };
+      const e = newExecution(id, request.unitDir, paths, handle.pid, handle.startTime, false);
       const recorded = async () => {
-        const status = await readExitFile(handle.exitPath);
+        const status = await readExitFile(paths.exitPath);
         if (!status) return false;
         executions.set(id, e);
         finish(e, toResult(status, false));
