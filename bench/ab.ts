@@ -24,7 +24,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { tempDataDir } from "./support.ts";
+import { medianInterval, tempDataDir } from "./support.ts";
 import type * as Library from "../src/index.ts";
 import type * as Embedded from "../src/runtime/embedded.ts";
 import type * as Parser from "../src/core/definition-parser.ts";
@@ -186,10 +186,15 @@ async function main(): Promise<void> {
   const [a, b] = sides as [Side, Side];
   const line = (label: string, pick: (s: Side["rounds"][number]) => number, unit: string) => {
     const ratios = b.rounds.map((round, i) => pick(round) / pick(a.rounds[i]!));
+    const interval = medianInterval(ratios);
+    const shown = interval
+      ? ` (90 % CI ${interval[0].toFixed(3)}–${interval[1].toFixed(3)}` +
+        (interval[0] > 1 || interval[1] < 1 ? ")" : ", no difference shown)")
+      : "";
     process.stdout.write(
       `${label.padEnd(22)} A ${median(a.rounds.map(pick)).toFixed(0)}${unit}  ` +
         `B ${median(b.rounds.map(pick)).toFixed(0)}${unit}  B/A per round: median ` +
-        `${median(ratios).toFixed(3)} [${ratios.map((x) => x.toFixed(2)).join(" ")}]\n`,
+        `${median(ratios).toFixed(3)}${shown} [${ratios.map((x) => x.toFixed(2)).join(" ")}]\n`,
     );
   };
   line("jobs/s", (s) => s.rate, "/s");

@@ -78,3 +78,24 @@ export function printLines(lines: BenchLine[]): void {
     console.log(`${l.name.padEnd(34)} ${l.value}${base}${ratio}${target}`);
   }
 }
+
+/**
+ * A distribution-free 90 % confidence interval of the median of `values`: the k-th
+ * smallest and k-th largest, k the largest with P(Binomial(n, ½) < k) ≤ 5 %. Undefined
+ * with fewer than 5 values (no such k). bench:ab prints it for the per-round ratios: an
+ * A/A run on this VM (the same tree on both sides) read medians of 0.96–1.07, so a
+ * change shows only where its interval leaves 1.
+ */
+export function medianInterval(values: number[]): [number, number] | undefined {
+  const n = values.length;
+  const sorted = [...values].sort((a, b) => a - b);
+  let below = 0; // P(Binomial(n, ½) < k)
+  let term = 0.5 ** n; // P(Binomial(n, ½) = k), from k = 0
+  let k = 0;
+  while (k < n && below + term <= 0.05) {
+    below += term;
+    term = (term * (n - k)) / (k + 1);
+    k++;
+  }
+  return k === 0 ? undefined : [sorted[k - 1]!, sorted[n - k]!];
+}
