@@ -15,7 +15,10 @@
  *
  * Per round: jobs/s and this process's CPU per job (and, for shell, the spawners' own
  * CPU per job, from /proc, in 10 ms ticks). Printed: each side's medians, and the
- * median over rounds of B/A (this tree against the revision). AB_ROUNDS (12) sets the
+ * median over rounds of B/A (this tree against the revision) with its 90 % confidence
+ * interval (medianInterval in support.ts; "no difference shown" when it holds 1: with
+ * the same tree on both sides this VM reads medians between 0.96 and 1.09, so use 16
+ * rounds or more and trust an interval, not a median). AB_ROUNDS (12) sets the
  * rounds; BENCH_DIR the disk of the data dirs. The revision must have the entry points
  * used here (src/index.ts startColony, src/runtime/embedded.ts openEmbedded).
  */
