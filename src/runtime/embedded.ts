@@ -78,7 +78,8 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> {
   const dataDir = resolve(options.dataDir);
   ensureDataDir(dataDir);
-  const store = await openStore({ url: options.storeUrl, dataDir });
+  const log = options.engine?.log;
+  const store = await openStore({ url: options.storeUrl, dataDir, ...(log ? { log } : {}) });
   const created = !hasKey(dataDir);
   const secretKey = loadOrCreateKey(dataDir);
   const serverId = loadOrCreateServerId(dataDir);
@@ -106,7 +107,6 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
     createShellExecutor({ killGraceMs: options.killGraceMs, shell: options.shell }),
   );
   executors.register(createHttpExecutor());
-  const log = options.engine?.log;
   const messaging = async () =>
     (await import("../executors/messaging/messaging-executor.ts")).createMessagingExecutor({
       redisUrl: options.redisUrl,

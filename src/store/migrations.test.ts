@@ -130,8 +130,10 @@ void describe("sqlite migrations", () => {
   void it("apply once, are recorded, and refuse to start when an applied file changed", async () => {
     const path = join(tmp, "migrate.db");
     const store = createSqliteStore({ path });
-    await store.migrate();
-    await store.migrate();
+    const messages: string[] = [];
+    await store.migrate((m) => messages.push(m));
+    await store.migrate((m) => messages.push(m));
+    assert.deepEqual(messages, [], "a new store, then one with nothing pending, says nothing");
     await store.putDefinition(
       { jobType: "kept", retry: 0, delayBetweenRetriesMs: 0, variables: {}, tasks: [] },
       "src",
@@ -221,6 +223,19 @@ const BEFORE_0010 = [
   { id: 3, definition: JSON.stringify(jobDef("a")) },
 ];
 
+/** An upgrade says which migration it applies, and when it is done (the server's log). */
+function checkUpgradeLog(messages: string[]): void {
+  assert.equal(messages.length, 2, messages.join("\n"));
+  assert.match(
+    messages[0]!,
+    /^upgrading .+: applying migration 0010_job_request_definitions\.sql$/,
+  );
+  assert.match(
+    messages[1]!,
+    /^upgraded .+: migration 0010_job_request_definitions\.sql applied in \d+\.\d s$/,
+  );
+}
+
 /** What 0010 must leave: each request its own definition back, one row per distinct text. */
 async function check0010(store: Store, distinct: () => Promise<number>): Promise<void> {
   for (const { id, definition } of BEFORE_0010) {
@@ -258,7 +273,9 @@ void describe("0010: definitions stored once per distinct text", () => {
     db.close();
     const store = createSqliteStore({ path });
     try {
-      await store.migrate();
+      const messages: string[] = [];
+      await store.migrate((m) => messages.push(m));
+      checkUpgradeLog(messages);
       const count = () => {
         const check = new DatabaseSync(path);
         try {
@@ -307,7 +324,9 @@ void describe("0010: definitions stored once per distinct text", () => {
         await c.query("SELECT setval(pg_get_serial_sequence('job_requests', 'id'), 3)");
         const store = createPostgresStore({ url: service.url!, schema });
         try {
-          await store.migrate();
+          const messages: string[] = [];
+          await store.migrate((m) => messages.push(m));
+          checkUpgradeLog(messages);
           const distinct = async () =>
             Number((await c.query("SELECT count(*) AS n FROM job_request_definitions")).rows[0].n);
           await check0010(store, distinct);

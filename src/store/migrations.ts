@@ -114,11 +114,33 @@ export function planMigrations(
   return files.filter((m) => !done.has(m.version));
 }
 
+/** Where a store says what an upgrade does while it migrates (the server's log). */
+export type MigrationLog = (message: string) => void;
+
+/**
+ * Says, on a store that already had migrations (an upgrade: a new store is silent), which
+ * migration starts, and returns what says it ended: one of them may copy every job row.
+ */
+function announce(
+  log: MigrationLog | undefined,
+  applied: readonly AppliedMigration[],
+  migration: Migration,
+  where: string,
+): () => void {
+  if (!log || applied.length === 0) return () => undefined;
+  const started = performance.now();
+  log(`upgrading ${where}: applying migration ${migration.name}`);
+  return () => {
+    const seconds = (performance.now() - started) / 1000;
+    log(`upgraded ${where}: migration ${migration.name} applied in ${seconds.toFixed(1)} s`);
+  };
+}
+
 /**
  * Applies the pending SQLite migrations. The caller holds a BEGIN IMMEDIATE
  * transaction, so a failure leaves the file as it was.
  */
-export function migrateSqlite(db: DatabaseSync, where: string): void {
+export function migrateSqlite(db: DatabaseSync, where: string, log?: MigrationLog): void {
   const files = loadMigrations(migrationsDir("sqlite"));
   // 0010 keys the definitions it moves by the hash the store computes for new ones.
   db.function("colony_sha256", { deterministic: true }, (text) => definitionHash(String(text)));
@@ -130,6 +152,7 @@ export function migrateSqlite(db: DatabaseSync, where: string): void {
     .prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
     .all() as unknown as AppliedMigration[];
   for (const migration of planMigrations(files, applied, where)) {
+    const done = announce(log, applied, migration, where);
     try {
       db.exec(migration.sql);
     } catch (error) {
@@ -141,6 +164,7 @@ export function migrateSqlite(db: DatabaseSync, where: string): void {
       migration.checksum,
       Date.now(),
     );
+    done();
   }
 }
 
@@ -148,7 +172,11 @@ export function migrateSqlite(db: DatabaseSync, where: string): void {
  * Applies the pending PostgreSQL migrations. The caller holds a transaction on
  * `client`; an advisory lock makes servers starting together migrate one at a time.
  */
-export async function migratePostgres(client: ClientBase, where: string): Promise<void> {
+export async function migratePostgres(
+  client: ClientBase,
+  where: string,
+  log?: MigrationLog,
+): Promise<void> {
   const files = loadMigrations(migrationsDir("postgres"));
   await client.query(
     "SELECT pg_advisory_xact_lock(hashtext('colony.migrate'), hashtext(current_schema()))",
@@ -161,6 +189,7 @@ export async function migratePostgres(client: ClientBase, where: string): Promis
     "SELECT version, name, checksum FROM schema_migrations ORDER BY version",
   );
   for (const migration of planMigrations(files, applied.rows, where)) {
+    const done = announce(log, applied.rows, migration, where);
     try {
       await client.query(migration.sql);
     } catch (error) {
@@ -172,6 +201,7 @@ export async function migratePostgres(client: ClientBase, where: string): Promis
       migration.checksum,
       new Date(),
     ]);
+    done();
   }
 }
 

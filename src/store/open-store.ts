@@ -18,6 +18,8 @@ import { redactUrl } from "../core/urls.ts";
 export interface OpenStoreOptions {
   url?: string;
   dataDir: string;
+  /** Hears what an upgrade's migrations do (Store.migrate). */
+  log?: (message: string) => void;
 }
 
 const ACCEPTED =
@@ -27,7 +29,7 @@ const ACCEPTED =
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const store = createStore(options);
   try {
-    await store.migrate();
+    await store.migrate(options.log);
   } catch (error) {
     await store.close().catch(() => {});
     throw error;

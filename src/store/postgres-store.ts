@@ -213,7 +213,7 @@ class PostgresStore implements Store {
 
   // -- lifecycle ------------------------------------------------------------------------
 
-  migrate(): Promise<void> {
+  migrate(log?: (message: string) => void): Promise<void> {
     return this.#run("migrating", async () => {
       if (this.#schema) {
         try {
@@ -225,7 +225,7 @@ class PostgresStore implements Store {
         }
       }
       const where = `${this.#where}${this.#schema ? ` (schema ${this.#schema})` : ""}`;
-      await this.#tx((client) => migratePostgres(client, where));
+      await this.#tx((client) => migratePostgres(client, where, log));
     });
   }
 

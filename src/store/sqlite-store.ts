@@ -714,10 +714,10 @@ class SqliteStore implements Store {
 
   // -- lifecycle ------------------------------------------------------------------------
 
-  migrate(): Promise<void> {
+  migrate(log?: (message: string) => void): Promise<void> {
     try {
       this.#commit();
-      this.#tx(() => migrateSqlite(this.#db, `the store at ${this.#path}`));
+      this.#tx(() => migrateSqlite(this.#db, `the store at ${this.#path}`, log));
       checkHotRead(this.#db, "task_executions", READ_TASK, "exactly");
       checkHotRead(this.#db, "job_requests", READ_JOB, "among");
       return Promise.resolve();

@@ -115,8 +115,11 @@ export interface Store {
   /** Hook reports, artifacts and schedules (SPEC section 9): async-action-store.ts. */
   readonly asyncActions: AsyncActionStore;
 
-  /** Applies pending numbered migrations (idempotent). */
-  migrate(): Promise<void>;
+  /**
+   * Applies pending numbered migrations (idempotent). On a store that already had some
+   * (an upgrade), `log` hears which migration starts and when it ended.
+   */
+  migrate(log?: (message: string) => void): Promise<void>;
   close(): Promise<void>;
 
   // -- job definitions ------------------------------------------------------------
