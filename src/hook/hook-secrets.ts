@@ -40,6 +40,39 @@ export function hookSecret(key: string): KeyObject {
   return createSecretKey(Buffer.from(key, "latin1"));
 }
 
+/**
+ * A holder as issued. A class, not an object literal with a `secret` getter: V8 makes
+ * such a literal through the runtime (~0.8 µs), a class instance in ~0.05 µs.
+ */
+class IssuedHolder implements HookHolder {
+  readonly jobId: string;
+  readonly kind: HookHolder["kind"];
+  readonly key: string;
+  readonly unitDir: string;
+  readonly jobRequestId?: number;
+  readonly jobType?: string;
+  readonly taskType?: string;
+  readonly attempt?: number;
+  readonly artifactsExpireAfterMs?: number;
+  #secret: KeyObject | undefined;
+
+  constructor(holder: Omit<HookHolder, "key" | "secret">, key: string) {
+    this.jobId = holder.jobId;
+    this.kind = holder.kind;
+    this.key = key;
+    this.unitDir = holder.unitDir;
+    this.jobRequestId = holder.jobRequestId;
+    this.jobType = holder.jobType;
+    this.taskType = holder.taskType;
+    this.attempt = holder.attempt;
+    this.artifactsExpireAfterMs = holder.artifactsExpireAfterMs;
+  }
+
+  get secret(): KeyObject {
+    return (this.#secret ??= hookSecret(this.key));
+  }
+}
+
 export class HookSecrets {
   readonly #holders = new Map<string, HookHolder>();
   readonly #master: KeyObject;
@@ -63,14 +96,7 @@ export class HookSecrets {
     const known = this.#holders.get(holder.jobId);
     if (known) return known.key;
     const key = this.keyOf(holder.jobId, holder.kind);
-    let secret: KeyObject | undefined;
-    this.#holders.set(holder.jobId, {
-      ...holder,
-      key,
-      get secret() {
-        return (secret ??= hookSecret(key));
-      },
-    });
+    this.#holders.set(holder.jobId, new IssuedHolder(holder, key));
     return key;
   }
 

@@ -81,6 +81,49 @@ interface Execution {
 
 const NOTHING = (): void => undefined;
 
+/**
+ * A handler's `ctx`. A class, not an object literal: a literal with a getter (`signal`)
+ * is made through V8's runtime, ~0.8 µs a task against ~0.05 µs for an instance.
+ */
+class HandlerContext implements FunctionContext {
+  readonly #e: Execution;
+  readonly executionId: string;
+  jobRequestId?: number;
+  jobType?: string;
+  readonly taskType: string;
+  readonly attempt: number;
+  readonly params: Record<string, unknown>;
+  readonly env: Record<string, string>;
+  readonly progress: FunctionContext["progress"];
+  readonly log: FunctionContext["log"];
+
+  constructor(
+    e: Execution,
+    executionId: string,
+    taskType: string,
+    rest: Pick<FunctionContext, "attempt" | "params" | "env" | "progress" | "log">,
+  ) {
+    this.#e = e;
+    this.executionId = executionId;
+    this.taskType = taskType;
+    this.attempt = rest.attempt;
+    this.params = rest.params;
+    this.env = rest.env;
+    this.progress = rest.progress;
+    this.log = rest.log;
+  }
+
+  /** Made on first read: most handlers never look at it. */
+  get signal(): AbortSignal {
+    const e = this.#e;
+    if (!e.controller) {
+      e.controller = new AbortController();
+      if (e.abortReason !== undefined) e.controller.abort(e.abortReason);
+    }
+    return e.controller.signal;
+  }
+}
+
 /** How long a started handler waits for a wait() or logStream() before it runs anyway. */
 const BEGIN_ANYWAY_MS = 50;
 
@@ -216,20 +259,10 @@ export class FunctionExecutor implements Executor {
     for (const v of Object.values(request.variables)) params[v.name] = v.value;
     const events = this.#events;
     // Closures, not methods: handlers destructure them (`async ({ log, signal }) => ...`).
-    const ctx: FunctionContext = {
-      executionId: id,
-      taskType: request.task.taskType,
+    const ctx: FunctionContext = new HandlerContext(e, id, request.task.taskType, {
       attempt: request.attempt ?? 0,
       params,
       env: request.env,
-      // Made on first read: most handlers never look at it.
-      get signal() {
-        if (!e.controller) {
-          e.controller = new AbortController();
-          if (e.abortReason !== undefined) e.controller.abort(e.abortReason);
-        }
-        return e.controller.signal;
-      },
       progress: (percent, message) => {
         if (e.result) return;
         events?.emit("task:progress", {
@@ -249,7 +282,7 @@ export class FunctionExecutor implements Executor {
         const line = values.map((v) => (typeof v === "string" ? v : inspect(v))).join(" ") + "\n";
         e.out.write(line, () => notifyFileChanged(e.outPath));
       },
-    };
+    });
     if (request.jobRequestId !== undefined) ctx.jobRequestId = request.jobRequestId;
     if (request.jobType !== undefined) ctx.jobType = request.jobType;
     // The handler runs once someone waits for it (the engine does so right after it has
