@@ -293,6 +293,31 @@ export function asyncActionConformance(store: CurrentStore): void {
       assert.equal(page.items.length, 1);
     });
 
+    void it("a firing that fails takes back the definition row it made", async () => {
+      const s = store();
+      await s.putDefinition(jobDef("nightly"), "src");
+      await s.asyncActions.upsertSchedule({ jobType: "nightly", cron: "* * * * * *" }, t0);
+      // The firing stores the definition's text, then its job insert fails (a value the
+      // database refuses): the transaction takes back both, and the claim of the time.
+      const unusable = {} as unknown as number;
+      await assert.rejects(
+        s.asyncActions.fireSchedule("nightly", t0, at(1), { params: {}, maxConcurrency: unusable }),
+      );
+      // Another definition now gets the id the rolled-back row had (SQLite)...
+      const other = await s.createJobRequest({
+        jobType: "other",
+        definition: jobDef("other"),
+        params: {},
+      });
+      // ...which must not be handed out again for the first one's text.
+      const fired = await s.asyncActions.fireSchedule("nightly", t0, at(1), { params: {} });
+      assert.equal(fired.fired, true);
+      assert.deepEqual(fired.jobRequest?.definition, jobDef("nightly"));
+      const again = await s.getJobRequest(fired.jobRequest!.id);
+      assert.deepEqual(again?.definition, jobDef("nightly"));
+      assert.deepEqual((await s.getJobRequest(other.id))?.definition, jobDef("other"));
+    });
+
     void it("concurrent claims of one time fire exactly once", async () => {
       const s = store();
       await s.putDefinition(jobDef("race"), "src");
