@@ -2,7 +2,7 @@
  * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
  * the same run (the machine is shared and noisy; absolute numbers drift).
  * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream, docker, dashboard, units,
- * function, hook, ants, messaging)
+ * function, hook, ants, messaging, cli)
  */
 import { cpus, totalmem } from "node:os";
 import { printLines, type BenchLine } from "./support.ts";
@@ -17,6 +17,7 @@ import { functionThroughput } from "./function-throughput.ts";
 import { hookThroughput } from "./hook-throughput.ts";
 import { antsDispatch } from "./ants-dispatch.ts";
 import { messagingRoundTrip } from "./messaging-roundtrip.ts";
+import { cliStart } from "./cli-start.ts";
 
 const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
   shell: () =>
@@ -64,6 +65,7 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
       Number(process.env.BENCH_MESSAGING_N ?? 3000),
       Number(process.env.BENCH_MESSAGING_C ?? 16),
     ),
+  cli: () => cliStart(Number(process.env.BENCH_CLI_ROUNDS ?? 9)),
 };
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -48,7 +48,7 @@ export async function withClient(
 ): Promise<number> {
   let client: ColonyClient;
   try {
-    const o = resolveClientOptions(flags);
+    const o = await resolveClientOptions(flags);
     tokenSource = o.sources.token;
     client = createClient({ server: o.server, token: o.token, ca: o.ca, sources: o.sources });
   } catch (error) {

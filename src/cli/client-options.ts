@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadConfig, type Config } from "../config/config.ts";
+import type { Config } from "../config/config.ts";
 
 export const SERVER_INFO_FILE = "server.json";
 export const ADMIN_TOKEN_FILE = "admin.token";
@@ -86,13 +86,15 @@ function readToken(file: string): string {
   return readFileSync(file, "utf8").trim();
 }
 
-export function resolveClientOptions(
+export async function resolveClientOptions(
   flags: ClientFlags,
   env: NodeJS.ProcessEnv = process.env,
-): ClientOptions {
+): Promise<ClientOptions> {
   const configFile = flags.config ?? (env.COLONY_CONFIG || undefined);
+  // The config module (its schema, typebox and yaml) is loaded only when there is a file
+  // to read: it was ~0.3 s of every client command's start.
   const config = configFile
-    ? loadConfig({
+    ? (await import("../config/config.ts")).loadConfig({
         file: configFile,
         env,
         overrides: flags["data-dir"] ? { dataDir: flags["data-dir"] } : {},

@@ -6,7 +6,7 @@
  * you mean '--concurrency'?" or lists the options there are.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { closest } from "../core/definition-reader.ts";
+import { closest } from "../core/closest.ts";
 import { UsageError } from "./output.ts";
 
 /** A flag the command does not take, or a flag without its value; main adds where --help is. */

@@ -4,7 +4,8 @@
  * every task name is known.
  */
 import { isMap, isScalar, isSeq } from "yaml";
-import { childPath, closest, setKey } from "./definition-reader.ts";
+import { closest } from "./closest.ts";
+import { childPath, setKey } from "./definition-reader.ts";
 import type { Entry, Reader, YamlNode } from "./definition-reader.ts";
 import { EXIT_ACTIONS, METHODS, taskDefinition } from "./job-definition.ts";
 import type { ExitAction, Method, TaskDefinition, Variable } from "./job-definition.ts";

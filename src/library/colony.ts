@@ -236,6 +236,9 @@ export async function startColony(options: StartColonyOptions): Promise<Colony> 
       ...(options.storeUrl ? { storeUrl: options.storeUrl } : {}),
       maxParallelTasks: options.maxParallelTasks ?? 16,
       engine: { log },
+      // As `colony run`: MESSAGING, DOCKER and KUBERNETES load on their first task (their
+      // modules were ~950 files and ~8 MB of heap in a program that runs functions).
+      lazyExecutors: true,
     });
     for (const [name, handler] of Object.entries(options.functions ?? {})) {
       runtime.asyncActions.functions.register(name, handler);

@@ -10,7 +10,6 @@ import { mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ColonyError, StoreError } from "../core/errors.ts";
 import { messageOf } from "./migrations.ts";
-import { createPostgresStore } from "./postgres-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
 import type { Store } from "./store.ts";
 import { redactUrl } from "../core/urls.ts";
@@ -27,7 +26,7 @@ const ACCEPTED =
   "postgres://user:password@host:port/database or postgresql://...";
 
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
-  const store = createStore(options);
+  const store = await createStore(options);
   try {
     await store.migrate(options.log);
   } catch (error) {
@@ -37,12 +36,14 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return store;
 }
 
-function createStore({ url, dataDir }: OpenStoreOptions): Store {
+async function createStore({ url, dataDir }: OpenStoreOptions): Promise<Store> {
   if (url === undefined || url === "") return openSqlite(join(dataDir, "colony.db"));
   if (/^postgres(ql)?:\/\//i.test(url)) {
     const parsed = new URL(url);
     const schema = parsed.searchParams.get("schema") ?? undefined;
     parsed.searchParams.delete("schema");
+    // Loaded only here: `pg` is ~30 modules that a SQLite data dir never needs.
+    const { createPostgresStore } = await import("./postgres-store.ts");
     return createPostgresStore({ url: parsed.toString(), ...(schema ? { schema } : {}) });
   }
   if (/^sqlite:/i.test(url)) {
