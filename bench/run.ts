@@ -47,6 +47,7 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
       Number(process.env.BENCH_FUNCTION_N ?? 5000),
       Number(process.env.BENCH_FUNCTION_C ?? 16),
       Number(process.env.BENCH_FUNCTION_LATENCY_N ?? 500),
+      Number(process.env.BENCH_FUNCTION_PAIRS ?? 3),
     ),
   hook: () =>
     hookThroughput(
