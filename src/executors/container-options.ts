@@ -464,7 +464,7 @@ export interface ContainerExecutorOptions {
   killGraceMs?: number;
   /** Value of the colony.owner label: this colony's node id (default "colony"). */
   owner?: string;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (and only the newest 10,000 finished ones). */
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (of those whose result was taken, only the newest 100). */
   retainFinishedMs?: number;
   /**
    * Whether an execution is still wanted (the store says it is unfinished). The reaper

@@ -117,8 +117,16 @@ class FinishedQueue<E> {
   }
 }
 
-/** How many finished executions an executor keeps at most (see FinishedRetention). */
-export const MAX_FINISHED = 10_000;
+/**
+ * How many finished executions whose result a wait() took an executor keeps at most (see
+ * FinishedRetention). Nothing but the executor contract reads them (the engine records
+ * each result it takes and reads output from the unit files), and every kept entry
+ * outlives the young generation: at 10,000, a FUNCTION job's entry (~0.5-1 KiB) was
+ * promoted, marked and swept by every burst, and a process of 5000 jobs at once kept
+ * ~4 MB more heap after they ended (bench/README.md, issue 6). Ants keep 100 likewise
+ * (REMOTE_FINISHED).
+ */
+export const MAX_FINISHED = 100;
 
 /**
  * Keeps finished executions known for a while, so that logStream and EXECUTION_EXISTS

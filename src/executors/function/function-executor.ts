@@ -52,7 +52,7 @@ export type FunctionHandler = (ctx: FunctionContext) => unknown;
 export interface FunctionExecutorOptions {
   /** Where `task:progress` events go. */
   events?: ColonyEventBus;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (and only the newest 10,000 finished ones). */
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (of those whose result was taken, only the newest 100). */
   retainFinishedMs?: number;
   /**
    * For this long after the executor is made, a task naming a function not registered yet

@@ -58,7 +58,7 @@ export function isHttpMethod(method: string): method is HttpMethod {
 export interface HttpExecutorOptions {
   /** Bytes of the body kept in the context as `http_body` (default 64 KiB; the output file has all). */
   maxContextBody?: number;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (and only the newest 10,000 finished ones). */
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (of those whose result was taken, only the newest 100). */
   retainFinishedMs?: number;
   /** The User-Agent sent unless the task sets one (default `colony`). */
   userAgent?: string;

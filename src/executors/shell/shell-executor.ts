@@ -48,7 +48,7 @@ export interface ShellExecutorOptions {
    * inherited.
    */
   inheritEnv?: Record<string, string | undefined>;
-  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (and only the newest 10,000 finished ones). */
+  /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (of those whose result was taken, only the newest 100). */
   retainFinishedMs?: number;
 }
 
