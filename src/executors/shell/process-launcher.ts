@@ -684,27 +684,68 @@ export function createNodeLauncher(): ProcessLauncher {
 
 const pythonChecked = new Map<string, string | undefined>();
 
+/** What the probe of a python runs: it fails where posix_spawn is missing (before 3.8). */
+const PYTHON_PROBE = [
+  ...SPAWNERS.python.flags,
+  "-c",
+  "import os, select, signal, sys; os.POSIX_SPAWN_DUP2; print(sys.executable)",
+];
+
+function pythonVerdict(python: string, status: number | null, stdout: string | undefined): void {
+  const executable = stdout?.trim() ?? "";
+  pythonChecked.set(python, status === 0 ? executable || python : undefined);
+}
+
 /**
  * The interpreter behind `python` if it starts and has posix_spawn (3.8 or later), else
  * undefined: checked once per path, ~20 ms. A version manager's shim on PATH (pyenv,
  * asdf) is a script that costs ~100 ms per start; the spawner is then started with the
  * interpreter the shim chose (`sys.executable`), not through the shim a second time.
+ * createLauncherAsync runs the same check without blocking the event loop.
  */
 function pythonRuns(python: string): string | undefined {
   if (!pythonChecked.has(python)) {
-    const r = spawnSync(
-      python,
-      [
-        ...SPAWNERS.python.flags,
-        "-c",
-        "import os, select, signal, sys; os.POSIX_SPAWN_DUP2; print(sys.executable)",
-      ],
-      { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 },
-    );
-    const executable = r.stdout?.trim() ?? "";
-    pythonChecked.set(python, r.status === 0 ? executable || python : undefined);
+    const r = spawnSync(python, PYTHON_PROBE, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 5000,
+    });
+    pythonVerdict(python, r.status, r.stdout);
   }
   return pythonChecked.get(python);
+}
+
+/** pythonRuns' check as a child process the event loop does not wait for. */
+function probePython(python: string): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawnChild(python, PYTHON_PROBE, { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    const done = (status: number | null) => {
+      clearTimeout(timer);
+      if (!pythonChecked.has(python)) pythonVerdict(python, status, out);
+      resolve();
+    };
+    child.once("error", () => done(null));
+    child.once("close", (code) => done(code));
+  });
+}
+
+/**
+ * createLauncher without blocking the event loop: the python check (~20 ms, ~150 ms
+ * through a pyenv shim, once per process) runs as a child process first. The shell
+ * executor starts its launcher this way, at its first task.
+ */
+export async function createLauncherAsync(
+  options: Parameters<typeof createLauncher>[0] = {},
+): Promise<ProcessLauncher> {
+  const choice = options.spawner ?? process.env["COLONY_SPAWNER"] ?? "auto";
+  if (choice === "auto") {
+    const python = findProgram(SPAWNERS.python.program, options.path);
+    if (python && !pythonChecked.has(python)) await probePython(python);
+  }
+  return createLauncher(options);
 }
 
 /**

@@ -25,6 +25,7 @@ import {
 } from "../executor-conformance.ts";
 import {
   createLauncher,
+  createLauncherAsync,
   createNodeLauncher,
   createSpawnerLauncher,
   createSpawnerPool,
@@ -263,6 +264,39 @@ describe("choosing a launcher", { skip: missing("python") || missing("perl") }, 
       assert.equal(readFileSync(out, "utf8"), "ran\n");
       // The check went through the shim; the spawner started with what it chose.
       assert.equal(readFileSync(calls, "utf8"), "called\n", "the shim ran once: the check");
+    } finally {
+      await launcher.close();
+    }
+  });
+  it("createLauncherAsync checks python without blocking the event loop", async () => {
+    const dir = await tempRoot();
+    const python = findProgram("python3")!;
+    const shims = join(dir, "slow-shims");
+    await mkdir(shims);
+    // A shim that takes 400 ms to choose (pyenv's cost on a slow machine, made sure).
+    await writeFile(join(shims, "python3"), `#!/bin/sh\nsleep 0.4\nexec '${python}' "$@"\n`, {
+      mode: 0o755,
+    });
+    let longest = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 10);
+    let launcher: ProcessLauncher | undefined;
+    try {
+      // Yield first, so that a check that blocks shows as the gap before the next tick.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      launcher = await createLauncherAsync({ path: shims, spawners: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      clearInterval(ticker);
+    }
+    try {
+      assert.equal(launcher.kind, "python");
+      // createLauncher's spawnSync held the loop for the whole check (≥ 400 ms).
+      assert.ok(longest < 250, `the event loop stalled ${longest.toFixed(0)} ms`);
     } finally {
       await launcher.close();
     }

@@ -23,7 +23,7 @@ import {
   type LogStreamRequest,
 } from "../../core/executor.ts";
 import {
-  createLauncher,
+  createLauncherAsync,
   parseExitFile,
   readProcStat,
   type ExitStatus,
@@ -34,7 +34,10 @@ import { composeShellScript, defaultShell, isBash } from "./shell-script.ts";
 import { FinishedRetention, logStreamOf, resultOf } from "../execution-table.ts";
 
 export interface ShellExecutorOptions {
-  /** Default: createLauncher() (Perl spawner, or Node when there is no perl). */
+  /**
+   * Default: createLauncherAsync() at the first task (the Python spawner, else the Perl
+   * one, else Node's child_process).
+   */
   launcher?: ProcessLauncher;
   /** SIGTERM, then SIGKILL this long after (default 10 s). */
   killGraceMs?: number;
@@ -179,7 +182,9 @@ function ensureParent(dir: string): void {
 export function createShellExecutor(options: ShellExecutorOptions = {}): Executor {
   const ownsLauncher = options.launcher === undefined;
   let launcher: ProcessLauncher | undefined = options.launcher;
-  const getLauncher = () => (launcher ??= createLauncher());
+  let launching: Promise<ProcessLauncher> | undefined;
+  const getLauncher = async () =>
+    launcher ?? (await (launching ??= createLauncherAsync().then((made) => (launcher = made))));
   const killGraceMs = options.killGraceMs ?? 10_000;
   const shell = options.shell ?? defaultShell();
   const bash = isBash(shell);
@@ -319,7 +324,9 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
         await writeFile(file, script, { mode: 0o600 });
         script = `. ${quoteShell(file)}`;
       }
-      spawned = await getLauncher().spawn({
+      spawned = await (
+        await getLauncher()
+      ).spawn({
         id,
         cwd: request.workDir ?? cwd,
         outPath,
@@ -455,7 +462,9 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
           );
         }
       }
-      if (ownsLauncher) await launcher?.close();
+      // A launcher still being made (its python check) is closed once it exists.
+      const made = launcher ?? (await launching?.catch(() => undefined));
+      if (ownsLauncher) await made?.close();
     },
   };
 }
