@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { appendFile, mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -69,6 +69,33 @@ describe("followFile", () => {
     done = true;
     notifyDone(path);
     assert.equal((await result).toString(), "appeared\n");
+  });
+
+  it("sees a file whose folder does not exist yet as soon as it is written, not at the next safety tick", async () => {
+    // A task's output file when a client follows it before the task started: its unit
+    // dir is made at the start. Nobody calls notifyFileChanged here; the watch must see it.
+    const unit = join(dir, "unit-later");
+    const path = join(unit, "stdout");
+    let done = false;
+    const started = performance.now();
+    const stream = followFile(path, { follow: true, done: () => done });
+    const first = new Promise<number>((resolve) =>
+      stream.once("data", () => resolve(performance.now())),
+    );
+    const result = collect(stream);
+    await sleep(100);
+    await mkdir(unit);
+    await sleep(20);
+    await writeFile(path, "one\n");
+    const at = await first;
+    await appendFile(path, "two\n");
+    await sleep(20);
+    done = true;
+    notifyDone(path);
+    assert.equal((await result).toString(), "one\ntwo\n");
+    // The safety timer ticks every second: a first line by it would come ~1000 ms in.
+    assert.ok(at - started < 600, `the first bytes came ${(at - started).toFixed(0)} ms in`);
+    assert.equal(watchedPathCount(), 0);
   });
 
   it("gives each of 20 concurrent followers every appended byte, in order, with one watch", async () => {

@@ -34,6 +34,12 @@ const SAFETY_INTERVAL_MS = 1000;
 interface PathWatch {
   followers: Set<FileFollower>;
   watcher: FSWatcher | undefined;
+  /**
+   * What the watcher watches: 0 the file, 1 its folder (for it to appear; appends show
+   * there too), 2 the folder above (for the folder to appear: a task's unit dir is made
+   * when it starts), 3 nothing (only the timer).
+   */
+  level: number;
   timer: NodeJS.Timeout;
 }
 
@@ -44,32 +50,68 @@ function wake(key: string): void {
   if (w) for (const f of w.followers) f.wake();
 }
 
-function startWatcher(key: string): FSWatcher | undefined {
-  const onEvent = () => wake(key);
-  try {
-    return watch(key, onEvent).on("error", () => undefined);
-  } catch {
-    // Not there yet: watch its directory for it to appear and grow.
-    const name = basename(key);
+/** Watches `key`, else the nearest of its two folders above that exists, for the level below to appear. */
+function startWatcher(
+  key: string,
+  from: number,
+): { watcher: FSWatcher | undefined; level: number } {
+  const onEvent = () => changed(key);
+  const ignore = () => undefined;
+  if (from === 0) {
     try {
-      return watch(dirname(key), (_event, filename) => {
-        if (filename === null || filename === name) wake(key);
-      }).on("error", () => undefined);
+      return { watcher: watch(key, onEvent).on("error", ignore), level: 0 };
     } catch {
-      return undefined; // the safety timer still finds every change
+      // not there yet
     }
   }
+  let below = key;
+  let folder = dirname(key);
+  for (let level = 1; level <= 2; level++, below = folder, folder = dirname(folder)) {
+    if (level < from || folder === below) continue;
+    const name = basename(below);
+    try {
+      const watcher = watch(folder, (_event, filename) => {
+        if (filename === null || filename === name) onEvent();
+      });
+      return { watcher: watcher.on("error", ignore), level };
+    } catch {
+      // not there either
+    }
+  }
+  return { watcher: undefined, level: 3 };
+}
+
+/**
+ * Something changed at or above `key`: once what was missing appeared (the unit dir of a
+ * task that just started), the watch moves down to it, so that appends wake followers
+ * at once instead of at the next safety tick. Then the followers read.
+ */
+function changed(key: string): void {
+  const w = watches.get(key);
+  if (!w) return;
+  if (w.level > 1) {
+    const next = startWatcher(key, 0);
+    if (next.level < w.level) {
+      w.watcher?.close();
+      w.watcher = next.watcher;
+      w.level = next.level;
+      w.timer.unref();
+    } else {
+      next.watcher?.close();
+    }
+  }
+  wake(key);
 }
 
 function acquire(key: string, follower: FileFollower): void {
   let w = watches.get(key);
   if (!w) {
-    const watcher = startWatcher(key);
-    const timer = setInterval(() => wake(key), SAFETY_INTERVAL_MS);
+    const { watcher, level } = startWatcher(key, 0);
+    const timer = setInterval(() => changed(key), SAFETY_INTERVAL_MS);
     // A working watcher keeps the process alive while followers wait; the timer
     // only has to when there is none.
     if (watcher) timer.unref();
-    w = { followers: new Set(), watcher, timer };
+    w = { followers: new Set(), watcher, level, timer };
     watches.set(key, w);
   }
   w.followers.add(follower);
