@@ -26,6 +26,17 @@ describe("worker SDK examples", () => {
     await s.close();
   });
 
+  it("a server that is not a URL is refused when the worker is started, not later", () => {
+    assert.throws(
+      () => startWebSocketWorker({ server: "colony-host", token: "t", handle: () => ({}) }),
+      {
+        name: "TypeError",
+        message:
+          "'colony-host' is not a URL of a colony server; write e.g. http://host:7777 or ws://host:7777",
+      },
+    );
+  });
+
   it("a worker whose token the server refuses: ready rejects and it stops retrying", async () => {
     const logs: string[] = [];
     const w = startWebSocketWorker({

@@ -47,7 +47,8 @@ import { noteInOutput } from "../core/outputs.ts";
 import { count } from "../core/text.ts";
 import { createHttpExecutor } from "../executors/http/http-executor.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
-import { antsEndpoint, backoff } from "../worker/worker-common.ts";
+import { antsEndpoint } from "../worker/endpoint.ts";
+import { backoff } from "../worker/worker-common.ts";
 import {
   AGENT_PROTOCOL,
   executionRequestOf,

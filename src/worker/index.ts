@@ -9,6 +9,7 @@
 import type { WebSocketWorker, WebSocketWorkerOptions } from "./websocket-worker.ts";
 import type { MessagingWorkerOptions } from "./messaging-worker.ts";
 import type { Worker } from "./worker-common.ts";
+import { antsEndpoint } from "./endpoint.ts";
 
 export type { WebSocketWorker, WebSocketWorkerOptions, MessagingWorkerOptions };
 export type { TaskHandler, Worker, WorkerReply } from "./worker-common.ts";
@@ -16,6 +17,7 @@ export type { TaskRequest, TaskResponse } from "../ants/task-request.ts";
 
 /** Connects to a colony server's /ws/ants and answers its TaskRequests (websocket-worker.ts). */
 export function startWebSocketWorker(options: WebSocketWorkerOptions): WebSocketWorker {
+  antsEndpoint(options.server); // a server that is no URL throws here, as it always did
   const started = import("./websocket-worker.ts").then((m) => m.startWebSocketWorker(options));
   let worker: WebSocketWorker | undefined;
   const ready = started.then((w) => {

@@ -15,9 +15,9 @@ import WebSocket from "ws";
 import { ColonyError } from "../core/errors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { parseJsonFrame, parseTaskRequest, type TaskRequest } from "../ants/task-request.ts";
+import { antsEndpoint } from "./endpoint.ts";
 import {
   answer,
-  antsEndpoint,
   backoff,
   defaultWorkerId,
   type TaskHandler,

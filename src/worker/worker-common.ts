@@ -1,6 +1,6 @@
 /**
  * What the WebSocket and messaging workers share: the handler type, how a handler's
- * answer (or exception) becomes the TaskResponse, and the /ws/ants URL of a server.
+ * answer (or exception) becomes the TaskResponse.
  */
 import { hostname } from "node:os";
 import {
@@ -46,23 +46,6 @@ export async function answer(
       error_message: error instanceof Error ? error.message : String(error),
     });
   }
-}
-
-/** `http://host:7777` (or ws://, wss://, with or without /ws/ants) -> the ants endpoint. */
-export function antsEndpoint(server: string): string {
-  const url = URL.parse(server);
-  if (url === null) {
-    throw new TypeError(
-      `'${server}' is not a URL of a colony server; write e.g. http://host:7777 or ws://host:7777`,
-    );
-  }
-  if (url.protocol === "http:") url.protocol = "ws:";
-  else if (url.protocol === "https:") url.protocol = "wss:";
-  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
-    throw new TypeError(`'${server}' is not an http(s):// or ws(s):// URL of a colony server`);
-  }
-  if (url.pathname === "/" || url.pathname === "") url.pathname = "/ws/ants";
-  return url.toString();
 }
 
 /** A default worker id: host, pid and a random tail. */
