@@ -109,6 +109,7 @@ export async function runCommand(
 
   const runtime = await openEmbedded({
     lazyExecutors: true,
+    warmShell: true,
     dataDir,
     maxParallelTasks: concurrency,
     engine: { claim: !values.resume, log: (m) => io.stderr.write(`colony: ${m}\n`) },

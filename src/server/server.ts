@@ -145,6 +145,8 @@ export async function startServer(
       ...(config.schedules.timezone ? { scheduleTimezone: config.schedules.timezone } : {}),
     },
     redisUrl: config.messaging.redisUrl,
+    // The built-in ant's first SHELL task does not wait for the spawner to start.
+    warmShell: config.ant.methods?.includes("SHELL") ?? true,
     // Remote ants on /ws/ants (src/ants/ws-endpoint.ts); the built-in ant's tags.
     ants: {
       id: `${config.nodeId}/builtin`,

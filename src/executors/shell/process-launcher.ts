@@ -76,6 +76,8 @@ export interface ProcessLauncher {
   onExit(id: string): Promise<ExitStatus>;
   /** The exit of a process spawned with `ack` is recorded: its exit file is not needed. */
   ack?(id: string): void;
+  /** Starts a co-process now rather than at the first spawn (it does not hold the event loop). */
+  warm?(): void;
   /** Stops observing; running processes keep running (the spawner still records them). */
   close(): Promise<void>;
 }
@@ -403,6 +405,11 @@ export function createSpawnerLauncher(kind: SpawnerKind, program?: string): Spaw
   return {
     kind,
     spawnerPid: () => child?.pid,
+    warm() {
+      if (closed || child) return;
+      start();
+      updateRef(); // idle: unref'd until work comes
+    },
     spawn(spec) {
       if (closed)
         return Promise.reject(
@@ -498,6 +505,7 @@ export function createSpawnerPool(launchers: readonly SpawnerLauncher[]): Spawne
     kind: first.kind,
     spawnerPid: () => first.spawnerPid(),
     spawnerPids: () => launchers.map((l) => l.spawnerPid()),
+    warm: () => launchers.forEach((l) => l.warm?.()),
     spawn(spec) {
       if (owners.has(spec.id)) {
         return Promise.reject(

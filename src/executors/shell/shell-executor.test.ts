@@ -303,6 +303,41 @@ describe("choosing a launcher", { skip: missing("python") || missing("perl") }, 
   });
 });
 
+describe("warm", { skip: missing("python") || missing("perl") }, () => {
+  /** Spawner processes of this process started since `before`. */
+  const spawnersSince = (before: Set<number>) =>
+    childrenOf(process.pid).filter((pid) => {
+      if (before.has(pid)) return false;
+      try {
+        return /spawner\.(py|pl)/.test(readFileSync(`/proc/${pid}/cmdline`, "latin1"));
+      } catch {
+        return false;
+      }
+    });
+
+  it("with warm, the spawner starts before any task, and close stops it", async () => {
+    const before = new Set(childrenOf(process.pid));
+    const executor = createShellExecutor({ warm: true });
+    let spawners: number[] = [];
+    for (let i = 0; i < 200 && spawners.length === 0; i++) {
+      await sleep(25);
+      spawners = spawnersSince(before);
+    }
+    assert.ok(spawners.length > 0, "no spawner started within 5 s of creating the executor");
+    await executor.close();
+    for (let i = 0; i < 200 && spawnersSince(before).length > 0; i++) await sleep(25);
+    assert.deepEqual(spawnersSince(before), [], "the spawners outlived close()");
+  });
+
+  it("without it, nothing starts until the first task", async () => {
+    const before = new Set(childrenOf(process.pid));
+    const executor = createShellExecutor();
+    await sleep(500);
+    assert.deepEqual(spawnersSince(before), []);
+    await executor.close();
+  });
+});
+
 /** An executor and its launcher, closed together as a colony process would be at exit. */
 function colonyProcess(kind: LauncherKind) {
   const launcher = makeLauncher(kind);

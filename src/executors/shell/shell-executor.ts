@@ -53,6 +53,11 @@ export interface ShellExecutorOptions {
   inheritEnv?: Record<string, string | undefined>;
   /** How long a finished execution stays known (logStream, EXECUTION_EXISTS); default 10 min (of those whose result was taken, only the newest 100). */
   retainFinishedMs?: number;
+  /**
+   * Make the default launcher now, in the background, rather than at the first task (a
+   * failure to make it is the first task's error, as without this).
+   */
+  warm?: boolean;
 }
 
 /** What `start` returns and `attach` takes back (stored with the task). */
@@ -185,6 +190,12 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
   let launching: Promise<ProcessLauncher> | undefined;
   const getLauncher = async () =>
     launcher ?? (await (launching ??= createLauncherAsync().then((made) => (launcher = made))));
+  if (options.warm) {
+    void getLauncher().then(
+      (made) => (closed ? undefined : made.warm?.()),
+      () => undefined, // the first task reports it
+    );
+  }
   const killGraceMs = options.killGraceMs ?? 10_000;
   const shell = options.shell ?? defaultShell();
   const bash = isBash(shell);
