@@ -3,9 +3,12 @@
  * each line prefixed by its task, a "started" and a verdict line per task, and a
  * progress line (tasks done/total, running, elapsed) at the bottom of a terminal.
  *
- * The job's tasks are polled every ~300 ms (GET /api/job-requests/{id}); each execution
- * gets one follow stream (GET /api/task-executions/{unit}/output?follow=1) from its
- * start, so no byte is missed however late the poll sees it.
+ * The job's tasks are polled (GET /api/job-requests/{id}): every 50 ms for a second
+ * after following began or something changed (a state, a new task), else every ~300 ms;
+ * so a job that starts at once, or a DAG moving from task to task, shows each step as it
+ * happens, and a long task costs the server ~3 requests a second. Each execution gets one
+ * follow stream (GET /api/task-executions/{unit}/output?follow=1) from its start, so no
+ * byte is missed however late the poll sees it.
  */
 import type { Readable } from "node:stream";
 import type { ColonyClient, JobRequestView, TaskExecutionView } from "../client/client.ts";
@@ -13,6 +16,19 @@ import { formatDuration } from "../core/duration.ts";
 import { paint } from "./output.ts";
 
 const PALETTE = ["cyan", "magenta", "blue", "yellow", "green"] as const;
+/** Poll interval while things move (see the module comment), and for how long after a change. */
+const QUICK_POLL_MS = 50;
+const QUICK_FOR_MS = 1000;
+
+/** How long to wait before the next poll, `sinceChangeMs` after the last change seen. */
+export function nextPollDelay(sinceChangeMs: number, slowMs: number): number {
+  return sinceChangeMs < QUICK_FOR_MS ? Math.min(QUICK_POLL_MS, slowMs) : slowMs;
+}
+
+/** What a poll compares with the previous one: the job's state and each task's. */
+function progressOf(job: JobRequestView): string {
+  return `${job.state} ${(job.tasks ?? []).map((t) => `${t.id}:${t.state}`).join(",")}`;
+}
 const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
 export interface RemoteFollowOptions {
@@ -60,6 +76,8 @@ export class RemoteFollow {
       this.#ticker = setInterval(() => this.#drawProgress(), 250);
       this.#ticker.unref();
     }
+    let lastProgress = "";
+    let changedAt = Date.now();
     try {
       for (;;) {
         const job = await this.#o.client.getJobRequest(this.#o.jobRequestId);
@@ -73,7 +91,10 @@ export class RemoteFollow {
           for (const f of this.#followed.values()) this.#report(f);
           break;
         }
-        await new Promise((r) => setTimeout(r, this.#o.pollMs ?? 300));
+        const progress = progressOf(job);
+        if (progress !== lastProgress) [lastProgress, changedAt] = [progress, Date.now()];
+        const delay = nextPollDelay(Date.now() - changedAt, this.#o.pollMs ?? 300);
+        await new Promise((r) => setTimeout(r, delay));
       }
     } finally {
       if (this.#ticker) clearInterval(this.#ticker);
