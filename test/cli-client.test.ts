@@ -345,6 +345,24 @@ describe("colony client commands (CLI against a server)", () => {
     assert.match(after.stderr, /unknown or revoked.*\[COLONY_UNAUTHENTICATED\]/);
   });
 
+  it("without a token, a 401 names the admin token file it looked for and how to point at the server's", async () => {
+    // The server's URL but not its data dir: run in another directory, as a user who
+    // started the server with --data-dir elsewhere would.
+    const bare = { ...env, COLONY_DATA_DIR: "", COLONY_SERVER: server.url };
+    const r = await runCli(["jobs", "list"], { env: bare, cwd: files.path });
+    assert.equal(r.code, 1);
+    const looked = join(files.path, ".colony", "admin.token");
+    assert.match(r.stderr, /\[COLONY_UNAUTHENTICATED\]/);
+    assert.ok(r.stderr.includes(`no token was sent (there is no ${looked})`), r.stderr);
+    assert.match(r.stderr, /give its data dir \(--data-dir DIR or COLONY_DATA_DIR\)/);
+    // Given the data dir, the same command finds the token there.
+    const found = await runCli(["jobs", "list", "--data-dir", server.dataDir], {
+      env: bare,
+      cwd: files.path,
+    });
+    assert.equal(found.code, 0, found.stderr);
+  });
+
   it("--config (or $COLONY_CONFIG) finds the server through the config's data_dir, host and port", async () => {
     const bare = { ...env, COLONY_DATA_DIR: "" };
     // data_dir is relative to the config file, as for 'colony server --config'.

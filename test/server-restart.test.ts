@@ -61,6 +61,13 @@ async function startColonyServer(dataDir: string, extra: string[] = []): Promise
   });
   assert.match(run.stdout(), new RegExp(`colony server listening on ${url}`));
   assert.match(run.stdout(), /admin token: .*admin\.token/);
+  // The CLI runs elsewhere (the repository): the line says how it finds the token.
+  assert.ok(
+    run
+      .stdout()
+      .includes(`colony commands on this machine use it when given --data-dir ${dataDir}`),
+    run.stdout(),
+  );
   const token = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
   return { ...run, url, token };
 }

@@ -35,6 +35,8 @@ export function parseClientArgs<O extends ParseArgsOptionsConfig>(argv: string[]
 
 /** The token's origin, for 401/403 messages; set by withClient. */
 let tokenSource = "none";
+/** The admin token file looked for when there was no token; set by withClient. */
+let adminFile: string | undefined;
 
 /**
  * Runs a client command: builds the client from the flags, runs `fn`, closes the
@@ -50,6 +52,7 @@ export async function withClient(
   try {
     const o = await resolveClientOptions(flags);
     tokenSource = o.sources.token;
+    adminFile = o.sources.adminFile;
     client = createClient({ server: o.server, token: o.token, ca: o.ca, sources: o.sources });
   } catch (error) {
     if (error instanceof ColonyClientError) {
@@ -80,7 +83,7 @@ export function describeFailure(name: string, error: ColonyClientError): string 
   if (error.status === 401)
     hint =
       tokenSource === "none"
-        ? "; no token was sent: pass --token, set COLONY_TOKEN, or run on the server's machine (--data-dir)"
+        ? `; no token was sent${adminFile ? ` (there is no ${adminFile})` : ""}: pass --token, set COLONY_TOKEN, or, on the server's machine, give its data dir (--data-dir DIR or COLONY_DATA_DIR)`
         : ` (token from ${tokenSource})`;
   if (error.status === 403) hint = ` (token from ${tokenSource})`;
   return `colony ${name}: ${error.message}${hint} [${error.code}]`;

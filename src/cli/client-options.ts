@@ -41,8 +41,11 @@ export interface ClientOptions {
   token?: string;
   /** PEM text of a CA to trust. */
   ca?: string;
-  /** Where each value came from, for error messages ("--server", "server.json"...). */
-  sources: { server: string; token: string };
+  /**
+   * Where each value came from, for error messages ("--server", "server.json"...), and
+   * the admin token file that was looked for when no token was found ("none").
+   */
+  sources: { server: string; token: string; adminFile?: string };
 }
 
 export const CLIENT_FLAG_OPTIONS = {
@@ -100,7 +103,9 @@ export async function resolveClientOptions(
         overrides: flags["data-dir"] ? { dataDir: flags["data-dir"] } : {},
       })
     : undefined;
-  const dataDir = config?.dataDir ?? resolve(flags["data-dir"] ?? env.COLONY_DATA_DIR ?? ".colony");
+  // An empty $COLONY_DATA_DIR is unset, as for the server (not the current directory).
+  const dataDir =
+    config?.dataDir ?? resolve(flags["data-dir"] ?? (env.COLONY_DATA_DIR || ".colony"));
   const info = readServerInfo(dataDir);
   let server = "http://127.0.0.1:7777";
   let serverSource = "default";
@@ -131,6 +136,10 @@ export async function resolveClientOptions(
     server: server.replace(/\/+$/, ""),
     token,
     ca,
-    sources: { server: serverSource, token: tokenSource },
+    sources: {
+      server: serverSource,
+      token: tokenSource,
+      ...(tokenSource === "none" ? { adminFile } : {}),
+    },
   };
 }

@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { userInfo } from "node:os";
+import { resolve } from "node:path";
 import { parseFlags } from "./flags.ts";
 import { loadConfig, type ConfigOverrides } from "../config/config.ts";
 import { formatDuration } from "../core/duration.ts";
@@ -150,12 +151,10 @@ export async function serverCommand(
     const file = server.adminTokenFile;
     if (server.adminTokenCreated) {
       io.stdout.write(
-        `admin token: ${file} (created now, mode 0600; the colony CLI on this machine uses it automatically)\n`,
+        `admin token: ${file} (created now, mode 0600; ${howClientsFindIt(config.dataDir)})\n`,
       );
     } else if (existsSync(file)) {
-      io.stdout.write(
-        `admin token: ${file} (the colony CLI on this machine uses it automatically)\n`,
-      );
+      io.stdout.write(`admin token: ${file} (${howClientsFindIt(config.dataDir)})\n`);
     } else {
       io.stdout.write(
         `admin token: ${file} is missing, but the store has an admin token already; ` +
@@ -209,4 +208,16 @@ function waitForSignals(server: RunningServer, graceMs: number, io: ServerIo): P
 
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/**
+ * How the CLI on this machine finds the admin token: through the data dir (its
+ * server.json names the token file), which client commands take from --data-dir or
+ * $COLONY_DATA_DIR, else ./.colony of the directory they run in.
+ */
+export function howClientsFindIt(dataDir: string, cwd = process.cwd()): string {
+  const flag = `--data-dir ${dataDir} or COLONY_DATA_DIR=${dataDir}`;
+  return resolve(cwd, ".colony") === dataDir
+    ? `colony commands run in ${cwd} use it as they are; from elsewhere, give ${flag}`
+    : `colony commands on this machine use it when given ${flag}`;
 }

@@ -79,7 +79,7 @@ export interface Embedded {
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.COLONY_DATA_DIR ?? ".colony");
+  return resolve(env.COLONY_DATA_DIR || ".colony"); // empty is unset, as for the server
 }
 
 export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> {
