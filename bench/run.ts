@@ -2,7 +2,7 @@
  * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
  * the same run (the machine is shared and noisy; absolute numbers drift).
  * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream, docker, dashboard, units,
- * function, hook, ants, messaging, cli)
+ * function, hook, ants, messaging, cli, ids)
  */
 import { cpus, totalmem } from "node:os";
 import { printLines, type BenchLine } from "./support.ts";
@@ -18,6 +18,7 @@ import { hookThroughput } from "./hook-throughput.ts";
 import { antsDispatch } from "./ants-dispatch.ts";
 import { messagingRoundTrip } from "./messaging-roundtrip.ts";
 import { cliStart } from "./cli-start.ts";
+import { unitIdsBench } from "./unit-ids.ts";
 
 const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
   shell: () =>
@@ -67,6 +68,11 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
       Number(process.env.BENCH_MESSAGING_C ?? 16),
     ),
   cli: () => cliStart(Number(process.env.BENCH_CLI_ROUNDS ?? 9)),
+  ids: () =>
+    unitIdsBench(
+      Number(process.env.BENCH_IDS_N ?? 20_000),
+      Number(process.env.BENCH_IDS_STORED ?? 100_000),
+    ),
 };
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith("-"));
