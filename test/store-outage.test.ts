@@ -50,7 +50,12 @@ function failing(real: Store, methods: string[]) {
 }
 
 /** An engine with the real shell executor on `store`, quick to claim and to renew. */
-function shellEngine(store: Store, dataDir: string, log: (m: string) => void) {
+function shellEngine(
+  store: Store,
+  dataDir: string,
+  log: (m: string) => void,
+  giveUpAfterMs?: number,
+) {
   const executors = new ExecutorRegistry();
   executors.register(createShellExecutor({ killGraceMs: 1000 }));
   const engine = new Engine({
@@ -61,6 +66,7 @@ function shellEngine(store: Store, dataDir: string, log: (m: string) => void) {
     leaseMs: 3000,
     pollMs: 20,
     log,
+    giveUpAfterMs,
   });
   return {
     engine,
@@ -122,6 +128,57 @@ void describe("a store outage while a task ends", () => {
       assert.equal(task?.exitCode, 0);
       await until(() => logs.includes("claiming work works again"));
       assert.ok(logs.includes("claiming work works again"), logs.join("\n"));
+    } finally {
+      await close();
+      await real.close();
+    }
+  });
+
+  void it("with giveUpAfterMs (colony run), a store that stays down ends the wait with its error", async () => {
+    const real = await openStore({ dataDir: dir.path });
+    const outage = failing(real, ["finishTask", "finishTaskAndJob"]);
+    const logs: string[] = [];
+    const { engine, close } = shellEngine(outage.store, dir.path, (m) => logs.push(m), 1500);
+    try {
+      await engine.start();
+      outage.down = true;
+      const started = Date.now();
+      const job = await engine.submit({
+        definition: parseJobDefinition(
+          "job_type: outage-for-good\ntasks:\n- task_type: work\n  script: ['echo done']\n",
+        ),
+      });
+      await assert.rejects(
+        Promise.race([
+          engine.waitFor(job.id),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error("still waiting after 10 s")), 10_000),
+          ),
+        ]),
+        (e: unknown) => {
+          assert.ok(e instanceof StoreError, `${String(e)}\n${logs.join("\n")}`);
+          assert.equal(e.code, "COLONY_STORE_FAILURE");
+          assert.match(
+            e.message,
+            new RegExp(
+              `^job ${job.id}: the store kept failing for [\\d.]+s, so it is no longer driven here \\(cannot reach PostgreSQL while \\w+\\); it stays as recorded: .*'colony run --resume ${job.id}' finishes it$`,
+            ),
+          );
+          return true;
+        },
+      );
+      assert.ok(Date.now() - started >= 1500, "not before giveUpAfterMs");
+      // Recorded as it was: the task is not finished, the job not final.
+      const [task] = await real.listTaskExecutions(job.id);
+      assert.notEqual(task?.state, "COMPLETED");
+      assert.equal((await real.getJobRequest(job.id))?.state, "EXECUTING");
+      // No longer driven here: the store sees no more attempts to finish it.
+      const tries = outage.refused("finishTask") + outage.refused("finishTaskAndJob");
+      // Each refused write stopped the runner once (it was twice, each driving it again).
+      const stops = logs.filter((m) => m.startsWith(`job ${job.id}: stopped driving it`));
+      assert.equal(stops.length, tries, logs.join("\n"));
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.equal(outage.refused("finishTask") + outage.refused("finishTaskAndJob"), tries);
     } finally {
       await close();
       await real.close();

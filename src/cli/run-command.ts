@@ -34,9 +34,10 @@ Options:
   --quiet, -q             do not print task output, only states and the summary
   -h, --help              this help
 
-Exit codes: 0 the job COMPLETED; 1 it FAILED or was CANCELLED; 2 bad usage or definition.
-Ctrl-C cancels the job (its always_run tasks still run); a second Ctrl-C quits at once,
-leaving the job to 'colony run --resume'.
+Exit codes: 0 the job COMPLETED; 1 it FAILED or was CANCELLED, or its store refused
+writes for 30 s (a full disk: the job is left to 'colony run --resume'); 2 bad usage or
+definition. Ctrl-C cancels the job (its always_run tasks still run); a second Ctrl-C
+quits at once, leaving the job to 'colony run --resume'.
 
 Examples:
   colony run examples/hello-dag.yaml
@@ -47,6 +48,13 @@ interface RunIo {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
 }
+
+/**
+ * How long `colony run` drives again a job its store keeps refusing (a full disk, most
+ * often filled by the task's own output) before it stops with the store's error (exit
+ * 1). The job stays as recorded; `colony run --resume` finishes it once there is room.
+ */
+export const RUN_GIVE_UP_MS = 30_000;
 
 export async function runCommand(
   argv: string[],
@@ -112,7 +120,11 @@ export async function runCommand(
     warmShell: true,
     dataDir,
     maxParallelTasks: concurrency,
-    engine: { claim: !values.resume, log: (m) => io.stderr.write(`colony: ${m}\n`) },
+    engine: {
+      claim: !values.resume,
+      log: (m) => io.stderr.write(`colony: ${m}\n`),
+      giveUpAfterMs: RUN_GIVE_UP_MS,
+    },
   });
   try {
     let jobs: JobRequest[];

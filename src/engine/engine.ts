@@ -5,7 +5,8 @@
  * serves `colony run` (one job, embedded SQLite) and `colony server`.
  */
 import { FailureLog } from "../core/failure-log.ts";
-import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
+import { ColonyError, NotFoundError, StoreError, ValidationError } from "../core/errors.ts";
+import { formatDuration } from "../core/duration.ts";
 import { ColonyEventBus } from "../core/events.ts";
 import type { Deferral, ExecutorRegistry, TaskDispatcher } from "../core/executor.ts";
 import type { JobDefinition, TaskDefinition } from "../core/job-definition.ts";
@@ -60,6 +61,14 @@ export interface EngineOptions {
   extraEnv?: JobRunnerContext["extraEnv"];
   /** Steps around each execution (artifacts, the job hook's verdict). */
   around?: JobRunnerContext["around"];
+  /**
+   * How long a job whose runner a store failure stopped is driven again before its
+   * waitFor() callers are told, by a StoreError naming the last failure (the job stays
+   * as recorded, for a later recovery). Default: no limit, as a server waits for its
+   * store to come back; `colony run` sets one, so that a full disk ends the command
+   * instead of holding it for ever.
+   */
+  giveUpAfterMs?: number;
 }
 
 /** Reads an execution's output from the server of the store that holds it. */
@@ -137,7 +146,11 @@ export class Engine {
   /** Counts wakeDeferred calls: a deferral written while one came is woken again. */
   #wakes = 0;
   #lastWake = 0;
-  readonly #waiters = new Map<number, Array<(job: JobRequest) => void>>();
+  readonly #waiters = new Map<number, Array<PromiseWithResolvers<JobRequest>>>();
+  /** Jobs a store failure stopped: since when, and the last failure (giveUpAfterMs). */
+  readonly #dropped = new Map<number, { since: number; error: unknown }>();
+  /** Jobs given up on (giveUpAfterMs): no redrive of them starts here any more. */
+  readonly #gaveUp = new Set<number>();
   readonly #failures: FailureLog;
   /** Jobs a store failure stopped, by id: the wait before driving each again (doubling). */
   readonly #redriveDelay = new Map<number, number>();
@@ -168,10 +181,12 @@ export class Engine {
         if (isFinal(job.state)) {
           this.#notify(job);
           this.#redriveDelay.delete(job.id);
+          this.#dropped.delete(job.id);
+          this.#gaveUp.delete(job.id);
         }
         this.#kick();
       },
-      onDropped: (job) => this.#redrive(job.id),
+      onDropped: (job, error) => this.#redrive(job.id, error),
       handBack: (job, d) => this.#defer(job, d),
     };
     // Jobs ended outside a runner of this engine (a pending one cancelled, another
@@ -316,18 +331,18 @@ export class Engine {
     const job = await this.store.getJobRequest(id);
     if (!job) throw new NotFoundError("job_request", id);
     if (isFinal(job.state)) return job;
-    return new Promise((resolve) => {
-      const list = this.#waiters.get(id) ?? [];
-      list.push(resolve);
-      this.#waiters.set(id, list);
-    });
+    const waiter = Promise.withResolvers<JobRequest>();
+    const list = this.#waiters.get(id) ?? [];
+    list.push(waiter);
+    this.#waiters.set(id, list);
+    return waiter.promise;
   }
 
   #notify(job: JobRequest): void {
     const list = this.#waiters.get(job.id);
     if (!list) return;
     this.#waiters.delete(job.id);
-    for (const resolve of list) resolve(job);
+    for (const w of list) w.resolve(job);
   }
 
   /**
@@ -344,8 +359,11 @@ export class Engine {
         : [await this.store.getJobRequest(onlyId)].filter(
             (j): j is JobRequest => j !== undefined && !isFinal(j.state),
           );
+    // One given up on (giveUpAfterMs) is driven here again only when asked for by id.
+    if (onlyId !== undefined) this.#gaveUp.delete(onlyId);
     for (const job of unfinished) {
       if (this.#runners.has(job.id) || job.state === "PENDING" || job.state === "PAUSED") continue;
+      if (this.#gaveUp.has(job.id)) continue;
       const expected =
         job.owner !== undefined && isDeadLocalOwner(job.owner) ? job.owner : undefined;
       const mine = await this.store.takeOverJobRequest(
@@ -538,25 +556,53 @@ export class Engine {
    * 10 s while the store still fails. The timer holds the process open (`colony run`
    * waits for the job), unlike the poll and lease timers.
    */
-  #redrive(id: number): void {
-    if (this.#stopping) return;
+  #redrive(id: number, error: unknown): void {
+    if (this.#stopping || this.#gaveUp.has(id)) return;
+    const now = Date.now();
+    const dropped = this.#dropped.get(id) ?? { since: now, error };
+    dropped.error = error;
+    this.#dropped.set(id, dropped);
+    const limit = this.#opts.giveUpAfterMs;
+    if (limit !== undefined && now - dropped.since >= limit) {
+      this.#giveUp(id, dropped.error, now - dropped.since);
+      return;
+    }
     const delay = Math.min((this.#redriveDelay.get(id) ?? 250) * 2, 10_000);
     this.#redriveDelay.set(id, delay);
     const timer = setTimeout(() => {
       this.#redrives.delete(timer);
-      if (this.#stopping || this.#runners.has(id)) return;
+      if (this.#stopping || this.#runners.has(id) || this.#gaveUp.has(id)) return;
       this.recover(id).then(
         (taken) => {
           this.#failures.ok("driving jobs again");
-          if (taken.length === 0) this.#redriveDelay.delete(id); // ended, or another's
+          if (taken.length === 0) {
+            this.#redriveDelay.delete(id); // ended, or another's
+            this.#dropped.delete(id);
+          }
         },
         (error: unknown) => {
           this.#failures.failed("driving jobs again", error);
-          this.#redrive(id);
+          this.#redrive(id, error);
         },
       );
     }, delay);
     this.#redrives.add(timer);
+  }
+
+  /** giveUpAfterMs has passed: the job's waiters learn why; it is no longer driven here. */
+  #giveUp(id: number, error: unknown, ms: number): void {
+    this.#redriveDelay.delete(id);
+    this.#dropped.delete(id);
+    this.#gaveUp.add(id);
+    const why = error instanceof Error ? error.message : String(error);
+    const gaveUp = new StoreError(
+      `job ${id}: the store kept failing for ${formatDuration(ms)}, so it is no longer driven here (${why}); it stays as recorded: once the store answers, a restart or 'colony run --resume ${id}' finishes it`,
+      error,
+    );
+    const list = this.#waiters.get(id) ?? [];
+    if (list.length === 0) this.#ctx.log(gaveUp.message); // else the waiters say it
+    this.#waiters.delete(id);
+    for (const w of list) w.reject(gaveUp);
   }
 
   async #renew(): Promise<void> {

@@ -22,7 +22,7 @@ import {
 export interface JobRunnerContext extends TaskRunnerContext {
   onFinished(job: JobRequest): void;
   /** The runner stopped after a store failure, the job unfinished: drive it again later. */
-  onDropped?(job: JobRequest): void;
+  onDropped?(job: JobRequest, error: unknown): void;
   log(message: string): void;
   /**
    * Hands a job this engine runs back to the store for `d.delayMs` (Store.deferJobRequest,
@@ -57,6 +57,8 @@ export class JobRunner {
 
   /** A job that was deferred for want of an ant: its timeout counts from then (ms). */
   readonly #waitedSince: number | undefined;
+  /** #fail ran: the runner stopped after a store failure. */
+  #failed = false;
   /** When the job's timeout stops it (ms), if it has one. */
   #deadline: number | undefined;
 
@@ -425,7 +427,9 @@ export class JobRunner {
 
   /** A store failure while driving the job: say so loudly; the job stays for recovery. */
   #fail(error: unknown): void {
-    if (this.#finished && this.#running.size === 0) return;
+    // Once: a failed last write reaches here from the write and again from its task.
+    if (this.#failed || (this.#finished && this.#running.size === 0)) return;
+    this.#failed = true;
     this.#finished = true;
     for (const t of this.#timers) clearTimeout(t);
     const closed = (error as { code?: unknown } | undefined)?.code === EXECUTOR_CLOSED;
@@ -436,7 +440,7 @@ export class JobRunner {
     );
     this.#launched();
     this.#ctx.onFinished(this.#job);
-    if (!closed) this.#ctx.onDropped?.(this.#job);
+    if (!closed) this.#ctx.onDropped?.(this.#job, error);
     this.#resolveDone();
   }
 }
