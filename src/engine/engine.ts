@@ -71,6 +71,9 @@ export interface EngineOptions {
   giveUpAfterMs?: number;
 }
 
+/** The longest wait before a job a store failure stopped is driven again (#redrive). */
+const REDRIVE_MAX_MS = 10_000;
+
 /** Reads an execution's output from the server of the store that holds it. */
 export type RemoteOutput = (
   execution: TaskExecution,
@@ -148,7 +151,7 @@ export class Engine {
   #lastWake = 0;
   readonly #waiters = new Map<number, Array<PromiseWithResolvers<JobRequest>>>();
   /** Jobs a store failure stopped: since when, and the last failure (giveUpAfterMs). */
-  readonly #dropped = new Map<number, { since: number; error: unknown }>();
+  readonly #dropped = new Map<number, { since: number; last: number; error: unknown }>();
   /** Jobs given up on (giveUpAfterMs): no redrive of them starts here any more. */
   readonly #gaveUp = new Set<number>();
   readonly #failures: FailureLog;
@@ -559,7 +562,12 @@ export class Engine {
   #redrive(id: number, error: unknown): void {
     if (this.#stopping || this.#gaveUp.has(id)) return;
     const now = Date.now();
-    const dropped = this.#dropped.get(id) ?? { since: now, error };
+    let dropped = this.#dropped.get(id);
+    // Drops further apart than two of the longest waits are two outages, not one: the
+    // job ran in between, and a new outage gets its own giveUpAfterMs.
+    if (!dropped || now - dropped.last > 2 * REDRIVE_MAX_MS)
+      dropped = { since: now, last: now, error };
+    dropped.last = now;
     dropped.error = error;
     this.#dropped.set(id, dropped);
     const limit = this.#opts.giveUpAfterMs;
@@ -567,7 +575,7 @@ export class Engine {
       this.#giveUp(id, dropped.error, now - dropped.since);
       return;
     }
-    const delay = Math.min((this.#redriveDelay.get(id) ?? 250) * 2, 10_000);
+    const delay = Math.min((this.#redriveDelay.get(id) ?? 250) * 2, REDRIVE_MAX_MS);
     this.#redriveDelay.set(id, delay);
     const timer = setTimeout(() => {
       this.#redrives.delete(timer);
