@@ -150,13 +150,17 @@ export class Engine {
   #wakes = 0;
   #lastWake = 0;
   readonly #waiters = new Map<number, Array<PromiseWithResolvers<JobRequest>>>();
-  /** Jobs a store failure stopped: since when, and the last failure (giveUpAfterMs). */
-  readonly #dropped = new Map<number, { since: number; last: number; error: unknown }>();
+  /**
+   * Jobs a store failure stopped, by id: when this outage began and its last drop, the
+   * last failure (for giveUpAfterMs), and the wait before driving it again (doubling).
+   */
+  readonly #dropped = new Map<
+    number,
+    { since: number; last: number; error: unknown; delay: number }
+  >();
   /** Jobs given up on (giveUpAfterMs): no redrive of them starts here any more. */
   readonly #gaveUp = new Set<number>();
   readonly #failures: FailureLog;
-  /** Jobs a store failure stopped, by id: the wait before driving each again (doubling). */
-  readonly #redriveDelay = new Map<number, number>();
   readonly #redrives = new Set<NodeJS.Timeout>();
 
   constructor(options: EngineOptions) {
@@ -183,7 +187,6 @@ export class Engine {
         this.#runners.delete(job.id);
         if (isFinal(job.state)) {
           this.#notify(job);
-          this.#redriveDelay.delete(job.id);
           this.#dropped.delete(job.id);
           this.#gaveUp.delete(job.id);
         }
@@ -566,7 +569,7 @@ export class Engine {
     // Drops further apart than two of the longest waits are two outages, not one: the
     // job ran in between, and a new outage gets its own giveUpAfterMs.
     if (!dropped || now - dropped.last > 2 * REDRIVE_MAX_MS)
-      dropped = { since: now, last: now, error };
+      dropped = { since: now, last: now, error, delay: 250 };
     dropped.last = now;
     dropped.error = error;
     this.#dropped.set(id, dropped);
@@ -575,18 +578,14 @@ export class Engine {
       this.#giveUp(id, dropped.error, now - dropped.since);
       return;
     }
-    const delay = Math.min((this.#redriveDelay.get(id) ?? 250) * 2, REDRIVE_MAX_MS);
-    this.#redriveDelay.set(id, delay);
+    const delay = (dropped.delay = Math.min(dropped.delay * 2, REDRIVE_MAX_MS));
     const timer = setTimeout(() => {
       this.#redrives.delete(timer);
       if (this.#stopping || this.#runners.has(id) || this.#gaveUp.has(id)) return;
       this.recover(id).then(
         (taken) => {
           this.#failures.ok("driving jobs again");
-          if (taken.length === 0) {
-            this.#redriveDelay.delete(id); // ended, or another's
-            this.#dropped.delete(id);
-          }
+          if (taken.length === 0) this.#dropped.delete(id); // ended, or another's
         },
         (error: unknown) => {
           this.#failures.failed("driving jobs again", error);
@@ -599,7 +598,6 @@ export class Engine {
 
   /** giveUpAfterMs has passed: the job's waiters learn why; it is no longer driven here. */
   #giveUp(id: number, error: unknown, ms: number): void {
-    this.#redriveDelay.delete(id);
     this.#dropped.delete(id);
     this.#gaveUp.add(id);
     const why = error instanceof Error ? error.message : String(error);
