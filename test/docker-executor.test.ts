@@ -18,7 +18,7 @@ import { pipeline } from "node:stream/promises";
 import { after, before, describe, it } from "node:test";
 import { extract as tarExtract, pack as tarPack } from "tar-stream";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
-import { ColonyError } from "../src/core/errors.ts";
+import { ColonyError, ExecutionExistsError } from "../src/core/errors.ts";
 import type { ExecutionRequest } from "../src/core/executor.ts";
 import { taskDefinition, type TaskDefinition } from "../src/core/job-definition.ts";
 import { createDockerApi, type DockerApi } from "../src/executors/docker/docker-api.ts";
@@ -431,6 +431,41 @@ describe("docker executor (real engine)", { skip: service.url ? false : service.
       await writeFile(join(signalDir, "go"), "");
       const result = await second.wait(id);
       assert.deepEqual([result.exitCode, result.killed], [7, false]);
+      assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
+      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("a start again of a container an earlier colony started and did not record follows it, never runs it twice", async () => {
+    const id = newId("unrecorded");
+    const signalDir = await tempRoot();
+    const request = req(
+      id,
+      ["echo before", "while [ ! -f /signal/go ]; do sleep 0.05; done", "echo after", "exit 5"],
+      {
+        container: {
+          image: IMAGE,
+          volumes: { host_path: [{ name: "signal", mount_path: "/signal", host_path: signalDir }] },
+        },
+      },
+    );
+    const first = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    const handle = await first.start(request);
+    await readUntil(first, id, /before\n/);
+    await first.close(); // died before the engine recorded the start: the task is READY
+    const second = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
+    try {
+      const error = await second.start({ ...request, mayHaveStarted: true }).then(
+        () => assert.fail("started a second time"),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof ExecutionExistsError, String(error));
+      assert.equal(error.handle?.["containerId"], handle["containerId"]);
+      await writeFile(join(signalDir, "go"), "");
+      const result = await second.wait(id);
+      assert.deepEqual([result.exitCode, result.killed], [5, false]);
       assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
       assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
     } finally {

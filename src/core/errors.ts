@@ -105,3 +105,18 @@ export class ExecutorError extends ColonyError {
     super(code, message, { status: 409, ...options });
   }
 }
+
+/**
+ * start() of an execution that was started before (COLONY_EXECUTION_EXISTS). When the
+ * executor follows that execution now (an earlier colony process started it, or this
+ * one did and could not record it), its wait() answers the execution's result, and
+ * `handle`, when set, finds the execution again after a restart as start()'s would have.
+ */
+export class ExecutionExistsError extends ExecutorError {
+  readonly handle: Record<string, unknown> | undefined;
+
+  constructor(message: string, handle?: Record<string, unknown>) {
+    super("COLONY_EXECUTION_EXISTS", message);
+    this.handle = handle;
+  }
+}

@@ -22,6 +22,12 @@ export interface ExecutionRequest {
   /** A file whose bytes are the process's stdin, if any. */
   stdinPath?: string;
   /**
+   * An earlier colony process may have started this execution and died before it could
+   * record that (the engine found it READY when it took the job over): an executor that
+   * can find such work looks for it before starting anything (see start()).
+   */
+  mayHaveStarted?: boolean;
+  /**
    * The task's own working directory (tasks with artifacts or dependencies get
    * `{unitDir}/work`); absent: the executor's default.
    */
@@ -115,7 +121,10 @@ export interface Executor {
   isInstalled(signal?: AbortSignal): Promise<boolean>;
   /**
    * Starts an execution and returns once it runs. Errors with
-   * COLONY_EXECUTION_EXISTS when the id was started before (running or finished).
+   * COLONY_EXECUTION_EXISTS when the id was started before (running or finished); an
+   * executor that follows that execution anyway (started by an earlier colony process
+   * that died before recording it) throws an ExecutionExistsError whose `handle` is the
+   * one start() would have returned, and its wait() answers that execution's result.
    */
   start(request: ExecutionRequest): Promise<ExecutionHandle>;
   /** start + wait. */

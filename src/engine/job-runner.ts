@@ -121,7 +121,7 @@ export class JobRunner {
     }
     // Executions left unfinished by an earlier process: re-attach (or fail) them.
     for (const e of this.#executions.values()) {
-      if (!isFinal(e.state)) this.#track(e, this.#outputs());
+      if (!isFinal(e.state)) this.#track(e, this.#outputs(), true);
     }
     this.#step();
   }
@@ -175,7 +175,8 @@ export class JobRunner {
     });
   }
 
-  #track(execution: TaskExecution, outputs: Record<string, unknown>): void {
+  /** `inherited`: an execution recorded before this runner started (see startTask). */
+  #track(execution: TaskExecution, outputs: Record<string, unknown>, inherited = false): void {
     this.#executions.set(execution.id, execution);
     const running = startTask(
       this.#ctx,
@@ -184,6 +185,7 @@ export class JobRunner {
       outputs,
       this.#recordFinish,
       this.#handOff,
+      inherited,
     );
     this.#running.set(execution.id, running);
     this.#launched();

@@ -6,7 +6,7 @@
 import { createReadStream, statSync } from "node:fs";
 import { join } from "node:path";
 import { FULL_DISK_BYTES, freeBytesLately } from "../core/disk.ts";
-import { ColonyError, StoreError } from "../core/errors.ts";
+import { ColonyError, ExecutionExistsError, StoreError } from "../core/errors.ts";
 import { isUnitId } from "../core/ids.ts";
 import { unitsRoot } from "../units/unit-files.ts";
 import type { ColonyEventBus } from "../core/events.ts";
@@ -224,6 +224,11 @@ export type HandOff = (
   execution: TaskExecution,
 ) => Promise<boolean> | undefined;
 
+/**
+ * Runs one execution to its recorded end. `inherited`: it was recorded before its job
+ * runner started (an earlier process's), so a READY one may have been started already
+ * (ExecutionRequest.mayHaveStarted).
+ */
 export function startTask(
   ctx: TaskRunnerContext,
   job: JobRequest,
@@ -231,6 +236,7 @@ export function startTask(
   outputs: Record<string, unknown>,
   record: RecordFinish = (e, f) => ctx.store.finishTask(e.id, f),
   handOff?: HandOff,
+  inherited = false,
 ): RunningTask {
   let stopped: StopReason | undefined;
   const stopSignal = new AbortController(); // ends a wait for an ant
@@ -396,6 +402,8 @@ export function startTask(
         jobAttempt: execution.jobAttempt,
         attempt: execution.attempt,
         ...(executor.release ? { willRelease: true } : {}),
+        // Recorded READY by an earlier process, which may have started it before it died.
+        ...(inherited && execution.state === "READY" ? { mayHaveStarted: true } : {}),
         ...(executor.movesArtifacts ? { movesArtifacts: true } : {}),
       };
       const before = ctx.around?.beforeStart?.(request, execution, job);
@@ -411,13 +419,16 @@ export function startTask(
       }
       let startedAt = Date.now();
       if (execution.state === "READY") {
-        // The executor may run it already: this engine started it, then the store failed
-        // to record that, and the engine drives the job again. It goes on as started.
+        // The executor may run it already: this engine started it and the store failed
+        // to record that (the engine drives the job again), or an earlier colony process
+        // started it and died before recording it. It goes on as started, with the
+        // handle the executor found it by, if any.
         let handle: Record<string, unknown> | undefined;
         try {
           handle = await executor.start(request);
         } catch (error) {
           if ((error as { code?: unknown }).code !== EXECUTION_EXISTS) throw error;
+          if (error instanceof ExecutionExistsError) handle = error.handle;
         }
         started = true;
         emit(await ctx.store.markTaskExecuting(execution.id, handle ? { handle } : undefined));

@@ -21,7 +21,12 @@ import { pipeline } from "node:stream/promises";
 import { taskDefinition } from "../core/job-definition.ts";
 import { Writable, type Readable } from "node:stream";
 import { parseDuration } from "../core/duration.ts";
-import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
+import {
+  ColonyError,
+  ExecutionExistsError,
+  NotFoundError,
+  ValidationError,
+} from "../core/errors.ts";
 import type { ExecutionRequest, ExecutionResult, Executor } from "../core/executor.ts";
 import { newUnitId } from "../core/ids.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
@@ -501,18 +506,29 @@ export class UnitManager {
     };
   }
 
-  async #startCommand(unit: Unit): Promise<void> {
+  /** `mayHaveStarted`: recovering a unit an earlier server may have started (see #recover). */
+  async #startCommand(unit: Unit, mayHaveStarted = false): Promise<void> {
     const request = this.#request(unit);
+    if (mayHaveStarted) request.mayHaveStarted = true;
     const starting = this.#o.executor.start(request);
     unit.starting = starting.catch(() => undefined);
-    let handle: Record<string, unknown>;
+    let handle: Record<string, unknown> | undefined;
     try {
       handle = await starting;
     } catch (error) {
-      await this.#finish(unit, FAILED, `Error starting worker: ${(error as Error).message}`);
-      throw error;
+      // An earlier server started it and stopped before recording that: the executor
+      // follows that process (found again by `handle`, when it can say) to its result.
+      if (!(error instanceof ExecutionExistsError)) {
+        await this.#finish(unit, FAILED, `Error starting worker: ${(error as Error).message}`);
+        throw error;
+      }
+      handle = error.handle;
     } finally {
       unit.starting = undefined;
+    }
+    if (!handle) {
+      this.#awaitCommand(unit);
+      return;
     }
     const pid = Number(handle.pid);
     const startTime = typeof handle.startTime === "number" ? handle.startTime : undefined;
@@ -678,7 +694,7 @@ export class UnitManager {
         await this.#finish(unit, FAILED, `Failed to restart: unknown work type ${s.WorkType}`);
         return;
       }
-      await this.#startCommand(unit);
+      await this.#startCommand(unit, true);
       return;
     }
     // Running: re-attach to the process, which outlived the previous server.

@@ -20,7 +20,10 @@
  * - cancel: stop (SIGTERM, the grace period, SIGKILL), then the same removal.
  * - after a restart: attach finds the container by its unit-id label and follows it, or
  *   collects the result of one that ended meanwhile; reapOrphans removes what belongs to
- *   executions nobody will attach to again.
+ *   executions nobody will attach to again. A start of an execution an earlier colony
+ *   process may have started and died before recording (`mayHaveStarted`, or its exit
+ *   is recorded) does the same instead of starting it twice, or, when its container
+ *   never ran, removes what that start left and starts it.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -30,7 +33,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createReadStream } from "node:fs";
-import { ExecutorError } from "../../core/errors.ts";
+import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
@@ -560,6 +563,93 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     }
   }
 
+  /** attach() of the executor contract (see the header: after a restart). */
+  async function attachUnit(request: ExecutionRequest, handle: ExecutionHandle): Promise<boolean> {
+    assertOpen();
+    const id = request.executionId;
+    if (executions.has(id)) {
+      throw new ExecutorError(EXECUTION_EXISTS, `execution '${id}' is already known here`);
+    }
+    await reaping.get(id)?.catch(() => undefined);
+    const e = newExecution(id, request.unitDir);
+    if (typeof handle["outPath"] === "string") e.outPath = handle["outPath"];
+    const recorded = async () => {
+      const r = await readExitRecord(e.exitPath);
+      if (!r) return false;
+      executions.set(id, e);
+      finish(e, r);
+      return true;
+    };
+    if (await recorded()) return false;
+    const [main] = await unitContainers(id);
+    if (!main) {
+      await recorded();
+      return false;
+    }
+    const c = await getApi().call<ContainerInspect>("GET", `/containers/${main.Id}/json`);
+    e.containerId = c.Id;
+    if (typeof handle["networkId"] === "string") e.networkId = handle["networkId"];
+    // Containers made before work dirs were copied carry no label: nothing to copy out.
+    const containerDir = c.Config.Labels[LABELS.workDir];
+    if (request.workDir && containerDir) {
+      e.workDir = { host: request.workDir, container: containerDir };
+    }
+    if (!c.State.Running) {
+      const result = await collect(id, c, false, e.workDir?.host);
+      executions.set(id, e);
+      finish(e, result);
+      return false;
+    }
+    e.started = true;
+    executions.set(id, e);
+    // Services and network are found by label when the unit is removed.
+    const services = await getApi().call<ContainerSummary[]>("GET", "/containers/json", {
+      query: {
+        all: 1,
+        filters: JSON.stringify({ label: [`${LABELS.unitId}=${id}`, `${LABELS.role}=service`] }),
+      },
+    });
+    e.serviceIds = services.map((s) => s.Id);
+    if (!e.networkId) {
+      const nets = await getApi().call<{ Id: string }[]>("GET", "/networks", {
+        query: { filters: JSON.stringify({ label: [`${LABELS.unitId}=${id}`] }) },
+      });
+      if (nets[0]) e.networkId = nets[0].Id;
+    }
+    void follow(e, await fileSize(e.outPath));
+    return true;
+  }
+
+  /**
+   * A start of an execution an earlier colony process may have started and died before
+   * recording (see start()). A recorded exit or a main
+   * container that ran is followed as attach() follows it (the error start() throws then
+   * carries the handle, when it still runs); what a start that died before its container
+   * ran left behind is removed, and the start goes on (undefined).
+   */
+  async function adoptEarlier(
+    request: ExecutionRequest,
+    e: Execution,
+  ): Promise<ExecutionExistsError | undefined> {
+    const id = request.executionId;
+    const [main] = await unitContainers(id);
+    const ran = main ? main.State !== "created" : (await readExitRecord(e.exitPath)) !== undefined;
+    if (!ran) {
+      await removeUnit(id);
+      return undefined;
+    }
+    executions.delete(id);
+    const running = await attachUnit(request, {});
+    const followed = executions.get(id);
+    return new ExecutionExistsError(
+      `execution '${id}' was started by an earlier colony process (container ` +
+        `${main?.Names?.[0]?.replace(/^\//, "") ?? "gone"}); it is followed, not started again`,
+      running && followed?.containerId
+        ? { containerId: followed.containerId, outPath: followed.outPath }
+        : undefined,
+    );
+  }
+
   async function start(request: ExecutionRequest): Promise<DockerExecutionHandle> {
     assertOpen();
     const id = request.executionId;
@@ -572,9 +662,23 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
     const e = newExecution(id, request.unitDir);
     executions.set(id, e);
     let plan: ContainerPlan;
+    let earlier: ExecutionExistsError | undefined;
     try {
       const created = await mkdir(request.unitDir, { recursive: true, mode: 0o700 });
-      if (created === undefined && (await readExitRecord(e.exitPath))) throw exists();
+      // Its unit dir was there: an earlier colony process may have started it.
+      if (
+        created === undefined &&
+        (request.mayHaveStarted || (await readExitRecord(e.exitPath)) !== undefined)
+      ) {
+        earlier = await adoptEarlier(request, e);
+      }
+    } catch (err) {
+      executions.delete(id);
+      e.done.reject(err as Error);
+      throw err;
+    }
+    if (earlier) throw earlier; // followed now: its entry stays
+    try {
       plan = buildContainerPlan({
         request,
         options: taskContainerOptions(request.task),
@@ -771,61 +875,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
       return logStreamOf(e, request);
     },
 
-    async attach(request, handle) {
-      assertOpen();
-      const id = request.executionId;
-      if (executions.has(id)) {
-        throw new ExecutorError(EXECUTION_EXISTS, `execution '${id}' is already known here`);
-      }
-      await reaping.get(id)?.catch(() => undefined);
-      const e = newExecution(id, request.unitDir);
-      if (typeof handle["outPath"] === "string") e.outPath = handle["outPath"];
-      const recorded = async () => {
-        const r = await readExitRecord(e.exitPath);
-        if (!r) return false;
-        executions.set(id, e);
-        finish(e, r);
-        return true;
-      };
-      if (await recorded()) return false;
-      const [main] = await unitContainers(id);
-      if (!main) {
-        await recorded();
-        return false;
-      }
-      const c = await getApi().call<ContainerInspect>("GET", `/containers/${main.Id}/json`);
-      e.containerId = c.Id;
-      if (typeof handle["networkId"] === "string") e.networkId = handle["networkId"];
-      // Containers made before work dirs were copied carry no label: nothing to copy out.
-      const containerDir = c.Config.Labels[LABELS.workDir];
-      if (request.workDir && containerDir) {
-        e.workDir = { host: request.workDir, container: containerDir };
-      }
-      if (!c.State.Running) {
-        const result = await collect(id, c, false, e.workDir?.host);
-        executions.set(id, e);
-        finish(e, result);
-        return false;
-      }
-      e.started = true;
-      executions.set(id, e);
-      // Services and network are found by label when the unit is removed.
-      const services = await getApi().call<ContainerSummary[]>("GET", "/containers/json", {
-        query: {
-          all: 1,
-          filters: JSON.stringify({ label: [`${LABELS.unitId}=${id}`, `${LABELS.role}=service`] }),
-        },
-      });
-      e.serviceIds = services.map((s) => s.Id);
-      if (!e.networkId) {
-        const nets = await getApi().call<{ Id: string }[]>("GET", "/networks", {
-          query: { filters: JSON.stringify({ label: [`${LABELS.unitId}=${id}`] }) },
-        });
-        if (nets[0]) e.networkId = nets[0].Id;
-      }
-      void follow(e, await fileSize(e.outPath));
-      return true;
-    },
+    attach: attachUnit,
 
     reapOrphans,
 

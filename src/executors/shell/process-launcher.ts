@@ -15,7 +15,7 @@
  */
 import { spawn as spawnChild, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { availableParallelism, constants as osConstants } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,6 +138,8 @@ export interface ProcStat {
   state: string;
   /** Field 22: clock ticks after boot when the process started. */
   startTime: number;
+  /** Field 5: its process group (the spawners make each task the leader of its own). */
+  pgrp: number;
 }
 
 /** State and start time from /proc/<pid>/stat; undefined when gone or not on Linux. */
@@ -147,10 +149,41 @@ export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
     const text = await readFile(`/proc/${pid}/stat`, "latin1");
     // The fields after "pid (comm)"; comm may hold spaces and parentheses.
     const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { state: rest[0] ?? "", startTime: Number(rest[19]) };
+    return { state: rest[0] ?? "", startTime: Number(rest[19]), pgrp: Number(rest[2]) };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The live process-group leader whose environment holds `name=value` (Linux; undefined
+ * elsewhere, or when there is none): how a restarted colony finds a task an earlier
+ * colony process started and died before recording. It reads every process's
+ * environment it may, so it is for recovery only, never for a task's ordinary path.
+ */
+export async function findProcessByEnv(
+  name: string,
+  value: string,
+): Promise<{ pid: number; startTime: number } | undefined> {
+  if (process.platform !== "linux") return undefined;
+  const entry = Buffer.from(`${name}=${value}\0`);
+  let pids: string[];
+  try {
+    pids = await readdir("/proc");
+  } catch {
+    return undefined;
+  }
+  for (const name of pids) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    const stat = await readProcStat(pid);
+    if (!stat || stat.pgrp !== pid || stat.state === "Z" || stat.state === "X") continue;
+    const env = await readFile(`/proc/${pid}/environ`).catch(() => undefined);
+    if (!env) continue;
+    const at = env.indexOf(entry);
+    if (at === 0 || (at > 0 && env[at - 1] === 0)) return { pid, startTime: stat.startTime };
+  }
+  return undefined;
 }
 
 // ---- shared bookkeeping ---------------------------------------------------------------

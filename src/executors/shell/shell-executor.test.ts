@@ -7,7 +7,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { after, describe, it } from "node:test";
-import { ColonyError } from "../../core/errors.ts";
+import { ColonyError, ExecutionExistsError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
@@ -30,6 +30,7 @@ import {
   createSpawnerLauncher,
   createSpawnerPool,
   findProgram,
+  LauncherError,
   readProcStat,
   spawnerCount,
   type LauncherKind,
@@ -160,8 +161,14 @@ async function eventually(check: () => boolean, timeoutMs: number): Promise<bool
   return true;
 }
 
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => err instanceof ColonyError && err.code === code);
+/** Asserts that `promise` rejects with a ColonyError of `code`, and answers that error. */
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ColonyError> {
+  let caught: unknown;
+  await assert.rejects(promise, (err: unknown) => {
+    caught = err;
+    return err instanceof ColonyError && err.code === code;
+  });
+  return caught as ColonyError;
 }
 
 after(async () => {
@@ -522,14 +529,64 @@ for (const kind of KINDS) {
         const root = await tempRoot();
         const req = requester(root);
         const first = colonyProcess(kind);
-        await first.start(req("ranbefore", { script: ["echo once"] }));
-        assert.equal((await first.wait("ranbefore")).exitCode, 0);
+        await first.start(req("ranbefore", { script: ["echo once", "exit 3"] }));
+        assert.equal((await first.wait("ranbefore")).exitCode, 3);
         await first.shutdown();
         const second = colonyProcess(kind);
         try {
-          await rejectsWith(second.start(req("ranbefore", {})), EXECUTION_EXISTS);
+          const error = await rejectsWith(second.start(req("ranbefore", {})), EXECUTION_EXISTS);
+          assert.ok(error instanceof ExecutionExistsError);
+          assert.equal(error.handle, undefined, "no process to find again");
+          // Its recorded exit is the result (an engine that had not recorded it goes on).
+          assert.deepEqual(await second.wait("ranbefore"), { exitCode: 3, killed: false });
           const out = readFileSync(join(root, "units", "ranbefore", "stdout"), "utf8");
           assert.equal(out, "once\n", "it did not run a second time");
+        } finally {
+          await second.shutdown();
+        }
+      });
+
+      it("follows, never starts again, a running execution an earlier colony did not record", async () => {
+        const root = await tempRoot();
+        const req = requester(root);
+        const task = { script: ["echo started", "sleep 0.6", "echo done", "exit 4"] };
+        const first = colonyProcess(kind);
+        const started = await first.start(req("unrecorded", task));
+        await readUntil(first, "unrecorded", /started\n/);
+        await first.shutdown(); // died before recording the start: the engine has it READY
+
+        const second = colonyProcess(kind);
+        try {
+          const again = req("unrecorded", task, { mayHaveStarted: true });
+          const error = await rejectsWith(second.start(again), EXECUTION_EXISTS);
+          assert.ok(error instanceof ExecutionExistsError);
+          if (process.platform === "linux") {
+            // Found by its COLONY_EXECUTION_ID: the handle the first start returned.
+            assert.deepEqual(error.handle, started);
+          }
+          assert.deepEqual(await second.wait("unrecorded"), { exitCode: 4, killed: false });
+          const out = readFileSync(join(root, "units", "unrecorded", "stdout"), "utf8");
+          assert.equal(out, "started\ndone\n", "it ran once");
+        } finally {
+          await second.shutdown();
+        }
+      });
+
+      it("starts what an earlier colony recorded READY and never started", async () => {
+        const root = await tempRoot();
+        const req = requester(root);
+        const unitDir = join(root, "units", "never");
+        // Its unit dir and output file are there (colony notes fetched artifacts there
+        // before a start): no exit file and no process, so it runs, once.
+        await mkdir(unitDir, { recursive: true });
+        await writeFile(join(unitDir, "stdout"), "colony: fetched 1 artifact file\n");
+        const second = colonyProcess(kind);
+        try {
+          const task = { script: ["echo ran", "exit 2"] };
+          await second.start(req("never", task, { mayHaveStarted: true }));
+          assert.deepEqual(await second.wait("never"), { exitCode: 2, killed: false });
+          const out = readFileSync(join(unitDir, "stdout"), "utf8");
+          assert.equal(out, "colony: fetched 1 artifact file\nran\n");
         } finally {
           await second.shutdown();
         }
@@ -881,3 +938,58 @@ for (const spawner of SPAWNER_KINDS) {
     });
   });
 }
+
+/** A launcher whose every spawn answers what a spawner says of an id it saw exit. */
+function ranBeforeLauncher(): ProcessLauncher {
+  return {
+    kind: "python",
+    spawn: (spec) =>
+      Promise.reject(
+        new LauncherError(EXECUTION_EXISTS, `${spec.id}: its exit file shows it already ran`),
+      ),
+    kill: () => undefined,
+    onExit: () => Promise.reject(new LauncherError("COLONY_LAUNCHER_LOST", "never started")),
+    close: async () => undefined,
+  };
+}
+
+describe("an execution its spawner saw exit, its exit file not yet written", () => {
+  it("takes the exit file written after the start", async () => {
+    const root = await tempRoot();
+    const unitDir = join(root, "units", "late");
+    await mkdir(unitDir, { recursive: true });
+    const executor = createShellExecutor({ launcher: ranBeforeLauncher() });
+    try {
+      await rejectsWith(
+        executor.start(requester(root)("late", { script: ["true"] })),
+        EXECUTION_EXISTS,
+      );
+      const result = executor.wait("late");
+      await sleep(300);
+      await writeFile(join(unitDir, "exit"), "6 -\n");
+      assert.deepEqual(await result, { exitCode: 6, killed: false });
+    } finally {
+      await executor.close();
+    }
+  });
+
+  it("fails with COLONY_EXIT_STATUS_LOST once none came for 3 s", async () => {
+    const root = await tempRoot();
+    await mkdir(join(root, "units", "gone"), { recursive: true });
+    const executor = createShellExecutor({ launcher: ranBeforeLauncher() });
+    try {
+      await rejectsWith(
+        executor.start(requester(root)("gone", { script: ["true"] })),
+        EXECUTION_EXISTS,
+      );
+      const t0 = Date.now();
+      const r = await executor.wait("gone");
+      assert.ok(Date.now() - t0 >= 2500, `given up after ${Date.now() - t0} ms`);
+      assert.equal(r.errorCode, "COLONY_EXIT_STATUS_LOST");
+      assert.equal(r.exitCode, null);
+      assert.match(r.error ?? "", /an earlier colony process started it/);
+    } finally {
+      await executor.close();
+    }
+  });
+});

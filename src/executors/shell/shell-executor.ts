@@ -6,13 +6,16 @@
  *
  * Because the exit file outlives colony, a restarted colony can attach to an execution
  * it started before: a recorded exit is the result; a live process (same pid and same
- * start time) is followed until its exit file appears.
+ * start time) is followed until its exit file appears. An execution an earlier colony
+ * process started but died before recording (a start with `mayHaveStarted`) is followed
+ * likewise: its exit file, or its process found by the COLONY_EXECUTION_ID in its
+ * environment; it is started only when neither is there.
  */
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
 import { access, constants, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { ExecutorError } from "../../core/errors.ts";
+import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
@@ -24,6 +27,7 @@ import {
 } from "../../core/executor.ts";
 import {
   createLauncherAsync,
+  findProcessByEnv,
   parseExitFile,
   readProcStat,
   type ExitStatus,
@@ -80,6 +84,13 @@ const INHERITED_ENV = ["PATH", "HOME", "LANG", "TERM", "TMPDIR", "USER", "SHELL"
 const MAX_INLINE_SCRIPT = 64 * 1024;
 /** A process found gone with no exit file is given this long for the file to appear. */
 const EXIT_FILE_GRACE_MS = 1000;
+/**
+ * The same for an execution an earlier colony process started, whose process is not
+ * found: its spawner writes the exit of a task colony did not acknowledge within 2 s.
+ */
+const ADOPTED_GRACE_MS = 3000;
+/** Set on every process this executor starts: how a restarted colony finds it (adopt). */
+export const EXECUTION_ENV = "COLONY_EXECUTION_ID";
 const WATCH_INTERVAL_MS = 1000;
 
 interface Execution {
@@ -251,26 +262,33 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     retention.settle(e, result);
   }
 
-  /** Follows an execution through its exit file and pid (no launcher to tell us). */
-  function watchProcess(e: Execution): void {
+  /**
+   * Follows an execution through its exit file and pid (no launcher to tell us); pid 0:
+   * no process known, only the exit file may still come.
+   */
+  function watchProcess(e: Execution, graceMs = EXIT_FILE_GRACE_MS): void {
     e.viaLauncher = false;
     const check = async (fromTimer: boolean) => {
       if (e.result || closed) return;
       const status = await readExitFile(e.exitPath);
       if (e.result || closed) return;
       if (status) return finish(e, toResult(status, e.cancelled));
-      if (await isOurProcess(e.pid, e.startTime)) {
+      if (e.pid > 0 && (await isOurProcess(e.pid, e.startTime))) {
         e.goneSince = undefined;
         return;
       }
       e.goneSince ??= Date.now();
-      if (fromTimer && Date.now() - e.goneSince >= EXIT_FILE_GRACE_MS) {
+      if (fromTimer && Date.now() - e.goneSince >= graceMs) {
+        const what =
+          e.pid > 0
+            ? `process ${e.pid} ended while colony was not watching it`
+            : "an earlier colony process started it, no process of it is running now,";
         finish(e, {
           exitCode: null,
           killed: e.cancelled,
           error:
-            `process ${e.pid} ended while colony was not watching it and its exit status ` +
-            `was not recorded in ${e.exitPath}; its output is in ${e.outPath}`,
+            `${what} and its exit status was not recorded in ${e.exitPath}; ` +
+            `its output is in ${e.outPath}`,
           errorCode: "COLONY_EXIT_STATUS_LOST",
         });
       }
@@ -287,7 +305,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
   }
 
   async function signal(e: Execution, sig: NodeJS.Signals): Promise<void> {
-    if (e.result) return;
+    if (e.result || (!e.viaLauncher && e.pid <= 0)) return;
     if (e.viaLauncher && launcher) return launcher.kill(e.id, sig);
     // Not our child: make sure the pid is still the process we started.
     if (!(await isOurProcess(e.pid, e.startTime))) return;
@@ -305,15 +323,55 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     e.killTimer.unref();
   }
 
+  /** How start() answers for an execution: the handle it returned. */
+  const handleOf = (e: Execution): ShellExecutionHandle => ({
+    pid: e.pid,
+    pgid: e.pid,
+    ...(e.startTime === undefined ? {} : { startTime: e.startTime }),
+  });
+
+  /**
+   * Follows an execution an earlier colony process started instead of starting it twice:
+   * its recorded exit, else its process (found by EXECUTION_ENV); else, when `expectExit`
+   * (its spawner said it ran), its exit file if that comes within ADOPTED_GRACE_MS.
+   * Answers what start() throws (wait() then gives the execution's result), or undefined
+   * when there is nothing to follow.
+   */
+  async function adopt(
+    e: Execution,
+    expectExit: boolean,
+  ): Promise<ExecutionExistsError | undefined> {
+    const message =
+      `execution '${e.id}' was started by an earlier colony process (its files are in ` +
+      `${e.unitDir}); it is followed, not started again`;
+    const status = await readExitFile(e.exitPath);
+    if (status) {
+      finish(e, toResult(status, e.cancelled));
+      return new ExecutionExistsError(message);
+    }
+    const found = await findProcessByEnv(EXECUTION_ENV, e.id);
+    if (found) {
+      e.pid = found.pid;
+      e.startTime = found.startTime;
+      watchProcess(e);
+      if (e.cancelled) terminate(e);
+      return new ExecutionExistsError(message, handleOf(e));
+    }
+    if (!expectExit) return undefined;
+    watchProcess(e, ADOPTED_GRACE_MS);
+    return new ExecutionExistsError(message);
+  }
+
   async function start(request: ExecutionRequest): Promise<ShellExecutionHandle> {
     assertOpen();
     const id = request.executionId;
-    const exists = () =>
-      new ExecutorError(
-        EXECUTION_EXISTS,
+    const known = executions.get(id);
+    if (known) {
+      throw new ExecutionExistsError(
         `execution '${id}' was already started; start a new attempt under a new execution id`,
+        known.pid > 0 && !known.result ? handleOf(known) : undefined,
       );
-    if (executions.has(id)) throw exists();
+    }
     const unitDir = request.unitDir;
     // Not join(): the unit dir is a path colony made (unitDir() in task-runner.ts), and
     // the spawner and the output followers take the file by any spelling of its path.
@@ -322,6 +380,10 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     // Reserve the id while starting so a concurrent start of it fails too.
     const reserved = newExecution(id, unitDir, { outPath, exitPath }, 0, undefined, true);
     executions.set(id, reserved);
+    if (request.mayHaveStarted) {
+      const earlier = await adopt(reserved, false);
+      if (earlier) throw earlier;
+    }
     let spawned: Spawned;
     try {
       // The launcher makes the unit dir (the Perl spawner off this event loop) and
@@ -345,14 +407,16 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
         ...(request.stdinPath === undefined ? {} : { stdinPath: request.stdinPath }),
         shell,
         script,
-        env: { ...inherited, ...request.env },
+        env: { ...inherited, ...request.env, [EXECUTION_ENV]: id },
         ...(request.willRelease ? { ack: true } : {}),
       });
     } catch (caught) {
-      const err = (caught as { code?: unknown }).code === EXECUTION_EXISTS ? exists() : caught;
+      if ((caught as { code?: unknown }).code === EXECUTION_EXISTS) {
+        throw (await adopt(reserved, true))!; // the exit file the spawner saw, or soon its own
+      }
       executions.delete(id);
-      reserved.done.reject(err as Error); // a wait() made while it was starting
-      throw err;
+      reserved.done.reject(caught as Error); // a wait() made while it was starting
+      throw caught;
     }
     const { pid } = spawned;
     const e = reserved;
@@ -367,7 +431,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
       },
     );
     if (e.cancelled) terminate(e); // cancelled while starting
-    return { pid, pgid: pid, ...(e.startTime === undefined ? {} : { startTime: e.startTime }) };
+    return handleOf(e);
   }
 
   function wait(id: string): Promise<ExecutionResult> {

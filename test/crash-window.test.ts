@@ -1,0 +1,155 @@
+/**
+ * A crash between a task's start and the commit that records it: the store says READY
+ * while the process runs under the dead engine's spawner. The engine that takes the job
+ * over must follow that process, not start the task a second time.
+ *
+ * Two engines in this process share one SQLite data dir. The first, whose owner id
+ * names a process that has exited (as a crashed `colony run` leaves it), starts a real
+ * shell task and never gets its start recorded (its store's markTaskExecuting hangs);
+ * the second recovers the job as it would after a restart.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { parseJobDefinition } from "../src/core/definition-parser.ts";
+import { StoreError } from "../src/core/errors.ts";
+import {
+  ExecutorRegistry,
+  type ExecutionHandle,
+  type ExecutionRequest,
+  type Executor,
+} from "../src/core/executor.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { createShellExecutor } from "../src/executors/shell/shell-executor.ts";
+import { openStore } from "../src/store/open-store.ts";
+import type { Store } from "../src/store/store.ts";
+import { tempDir } from "./support/cli.ts";
+
+/** The real shell executor, with every start request and handle kept. */
+function recordingShell() {
+  const shell = createShellExecutor({ killGraceMs: 1000 });
+  const requests: ExecutionRequest[] = [];
+  const handles: ExecutionHandle[] = [];
+  const executor: Executor = {
+    ...shell,
+    async start(request) {
+      requests.push(request);
+      const handle = await shell.start(request);
+      handles.push(handle);
+      return handle;
+    },
+  };
+  const executors = new ExecutorRegistry();
+  executors.register(executor);
+  return { executors, requests, handles };
+}
+
+/** An owner id for this host whose process has exited: taken over at once. */
+async function deadOwner(): Promise<string> {
+  const child = spawn("true");
+  await once(child, "exit");
+  return `${hostname()}:${child.pid}:dead00`;
+}
+
+void describe("a crash between a task's start and its record", () => {
+  const dir = tempDir("colony-window-");
+  after(() => dir.remove());
+
+  void it("the engine that takes the job over follows the running process: the task runs once", async () => {
+    const dataDir = dir.path;
+    const runs = join(dir.path, "runs");
+    const storeA = await openStore({ dataDir });
+    let calls = 0;
+    let release: (error: Error) => void = () => undefined;
+    const stuck = new Promise<never>((_, reject) => (release = reject));
+    stuck.catch(() => undefined);
+    // The first engine dies, as far as the store knows, between the start and its record.
+    const hung = new Proxy(storeA, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof value !== "function") return value;
+        if (key !== "markTaskExecuting") return (value as () => unknown).bind(target);
+        return () => {
+          calls++;
+          return stuck;
+        };
+      },
+    });
+    const secretKey = randomBytes(32);
+    const a = recordingShell();
+    const engineA = new Engine({
+      store: hung,
+      executors: a.executors,
+      dataDir,
+      secretKey,
+      owner: await deadOwner(),
+      leaseMs: 60_000,
+      pollMs: 20,
+      log: () => undefined,
+    });
+    const b = recordingShell();
+    let storeB: Store | undefined;
+    let engineB: Engine | undefined;
+    try {
+      await engineA.start();
+      const job = await engineA.submit({
+        definition: parseJobDefinition(
+          `job_type: window\ntasks:\n- task_type: work\n  script: ['echo run >> ${runs}', 'echo started', 'sleep 1', 'echo done', 'exit 3']\n  on_exit_code:\n    "3": COMPLETED\n`,
+        ),
+      });
+      for (let i = 0; i < 200 && !(calls > 0 && existsSync(runs)); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(calls > 0 && existsSync(runs), "the first engine started the task");
+      const [before] = await storeA.listTaskExecutions(job.id);
+      assert.equal(before?.state, "READY", "its start is not recorded");
+      // It dies: nothing more of it reaches the store; its spawner runs the task on.
+      await engineA.stop({ graceMs: 0 });
+      await a.executors.close();
+      await storeA.close();
+
+      storeB = await openStore({ dataDir });
+      engineB = new Engine({
+        store: storeB,
+        executors: b.executors,
+        dataDir,
+        secretKey,
+        leaseMs: 3000,
+        pollMs: 20,
+        log: () => undefined,
+      });
+      await engineB.start();
+      const final = await engineB.waitFor(job.id);
+      assert.equal(final.state, "COMPLETED", final.errorMessage);
+      assert.equal(readFileSync(runs, "utf8"), "run\n", "the task ran once");
+      const [task] = await storeB.listTaskExecutions(job.id);
+      assert.equal(task?.exitCode, 3, "its own exit code");
+      assert.deepEqual(
+        b.requests.map((r) => r.mayHaveStarted),
+        [true],
+        "the recovering engine said it may have started",
+      );
+      assert.equal(a.requests[0]?.mayHaveStarted, undefined, "a new task's start does not");
+      if (process.platform === "linux") {
+        // Found by its COLONY_EXECUTION_ID: recorded as if this engine had started it.
+        assert.equal(task?.handle?.["pid"], a.handles[0]?.["pid"]);
+      }
+      let text = "";
+      for await (const chunk of await engineB.outputStream(task!.id)) text += String(chunk);
+      assert.equal(text, "started\ndone\n", "the whole output, once");
+    } finally {
+      release(new StoreError("the first engine's store went away with it"));
+      await engineA.stop({ graceMs: 0 });
+      await a.executors.close();
+      await storeA.close();
+      await engineB?.stop();
+      await b.executors.close();
+      await storeB?.close();
+    }
+  });
+});
