@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
-import { ColonyError } from "../src/core/errors.ts";
+import { ColonyError, ExecutionExistsError } from "../src/core/errors.ts";
 import type { ExecutionRequest } from "../src/core/executor.ts";
 import type { TaskDefinition } from "../src/core/job-definition.ts";
 import type { KubernetesConfig } from "../src/executors/container-options.ts";
@@ -280,6 +280,36 @@ describe("kubernetes executor (fake API server)", () => {
       await writeFile(go, "");
       const result = await second.wait(id);
       assert.deepEqual([result.exitCode, result.killed], [5, false]);
+      assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
+      await podsGone(fake);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("a start again of a pod an earlier colony made and did not record follows it (fake API server)", async () => {
+    const id = newId("unrec");
+    const go = join(await tempRoot(), "go");
+    const request = req(
+      id,
+      task(["echo before", `while [ ! -f ${go} ]; do sleep 0.05; done`, "echo after", "exit 6"]),
+    );
+    const first = createKubernetesExecutor({ config: fakeConfig(fake), reapIntervalMs: 0 });
+    const handle = await first.start(request);
+    await readUntil(first, id, /before\n/);
+    await first.close(); // died before the engine recorded the start: the task is READY
+    const second = createKubernetesExecutor({ config: fakeConfig(fake), reapIntervalMs: 0 });
+    try {
+      const error = await second.start({ ...request, mayHaveStarted: true }).then(
+        () => assert.fail("made a second pod"),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof ExecutionExistsError, String(error));
+      assert.equal(error.handle?.["podName"], handle["podName"]);
+      assert.equal(fake.pods().length, 1, "one pod");
+      await writeFile(go, "");
+      const result = await second.wait(id);
+      assert.deepEqual([result.exitCode, result.killed], [6, false]);
       assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
       await podsGone(fake);
     } finally {

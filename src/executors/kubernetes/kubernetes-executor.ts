@@ -16,7 +16,9 @@
  *   SIGTERM, then SIGKILL); the result says killed.
  * - after a restart: attach finds the pod by its unit-id label and follows it again,
  *   skipping the log bytes already in the output file; reapOrphans deletes pods (and
- *   secrets) that no execution will come back for.
+ *   secrets) that no execution will come back for. A start of an execution an earlier
+ *   colony process may have started and died before recording (`mayHaveStarted`)
+ *   follows its pod the same way instead of making a second one.
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -24,7 +26,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
-import { ExecutorError } from "../../core/errors.ts";
+import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
@@ -348,6 +350,75 @@ export function createKubernetesExecutor(
     finish(e, result);
   }
 
+  /** attach() of the executor contract: the pod by its unit-id label (see the header). */
+  async function attachPod(request: ExecutionRequest, handle: ExecutionHandle): Promise<boolean> {
+    assertOpen();
+    used = true;
+    const id = request.executionId;
+    if (executions.has(id))
+      throw new ExecutorError(EXECUTION_EXISTS, `execution '${id}' is already known here`);
+    await reaping.get(id)?.catch(() => undefined);
+    const namespace =
+      typeof handle["namespace"] === "string"
+        ? handle["namespace"]
+        : (config.namespace ?? (await client.namespace()));
+    const recorded = async (e: Execution) => {
+      const r = await readExitRecord(e.exitPath);
+      if (!r) return false;
+      executions.set(id, e);
+      finish(e, r);
+      return true;
+    };
+    const probe = newExecution(id, request.unitDir, namespace, "", "");
+    if (await recorded(probe)) return false;
+    const [pod] = await client.listPods(
+      namespace,
+      `${LABELS.unitId}=${id},${LABELS.owner}=${labelValue(owner)}`,
+    );
+    if (!pod?.metadata?.name) {
+      await recorded(probe);
+      return false;
+    }
+    const container =
+      typeof handle["container"] === "string"
+        ? handle["container"]
+        : (pod.spec?.containers?.[0]?.name ?? "");
+    const e = newExecution(id, request.unitDir, namespace, pod.metadata.name, container);
+    if (typeof handle["outPath"] === "string") e.outPath = handle["outPath"];
+    if (typeof handle["secretName"] === "string") e.secretName = handle["secretName"];
+    e.created = true;
+    executions.set(id, e);
+    void follow(e);
+    return true;
+  }
+
+  /**
+   * A start of an execution an earlier colony process may have started and died before
+   * recording (`mayHaveStarted`, or its exit is recorded): its recorded exit or its pod
+   * is followed as attach() follows it, answered as the error start() throws (with the
+   * handle while the pod runs); undefined when there is neither, and the start goes on.
+   */
+  async function adoptEarlier(
+    request: ExecutionRequest,
+  ): Promise<ExecutionExistsError | undefined> {
+    const id = request.executionId;
+    executions.delete(id);
+    const running = await attachPod(request, {});
+    const followed = executions.get(id);
+    if (!followed) return undefined;
+    return new ExecutionExistsError(
+      `execution '${id}' was started by an earlier colony process (pod ${followed.podName || "gone"}); it is followed, not started again`,
+      running
+        ? {
+            podName: followed.podName,
+            namespace: followed.namespace,
+            container: followed.container,
+            outPath: followed.outPath,
+          }
+        : undefined,
+    );
+  }
+
   async function start(request: ExecutionRequest): Promise<KubernetesExecutionHandle> {
     assertOpen();
     used = true;
@@ -361,9 +432,24 @@ export function createKubernetesExecutor(
     const reserved = newExecution(id, request.unitDir, "", "", "");
     executions.set(id, reserved);
     const e = reserved;
+    let earlier: ExecutionExistsError | undefined;
     try {
       const created = await mkdir(request.unitDir, { recursive: true, mode: 0o700 });
-      if (created === undefined && (await readExitRecord(e.exitPath))) throw exists();
+      // Its unit dir was there: an earlier colony process may have started it.
+      if (
+        created === undefined &&
+        (request.mayHaveStarted || (await readExitRecord(e.exitPath)) !== undefined)
+      ) {
+        earlier = await adoptEarlier(request);
+      }
+    } catch (err) {
+      executions.delete(id);
+      e.done.reject(err as Error);
+      throw err;
+    }
+    if (earlier) throw earlier; // followed now: its entry stays
+    if (!executions.has(id)) executions.set(id, e); // adoptEarlier found nothing
+    try {
       const options = taskContainerOptions(request.task);
       const namespace = config.namespace ?? (await client.namespace());
       const hasCredentials = Boolean(config.registry?.username || config.registry?.password);
@@ -388,10 +474,14 @@ export function createKubernetesExecutor(
           [LABELS.owner]: labelValue(owner),
           [LABELS.unitId]: id,
         };
-        await client.createSecret(
-          namespace,
-          registrySecret(config, secretName, namespace, labels)!,
-        );
+        await client
+          .createSecret(namespace, registrySecret(config, secretName, namespace, labels)!)
+          .catch((err: unknown) => {
+            // Left by an earlier start that died before its pod was made: the same secret.
+            if (request.mayHaveStarted && (err as { httpStatus?: number }).httpStatus === 409)
+              return;
+            throw err;
+          });
       }
       await writeFile(e.outPath, "", { flag: "a", mode: 0o600 });
       try {
@@ -508,46 +598,7 @@ export function createKubernetesExecutor(
       return logStreamOf(e, request);
     },
 
-    async attach(request, handle) {
-      assertOpen();
-      used = true;
-      const id = request.executionId;
-      if (executions.has(id))
-        throw new ExecutorError(EXECUTION_EXISTS, `execution '${id}' is already known here`);
-      await reaping.get(id)?.catch(() => undefined);
-      const namespace =
-        typeof handle["namespace"] === "string"
-          ? handle["namespace"]
-          : (config.namespace ?? (await client.namespace()));
-      const recorded = async (e: Execution) => {
-        const r = await readExitRecord(e.exitPath);
-        if (!r) return false;
-        executions.set(id, e);
-        finish(e, r);
-        return true;
-      };
-      const probe = newExecution(id, request.unitDir, namespace, "", "");
-      if (await recorded(probe)) return false;
-      const [pod] = await client.listPods(
-        namespace,
-        `${LABELS.unitId}=${id},${LABELS.owner}=${labelValue(owner)}`,
-      );
-      if (!pod?.metadata?.name) {
-        await recorded(probe);
-        return false;
-      }
-      const container =
-        typeof handle["container"] === "string"
-          ? handle["container"]
-          : (pod.spec?.containers?.[0]?.name ?? "");
-      const e = newExecution(id, request.unitDir, namespace, pod.metadata.name, container);
-      if (typeof handle["outPath"] === "string") e.outPath = handle["outPath"];
-      if (typeof handle["secretName"] === "string") e.secretName = handle["secretName"];
-      e.created = true;
-      executions.set(id, e);
-      void follow(e);
-      return true;
-    },
+    attach: attachPod,
 
     reapOrphans,
 
