@@ -362,12 +362,12 @@ describe("kill -9 in a storm of submissions", () => {
       async () => {
         const dir = tempDir("colony-storm-");
         dirs.push(dir);
+        const runs = join(dir.path, "runs");
         const dataDir = join(dir.path, "data");
         const args = store.args();
         const first = await startColonyServer(dataDir, args);
         const body = JSON.stringify({
-          definition:
-            'job_type: storm\ntasks:\n- task_type: t\n  script: ["echo storm-$COLONY_JOB_REQUEST_ID"]\n',
+          definition: `job_type: storm\ntasks:\n- task_type: t\n  script: ["echo $COLONY_JOB_REQUEST_ID >> ${runs}", "sleep 0.2"]\n`,
         });
         const acked = new Set<number>();
         /** Requests that got no answer: they were in flight when the server died. */
@@ -416,8 +416,16 @@ describe("kill -9 in a storm of submissions", () => {
         );
         for (const id of stored) {
           const job = await waitForState(second, id, "COMPLETED");
-          assert.equal(job.tasks?.length, 1, `job ${id} ran its task once`);
+          assert.equal(job.tasks?.length, 1, `job ${id} has one task execution`);
         }
+        // Each task's process ran once: those running at the kill, and those started and
+        // not yet recorded, were followed, not started again.
+        const ran = readFileSync(runs, "utf8").trim().split("\n").map(Number);
+        assert.deepEqual(
+          ran.toSorted((x, y) => x - y),
+          [...stored].toSorted((x, y) => x - y),
+          "every stored job's task ran exactly once",
+        );
         second.child.kill("SIGTERM");
         assert.equal((await second.result).code, 0);
       },
