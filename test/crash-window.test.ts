@@ -7,6 +7,9 @@
  * names a process that has exited (as a crashed `colony run` leaves it), starts a real
  * shell task and never gets its start recorded (its store's markTaskExecuting hangs);
  * the second recovers the job as it would after a restart.
+ *
+ * Also a crash after a cancel was asked and before the task's process stopped: the
+ * engine that takes the job over stops that process, not only the record.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -49,6 +52,17 @@ function recordingShell() {
   return { executors, requests, handles };
 }
 
+/** Whether process `pid` exists (and is not a zombie). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+}
+
 /** An owner id for this host whose process has exited: taken over at once. */
 async function deadOwner(): Promise<string> {
   const child = spawn("true");
@@ -56,7 +70,7 @@ async function deadOwner(): Promise<string> {
   return `${hostname()}:${child.pid}:dead00`;
 }
 
-void describe("a crash between a task's start and its record", () => {
+void describe("crashes while a task starts or stops", () => {
   const dir = tempDir("colony-window-");
   after(() => dir.remove());
 
@@ -149,6 +163,71 @@ void describe("a crash between a task's start and its record", () => {
       await storeA.close();
       await engineB?.stop();
       await b.executors.close();
+      await storeB?.close();
+    }
+  });
+
+  void it("a cancel asked before the crash stops the process the engine re-attaches to", async () => {
+    const dataDir = join(dir.path, "cancel");
+    const storeA = await openStore({ dataDir });
+    const secretKey = randomBytes(32);
+    const a = recordingShell();
+    const engineA = new Engine({
+      store: storeA,
+      executors: a.executors,
+      dataDir,
+      secretKey,
+      owner: await deadOwner(),
+      leaseMs: 60_000,
+      pollMs: 20,
+      log: () => undefined,
+    });
+    const b = recordingShell();
+    let storeB: Store | undefined;
+    let engineB: Engine | undefined;
+    try {
+      await engineA.start();
+      // It ignores SIGTERM: only the SIGKILL after the grace stops it.
+      const job = await engineA.submit({
+        definition: parseJobDefinition(
+          "job_type: deaf\ntasks:\n- task_type: work\n  script: [\"trap '' TERM\", 'echo started', 'sleep 60']\n",
+        ),
+      });
+      for (let i = 0; i < 200 && a.handles.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const pid = Number(a.handles[0]?.["pid"]);
+      assert.ok(pid > 0, "the first engine started the task");
+      await storeA.requestCancel(job.id);
+      // It dies before the kill grace ends: the process runs on, the job cancel-asked.
+      await engineA.stop({ graceMs: 0 });
+      await a.executors.close();
+      await storeA.close();
+      assert.equal(alive(pid), true, "still running after the crash");
+
+      storeB = await openStore({ dataDir });
+      engineB = new Engine({
+        store: storeB,
+        executors: b.executors,
+        dataDir,
+        secretKey,
+        leaseMs: 3000,
+        pollMs: 20,
+        log: () => undefined,
+      });
+      await engineB.start();
+      const final = await engineB.waitFor(job.id);
+      assert.equal(final.state, "CANCELLED");
+      const [task] = await storeB.listTaskExecutions(job.id);
+      assert.equal(task?.state, "CANCELLED");
+      assert.doesNotMatch(task?.errorMessage ?? "", /before start/);
+      assert.equal(alive(pid), false, "the process was stopped, not left running");
+    } finally {
+      await engineA.stop({ graceMs: 0 });
+      await a.executors.close({ killRunning: true });
+      await storeA.close();
+      await engineB?.stop();
+      await b.executors.close({ killRunning: true });
       await storeB?.close();
     }
   });

@@ -326,7 +326,9 @@ export function startTask(
       ctx.slots.release();
     };
     try {
-      if (stopped)
+      // (One an earlier process started is re-attached below and then stopped: its
+      // process may still run, and must not be left running unwatched.)
+      if (stopped && execution.state === "READY")
         return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
       const values = templateValues(definition, taskDef, outputs, job.params);
       let task: TaskDefinition;
