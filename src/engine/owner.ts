@@ -3,6 +3,7 @@
  * another engine may take a request over once the lease expires — or at once when the
  * owner is a process on this same host that is no longer alive (a crashed `colony run`).
  */
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 
@@ -10,7 +11,13 @@ export function newOwnerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
 }
 
-/** True when `owner` names a process on this host that has exited. */
+/**
+ * True when `owner` names a process on this host that has exited. A zombie has exited
+ * too: a process killed with SIGKILL stays one until its parent reaps it, which a
+ * container's PID 1 or a shell that started it in the background may do late or never
+ * (then its jobs waited for their lease to expire, up to 30 s, instead of being taken
+ * over at once).
+ */
 export function isDeadLocalOwner(owner: string | undefined): boolean {
   if (!owner) return true;
   const [host, pidText] = owner.split(":");
@@ -20,8 +27,20 @@ export function isDeadLocalOwner(owner: string | undefined): boolean {
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return false;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+  return isZombie(pid);
+}
+
+/** Whether `pid` is a zombie (Linux; false elsewhere or when it cannot tell). */
+function isZombie(pid: number): boolean {
+  if (process.platform !== "linux") return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" || state === "X";
+  } catch {
+    return false;
   }
 }
