@@ -20,7 +20,7 @@ import { authenticateRequest, refuseWithoutClientCertificate } from "./auth/auth
 import type { Sessions } from "./auth/sessions.ts";
 import type { LiveEvents } from "./live/live-events.ts";
 import type { ColonyMetrics } from "./metrics/metrics.ts";
-import { installErrorHandling } from "./errors.ts";
+import { installErrorHandling, installShutdownRefusal } from "./errors.ts";
 import { parseJsonBody } from "./json-body.ts";
 import type { Principal, Role } from "./principal.ts";
 import type { Relay } from "./relay.ts";
@@ -96,11 +96,13 @@ export async function buildApp(deps: ServerDeps, options: BuildAppOptions): Prom
     requestTimeout: 120_000,
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
-    return503OnClosing: true,
+    // Requests that arrive while it closes get colony's own 503 (installShutdownRefusal).
+    return503OnClosing: false,
     ajv: { customOptions: { coerceTypes: "array", removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
   installErrorHandling(app);
+  installShutdownRefusal(app);
 
   // JSON bodies: a syntax error answers 400 with its line, column and position.
   app.removeContentTypeParser("application/json");

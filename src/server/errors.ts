@@ -132,3 +132,34 @@ export function installErrorHandling(app: App): void {
       );
   });
 }
+
+/** Seconds a client is told to wait before it sends a request refused at shutdown again. */
+const SHUTDOWN_RETRY_AFTER_S = 5;
+
+/**
+ * From the moment the server starts to close, every new request is answered 503
+ * COLONY_SHUTTING_DOWN, saying that nothing of it was done and to send it again (with
+ * Retry-After), and its connection is closed. Requests already in progress finish.
+ * (Fastify's own return503OnClosing answered a bare "Service Unavailable".)
+ */
+export function installShutdownRefusal(app: App): void {
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook("onRequest", (_request, reply, done) => {
+    if (!closing) return done();
+    void reply
+      .status(503)
+      .header("retry-after", String(SHUTDOWN_RETRY_AFTER_S))
+      .header("connection", "close")
+      .send(
+        errorBody(
+          "COLONY_SHUTTING_DOWN",
+          "the server is shutting down, so nothing of this request was done; send it again " +
+            "once the server is back (a restart takes a few seconds)",
+        ),
+      );
+  });
+}
