@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { redis } from "../../../test/support/services.ts";
+import { ExecutionExistsError } from "../../core/errors.ts";
 import type { ExecutionRequest, Executor } from "../../core/executor.ts";
 import { taskDefinition, type TaskRequest } from "../../ants/task-request.ts";
 import { startMessagingWorker } from "../../worker/messaging-worker.ts";
@@ -73,6 +74,20 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
         return [entry[0], JSON.parse(entry[1][1]!) as TaskRequest];
       }
     }
+  }
+
+  /** Takes the next request and replies COMPLETED with `context`, as a worker does. */
+  async function answerOne(q: { req: string; rep: string }, context: Record<string, unknown>) {
+    const [entry, task] = await take(q.req, "answers");
+    const reply = {
+      task_execution_id: task.task_execution_id,
+      co_relation_id: task.co_relation_id,
+      task_retry: task.task_retry,
+      status: "COMPLETED",
+      task_context: context,
+    };
+    await r.xadd(q.rep, "*", "payload", JSON.stringify(reply));
+    await r.xack(q.req, WORKER_GROUP, entry);
   }
 
   before(async () => {
@@ -179,5 +194,50 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
     const result = await executor.wait(req.executionId);
     assert.equal(result.killed, true);
     assert.equal(await r.xlen(q.req), 0);
+  });
+
+  it("after a restart, attach takes the reply a worker sent while colony was away", async () => {
+    const q = queues();
+    const req = request(q);
+    const first = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
+    const handle = await first.start(req);
+    await first.close(); // colony goes away; the request waits in the stream
+    await answerOne(q, { away: true });
+    const second = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
+    try {
+      assert.equal(await second.attach!(req, handle), true);
+      const result = await second.wait(req.executionId);
+      assert.deepEqual(result.context, { away: true });
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("a start with mayHaveStarted awaits the request an earlier colony sent, not sending it again", async () => {
+    const q = queues();
+    const req = request(q);
+    const first = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
+    const sent = await first.start(req);
+    await first.close(); // died before the engine recorded the start: the task is READY
+    await answerOne(q, { once: true });
+    const second = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
+    try {
+      const error = await second.start({ ...req, mayHaveStarted: true }).then(
+        () => assert.fail("sent the request again"),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof ExecutionExistsError, String(error));
+      assert.equal(error.handle?.["entry_id"], sent["entry_id"]);
+      assert.equal(await r.xlen(q.req), 1, "one request in the queue");
+      assert.deepEqual((await second.wait(req.executionId)).context, { once: true });
+      // Not found (never sent): it is sent.
+      const fresh = request(q);
+      await second.start({ ...fresh, mayHaveStarted: true });
+      assert.equal(await r.xlen(q.req), 2);
+      await answerOne(q, { fresh: true });
+      assert.deepEqual((await second.wait(fresh.executionId)).context, { fresh: true });
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -18,11 +18,14 @@
  * A reply with status EXECUTING sends the request again after a delay, with task_retry
  * + 1. Redis is connected on the first MESSAGING task (config `messaging.redis_url`).
  * The task's `timeout` bounds the wait; cancel and timeout delete the request entry if
- * no worker took it yet.
+ * no worker took it yet. A start with `mayHaveStarted` (an earlier colony process may
+ * have sent the request and died before recording it) looks for that request among the
+ * newest EARLIER_SCAN entries of its queue and, found, awaits its reply (perhaps there
+ * already) instead of sending it again.
  */
 import { createWriteStream } from "node:fs";
 import { Redis } from "ioredis";
-import { ColonyError, ExecutorError } from "../../core/errors.ts";
+import { ColonyError, ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import type {
   ExecutionHandle,
   ExecutionRequest,
@@ -48,6 +51,8 @@ import {
 } from "../execution-table.ts";
 
 export const WORKER_GROUP = "colony-workers";
+/** How many of a request queue's newest entries a mayHaveStarted start looks through. */
+const EARLIER_SCAN = 1000;
 export const MESSAGING_UNAVAILABLE = "COLONY_MESSAGING_UNAVAILABLE";
 
 /**
@@ -300,6 +305,29 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
     e.entryId = id ?? undefined;
   }
 
+  /**
+   * The request an earlier colony process sent for `e` (see the header): found, it is
+   * followed as attach() follows one, its task_retry taken, and true is answered.
+   */
+  async function resumeEarlier(e: MessagingExecution): Promise<boolean> {
+    const needle = `"task_execution_id":${JSON.stringify(e.id)},`;
+    const newest = (await commands!.xrevrange(e.requestQueue, "+", "-", "COUNT", EARLIER_SCAN)) as [
+      string,
+      string[],
+    ][];
+    for (const [id, fields] of newest) {
+      const payload = fieldOf(fields, "payload");
+      if (!payload?.includes(needle)) continue;
+      const sent = parseJsonFrame(payload, "request payload");
+      const retry = sent.ok ? (sent.value as { task_retry?: unknown }).task_retry : undefined;
+      if (typeof retry === "number") e.taskRetry = retry;
+      e.entryId = id;
+      await follow(e.replyQueue, `${id.split("-")[0]}-0`);
+      return true;
+    }
+    return false;
+  }
+
   async function start(request: ExecutionRequest): Promise<MessagingHandle> {
     const task = request.task;
     const requestQueue = task.messagingRequestQueue;
@@ -318,18 +346,34 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       taskRetry: request.attempt ?? 0,
       replied: false,
     });
+    let earlier = false;
     try {
       await ensureUnitDir(request.unitDir);
       await connect();
       await ensureGroup(requestQueue);
-      await follow(replyQueue);
-      await send(e);
+      if (request.mayHaveStarted) earlier = await resumeEarlier(e);
+      if (!earlier) {
+        await follow(replyQueue);
+        await send(e);
+      }
     } catch (error) {
       table.remove(e.id);
       failTracked(e, error as Error);
       throw error instanceof ColonyError ? error : unavailable(error);
     }
-    return { request_queue: requestQueue, reply_queue: replyQueue, entry_id: e.entryId ?? "" };
+    const handle = {
+      request_queue: requestQueue,
+      reply_queue: replyQueue,
+      entry_id: e.entryId ?? "",
+    };
+    if (earlier) {
+      throw new ExecutionExistsError(
+        `execution '${e.id}' was sent by an earlier colony process (entry ${e.entryId} of ` +
+          `${requestQueue}); its reply is awaited, the request is not sent again`,
+        handle,
+      );
+    }
+    return handle;
   }
 
   return {
