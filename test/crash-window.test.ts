@@ -70,12 +70,75 @@ async function deadOwner(): Promise<string> {
   return `${hostname()}:${child.pid}:dead00`;
 }
 
+/**
+ * Two engines on one data dir, each with a recording shell executor. The first, whose
+ * owner id names an exited process, runs on `storeA` (the real store, or a wrapper of
+ * it); crash() stops it the way a crash does (nothing more of it reaches the store, its
+ * spawner runs its tasks on) and starts the second, which takes its jobs over.
+ */
+async function crashPair(dataDir: string, realStoreA: Store, storeA: Store = realStoreA) {
+  const secretKey = randomBytes(32);
+  const a = recordingShell();
+  const b = recordingShell();
+  const first = new Engine({
+    store: storeA,
+    executors: a.executors,
+    dataDir,
+    secretKey,
+    owner: await deadOwner(),
+    leaseMs: 60_000,
+    pollMs: 20,
+    log: () => undefined,
+  });
+  let storeB: Store | undefined;
+  let second: Engine | undefined;
+  const stopFirst = async () => {
+    await first.stop({ graceMs: 0 });
+    await a.executors.close();
+    await realStoreA.close();
+  };
+  return {
+    a,
+    b,
+    first,
+    async crash(): Promise<{ engine: Engine; store: Store }> {
+      await stopFirst();
+      storeB = await openStore({ dataDir });
+      second = new Engine({
+        store: storeB,
+        executors: b.executors,
+        dataDir,
+        secretKey,
+        leaseMs: 3000,
+        pollMs: 20,
+        log: () => undefined,
+      });
+      await second.start();
+      return { engine: second, store: storeB };
+    },
+    /** Stops both; what still runs is killed. */
+    async close() {
+      await first.stop({ graceMs: 0 });
+      await a.executors.close({ killRunning: true });
+      await realStoreA.close();
+      await second?.stop();
+      await b.executors.close({ killRunning: true });
+      await storeB?.close();
+    },
+  };
+}
+
+/** Waits (up to 5 s) until `done()`. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
 void describe("crashes while a task starts or stops", () => {
   const dir = tempDir("colony-window-");
   after(() => dir.remove());
 
   void it("the engine that takes the job over follows the running process: the task runs once", async () => {
-    const dataDir = dir.path;
+    const dataDir = join(dir.path, "start");
     const runs = join(dir.path, "runs");
     const storeA = await openStore({ dataDir });
     let calls = 0;
@@ -94,141 +157,71 @@ void describe("crashes while a task starts or stops", () => {
         };
       },
     });
-    const secretKey = randomBytes(32);
-    const a = recordingShell();
-    const engineA = new Engine({
-      store: hung,
-      executors: a.executors,
-      dataDir,
-      secretKey,
-      owner: await deadOwner(),
-      leaseMs: 60_000,
-      pollMs: 20,
-      log: () => undefined,
-    });
-    const b = recordingShell();
-    let storeB: Store | undefined;
-    let engineB: Engine | undefined;
+    const pair = await crashPair(dataDir, storeA, hung);
     try {
-      await engineA.start();
-      const job = await engineA.submit({
+      await pair.first.start();
+      const job = await pair.first.submit({
         definition: parseJobDefinition(
           `job_type: window\ntasks:\n- task_type: work\n  script: ['echo run >> ${runs}', 'echo started', 'sleep 1', 'echo done', 'exit 3']\n  on_exit_code:\n    "3": COMPLETED\n`,
         ),
       });
-      for (let i = 0; i < 200 && !(calls > 0 && existsSync(runs)); i++) {
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await until(() => calls > 0 && existsSync(runs));
       assert.ok(calls > 0 && existsSync(runs), "the first engine started the task");
       const [before] = await storeA.listTaskExecutions(job.id);
       assert.equal(before?.state, "READY", "its start is not recorded");
-      // It dies: nothing more of it reaches the store; its spawner runs the task on.
-      await engineA.stop({ graceMs: 0 });
-      await a.executors.close();
-      await storeA.close();
 
-      storeB = await openStore({ dataDir });
-      engineB = new Engine({
-        store: storeB,
-        executors: b.executors,
-        dataDir,
-        secretKey,
-        leaseMs: 3000,
-        pollMs: 20,
-        log: () => undefined,
-      });
-      await engineB.start();
-      const final = await engineB.waitFor(job.id);
+      const { engine, store } = await pair.crash();
+      const final = await engine.waitFor(job.id);
       assert.equal(final.state, "COMPLETED", final.errorMessage);
       assert.equal(readFileSync(runs, "utf8"), "run\n", "the task ran once");
-      const [task] = await storeB.listTaskExecutions(job.id);
+      const [task] = await store.listTaskExecutions(job.id);
       assert.equal(task?.exitCode, 3, "its own exit code");
       assert.deepEqual(
-        b.requests.map((r) => r.mayHaveStarted),
+        pair.b.requests.map((r) => r.mayHaveStarted),
         [true],
         "the recovering engine said it may have started",
       );
-      assert.equal(a.requests[0]?.mayHaveStarted, undefined, "a new task's start does not");
+      assert.equal(pair.a.requests[0]?.mayHaveStarted, undefined, "a new task's start does not");
       if (process.platform === "linux") {
         // Found by its COLONY_EXECUTION_ID: recorded as if this engine had started it.
-        assert.equal(task?.handle?.["pid"], a.handles[0]?.["pid"]);
+        assert.equal(task?.handle?.["pid"], pair.a.handles[0]?.["pid"]);
       }
       let text = "";
-      for await (const chunk of await engineB.outputStream(task!.id)) text += String(chunk);
+      for await (const chunk of await engine.outputStream(task!.id)) text += String(chunk);
       assert.equal(text, "started\ndone\n", "the whole output, once");
     } finally {
       release(new StoreError("the first engine's store went away with it"));
-      await engineA.stop({ graceMs: 0 });
-      await a.executors.close();
-      await storeA.close();
-      await engineB?.stop();
-      await b.executors.close();
-      await storeB?.close();
+      await pair.close();
     }
   });
 
   void it("a cancel asked before the crash stops the process the engine re-attaches to", async () => {
     const dataDir = join(dir.path, "cancel");
     const storeA = await openStore({ dataDir });
-    const secretKey = randomBytes(32);
-    const a = recordingShell();
-    const engineA = new Engine({
-      store: storeA,
-      executors: a.executors,
-      dataDir,
-      secretKey,
-      owner: await deadOwner(),
-      leaseMs: 60_000,
-      pollMs: 20,
-      log: () => undefined,
-    });
-    const b = recordingShell();
-    let storeB: Store | undefined;
-    let engineB: Engine | undefined;
+    const pair = await crashPair(dataDir, storeA);
     try {
-      await engineA.start();
+      await pair.first.start();
       // It ignores SIGTERM: only the SIGKILL after the grace stops it.
-      const job = await engineA.submit({
+      const job = await pair.first.submit({
         definition: parseJobDefinition(
           "job_type: deaf\ntasks:\n- task_type: work\n  script: [\"trap '' TERM\", 'echo started', 'sleep 60']\n",
         ),
       });
-      for (let i = 0; i < 200 && a.handles.length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      const pid = Number(a.handles[0]?.["pid"]);
+      await until(() => pair.a.handles.length > 0);
+      const pid = Number(pair.a.handles[0]?.["pid"]);
       assert.ok(pid > 0, "the first engine started the task");
       await storeA.requestCancel(job.id);
+      assert.equal(alive(pid), true, "it ignored the SIGTERM");
       // It dies before the kill grace ends: the process runs on, the job cancel-asked.
-      await engineA.stop({ graceMs: 0 });
-      await a.executors.close();
-      await storeA.close();
-      assert.equal(alive(pid), true, "still running after the crash");
-
-      storeB = await openStore({ dataDir });
-      engineB = new Engine({
-        store: storeB,
-        executors: b.executors,
-        dataDir,
-        secretKey,
-        leaseMs: 3000,
-        pollMs: 20,
-        log: () => undefined,
-      });
-      await engineB.start();
-      const final = await engineB.waitFor(job.id);
+      const { engine, store } = await pair.crash();
+      const final = await engine.waitFor(job.id);
       assert.equal(final.state, "CANCELLED");
-      const [task] = await storeB.listTaskExecutions(job.id);
+      const [task] = await store.listTaskExecutions(job.id);
       assert.equal(task?.state, "CANCELLED");
       assert.doesNotMatch(task?.errorMessage ?? "", /before start/);
       assert.equal(alive(pid), false, "the process was stopped, not left running");
     } finally {
-      await engineA.stop({ graceMs: 0 });
-      await a.executors.close({ killRunning: true });
-      await storeA.close();
-      await engineB?.stop();
-      await b.executors.close({ killRunning: true });
-      await storeB?.close();
+      await pair.close();
     }
   });
 });

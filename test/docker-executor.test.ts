@@ -408,12 +408,21 @@ describe("docker executor (real engine)", { skip: service.url ? false : service.
     assert.equal(await readAll(await executor.logStream({ executionId: long })), "long-ok\n");
   });
 
-  it("a restarted executor re-attaches to a running container and gets every byte once", async () => {
-    const id = newId("reattach");
+  /**
+   * A container started by an executor that then goes away, as colony does, while the
+   * container waits for /signal/go; go() lets it print "after" and exit `code`.
+   */
+  async function abandoned(what: string, code: number) {
+    const id = newId(what);
     const signalDir = await tempRoot();
     const request = req(
       id,
-      ["echo before", "while [ ! -f /signal/go ]; do sleep 0.05; done", "echo after", "exit 7"],
+      [
+        "echo before",
+        "while [ ! -f /signal/go ]; do sleep 0.05; done",
+        "echo after",
+        `exit ${code}`,
+      ],
       {
         container: {
           image: IMAGE,
@@ -425,49 +434,45 @@ describe("docker executor (real engine)", { skip: service.url ? false : service.
     const handle = await first.start(request);
     await readUntil(first, id, /before\n/);
     await first.close(); // colony goes away; the container runs on
+    return { id, request, handle, go: () => writeFile(join(signalDir, "go"), "") };
+  }
+
+  /** Lets it end and checks, through `second`: exit `code`, every byte once, nothing left. */
+  async function endsOnce(
+    second: DockerExecutor,
+    run: Awaited<ReturnType<typeof abandoned>>,
+    code: number,
+  ) {
+    await run.go();
+    const result = await second.wait(run.id);
+    assert.deepEqual([result.exitCode, result.killed], [code, false]);
+    assert.equal(readFileSync(join(run.request.unitDir, "stdout"), "utf8"), "before\nafter\n");
+    assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${run.id}`]), []);
+  }
+
+  it("a restarted executor re-attaches to a running container and gets every byte once", async () => {
+    const run = await abandoned("reattach", 7);
     const second = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
     try {
-      assert.equal(await second.attach!(request, handle), true);
-      await writeFile(join(signalDir, "go"), "");
-      const result = await second.wait(id);
-      assert.deepEqual([result.exitCode, result.killed], [7, false]);
-      assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
-      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
+      assert.equal(await second.attach!(run.request, run.handle), true);
+      await endsOnce(second, run, 7);
     } finally {
       await second.close();
     }
   });
 
   it("a start again of a container an earlier colony started and did not record follows it, never runs it twice", async () => {
-    const id = newId("unrecorded");
-    const signalDir = await tempRoot();
-    const request = req(
-      id,
-      ["echo before", "while [ ! -f /signal/go ]; do sleep 0.05; done", "echo after", "exit 5"],
-      {
-        container: {
-          image: IMAGE,
-          volumes: { host_path: [{ name: "signal", mount_path: "/signal", host_path: signalDir }] },
-        },
-      },
-    );
-    const first = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
-    const handle = await first.start(request);
-    await readUntil(first, id, /before\n/);
-    await first.close(); // died before the engine recorded the start: the task is READY
+    // The first executor's colony died before the engine recorded the start: READY.
+    const run = await abandoned("unrecorded", 5);
     const second = createDockerExecutor({ owner: OWNER, reapIntervalMs: 0 });
     try {
-      const error = await second.start({ ...request, mayHaveStarted: true }).then(
+      const error = await second.start({ ...run.request, mayHaveStarted: true }).then(
         () => assert.fail("started a second time"),
         (e: unknown) => e,
       );
       assert.ok(error instanceof ExecutionExistsError, String(error));
-      assert.equal(error.handle?.["containerId"], handle["containerId"]);
-      await writeFile(join(signalDir, "go"), "");
-      const result = await second.wait(id);
-      assert.deepEqual([result.exitCode, result.killed], [5, false]);
-      assert.equal(readFileSync(join(request.unitDir, "stdout"), "utf8"), "before\nafter\n");
-      assert.deepEqual(await ownedContainers(api, [`colony.unit-id=${id}`]), []);
+      assert.equal(error.handle?.["containerId"], run.handle["containerId"]);
+      await endsOnce(second, run, 5);
     } finally {
       await second.close();
     }
