@@ -622,10 +622,10 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
 
   /**
    * A start of an execution an earlier colony process may have started and died before
-   * recording (see start()). A recorded exit or a main
-   * container that ran is followed as attach() follows it (the error start() throws then
-   * carries the handle, when it still runs); what a start that died before its container
-   * ran left behind is removed, and the start goes on (undefined).
+   * recording (see start()). A recorded exit or a main container that ran is followed as
+   * attach() follows it (the error start() throws then carries the handle, when it still
+   * runs); what a start that died before its container ran left behind is removed, and
+   * the start goes on (undefined).
    */
   async function adoptEarlier(
     request: ExecutionRequest,
