@@ -424,6 +424,11 @@ describe("a function lost to a crash", () => {
             [1, "COMPLETED", null],
           ],
         );
+        // It says what happened to an in-process task, and what keeps the job going.
+        assert.match(
+          job.tasks[0]!.errorMessage ?? "",
+          /^it ran inside the colony process that stopped before it ended \(a FUNCTION task does not outlive that process\); set retry on the task/,
+        );
       } finally {
         await second.close({ graceMs: 0, cancelRunning: true });
       }

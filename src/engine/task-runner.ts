@@ -224,6 +224,11 @@ export type HandOff = (
   execution: TaskExecution,
 ) => Promise<boolean> | undefined;
 
+/** Whether a task's work runs inside the colony process (nothing to re-attach to after a stop). */
+function runsInColony(task: TaskDefinition): boolean {
+  return task.method === "FUNCTION" || task.method.startsWith("HTTP_");
+}
+
 /**
  * Runs one execution to its recorded end. `inherited`: it was recorded before its job
  * runner started (an earlier process's), so a READY one may have been started already
@@ -455,7 +460,9 @@ export function startTask(
           return await finish({
             state: "FAILED",
             errorCode: "COLONY_TASK_LOST",
-            errorMessage: "its process ended while colony was not running and left no exit status",
+            errorMessage: runsInColony(task)
+              ? `it ran inside the colony process that stopped before it ended (a ${task.method} task does not outlive that process); set retry on the task to run it again after such a stop`
+              : "its process ended while colony was not running and left no exit status",
           });
         }
         started = true;
