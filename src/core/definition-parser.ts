@@ -13,7 +13,7 @@ import { Reader } from "./definition-reader.ts";
 import type { YamlNode } from "./definition-reader.ts";
 import { DefinitionError } from "./errors.ts";
 import type { SourcePosition } from "./errors.ts";
-import { EXIT_ACTIONS, successorsOf } from "./job-definition.ts";
+import { EXIT_ACTIONS, successorsWith } from "./job-definition.ts";
 import type { JobDefinition } from "./job-definition.ts";
 
 export interface ParseDefinitionOptions {
@@ -275,7 +275,7 @@ function unknownTaskMessage(ref: TaskRef, names: string[]): string {
   return `unknown task '${ref.name}' in ${ref.field};${mean} ${valid}`;
 }
 
-/** Refuses a loop in the successor graph (successorsOf), naming it and the edge that closes it. */
+/** Refuses a loop in the successor graph (successorsWith), naming it and the edge that closes it. */
 function checkCycles(r: Reader, def: JobDefinition, parsed: ParsedTask[]): void {
   const edges = new Map<string, TaskRef>();
   const edgeKey = (from: string, to: string): string => `${from}\u0000${to}`;
@@ -287,17 +287,17 @@ function checkCycles(r: Reader, def: JobDefinition, parsed: ParsedTask[]): void 
       if (!edges.has(key)) edges.set(key, ref);
     }
   }
-  // successorsOf scans every task for depends_on; giving it only the tasks that name
-  // this one keeps the same graph (and order) in linear time for large jobs.
+  // The tasks naming each one in depends_on, gathered once (linear in the job's size).
   const dependents = new Map<string, JobDefinition["tasks"]>();
   for (const t of def.tasks) {
-    for (const d of t.dependsOn) dependents.set(d, [...(dependents.get(d) ?? []), t]);
+    for (const d of t.dependsOn) {
+      const list = dependents.get(d);
+      if (list) list.push(t);
+      else dependents.set(d, [t]);
+    }
   }
   const successors = new Map(
-    def.tasks.map((t) => [
-      t.taskType,
-      successorsOf({ ...def, tasks: dependents.get(t.taskType) ?? [] }, t),
-    ]),
+    def.tasks.map((t) => [t.taskType, successorsWith(t, dependents.get(t.taskType) ?? [])]),
   );
   const state = new Map<string, "open" | "done">();
   for (const start of def.tasks) {

@@ -127,14 +127,19 @@ export function taskByType(def: JobDefinition, taskType: string): TaskDefinition
   return def.tasks.find((t) => t.taskType === taskType);
 }
 
-/** Every task's successors (on_completed, on_failed, on_exit_code tasks, depends_on reversed). */
-export function successorsOf(def: JobDefinition, task: TaskDefinition): string[] {
+/**
+ * A task's successors: its on_completed, on_failed and on_exit_code tasks, and the tasks
+ * whose depends_on names it (`dependents`, in the job's order, gathered by the caller
+ * once for the whole job: a scan per task was quadratic in the job's size).
+ */
+export function successorsWith(
+  task: TaskDefinition,
+  dependents: readonly TaskDefinition[],
+): string[] {
   const out = new Set<string>([...task.onCompleted, ...task.onFailed]);
   for (const target of Object.values(task.onExitCode)) {
     if (Array.isArray(target)) for (const t of target) out.add(t);
   }
-  for (const other of def.tasks) {
-    if (other.dependsOn.includes(task.taskType)) out.add(other.taskType);
-  }
+  for (const other of dependents) out.add(other.taskType);
   return [...out];
 }
