@@ -27,6 +27,7 @@ import {
   type ExecutionRequest,
   type Executor,
 } from "../src/core/executor.ts";
+import { hasExited, readProcStatSync } from "../src/core/proc-stat.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { createShellExecutor } from "../src/executors/shell/shell-executor.ts";
 import { openStore } from "../src/store/open-store.ts";
@@ -54,13 +55,8 @@ function recordingShell() {
 
 /** Whether process `pid` exists (and is not a zombie). */
 function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  const stat = readProcStatSync(pid);
+  return stat !== undefined && !hasExited(stat);
 }
 
 /** An owner id for this host whose process has exited: taken over at once. */

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { describe, it } from "node:test";
+import { readProcStatSync } from "../core/proc-stat.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
 
 /** An owner id naming `pid` on this host. */
@@ -36,8 +36,7 @@ describe("isDeadLocalOwner", () => {
         let state = "";
         for (let i = 0; i < 100 && state !== "Z"; i++) {
           await new Promise((r) => setTimeout(r, 20));
-          const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-          state = stat.slice(stat.lastIndexOf(")") + 2)[0]!;
+          state = readProcStatSync(pid)?.state ?? "";
         }
         assert.equal(state, "Z", "the killed child is a zombie of its parent");
         assert.equal(isDeadLocalOwner(ownerOf(pid)), true);

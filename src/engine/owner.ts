@@ -3,7 +3,7 @@
  * another engine may take a request over once the lease expires — or at once when the
  * owner is a process on this same host that is no longer alive (a crashed `colony run`).
  */
-import { readFileSync } from "node:fs";
+import { hasExited, readProcStatSync } from "../core/proc-stat.ts";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 
@@ -30,17 +30,6 @@ export function isDeadLocalOwner(owner: string | undefined): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "ESRCH";
   }
-  return isZombie(pid);
-}
-
-/** Whether `pid` is a zombie (Linux; false elsewhere or when it cannot tell). */
-function isZombie(pid: number): boolean {
-  if (process.platform !== "linux") return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state === "Z" || state === "X";
-  } catch {
-    return false;
-  }
+  const stat = readProcStatSync(pid); // a zombie (Linux; elsewhere it cannot tell)
+  return stat !== undefined && hasExited(stat);
 }

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { ColonyError } from "../core/errors.ts";
+import { ColonyError, ExecutionExistsError } from "../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
@@ -272,4 +272,21 @@ export function executorConformance(
       }
     });
   });
+}
+
+/**
+ * Asserts that a start with `mayHaveStarted` found the work an earlier colony process
+ * started (an ExecutionExistsError, whose handle it answers) instead of starting it again
+ * (`again` says what starting it would have done).
+ */
+export async function followedNotStarted(
+  start: Promise<unknown>,
+  again: string,
+): Promise<ExecutionExistsError> {
+  const error = await start.then(
+    () => assert.fail(again),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof ExecutionExistsError, String(error));
+  return error;
 }

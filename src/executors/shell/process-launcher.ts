@@ -20,6 +20,7 @@ import { availableParallelism, constants as osConstants } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ColonyError } from "../../core/errors.ts";
+import { hasExited, readProcStat } from "../../core/proc-stat.ts";
 import { EXECUTION_EXISTS } from "../../core/executor.ts";
 
 export interface SpawnSpec {
@@ -133,27 +134,7 @@ async function writeExitFile(path: string, status: ExitStatus): Promise<void> {
 
 // ---- /proc ------------------------------------------------------------------------------
 
-export interface ProcStat {
-  /** R, S, D, Z (zombie)... */
-  state: string;
-  /** Field 22: clock ticks after boot when the process started. */
-  startTime: number;
-  /** Field 5: its process group (the spawners make each task the leader of its own). */
-  pgrp: number;
-}
-
-/** State and start time from /proc/<pid>/stat; undefined when gone or not on Linux. */
-export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
-  if (process.platform !== "linux") return undefined;
-  try {
-    const text = await readFile(`/proc/${pid}/stat`, "latin1");
-    // The fields after "pid (comm)"; comm may hold spaces and parentheses.
-    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { state: rest[0] ?? "", startTime: Number(rest[19]), pgrp: Number(rest[2]) };
-  } catch {
-    return undefined;
-  }
-}
+export { readProcStat, type ProcStat } from "../../core/proc-stat.ts";
 
 /**
  * The live process-group leader whose environment holds `name=value` (Linux; undefined
@@ -177,7 +158,7 @@ export async function findProcessByEnv(
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
     const stat = await readProcStat(pid);
-    if (!stat || stat.pgrp !== pid || stat.state === "Z" || stat.state === "X") continue;
+    if (!stat || stat.pgrp !== pid || hasExited(stat)) continue;
     const env = await readFile(`/proc/${pid}/environ`).catch(() => undefined);
     if (!env) continue;
     const at = env.indexOf(entry);
