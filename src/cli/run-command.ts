@@ -170,12 +170,16 @@ export async function runCommand(
       await runtime.engine.start();
     }
     const stopSignals = installInterrupt(runtime, jobs, io);
+    const closeLives = () => Promise.all(lives.map((l) => l.close()));
     try {
       const finals = await Promise.all(jobs.map((j) => runtime.engine.waitFor(j.id)));
-      await Promise.all(lives.map((l) => l.close()));
+      await closeLives(); // all output printed before the summary
       return await report(runtime, finals, values.json ?? false, io);
     } finally {
       stopSignals();
+      // Also when the wait failed (a store that kept refusing writes): an output follower
+      // left open watches its file for ever, and the command never exited.
+      await closeLives();
     }
   } finally {
     await runtime.close({ graceMs: 0 });
