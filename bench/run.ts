@@ -2,7 +2,7 @@
  * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
  * the same run (the machine is shared and noisy; absolute numbers drift).
  * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream, docker, dashboard, units,
- * function, hook, ants, messaging, cli, ids, parse)
+ * function, hook, ants, messaging, cli, ids, parse, dag)
  */
 import { cpus, totalmem } from "node:os";
 import { printLines, type BenchLine } from "./support.ts";
@@ -20,6 +20,7 @@ import { messagingRoundTrip } from "./messaging-roundtrip.ts";
 import { cliStart } from "./cli-start.ts";
 import { unitIdsBench } from "./unit-ids.ts";
 import { definitionParse } from "./definition-parse.ts";
+import { dagScaling } from "./dag-scaling.ts";
 
 const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
   shell: () =>
@@ -75,6 +76,7 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
       Number(process.env.BENCH_IDS_STORED ?? 100_000),
     ),
   parse: () => definitionParse(Number(process.env.BENCH_PARSE_TASKS ?? 20_000)),
+  dag: () => dagScaling(Number(process.env.BENCH_DAG_TASKS ?? 5000)),
 };
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith("-"));

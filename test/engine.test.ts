@@ -240,6 +240,37 @@ tasks:
     assert.equal(out, "building 1.2.7\n");
   });
 
+  it("a wide fan-out and join: each task runs once; the join gets the output that ended last", async () => {
+    const wide = Array.from({ length: 200 }, (_, i) => `w${i}`);
+    const all = ["slow", "fast", ...wide];
+    const job = await submit(`job_type: wide
+tasks:
+- task_type: start
+  script: ['echo "::set-output name=Who::start"']
+  on_completed: [${all.join(", ")}]
+- task_type: slow
+  script: ['sleep 0.5', 'echo "::set-output name=Who::slow"']
+- task_type: fast
+  script: ['echo "::set-output name=Who::fast"']
+${wide.map((w) => `- task_type: ${w}\n  script: ['true']\n`).join("")}- task_type: join
+  depends_on: [${all.join(", ")}]
+  script: ['echo "last: {{.Who}}"']
+`);
+    assert.equal((await rt.engine.waitFor(job.id)).state, "COMPLETED");
+    const view = await rt.engine.getJob(job.id);
+    const runs = new Map<string, number>();
+    for (const t of view.tasks) runs.set(t.taskType, (runs.get(t.taskType) ?? 0) + 1);
+    assert.equal(runs.size, 204, "every task ran");
+    assert.deepEqual(
+      [...runs].filter(([, n]) => n !== 1),
+      [],
+      "no task ran twice",
+    );
+    const join = view.tasks.find((t) => t.taskType === "join")!;
+    const out = await readStream(await rt.engine.outputStream(join.id));
+    assert.equal(out, "last: slow\n");
+  });
+
   it("renders a task's variables from params, job variables and earlier outputs", async () => {
     const job = await submit(
       `job_type: task-variables

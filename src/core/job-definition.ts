@@ -123,8 +123,20 @@ export function taskDefinition(
   };
 }
 
+/** Each job's tasks by task type, built once per task list (a scan per lookup was linear). */
+const byTaskType = new WeakMap<readonly TaskDefinition[], Map<string, TaskDefinition>>();
+
 export function taskByType(def: JobDefinition, taskType: string): TaskDefinition | undefined {
-  return def.tasks.find((t) => t.taskType === taskType);
+  // A few tasks (most jobs): a scan costs less than the index.
+  if (def.tasks.length <= 8) return def.tasks.find((t) => t.taskType === taskType);
+  let index = byTaskType.get(def.tasks);
+  if (!index) {
+    index = new Map();
+    // The first of a type wins, as a scan would find it (the parser refuses duplicates).
+    for (const t of def.tasks) if (!index.has(t.taskType)) index.set(t.taskType, t);
+    byTaskType.set(def.tasks, index);
+  }
+  return index.get(taskType);
 }
 
 /**

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { taskDefinition, type JobDefinition, type TaskDefinition } from "../core/job-definition.ts";
 import type { TaskExecution } from "../core/job-request.ts";
 import type { State } from "../core/states.ts";
-import { planNext } from "./dag-planner.ts";
+import { DagState, planNext, type Plan } from "./dag-planner.ts";
 
 const task = taskDefinition;
 
@@ -242,3 +242,125 @@ describe("dag planner", () => {
     );
   });
 });
+
+/** A small seeded PRNG (mulberry32), so that a failing case can be run again. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random acyclic job: every edge goes from a task to a later one. */
+function randomJob(rnd: () => number, n: number): JobDefinition {
+  const pick = (from: number, max: number): string[] => {
+    const out: string[] = [];
+    for (let j = from; j < n && out.length < max; j++) if (rnd() < 0.3) out.push(`t${j}`);
+    return out;
+  };
+  const tasks = Array.from({ length: n }, (_, i) => {
+    const onExitCode: TaskDefinition["onExitCode"] = {};
+    if (rnd() < 0.2) onExitCode["3"] = pick(i + 1, 2);
+    if (rnd() < 0.1) onExitCode["4"] = (["COMPLETED", "FAILED", "EXECUTING"] as const)[i % 3]!;
+    return task(`t${i}`, {
+      onCompleted: pick(i + 1, 3),
+      onFailed: rnd() < 0.3 ? pick(i + 1, 1) : [],
+      dependsOn:
+        i > 1 && rnd() < 0.25
+          ? pick(Math.floor(rnd() * i), 3).filter((t) => t < `t${i}` && Number(t.slice(1)) < i)
+          : [],
+      onExitCode,
+      allowFailure: rnd() < 0.15,
+      alwaysRun: rnd() < 0.1,
+      retry: rnd() < 0.2 ? 1 : 0,
+      delayBetweenRetriesMs: rnd() < 0.5 ? 0 : 100,
+    });
+  });
+  return job(...tasks);
+}
+
+function samePlan(incremental: Plan, full: Plan, where: string): void {
+  assert.deepEqual(incremental.start, full.start, `start, ${where}`);
+  assert.deepEqual(incremental.running, full.running, `running, ${where}`);
+  assert.deepEqual(incremental.verdict, full.verdict, `verdict, ${where}`);
+}
+
+describe("DagState (the plan kept up to date)", () => {
+  it("gives planNext's plan after every change, on 300 random jobs run at random", () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rnd = random(seed);
+      const definition = randomJob(rnd, 2 + Math.floor(rnd() * 12));
+      const state = new DagState(definition);
+      const executions = new Map<string, TaskExecution>();
+      let abort: "cancel" | "timeout" | undefined;
+      let clock = 1000;
+      for (let step = 0; step < 200; step++) {
+        const where = `seed ${seed}, step ${step}`;
+        const full = planNext({ definition, executions: [...executions.values()], abort });
+        samePlan(state.plan(abort), full, where);
+        if (step % 17 === 0) {
+          // Built at once from the record (a runner after a restart), in any order.
+          const shuffled = [...executions.values()].sort(() => rnd() - 0.5);
+          samePlan(new DagState(definition, shuffled).plan(abort), full, `${where}, rebuilt`);
+        }
+        if (full.verdict && full.start.length === 0) break;
+        const change = (e: TaskExecution) => {
+          executions.set(e.id, e);
+          state.update(e);
+        };
+        const live = [...executions.values()].filter((e) => !isDone(e.state));
+        if (full.start.length > 0 && (live.length === 0 || rnd() < 0.5)) {
+          const s = full.start[Math.floor(rnd() * full.start.length)]!;
+          change(exec(s.taskType, "READY", { attempt: s.attempt, endedAt: undefined }));
+        } else if (live.length > 0) {
+          const e = live[Math.floor(rnd() * live.length)]!;
+          clock += Math.floor(rnd() * 50);
+          const r = rnd();
+          const exitCode = [0, 1, 3, 4][Math.floor(rnd() * 4)]!;
+          if (e.state === "READY" && r < 0.3) change({ ...e, state: "EXECUTING" });
+          else if (r < 0.9) {
+            change({
+              ...e,
+              state: exitCode === 0 || exitCode === 4 ? "COMPLETED" : "FAILED",
+              exitCode,
+              errorMessage: exitCode === 1 ? `failed ${e.taskType}` : undefined,
+              endedAt: new Date(clock),
+            });
+          } else change({ ...e, state: "CANCELLED", endedAt: new Date(clock) });
+        } else break;
+        if (!abort && rnd() < 0.02) abort = rnd() < 0.5 ? "cancel" : "timeout";
+      }
+    }
+  });
+
+  it("rebuilds when a finished task's outcome changes after all (a later attempt recorded)", () => {
+    const d = job(task("a", { onCompleted: ["b"] }), task("b"), task("c", { dependsOn: ["a"] }));
+    const first = exec("a", "COMPLETED");
+    const state = new DagState(d, [first]);
+    assert.deepEqual(
+      state.plan().start.map((s) => s.taskType),
+      ["b", "c"],
+    );
+    const again = exec("a", "EXECUTING", { attempt: 1 });
+    state.update(again);
+    samePlan(state.plan(), planNext({ definition: d, executions: [first, again] }), "after");
+    assert.deepEqual(state.plan().running, ["a"]);
+    assert.deepEqual(state.plan().start, []);
+  });
+
+  it("ignores executions of a task the definition does not have, as planNext does", () => {
+    const d = job(task("a"));
+    const state = new DagState(d);
+    const stray = exec("gone", "EXECUTING");
+    state.update(stray);
+    samePlan(state.plan(), planNext({ definition: d, executions: [stray] }), "stray");
+  });
+});
+
+function isDone(s: State): boolean {
+  return s === "COMPLETED" || s === "FAILED" || s === "CANCELLED";
+}

@@ -211,3 +211,237 @@ export function planNext(input: PlanInput): Plan {
   }
   return { start, running, verdict: { state: "COMPLETED" } };
 }
+
+/**
+ * planNext kept up to date instead of computed afresh: the runner tells it of each
+ * execution created or changed (`update`) and asks for the plan after. Re-planning a job
+ * from scratch after every task made a job's cost grow with the square of its size (a
+ * 10,000-task fan-out spent minutes of the event loop in planNext); here a change costs
+ * what it touches (its task, that task's successors), and a plan what it returns.
+ *
+ * Same answers as planNext (dag-planner.test.ts checks it on random jobs): what it keeps
+ * only grows, as a task's outcome, once final, never changes within a job attempt (nothing
+ * starts a task again that completed, was routed, failed or was cancelled). Should an
+ * update ever change a final outcome all the same, everything is rebuilt from the
+ * executions, which is planNext's own computation.
+ */
+export class DagState {
+  readonly #def: JobDefinition;
+  readonly #index = new Map<string, number>();
+  /** By task index: the tasks whose depends_on names it (once per mention). */
+  readonly #dependents: (number[] | undefined)[] = [];
+  readonly #alwaysRun: number[] = [];
+  // Set by #build.
+  #history!: (TaskExecution[] | undefined)[];
+  #outcome!: (Outcome | undefined)[];
+  #reached!: boolean[];
+  /** By task index: depends_on entries not satisfied yet. */
+  #unmet!: number[];
+  /** Tasks whose last execution has not ended. */
+  #running!: Set<number>;
+  /** Tasks due to start again (retry or poll outcome). */
+  #again!: Set<number>;
+  /** Tasks never started that may start: reached, their dependencies met. */
+  #startable!: Set<number>;
+  /** The first failed task in the job's order (its reason is the job's), if any. */
+  #failed!: number;
+  #cancelled!: number;
+
+  constructor(definition: JobDefinition, executions: Iterable<TaskExecution> = []) {
+    this.#def = definition;
+    const { tasks } = definition;
+    tasks.forEach((task, i) => {
+      if (!this.#index.has(task.taskType)) this.#index.set(task.taskType, i);
+      if (task.alwaysRun) this.#alwaysRun.push(i);
+    });
+    tasks.forEach((task, i) => {
+      for (const dep of task.dependsOn) {
+        const d = this.#index.get(dep);
+        if (d !== undefined) (this.#dependents[d] ??= []).push(i);
+      }
+    });
+    this.#build(executions);
+  }
+
+  /** An execution of this job attempt was created or changed. */
+  update(execution: TaskExecution): void {
+    const i = this.#index.get(execution.taskType);
+    if (i === undefined) return; // not a task of this definition: planNext ignores it too
+    const history = this.#history[i];
+    if (!history) this.#history[i] = [execution];
+    else {
+      const at = history.findIndex((e) => e.id === execution.id);
+      if (at >= 0) history[at] = execution;
+      else history.push(execution);
+      if (history.length > 1) history.sort(byAttempt);
+    }
+    const before = this.#outcome[i];
+    const after = outcomeOf(this.#def.tasks[i]!, this.#history[i]!);
+    if (before && isSettled(before)) {
+      if (sameOutcome(before, after)) return;
+      this.#build(this.#history.flatMap((h) => h ?? []));
+      return;
+    }
+    this.#settle(i, before, after);
+  }
+
+  /** The plan, as planNext gives it for the executions updated so far. */
+  plan(abort?: "cancel" | "timeout"): Plan {
+    const tasks = this.#def.tasks;
+    const stopping = abort !== undefined || Number.isFinite(this.#failed);
+    const starts: number[] = [];
+    for (const i of this.#again) {
+      if (stopping && !tasks[i]!.alwaysRun) continue;
+      if (abort !== undefined) continue;
+      starts.push(i);
+    }
+    if (!stopping) for (const i of this.#startable) starts.push(i);
+    if (this.#running.size === 0 && starts.length === 0) {
+      for (const i of this.#alwaysRun) if (!this.#history[i]) starts.push(i);
+    }
+    starts.sort((a, b) => a - b);
+    const start = starts.map((i): PlannedStart => {
+      const outcome = this.#outcome[i];
+      const attempt = (this.#history[i]?.at(-1)?.attempt ?? -1) + 1;
+      const taskType = tasks[i]!.taskType;
+      return outcome?.kind === "retry" || outcome?.kind === "poll"
+        ? { taskType, attempt, notBefore: outcome.notBefore }
+        : { taskType, attempt };
+    });
+    const plan = (verdict?: Plan["verdict"]): Plan =>
+      new KeptPlan(start, this.#running, tasks, verdict);
+    if (this.#running.size > 0 || start.length > 0) return plan();
+    if (abort === "cancel") return plan({ state: "CANCELLED", reason: "cancelled" });
+    if (abort === "timeout") {
+      return plan({
+        state: "FAILED",
+        errorCode: "COLONY_JOB_TIMEOUT",
+        reason: "the job exceeded its timeout",
+      });
+    }
+    const failed = this.#outcome[this.#failed];
+    const failure =
+      failed?.kind === "failed"
+        ? failed.reason
+        : this.#cancelled > 0
+          ? "a task was cancelled"
+          : undefined;
+    if (failure !== undefined)
+      return plan({ state: "FAILED", errorCode: "COLONY_TASK_FAILED", reason: failure });
+    return plan({ state: "COMPLETED" });
+  }
+
+  #build(executions: Iterable<TaskExecution>): void {
+    const n = this.#def.tasks.length;
+    this.#history = new Array<TaskExecution[] | undefined>(n);
+    this.#outcome = new Array<Outcome | undefined>(n);
+    this.#reached = new Array<boolean>(n).fill(false);
+    this.#unmet = this.#def.tasks.map((t) => t.dependsOn.length);
+    this.#running = new Set();
+    this.#again = new Set();
+    this.#startable = new Set();
+    this.#failed = Number.POSITIVE_INFINITY;
+    this.#cancelled = 0;
+    for (const e of executions) {
+      const i = this.#index.get(e.taskType);
+      if (i === undefined) continue;
+      const history = this.#history[i];
+      if (history) history.push(e);
+      else this.#history[i] = [e];
+    }
+    for (const h of this.#history) if (h && h.length > 1) h.sort(byAttempt);
+    if (n > 0) this.#reach(0);
+    for (let i = 0; i < n; i++) {
+      const h = this.#history[i];
+      if (h && h.length > 0) this.#settle(i, undefined, outcomeOf(this.#def.tasks[i]!, h));
+    }
+  }
+
+  /** Task i's outcome went from `before` (not final) to `after`. */
+  #settle(i: number, before: Outcome | undefined, after: Outcome): void {
+    this.#outcome[i] = after;
+    this.#startable.delete(i); // it has executions now
+    if (before?.kind === "running") this.#running.delete(i);
+    else if (before?.kind === "retry" || before?.kind === "poll") this.#again.delete(i);
+    switch (after.kind) {
+      case "running":
+        this.#running.add(i);
+        return;
+      case "retry":
+      case "poll":
+        this.#again.add(i);
+        return;
+      case "failed":
+        this.#failed = Math.min(this.#failed, i);
+        return;
+      case "cancelled":
+        this.#cancelled++;
+        return;
+      case "completed":
+      case "routed": {
+        for (const next of after.next) {
+          const j = this.#index.get(next);
+          if (j !== undefined) this.#reach(j);
+        }
+        const last = this.#history[i]!.at(-1)!;
+        if (after.kind === "completed" || last.state === "COMPLETED") {
+          for (const d of this.#dependents[i] ?? []) {
+            if (--this.#unmet[d]! === 0) this.#reach(d);
+            else this.#check(d);
+          }
+        }
+        return;
+      }
+    }
+  }
+
+  #reach(i: number): void {
+    this.#reached[i] = true;
+    this.#check(i);
+  }
+
+  /** Startable: never started, reached, every dependency met. */
+  #check(i: number): void {
+    if (this.#reached[i] && this.#unmet[i] === 0 && !this.#history[i]) this.#startable.add(i);
+  }
+}
+
+/** DagState's plan: the running tasks are listed only when asked for (the runner never does). */
+class KeptPlan implements Plan {
+  readonly start: PlannedStart[];
+  readonly verdict: Plan["verdict"];
+  readonly #running: ReadonlySet<number>;
+  readonly #tasks: readonly TaskDefinition[];
+
+  constructor(
+    start: PlannedStart[],
+    running: ReadonlySet<number>,
+    tasks: readonly TaskDefinition[],
+    verdict: Plan["verdict"],
+  ) {
+    this.start = start;
+    this.#running = running;
+    this.#tasks = tasks;
+    this.verdict = verdict;
+  }
+
+  get running(): string[] {
+    return [...this.#running].sort((a, b) => a - b).map((i) => this.#tasks[i]!.taskType);
+  }
+}
+
+/** An outcome no later execution changes (the task will not start again). */
+function isSettled(o: Outcome): boolean {
+  return o.kind !== "running" && o.kind !== "retry" && o.kind !== "poll";
+}
+
+function sameOutcome(a: Outcome, b: Outcome): boolean {
+  if (a.kind !== b.kind) return false;
+  if (
+    (a.kind === "completed" || a.kind === "routed") &&
+    (b.kind === "completed" || b.kind === "routed")
+  )
+    return a.next.length === b.next.length && a.next.every((t, k) => t === b.next[k]);
+  if (a.kind === "failed" && b.kind === "failed") return a.reason === b.reason;
+  return true;
+}

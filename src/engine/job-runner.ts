@@ -5,11 +5,11 @@
  * created after a crash continues exactly where the last one stopped.
  */
 import type { Deferral } from "../core/executor.ts";
-import type { TaskDefinition } from "../core/job-definition.ts";
+import { taskByType, type TaskDefinition } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { isFinal } from "../core/states.ts";
 import type { JobFinish, TaskFinish } from "../store/store.ts";
-import { planNext, retryDelay, type Plan, type PlannedStart } from "./dag-planner.ts";
+import { DagState, planNext, retryDelay, type Plan, type PlannedStart } from "./dag-planner.ts";
 import {
   EXECUTOR_CLOSED,
   HANDED_BACK,
@@ -34,10 +34,24 @@ export interface JobRunnerContext extends TaskRunnerContext {
 
 type Verdict = NonNullable<Plan["verdict"]>;
 
+/**
+ * Up to this many tasks, a task that may be the job's last has its verdict planned
+ * beforehand, so that one store operation records both (#recordFinish). That plan is
+ * computed from scratch; a larger job records its verdict in a write of its own.
+ */
+const VERDICT_WITH_TASK_MAX = 64;
+
 export class JobRunner {
   readonly #ctx: JobRunnerContext;
   #job: JobRequest;
   readonly #executions = new Map<string, TaskExecution>();
+  /** The plan, kept up to date with #executions (#record). */
+  #dag: DagState;
+  /**
+   * Outputs of the executions finished so far (#outputs), merged in the order they
+   * finished; `shared` once handed to a task, which keeps it as it was (copy on write).
+   */
+  #outputsSoFar: { values: Record<string, unknown>; shared: boolean } | undefined;
   readonly #running = new Map<string, RunningTask>();
   readonly #launching = new Set<string>();
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -46,6 +60,8 @@ export class JobRunner {
   #executing: Promise<void> = Promise.resolve();
   #stepping = false;
   #again = false;
+  /** A #step is queued (#step coalesces the requests of one turn into one plan). */
+  #stepQueued = false;
   #finished = false;
   /** The verdict recorded with the last task's result (#recordFinish), announced after its event. */
   #recorded: Verdict | undefined;
@@ -72,6 +88,7 @@ export class JobRunner {
     this.#job = job;
     this.#onLaunched = onLaunched;
     this.#waitedSince = waitedSince;
+    this.#dag = new DagState(job.definition);
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
@@ -89,6 +106,7 @@ export class JobRunner {
     if (!fresh) {
       const all = await store.listTaskExecutions(this.#job.id);
       for (const e of all) if (e.jobAttempt === this.#job.attempt) this.#executions.set(e.id, e);
+      this.#dag = new DagState(this.#job.definition, this.#executions.values());
     }
     if (this.#job.state !== "EXECUTING") {
       if (fresh) {
@@ -120,9 +138,8 @@ export class JobRunner {
       this.#later(Math.max(0, this.#deadline - Date.now()), () => this.stop("timeout"));
     }
     // Executions left unfinished by an earlier process: re-attach (or fail) them.
-    for (const e of this.#executions.values()) {
-      if (!isFinal(e.state)) this.#track(e, this.#outputs(), true);
-    }
+    const unfinished = [...this.#executions.values()].filter((e) => !isFinal(e.state));
+    for (const e of unfinished) this.#track(e, this.#outputs(), true);
     this.#step();
   }
 
@@ -143,18 +160,39 @@ export class JobRunner {
   }
 
   #isAlwaysRun(taskType: string): boolean {
-    return this.#job.definition.tasks.some((t) => t.taskType === taskType && t.alwaysRun);
+    return taskByType(this.#job.definition, taskType)?.alwaysRun === true;
   }
 
-  /** Outputs of every finished execution so far, for templates of later tasks. */
+  /** An execution of this attempt was created or changed: the plan and outputs follow. */
+  #record(execution: TaskExecution): void {
+    const before = this.#executions.get(execution.id);
+    this.#executions.set(execution.id, execution);
+    this.#dag.update(execution);
+    const ended = execution.state === "COMPLETED" || execution.state === "FAILED";
+    if (!ended || before?.state === execution.state || !this.#outputsSoFar) return;
+    if (Object.keys(execution.context).length === 0) return;
+    const so = this.#outputsSoFar;
+    if (so.shared)
+      this.#outputsSoFar = { values: { ...so.values, ...execution.context }, shared: false };
+    else Object.assign(so.values, execution.context);
+  }
+
+  /**
+   * Outputs of every finished execution so far, for templates of later tasks: those
+   * recorded before this runner in the order they ended, then each as it ends here.
+   */
   #outputs(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    const done = [...this.#executions.values()].filter(
-      (e) => e.state === "COMPLETED" || e.state === "FAILED",
-    );
-    done.sort((a, b) => (a.endedAt?.getTime() ?? 0) - (b.endedAt?.getTime() ?? 0));
-    for (const e of done) Object.assign(out, e.context);
-    return out;
+    if (!this.#outputsSoFar) {
+      const values: Record<string, unknown> = {};
+      const done = [...this.#executions.values()].filter(
+        (e) => e.state === "COMPLETED" || e.state === "FAILED",
+      );
+      done.sort((a, b) => (a.endedAt?.getTime() ?? 0) - (b.endedAt?.getTime() ?? 0));
+      for (const e of done) Object.assign(values, e.context);
+      this.#outputsSoFar = { values, shared: false };
+    }
+    this.#outputsSoFar.shared = true;
+    return this.#outputsSoFar.values;
   }
 
   #later(ms: number, fn: () => void): void {
@@ -177,7 +215,7 @@ export class JobRunner {
 
   /** `inherited`: an execution recorded before this runner started (see startTask). */
   #track(execution: TaskExecution, outputs: Record<string, unknown>, inherited = false): void {
-    this.#executions.set(execution.id, execution);
+    this.#record(execution);
     const running = startTask(
       this.#ctx,
       this.#job,
@@ -193,7 +231,7 @@ export class JobRunner {
     running.done.then(
       (finished) => {
         this.#running.delete(execution.id);
-        this.#executions.set(finished.id, finished);
+        this.#record(finished);
         // The one left may be waiting for an ant nothing here has: the job can leave now.
         if (this.#running.size === 1 && !this.#recorded) {
           for (const other of this.#running.values()) other.reconsider();
@@ -266,7 +304,7 @@ export class JobRunner {
       });
       return;
     }
-    const task = this.#job.definition.tasks.find((t) => t.taskType === planned.taskType);
+    const task = taskByType(this.#job.definition, planned.taskType);
     const outputs = this.#outputs();
     this.#ctx.store
       .createTaskExecution({
@@ -280,7 +318,7 @@ export class JobRunner {
       .then(
         ({ execution }) => {
           this.#launching.delete(key);
-          if (isFinal(execution.state)) this.#executions.set(execution.id, execution);
+          if (isFinal(execution.state)) this.#record(execution);
           else if (!this.#running.has(execution.id)) {
             this.#ctx.events.emit("task:state", {
               jobRequestId: execution.jobRequestId,
@@ -298,8 +336,22 @@ export class JobRunner {
       );
   }
 
-  /** Plans and acts; serialized so that two task completions never plan concurrently. */
+  /**
+   * Plans and acts, once for all the requests of one turn: a microtask later, so that the
+   * thousands of executions a fan-out creates in one store commit, each of which asks,
+   * get one plan rather than one each.
+   */
   #step(): void {
+    if (this.#finished || this.#stepQueued) return;
+    this.#stepQueued = true;
+    queueMicrotask(() => {
+      this.#stepQueued = false;
+      this.#stepNow();
+    });
+  }
+
+  /** Serialized so that two task completions never plan concurrently. */
+  #stepNow(): void {
     if (this.#finished) return;
     if (this.#stepping) {
       this.#again = true;
@@ -309,11 +361,7 @@ export class JobRunner {
     try {
       do {
         this.#again = false;
-        const plan = planNext({
-          definition: this.#job.definition,
-          executions: [...this.#executions.values()],
-          abort: this.#abort,
-        });
+        const plan = this.#dag.plan(this.#abort);
         for (const s of plan.start) this.#launch(s);
         if (plan.verdict && this.#launching.size === 0 && this.#running.size === 0) {
           this.#finished = true;
@@ -355,6 +403,7 @@ export class JobRunner {
   #verdictWith(execution: TaskExecution, f: TaskFinish): Verdict | undefined {
     if (this.#finished || this.#launching.size > 0 || this.#running.size !== 1) return undefined;
     if (!this.#running.has(execution.id)) return undefined;
+    if (this.#job.definition.tasks.length > VERDICT_WITH_TASK_MAX) return undefined;
     const ended: TaskExecution = {
       ...execution,
       state: f.state,

@@ -24,7 +24,12 @@ import {
 export const EXECUTOR_CLOSED = "COLONY_EXECUTOR_CLOSED";
 /** A task that did not start because its job went back to the store (see HandOff). */
 export const HANDED_BACK = "COLONY_HANDED_BACK";
-import type { JobDefinition, TaskDefinition, Variable } from "../core/job-definition.ts";
+import {
+  taskByType,
+  type JobDefinition,
+  type TaskDefinition,
+  type Variable,
+} from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { SetOutputScanner } from "../core/outputs.ts";
 import { renderTask, renderTemplate } from "../core/template.ts";
@@ -251,7 +256,7 @@ export function startTask(
   let reconsidering = false;
   let cancelStarted: (() => void) | undefined;
   const definition = job.definition;
-  const taskDef = definition.tasks.find((t) => t.taskType === execution.taskType);
+  const taskDef = taskByType(definition, execution.taskType);
   const emit = (exec: TaskExecution, error?: string) =>
     ctx.events.emit("task:state", {
       jobRequestId: exec.jobRequestId,

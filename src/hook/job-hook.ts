@@ -25,7 +25,7 @@ import { ColonyError, NotFoundError, ValidationError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
 import { HOOK_STATUSES, hookStatusOf, isHookStatus, type HookStatus } from "../core/hook-report.ts";
 import { isUnitId } from "../core/ids.ts";
-import type { Method } from "../core/job-definition.ts";
+import { taskByType, type Method } from "../core/job-definition.ts";
 import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { isFinal, type State } from "../core/states.ts";
 import type { Store } from "../store/store.ts";
@@ -221,8 +221,7 @@ export class JobHook {
     exec: TaskExecution,
     job: JobRequest | undefined,
   ): Omit<HookHolder, "key" | "secret"> {
-    const expires = job?.definition.tasks.find((t) => t.taskType === exec.taskType)?.artifacts
-      ?.expiresAfterMs;
+    const expires = job && taskByType(job.definition, exec.taskType)?.artifacts?.expiresAfterMs;
     return {
       jobId: exec.id,
       kind: "task",
