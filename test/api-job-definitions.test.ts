@@ -4,6 +4,7 @@
  * pause/resume, delete, and the roles each route needs.
  */
 import assert from "node:assert/strict";
+import { OFF_LOOP_MIN_CHARS } from "../src/core/definition-offload.ts";
 import { after, before, describe, it } from "node:test";
 import { createClient, type ColonyClient } from "../src/client/client.ts";
 import { startTestServer, type TestServer } from "./support/api-server.ts";
@@ -146,6 +147,43 @@ describe("REST /api/job-definitions", () => {
     );
     const names = (await reader.listDefinitions()).map((d) => d.job_type);
     assert.ok(!names.includes("broken") && !names.includes("loop") && !names.includes("j"));
+  });
+
+  it("reads a large definition off the event loop: saved as sent, or refused with where", async () => {
+    const names = Array.from({ length: 1500 }, (_, i) => `t${i}`);
+    let yaml = `job_type: large\ntasks:\n- task_type: start\n  on_completed: [${names.join(", ")}]\n`;
+    for (const n of names) yaml += `- task_type: ${n}\n  script: ["echo ${n}"]\n`;
+    assert.ok(yaml.length >= OFF_LOOP_MIN_CHARS, "large enough for the worker");
+    const saved = await writer.saveDefinition(yaml);
+    assert.equal(saved.definition.tasks.length, 1501);
+    assert.deepEqual(saved.definition.tasks[1500], {
+      task_type: "t1499",
+      method: "SHELL",
+      script: ["echo t1499"],
+    });
+
+    const bad = yaml
+      .replace("job_type: large", "job_type: large-bad")
+      .replace(
+        '- task_type: t1200\n  script: ["echo t1200"]\n',
+        '- task_type: t1200\n  script: ["echo t1200"]\n  on_failed: [nowhere]\n',
+      );
+    const res = await call("/api/job-definitions", {
+      method: "POST",
+      token: server.adminToken,
+      headers: { "content-type": "application/yaml" },
+      body: bad,
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as {
+      error: { code: string; message: string; details: Record<string, unknown> };
+    };
+    assert.equal(body.error.code, "COLONY_INVALID_DEFINITION");
+    assert.match(body.error.message, /nowhere/);
+    assert.equal(body.error.details.path, "tasks[1201].on_failed[0]");
+    assert.equal(body.error.details.line, 2 + 1 + 1 + 2 * 1200 + 2 + 1);
+    const names2 = (await reader.listDefinitions()).map((d) => d.job_type);
+    assert.ok(names2.includes("large") && !names2.includes("large-bad"));
   });
 
   it("refuses malformed JSON and unsupported content types", async () => {

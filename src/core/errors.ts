@@ -44,6 +44,8 @@ export interface SourcePosition {
 export class DefinitionError extends ColonyError {
   readonly path: string;
   readonly position: SourcePosition | undefined;
+  /** What is wrong, without where (the message is where, then this). */
+  readonly reason: string;
 
   constructor(message: string, path: string, position?: SourcePosition) {
     const where = position ? `line ${position.line}, column ${position.column}` : undefined;
@@ -54,6 +56,7 @@ export class DefinitionError extends ColonyError {
     });
     this.path = path;
     this.position = position;
+    this.reason = message;
   }
 }
 

@@ -4,7 +4,7 @@
  * task references) before anything is stored; a refusal gives the line and column.
  */
 import { Type } from "typebox";
-import { parseJobDefinition } from "../../core/definition-parser.ts";
+import { parseJobDefinitionOffLoop as parse } from "../../core/definition-offload.ts";
 import { NotFoundError, ValidationError } from "../../core/errors.ts";
 import type { JobDefinition } from "../../core/job-definition.ts";
 import type { RouteModule } from "../app.ts";
@@ -25,8 +25,11 @@ const YAML_TYPES = ["application/yaml", "application/x-yaml", "text/yaml", "text
  * A definition from a request body: YAML text (a YAML content type), `{yaml: "..."}`,
  * or the definition object itself (JSON). Returns it with the text to keep as source.
  */
-export function definitionFromBody(body: unknown): { definition: JobDefinition; source: string } {
-  if (typeof body === "string") return { definition: parseJobDefinition(body), source: body };
+export async function definitionFromBody(
+  body: unknown,
+): Promise<{ definition: JobDefinition; source: string }> {
+  // A large one is parsed off the event loop (definition-offload.ts).
+  if (typeof body === "string") return { definition: await parse(body), source: body };
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ValidationError(
       "a definition must be YAML text, a JSON object with its YAML keys, or {yaml: '...'}",
@@ -36,11 +39,11 @@ export function definitionFromBody(body: unknown): { definition: JobDefinition; 
   const yaml = (body as { yaml?: unknown }).yaml;
   if (keys.length === 1 && keys[0] === "yaml") {
     if (typeof yaml !== "string") throw new ValidationError("body.yaml: must be the YAML text");
-    return { definition: parseJobDefinition(yaml, { format: "yaml" }), source: yaml };
+    return { definition: await parse(yaml, { format: "yaml" }), source: yaml };
   }
   // Indented, so a line and column in an error point somewhere a reader can find.
   const text = JSON.stringify(body, null, 2);
-  return { definition: parseJobDefinition(text, { format: "json" }), source: text };
+  return { definition: await parse(text, { format: "json" }), source: text };
 }
 
 export const jobDefinitionRoutes: RouteModule = (app, deps) => {
@@ -70,7 +73,7 @@ export const jobDefinitionRoutes: RouteModule = (app, deps) => {
       },
     },
     async (request, reply) => {
-      const { definition, source } = definitionFromBody(request.body);
+      const { definition, source } = await definitionFromBody(request.body);
       const stored = await engine.saveDefinition(definition, redactSource(source, definition));
       return reply
         .status(201)

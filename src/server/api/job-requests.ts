@@ -89,7 +89,7 @@ export const jobRequestRoutes: RouteModule = (app, deps) => {
         body.job_type !== undefined
           ? await engine.submitType(body.job_type, params, { scheduledAt, submittedBy })
           : await engine.submit({
-              definition: definitionFromBody(body.definition).definition,
+              definition: (await definitionFromBody(body.definition)).definition,
               params,
               scheduledAt,
               submittedBy,
