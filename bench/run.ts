@@ -2,7 +2,7 @@
  * npm run bench: every benchmark, each printed as a ratio against a baseline measured in
  * the same run (the machine is shared and noisy; absolute numbers drift).
  * Usage: npm run bench [-- name...]   (names: shell, latency, api, stream, docker, dashboard, units,
- * function, hook, ants, messaging, cli, ids, parse, dag)
+ * function, hook, ants, messaging, cli, ids, parse, dag, waiting)
  */
 import { cpus, totalmem } from "node:os";
 import { printLines, type BenchLine } from "./support.ts";
@@ -21,6 +21,7 @@ import { cliStart } from "./cli-start.ts";
 import { unitIdsBench } from "./unit-ids.ts";
 import { definitionParse } from "./definition-parse.ts";
 import { dagScaling } from "./dag-scaling.ts";
+import { waitingClaims } from "./waiting-claims.ts";
 
 const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
   shell: () =>
@@ -77,6 +78,7 @@ const BENCHES: Record<string, () => Promise<BenchLine[]>> = {
     ),
   parse: () => definitionParse(Number(process.env.BENCH_PARSE_TASKS ?? 20_000)),
   dag: () => dagScaling(Number(process.env.BENCH_DAG_TASKS ?? 5000)),
+  waiting: () => waitingClaims(Number(process.env.BENCH_WAITING_N ?? 30_000)),
 };
 
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -83,6 +83,30 @@ type Queryable = pg.Pool | PoolClient;
 /** A whole job_requests row, its definition joined in. */
 const JOB = POSTGRES_JOB_COLUMNS;
 
+/**
+ * Due PENDING requests of a claim: scheduled by now, or within the deferral head start
+ * when another owner deferred them; the partial indexes of migration 0011. Rows another
+ * claimer holds are skipped, not waited for.
+ */
+const DUE_FREE = `SELECT id, scheduled_at FROM job_requests
+  WHERE max_concurrency IS NULL AND state = 'PENDING' AND scheduled_at <= $1
+    AND (scheduled_at <= $2 OR (owner IS NOT NULL AND owner <> $3))
+  ORDER BY scheduled_at, id LIMIT $4 FOR UPDATE SKIP LOCKED`;
+const DUE_LIMITED = `SELECT id, scheduled_at, max_concurrency FROM job_requests
+  WHERE max_concurrency IS NOT NULL AND job_type = $1 AND state = 'PENDING' AND scheduled_at <= $2
+    AND (scheduled_at <= $3 OR (owner IS NOT NULL AND owner <> $4))
+  ORDER BY scheduled_at, id LIMIT $5 FOR UPDATE SKIP LOCKED`;
+/** The types with PENDING requests that have a limit: one index probe per type. */
+const LIMITED_TYPES = `WITH RECURSIVE types(job_type) AS (
+    (SELECT job_type FROM job_requests
+     WHERE state = 'PENDING' AND max_concurrency IS NOT NULL ORDER BY job_type LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.job_type FROM job_requests r
+            WHERE r.state = 'PENDING' AND r.max_concurrency IS NOT NULL AND r.job_type > t.job_type
+            ORDER BY r.job_type LIMIT 1)
+    FROM types t WHERE t.job_type IS NOT NULL)
+  SELECT job_type FROM types WHERE job_type IS NOT NULL`;
+
 class PostgresStore implements Store {
   readonly kind = "postgres";
   readonly #pool: pg.Pool;
@@ -367,37 +391,24 @@ class PostgresStore implements Store {
     return this.#run("claiming due job requests", async () => {
       if (limit <= 0) return [];
       return this.#tx(async (client) => {
-        const slots = new Map<string, number>();
-        const blocked: string[] = [];
-        const chosen: string[] = [];
-        // Batches of what is still wanted: a batch either fills the claim or blocks at
-        // least one more type (excluded from the next batch), so this loop ends.
-        for (;;) {
-          const want = limit - chosen.length;
-          const rows = await this.#q(
-            `SELECT id, job_type, max_concurrency FROM job_requests
-             WHERE state = 'PENDING' AND scheduled_at <= $1 AND job_type <> ALL($2::text[])
-               AND (scheduled_at <= $4 OR (owner IS NOT NULL AND owner <> $5))
-             ORDER BY scheduled_at, id LIMIT $3 FOR UPDATE SKIP LOCKED`,
-            [new Date(now.getTime() + DEFERRAL_HEAD_START_MS), blocked, want, now, owner],
-            client,
-          );
-          for (const row of rows) {
-            const max = row.max_concurrency as number | null;
-            const type = row.job_type as string;
-            if (max !== null) {
-              let free = slots.get(type);
-              if (free === undefined) free = await this.#freeSlots(client, type, max);
-              slots.set(type, free - 1);
-              if (free <= 0) {
-                if (!blocked.includes(type)) blocked.push(type);
-                continue;
-              }
-            }
-            chosen.push(row.id as string);
-          }
-          if (chosen.length >= limit || rows.length < want) break;
+        // As the SQLite store does (#chooseDue there): the oldest requests without a
+        // limit, and of each type with one as many of its oldest as it has free slots,
+        // each from its own partial index (migration 0011), merged oldest first.
+        const head = new Date(now.getTime() + DEFERRAL_HEAD_START_MS);
+        const picked = await this.#q(DUE_FREE, [head, now, owner, limit], client);
+        for (const { job_type: type } of await this.#q(LIMITED_TYPES, [], client)) {
+          const due = await this.#q(DUE_LIMITED, [type, head, now, owner, limit], client);
+          if (due.length === 0) continue;
+          const max = due[0]!.max_concurrency as number;
+          const free = await this.#freeSlots(client, type as string, max);
+          picked.push(...due.slice(0, Math.max(0, free)));
         }
+        picked.sort(
+          (a, b) =>
+            (a.scheduled_at as Date).getTime() - (b.scheduled_at as Date).getTime() ||
+            Number(a.id) - Number(b.id),
+        );
+        const chosen = picked.slice(0, limit).map((row) => row.id as string);
         if (chosen.length === 0) return [];
         const claimed = await this.#q(
           `UPDATE job_requests SET state = 'READY', owner = $1, lease_expires_at = $2, updated_at = $3

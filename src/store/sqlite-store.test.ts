@@ -6,7 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { StoreError } from "../core/errors.ts";
-import { createSqliteStore } from "./sqlite-store.ts";
+import { createSqliteStore, DUE_FREE, DUE_LIMITED, LIMITED_TYPES } from "./sqlite-store.ts";
 import { sqliteFailure } from "./sqlite-errors.ts";
 import { jobDef } from "./store-conformance-fixtures.ts";
 import { storeConformance } from "./store-conformance.ts";
@@ -185,7 +185,7 @@ void describe("sqlite store", () => {
     assert.equal(existsSync(`${path}-wal`), false, "closing checkpointed and removed the WAL");
   });
 
-  void it("claims, max_concurrency counts and lease renewal read the indexes of migration 0005", async () => {
+  void it("claims, max_concurrency counts and lease renewal read the indexes of migrations 0005 and 0011", async () => {
     const path = join(dir, "plans.db");
     const store = await fresh(path);
     await store.close();
@@ -194,16 +194,23 @@ void describe("sqlite store", () => {
       const plan = (sql: string) =>
         db
           .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-          .all(0)
+          .all()
           .map((row) => String(row.detail))
           .join(" / ");
-      // The statements as sqlite-store.ts writes them.
-      const claim = plan(
-        `SELECT id, job_type, max_concurrency FROM job_requests INDEXED BY job_requests_pending
-         WHERE state = 'PENDING' AND scheduled_at <= ? ORDER BY scheduled_at, id`,
+      // The claim's statements, as sqlite-store.ts runs them: each reads its index in
+      // order (no sort), and the types are listed by probes of the limited one.
+      const free = plan(DUE_FREE);
+      assert.match(free, /USING INDEX job_requests_pending_free/);
+      assert.doesNotMatch(free, /TEMP B-TREE/);
+      const limited = plan(DUE_LIMITED);
+      assert.match(
+        limited,
+        /USING INDEX job_requests_pending_limited \(job_type=\? AND scheduled_at<\?\)/,
       );
-      assert.match(claim, /USING INDEX job_requests_pending/);
-      assert.doesNotMatch(claim, /TEMP B-TREE/);
+      assert.doesNotMatch(limited, /TEMP B-TREE/);
+      const types = plan(LIMITED_TYPES);
+      assert.match(types, /USING (COVERING )?INDEX job_requests_pending_limited \(job_type>\?\)/);
+      assert.doesNotMatch(types, /SCAN job_requests(?! USING)/);
       const count = plan(
         `SELECT count(*) AS n FROM job_requests
          WHERE job_type = ? AND max_concurrency IS NOT NULL AND state IN ('READY', 'STARTED', 'EXECUTING')`,

@@ -145,6 +145,27 @@ const READ_JOB: HotRead = {
   fields: JOB_FIELDS,
   build: jobRow,
 };
+/**
+ * Due PENDING requests (#chooseDue): scheduled by now, or within the deferral head start
+ * when another owner deferred them; the partial indexes of migration 0011.
+ */
+const DUE = `state = 'PENDING' AND scheduled_at <= ? AND (scheduled_at <= ? OR (owner IS NOT NULL AND owner <> ?))`;
+export const DUE_FREE = `SELECT id, scheduled_at FROM job_requests INDEXED BY job_requests_pending_free
+  WHERE max_concurrency IS NULL AND ${DUE} ORDER BY scheduled_at, id LIMIT ?`;
+export const DUE_LIMITED = `SELECT id, scheduled_at, max_concurrency FROM job_requests
+  INDEXED BY job_requests_pending_limited
+  WHERE max_concurrency IS NOT NULL AND job_type = ? AND ${DUE} ORDER BY scheduled_at, id LIMIT ?`;
+/** The types with PENDING requests that have a limit: one index probe per type. */
+export const LIMITED_TYPES = `WITH RECURSIVE types(job_type) AS (
+    SELECT (SELECT job_type FROM job_requests INDEXED BY job_requests_pending_limited
+            WHERE state = 'PENDING' AND max_concurrency IS NOT NULL ORDER BY job_type LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.job_type FROM job_requests AS r INDEXED BY job_requests_pending_limited
+            WHERE r.state = 'PENDING' AND r.max_concurrency IS NOT NULL AND r.job_type > types.job_type
+            ORDER BY r.job_type LIMIT 1)
+    FROM types WHERE types.job_type IS NOT NULL)
+  SELECT job_type FROM types WHERE job_type IS NOT NULL`;
+
 /** The rows of just-claimed requests, by a JSON array of ids. */
 const READ_JOBS: HotRead = {
   sql: `SELECT ${JOB_ROW} FROM job_requests WHERE id IN (SELECT value FROM json_each(?))`,
@@ -926,40 +947,34 @@ class SqliteStore implements Store {
     });
   }
 
-  /** Ids of due PENDING requests to claim, oldest first, within max_concurrency. */
+  /**
+   * Ids of due PENDING requests to claim, oldest first, within max_concurrency: the
+   * oldest of the requests without a limit, and of each type with one as many of its
+   * oldest as it has free slots (its first due request's limit, less its running
+   * requests submitted with a limit), merged (migration 0011: a type at its limit costs
+   * a count, not a read of every request it has waiting).
+   */
   #chooseDue(owner: string, now: Date, limit: number): number[] {
-    // Free slots per job type with max_concurrency, counted once per claim.
-    const slots = new Map<string, number>();
-    const chosen: number[] = [];
-    const due = this.#stmt(
-      // The partial index holds only PENDING requests (migration 0005); without
-      // statistics the planner would pick (state, id) and sort.
-      `SELECT id, job_type, max_concurrency FROM job_requests INDEXED BY job_requests_pending
-       WHERE state = 'PENDING' AND scheduled_at <= ?
-         AND (scheduled_at <= ? OR (owner IS NOT NULL AND owner <> ?)) ORDER BY scheduled_at, id`,
-    );
     const t = now.getTime();
-    for (const row of due.iterate(t + DEFERRAL_HEAD_START_MS, t, owner)) {
-      const max = row.max_concurrency as number | null;
-      if (max !== null) {
-        const type = row.job_type as string;
-        let free = slots.get(type);
-        if (free === undefined) {
-          // Requests submitted with a limit: the partial index job_requests_active.
-          const active = this.#get(
-            `SELECT count(*) AS n FROM job_requests
-             WHERE job_type = ? AND max_concurrency IS NOT NULL AND state IN (${sqlList(ACTIVE_STATES)})`,
-            type,
-          );
-          free = max - (active!.n as number);
-        }
-        slots.set(type, free - 1);
-        if (free <= 0) continue;
-      }
-      chosen.push(row.id as number);
-      if (chosen.length >= limit) break;
+    const head = t + DEFERRAL_HEAD_START_MS;
+    const picked: Row[] = this.#all(DUE_FREE, head, t, owner, limit);
+    for (const { job_type: type } of this.#all(LIMITED_TYPES)) {
+      const due = this.#all(DUE_LIMITED, type as string, head, t, owner, limit);
+      if (due.length === 0) continue;
+      const active = this.#get(
+        `SELECT count(*) AS n FROM job_requests
+         WHERE job_type = ? AND max_concurrency IS NOT NULL AND state IN (${sqlList(ACTIVE_STATES)})`,
+        type as string,
+      );
+      const free = (due[0]!.max_concurrency as number) - (active!.n as number);
+      for (let k = 0; k < Math.min(free, due.length); k++) picked.push(due[k]!);
     }
-    return chosen;
+    picked.sort(
+      (a, b) =>
+        (a.scheduled_at as number) - (b.scheduled_at as number) ||
+        (a.id as number) - (b.id as number),
+    );
+    return picked.slice(0, limit).map((row) => row.id as number);
   }
 
   takeOverJobRequest(

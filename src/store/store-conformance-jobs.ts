@@ -513,6 +513,49 @@ export function jobConformance(store: CurrentStore): void {
       );
     });
 
+    void it("merges types oldest first, each limited type within its free slots", async () => {
+      const base = Date.now() - 100_000;
+      const made: Array<{ type: string; id: number }> = [];
+      const limits: Record<string, number | undefined> = {
+        full: 1,
+        two: 2,
+        three: 3,
+        none: undefined,
+      };
+      // Interleaved: full, two, three, none, full, two, ... (12 rounds).
+      for (let i = 0; i < 12; i++) {
+        for (const type of ["full", "two", "three", "none"]) {
+          const max = limits[type];
+          const r = await store().createJobRequest({
+            jobType: type,
+            definition: jobDef(type, max === undefined ? {} : { maxConcurrency: max }),
+            params: {},
+            scheduledAt: new Date(base + made.length),
+          });
+          made.push({ type, id: r.id });
+        }
+      }
+      // "full" is at its limit: its oldest request runs.
+      const [running] = await store().claimDueJobRequests(OWNER, new Date(), LEASE_MS, 1);
+      assert.equal(running?.id, made[0]!.id);
+      const claimed = await store().claimDueJobRequests(OWNER, new Date(), LEASE_MS, 8);
+      const expected = made
+        .slice(1)
+        .filter((m, k, rest) => {
+          const before = rest.slice(0, k).filter((o) => o.type === m.type).length;
+          return m.type === "none" || (m.type !== "full" && before < limits[m.type]!);
+        })
+        .slice(0, 8);
+      assert.deepEqual(
+        claimed.map((r) => r.id),
+        expected.map((m) => m.id),
+      );
+      assert.deepEqual(
+        expected.map((m) => m.type),
+        ["two", "three", "none", "two", "three", "none", "three", "none"],
+      );
+    });
+
     void it("concurrent claimers never exceed maxConcurrency together", async () => {
       const def = jobDef("tight", { maxConcurrency: 3 });
       const due = new Date(Date.now() - 1000);
