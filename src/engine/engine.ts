@@ -24,7 +24,7 @@ import { templateValues, unitDir } from "./task-runner.ts";
 import type { Store, StoredDefinition } from "../store/store.ts";
 import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
-import { Semaphore } from "./semaphore.ts";
+import { Semaphore } from "../core/semaphore.ts";
 
 /** Runners an engine keeps at most, parked ones included, as a multiple of maxParallelJobs. */
 const PARKED_JOBS_FACTOR = 10;

@@ -34,7 +34,7 @@ import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { SetOutputScanner } from "../core/outputs.ts";
 import { renderTask, renderTemplate } from "../core/template.ts";
 import type { Store, TaskFinish } from "../store/store.ts";
-import type { Semaphore } from "./semaphore.ts";
+import type { Semaphore } from "../core/semaphore.ts";
 
 export interface TaskRunnerContext {
   store: Store;

@@ -45,6 +45,42 @@ storeConformance(
 void describe("postgres store", { skip: service.url ? false : service.reason }, () => {
   after(dropSchemas);
 
+  void it("a burst of thousands of operations waits its turn: none fails on the pool's connect timeout", async () => {
+    const schema = `colony_test_${run}_burst`;
+    schemas.push(schema);
+    // Two connections and a short connect timeout: the pool's own queue would give up
+    // on the operations at the back of the burst after 300 ms.
+    const store = createPostgresStore({
+      url: service.url!,
+      schema,
+      poolSize: 2,
+      connectTimeoutMs: 300,
+    });
+    await store.migrate();
+    try {
+      const due = new Date(Date.now() - 1000);
+      const results = await Promise.allSettled(
+        Array.from({ length: 1500 }, (_, i) =>
+          store.createJobRequest({
+            jobType: "burst",
+            definition: jobDef("burst"),
+            params: { i },
+            scheduledAt: due,
+          }),
+        ),
+      );
+      const failed = results.filter((r) => r.status === "rejected");
+      assert.equal(
+        failed.length,
+        0,
+        String((failed[0] as PromiseRejectedResult | undefined)?.reason),
+      );
+      assert.equal(await store.countJobRequests("burst", ["PENDING"]), 1500);
+    } finally {
+      await store.close();
+    }
+  });
+
   void it("two servers (two pools) on one schema claim each request exactly once", async () => {
     const schema = `colony_test_${run}_shared`;
     const a = (await fresh(schema))!;

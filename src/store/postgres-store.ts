@@ -5,8 +5,10 @@
  * wait on or take each other's rows, and serialise per job type (a transaction-scoped
  * advisory lock) only where max_concurrency has to be counted.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import pg from "pg";
 import type { PoolClient } from "pg";
+import { Semaphore } from "../core/semaphore.ts";
 import { DefinitionTexts, POSTGRES_JOB_COLUMNS, definitionHash } from "./definition-texts.ts";
 import {
   ConflictError,
@@ -72,6 +74,8 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** A schema of its own (created by migrate() if missing, used as search_path). */
   schema?: string;
+  /** How long opening a connection may take before it is an error (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 export function createPostgresStore(options: PostgresStoreOptions): Store {
@@ -79,6 +83,9 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 }
 
 type Queryable = pg.Pool | PoolClient;
+
+/** The store whose operation the current async context is running (PostgresStore#run). */
+const inTurn = new AsyncLocalStorage<PostgresStore>();
 
 /** A whole job_requests row, its definition joined in. */
 const JOB = POSTGRES_JOB_COLUMNS;
@@ -110,6 +117,8 @@ const LIMITED_TYPES = `WITH RECURSIVE types(job_type) AS (
 class PostgresStore implements Store {
   readonly kind = "postgres";
   readonly #pool: pg.Pool;
+  /** One turn per pooled connection (#run). */
+  readonly #turns: Semaphore;
   readonly #schema: string | undefined;
   /** host:port/database, never the credentials. */
   readonly #where: string;
@@ -125,7 +134,7 @@ class PostgresStore implements Store {
   });
 
   constructor(options: PostgresStoreOptions) {
-    const { url, poolSize = 10, schema } = options;
+    const { url, poolSize = 10, schema, connectTimeoutMs = 10_000 } = options;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new ValidationError(
         `schema '${schema}' must be a lowercase SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)`,
@@ -133,10 +142,11 @@ class PostgresStore implements Store {
     }
     this.#schema = schema;
     this.#where = describeUrl(url);
+    this.#turns = new Semaphore(poolSize);
     this.#pool = new pg.Pool({
       connectionString: url,
       max: poolSize,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: connectTimeoutMs,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
     // An idle connection that breaks (server restart) is dropped by the pool; the next
@@ -211,7 +221,24 @@ class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Runs one store operation. Operations wait their turn here, at most one per pooled
+   * connection at once (`#turns`), not in the pool's own queue: that one gives up after
+   * the connect timeout, so a burst of thousands of submits failed those at its back
+   * with "timeout exceeded when trying to connect" though PostgreSQL was fine and every
+   * connection busy. One inside another (asyncActions' through #run) takes no second turn.
+   */
   async #run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (inTurn.getStore() === this) return this.#attempt(what, fn);
+    await this.#turns.acquire();
+    try {
+      return await inTurn.run(this, () => this.#attempt(what, fn));
+    } finally {
+      this.#turns.release();
+    }
+  }
+
+  async #attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
