@@ -213,6 +213,30 @@ describe("startColony and FUNCTION tasks", () => {
     }
   });
 
+  it("a fan-out of 1,500 tasks (created over several turns) runs each once, then its join", async () => {
+    const ran = new Map<string, number>();
+    colony.register("counts", (ctx) => {
+      ran.set(ctx.taskType, (ran.get(ctx.taskType) ?? 0) + 1);
+    });
+    const wide = Array.from({ length: 1500 }, (_, i) => `w${i}`);
+    const run = await colony.submit({
+      job_type: "fn-wide",
+      tasks: [
+        { task_type: "start", method: "FUNCTION", function: "counts", on_completed: wide },
+        ...wide.map((w) => ({ task_type: w, method: "FUNCTION", function: "counts" })),
+        { task_type: "join", method: "FUNCTION", function: "counts", depends_on: wide },
+      ],
+    });
+    const result = await run.result();
+    assert.equal(result.state, "COMPLETED");
+    assert.equal(ran.size, 1502);
+    assert.deepEqual(
+      [...ran].filter(([, n]) => n !== 1),
+      [],
+    );
+    assert.equal(result.tasks.length, 1502);
+  });
+
   it("params that are not an object (or not JSON) and invalid dates are refused; nothing is written", async () => {
     const typed = "fn-refused";
     await colony.define({

@@ -41,6 +41,13 @@ type Verdict = NonNullable<Plan["verdict"]>;
  */
 const VERDICT_WITH_TASK_MAX = 64;
 
+/**
+ * Executions created in one plan at most: a fan-out's others follow in the next plans
+ * (next turns of the event loop), so that creating thousands (~25 µs each on SQLite) does not hold the
+ * event loop (a server's requests, ant heartbeats) for the whole fan-out at once.
+ */
+const LAUNCHES_PER_PLAN = 500;
+
 export class JobRunner {
   readonly #ctx: JobRunnerContext;
   #job: JobRequest;
@@ -291,9 +298,10 @@ export class JobRunner {
     this.#resolveDone();
   }
 
-  #launch(planned: PlannedStart): void {
+  /** Starts creating the planned execution; false when it is under way already. */
+  #launch(planned: PlannedStart): boolean {
     const key = `${planned.taskType}#${planned.attempt}`;
-    if (this.#launching.has(key)) return;
+    if (this.#launching.has(key)) return false;
     const wait = (planned.notBefore ?? 0) - Date.now();
     this.#launching.add(key);
     if (wait > 0) {
@@ -302,7 +310,7 @@ export class JobRunner {
         this.#launching.delete(key);
         this.#step();
       });
-      return;
+      return true;
     }
     const task = taskByType(this.#job.definition, planned.taskType);
     const outputs = this.#outputs();
@@ -334,6 +342,7 @@ export class JobRunner {
         },
         (error: unknown) => this.#fail(error),
       );
+    return true;
   }
 
   /**
@@ -362,7 +371,13 @@ export class JobRunner {
       do {
         this.#again = false;
         const plan = this.#dag.plan(this.#abort);
-        for (const s of plan.start) this.#launch(s);
+        // The rest wait for the next plan, which each of these launches asks for when
+        // its execution is created (or its retry delay has passed).
+        let launched = 0;
+        for (const s of plan.start) {
+          if (launched === LAUNCHES_PER_PLAN) break;
+          if (this.#launch(s)) launched++;
+        }
         if (plan.verdict && this.#launching.size === 0 && this.#running.size === 0) {
           this.#finished = true;
           void this.#conclude(plan.verdict).catch((error: unknown) => this.#fail(error));
