@@ -11,8 +11,8 @@
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
-import { startColony } from "../src/index.ts";
-import { tempDataDir, type BenchLine } from "./support.ts";
+import { noopColony } from "./noop-colony.ts";
+import type { BenchLine } from "./support.ts";
 
 /** A fan-out and join job of `tasks` FUNCTION tasks (plus the two ends). */
 function fanOutJob(tasks: number): string {
@@ -33,14 +33,7 @@ function fanOutJob(tasks: number): string {
 }
 
 export async function dagScaling(tasks = 5000, small = 100): Promise<BenchLine[]> {
-  const dir = tempDataDir();
-  const colony = await startColony({
-    dataDir: dir.path,
-    maxParallelTasks: 16,
-    schedules: false,
-    functions: { noop: () => undefined },
-    log: () => undefined,
-  });
+  const { colony, close } = await noopColony();
   const loop = monitorEventLoopDelay({ resolution: 1 });
   /** µs per task of one job of `n` middle tasks. */
   const run = async (n: number): Promise<number> => {
@@ -70,7 +63,6 @@ export async function dagScaling(tasks = 5000, small = 100): Promise<BenchLine[]
       { name: "  event-loop max stall", value: `${(loop.max / 1e6).toFixed(1)} ms` },
     ];
   } finally {
-    await colony.close({ graceMs: 0 });
-    dir.remove();
+    await close();
   }
 }

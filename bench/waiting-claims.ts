@@ -7,8 +7,8 @@
  * its own range of an index.
  */
 import { parseJobDefinition } from "../src/core/definition-parser.ts";
-import { startColony } from "../src/index.ts";
-import { tempDataDir, type BenchLine } from "./support.ts";
+import { noopColony } from "./noop-colony.ts";
+import type { BenchLine } from "./support.ts";
 
 const LIMITED = `job_type: limited
 max_concurrency: 8
@@ -19,14 +19,7 @@ tasks:
 `;
 
 export async function waitingClaims(many = 30_000, few = 3000): Promise<BenchLine[]> {
-  const dir = tempDataDir();
-  const colony = await startColony({
-    dataDir: dir.path,
-    maxParallelTasks: 16,
-    schedules: false,
-    functions: { noop: () => undefined },
-    log: () => undefined,
-  });
+  const { colony, close } = await noopColony();
   const definition = parseJobDefinition(LIMITED);
   const rate = async (n: number): Promise<number> => {
     const started = performance.now();
@@ -50,7 +43,6 @@ export async function waitingClaims(many = 30_000, few = 3000): Promise<BenchLin
       },
     ];
   } finally {
-    await colony.close({ graceMs: 0 });
-    dir.remove();
+    await close();
   }
 }

@@ -37,6 +37,22 @@ describe("REST /api/job-definitions", () => {
       },
     });
 
+  /** POSTs YAML that must be refused: the 400 COLONY_INVALID_DEFINITION body. */
+  const refusedDefinition = async (yaml: string) => {
+    const res = await call("/api/job-definitions", {
+      method: "POST",
+      token: server.adminToken,
+      headers: { "content-type": "application/yaml" },
+      body: yaml,
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as {
+      error: { code: string; message: string; details: Record<string, unknown> };
+    };
+    assert.equal(body.error.code, "COLONY_INVALID_DEFINITION");
+    return body;
+  };
+
   before(async () => {
     server = await startTestServer();
     admin = createClient({ server: server.url, token: server.adminToken });
@@ -103,17 +119,7 @@ describe("REST /api/job-definitions", () => {
 
   it("refuses an invalid definition with 400, the line and column, and changes nothing", async () => {
     const bad = "job_type: broken\ntasks:\n- task_type: a\n  scrpt: [echo a]\n";
-    const res = await call("/api/job-definitions", {
-      method: "POST",
-      token: server.adminToken,
-      headers: { "content-type": "application/yaml" },
-      body: bad,
-    });
-    assert.equal(res.status, 400);
-    const body = (await res.json()) as {
-      error: { code: string; message: string; details: Record<string, unknown> };
-    };
-    assert.equal(body.error.code, "COLONY_INVALID_DEFINITION");
+    const body = await refusedDefinition(bad);
     assert.match(body.error.message, /line 4, column 3/);
     assert.match(body.error.message, /did you mean 'script'/);
     assert.deepEqual(body.error.details, { path: "tasks[0].scrpt", line: 4, column: 3 });
@@ -168,17 +174,7 @@ describe("REST /api/job-definitions", () => {
         '- task_type: t1200\n  script: ["echo t1200"]\n',
         '- task_type: t1200\n  script: ["echo t1200"]\n  on_failed: [nowhere]\n',
       );
-    const res = await call("/api/job-definitions", {
-      method: "POST",
-      token: server.adminToken,
-      headers: { "content-type": "application/yaml" },
-      body: bad,
-    });
-    assert.equal(res.status, 400);
-    const body = (await res.json()) as {
-      error: { code: string; message: string; details: Record<string, unknown> };
-    };
-    assert.equal(body.error.code, "COLONY_INVALID_DEFINITION");
+    const body = await refusedDefinition(bad);
     assert.match(body.error.message, /nowhere/);
     assert.equal(body.error.details.path, "tasks[1201].on_failed[0]");
     assert.equal(body.error.details.line, 2 + 1 + 1 + 2 * 1200 + 2 + 1);
