@@ -37,14 +37,18 @@ describe("REST /api/job-definitions", () => {
       },
     });
 
-  /** POSTs YAML that must be refused: the 400 COLONY_INVALID_DEFINITION body. */
-  const refusedDefinition = async (yaml: string) => {
-    const res = await call("/api/job-definitions", {
+  /** POSTs a definition as YAML with the admin token. */
+  const postYaml = (yaml: string) =>
+    call("/api/job-definitions", {
       method: "POST",
       token: server.adminToken,
       headers: { "content-type": "application/yaml" },
       body: yaml,
     });
+
+  /** POSTs YAML that must be refused: the 400 COLONY_INVALID_DEFINITION body. */
+  const refusedDefinition = async (yaml: string) => {
+    const res = await postYaml(yaml);
     assert.equal(res.status, 400);
     const body = (await res.json()) as {
       error: { code: string; message: string; details: Record<string, unknown> };
@@ -67,12 +71,7 @@ describe("REST /api/job-definitions", () => {
   });
 
   it("saves YAML (application/yaml) as version 1, then version 2, with a Location", async () => {
-    const res = await call("/api/job-definitions", {
-      method: "POST",
-      token: server.adminToken,
-      headers: { "content-type": "application/yaml" },
-      body: HELLO,
-    });
+    const res = await postYaml(HELLO);
     assert.equal(res.status, 201);
     assert.equal(res.headers.get("location"), "/api/job-definitions/hello");
     const first = (await res.json()) as { version: number; definition: Record<string, unknown> };

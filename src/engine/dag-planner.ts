@@ -406,7 +406,10 @@ export class DagState {
   }
 }
 
-/** DagState's plan: the running tasks are listed only when asked for (the runner never does). */
+/**
+ * DagState's plan: the running tasks are listed only when asked for (the runner never
+ * does), as they are then, not when the plan was made: read them before the next update.
+ */
 class KeptPlan implements Plan {
   readonly start: PlannedStart[];
   readonly verdict: Plan["verdict"];

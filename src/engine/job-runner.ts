@@ -43,8 +43,8 @@ const VERDICT_WITH_TASK_MAX = 64;
 
 /**
  * Executions created in one plan at most: a fan-out's others follow in the next plans
- * (next turns of the event loop), so that creating thousands (~25 µs each on SQLite) does not hold the
- * event loop (a server's requests, ant heartbeats) for the whole fan-out at once.
+ * (next turns of the event loop), so that creating thousands (~25 µs each on SQLite)
+ * does not hold the event loop (a server's requests, ant heartbeats) in one piece.
  */
 const LAUNCHES_PER_PLAN = 500;
 
@@ -145,8 +145,9 @@ export class JobRunner {
       this.#later(Math.max(0, this.#deadline - Date.now()), () => this.stop("timeout"));
     }
     // Executions left unfinished by an earlier process: re-attach (or fail) them.
-    const unfinished = [...this.#executions.values()].filter((e) => !isFinal(e.state));
-    for (const e of unfinished) this.#track(e, this.#outputs(), true);
+    for (const e of this.#executions.values()) {
+      if (!isFinal(e.state)) this.#track(e, this.#outputs(), true);
+    }
     this.#step();
   }
 
