@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { join } from "node:path";
 import { ROOT, runCli, startCli, tempDir } from "./support/cli.ts";
@@ -487,8 +488,11 @@ describe("colony ant across a server crash (both real processes)", () => {
     return port;
   }
 
-  async function startColonyServer(port: number): Promise<{ child: ChildProcess; url: string }> {
-    const run = startCli(["server", "--data-dir", `${dir.path}/data`, "--port", String(port)]);
+  async function startColonyServer(
+    port: number,
+    data = `${dir.path}/data`,
+  ): Promise<{ child: ChildProcess; url: string }> {
+    const run = startCli(["server", "--data-dir", data, "--port", String(port)]);
     children.push(run.child);
     await waitUntil("the server listens", () => /listening on/.test(run.stdout()), 20_000);
     return { child: run.child, url: `http://127.0.0.1:${port}` };
@@ -572,5 +576,94 @@ describe("colony ant across a server crash (both real processes)", () => {
     const lines = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `line ${i}\n`);
     lines.splice(2, 0, "hook says hi\n");
     assert.equal((await output()).text, lines.join(""));
+  });
+
+  it("a task sent just before the crash, not yet recorded as started, runs once: on the agent that holds it", async () => {
+    // The window: the server sent the TaskRequest and died before recording it started.
+    // It is opened wide by a trigger that makes the store refuse that record (the
+    // server keeps retrying), then the server is killed. After the restart another ant
+    // with the same tags connects first; the task must wait for the agent that runs it.
+    const data = `${dir.path}/window`;
+    const port = await freePort();
+    let server = await startColonyServer(port, data);
+    const admin = readFileSync(`${data}/admin.token`, "utf8").trim();
+    const api = async <T>(path: string, json?: unknown): Promise<T> => {
+      const res = await http(`${server.url}${path}`, {
+        headers: { authorization: admin },
+        ...(json === undefined ? {} : { json }),
+      });
+      assert.ok(res.status < 300, `${path}: ${res.status} ${res.text}`);
+      return res.json<T>();
+    };
+    const { token } = await api<{ token: string }>("/api/tokens", { role: "ant", name: "w" });
+    const agent = (id: string) => {
+      // Each agent runs in its own folder: a task's `pwd` says which ran it.
+      mkdirSync(`${dir.path}/${id}-cwd`);
+      const options = { cwd: `${dir.path}/${id}-cwd` };
+      const run = startCli(
+        [
+          "ant",
+          "--server",
+          server.url,
+          "--token",
+          token,
+          "--ant-id",
+          id,
+          "--tags",
+          "window",
+          "--data-dir",
+          `${dir.path}/${id}`,
+        ],
+        options,
+      );
+      children.push(run.child);
+      return run;
+    };
+    const keeper = agent("window-keeper");
+    await waitUntil("the keeper connects", () => /connected to/.test(keeper.stdout()), 20_000);
+    const db = new DatabaseSync(`${data}/colony.db`);
+    db.exec(`CREATE TRIGGER test_crash_window BEFORE UPDATE OF state ON task_executions
+             WHEN NEW.state = 'EXECUTING'
+             BEGIN SELECT RAISE(ABORT, 'test: the crash window'); END`);
+    const runs = `${dir.path}/window-runs`;
+    const yaml = [
+      "job_type: window",
+      "tasks:",
+      "- task_type: t",
+      "  tags: [window]",
+      "  script:",
+      `  - 'pwd >> ${runs}; for i in $(seq 1 30); do echo line $i; sleep 0.2; done'`,
+    ].join("\n");
+    const job = await api<{ id: number }>("/api/job-requests", { definition: yaml });
+    await waitUntil("it runs on the keeper", () => existsSync(runs), 20_000);
+    type Job = { state: string; tasks: { state: string }[] };
+    assert.equal((await api<Job>(`/api/job-requests/${job.id}`)).tasks[0]?.state, "READY");
+    keeper.child.kill("SIGSTOP"); // it comes back only after the other ant is in
+    server.child.kill("SIGKILL");
+    await new Promise((resolve) => server.child.once("exit", resolve));
+    db.exec("DROP TRIGGER test_crash_window");
+    db.close();
+    server = await startColonyServer(port, data);
+    const other = agent("window-other");
+    await waitUntil("the other ant connects", () => /connected to/.test(other.stdout()), 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    keeper.child.kill("SIGCONT");
+    await waitUntil(
+      "the job ends",
+      async () =>
+        ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${job.id}`)).state),
+      30_000,
+    );
+    const done = await api<Job>(`/api/job-requests/${job.id}`);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(done));
+    assert.equal(done.tasks.length, 1, "not retried");
+    const ran = readFileSync(runs, "utf8").trim().split("\n");
+    assert.equal(ran.length, 1, `it ran once, not on each ant: ${ran.join(", ")}`);
+    assert.match(ran[0]!, /window-keeper/);
+    const output = await http(`${server.url}/api/job-requests/${job.id}/tasks/t/output`, {
+      headers: { authorization: admin },
+    });
+    const lines = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
+    assert.equal(output.text, lines);
   });
 });

@@ -191,6 +191,84 @@ void describe("crashes while a task starts or stops", () => {
     }
   });
 
+  void it("a cancel asked while its start was unrecorded stops the process the engine finds", async () => {
+    const dataDir = join(dir.path, "cancel-unrecorded");
+    const runs = join(dir.path, "cancel-unrecorded-runs");
+    const storeA = await openStore({ dataDir });
+    const hung = new Proxy(storeA, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof value !== "function") return value;
+        if (key !== "markTaskExecuting") return (value as () => unknown).bind(target);
+        return () => new Promise<never>(() => undefined); // dies before recording the start
+      },
+    });
+    const pair = await crashPair(dataDir, storeA, hung);
+    try {
+      await pair.first.start();
+      const job = await pair.first.submit({
+        definition: parseJobDefinition(
+          `job_type: deaf\ntasks:\n- task_type: work\n  script: ['echo run >> ${runs}', 'sleep 60']\n`,
+        ),
+      });
+      await until(() => pair.a.handles.length > 0 && existsSync(runs));
+      const pid = Number(pair.a.handles[0]?.["pid"]);
+      assert.ok(pid > 0 && alive(pid), "the first engine started the task");
+      assert.equal((await storeA.listTaskExecutions(job.id))[0]?.state, "READY");
+      await storeA.requestCancel(job.id);
+      const { engine, store } = await pair.crash();
+      const final = await engine.waitFor(job.id);
+      assert.equal(final.state, "CANCELLED");
+      const [task] = await store.listTaskExecutions(job.id);
+      assert.equal(task?.state, "CANCELLED");
+      assert.doesNotMatch(task?.errorMessage ?? "", /before start/, "it was found running");
+      assert.equal(alive(pid), false, "the process was stopped, not left running");
+      assert.deepEqual(
+        pair.b.requests.map((r) => [r.mayHaveStarted, r.adoptOnly]),
+        [[true, true]],
+        "the engine taking over only looked for it",
+      );
+      assert.equal(readFileSync(runs, "utf8"), "run\n", "it was not started again");
+    } finally {
+      await pair.close();
+    }
+  });
+
+  void it("a cancelled task an earlier process never started is not started to be stopped", async () => {
+    const dataDir = join(dir.path, "cancel-never");
+    const runs = join(dir.path, "cancel-never-runs");
+    const storeA = await openStore({ dataDir });
+    const pair = await crashPair(dataDir, storeA);
+    // The first engine's shell never starts anything: it dies first.
+    pair.a.executors.get("SHELL")!.start = (request) => {
+      pair.a.requests.push(request);
+      return new Promise<never>(() => undefined);
+    };
+    try {
+      await pair.first.start();
+      const job = await pair.first.submit({
+        definition: parseJobDefinition(
+          `job_type: never\ntasks:\n- task_type: work\n  script: ['echo run >> ${runs}']\n`,
+        ),
+      });
+      await until(() => pair.a.requests.length > 0);
+      assert.equal(pair.a.requests.length, 1, "the first engine was starting it");
+      await storeA.requestCancel(job.id);
+      const { engine, store } = await pair.crash();
+      assert.equal((await engine.waitFor(job.id)).state, "CANCELLED");
+      const [task] = await store.listTaskExecutions(job.id);
+      assert.match(task?.errorMessage ?? "", /before start/);
+      assert.deepEqual(
+        pair.b.requests.map((r) => r.adoptOnly),
+        [true],
+        "it looked for the task, and started nothing",
+      );
+      assert.equal(existsSync(runs), false);
+    } finally {
+      await pair.close();
+    }
+  });
+
   void it("a cancel asked before the crash stops the process the engine re-attaches to", async () => {
     const dataDir = join(dir.path, "cancel");
     const storeA = await openStore({ dataDir });

@@ -127,25 +127,29 @@ async function codeOf(promise: Promise<unknown>): Promise<{ code: string; messag
   assert.fail("expected a rejection");
 }
 
-executorConformance("docker (real engine)", async () => {
-  if (!service.url) return undefined;
-  const root = await tempRoot();
-  const executor = createDockerExecutor({ owner: OWNER, killGraceMs: 2000, reapIntervalMs: 0 });
-  const req = requester(root);
-  return {
-    executor,
-    requests: {
-      quick: (id) => req(id, [`echo "${quickLine(id)}"`]),
-      failing: (id, code) => req(id, [`exit ${code}`]),
-      long: (id) => req(id, ['sleep 300 & echo "grandchild $!"', "wait"]),
-      chatty: (id, lines) =>
-        req(id, [
-          `for i in $(seq 1 ${lines}); do echo "line $i"; sleep ${(1 / lines).toFixed(3)}; done`,
-        ]),
-    },
-    teardown: () => executor.close({ killRunning: true }),
-  };
-});
+executorConformance(
+  "docker (real engine)",
+  async () => {
+    if (!service.url) return undefined;
+    const root = await tempRoot();
+    const executor = createDockerExecutor({ owner: OWNER, killGraceMs: 2000, reapIntervalMs: 0 });
+    const req = requester(root);
+    return {
+      executor,
+      requests: {
+        quick: (id) => req(id, [`echo "${quickLine(id)}"`]),
+        failing: (id, code) => req(id, [`exit ${code}`]),
+        long: (id) => req(id, ['sleep 300 & echo "grandchild $!"', "wait"]),
+        chatty: (id, lines) =>
+          req(id, [
+            `for i in $(seq 1 ${lines}); do echo "line $i"; sleep ${(1 / lines).toFixed(3)}; done`,
+          ]),
+      },
+      teardown: () => executor.close({ killRunning: true }),
+    };
+  },
+  { adopts: true },
+);
 
 describe("docker executor (real engine)", { skip: service.url ? false : service.reason }, () => {
   let api: DockerApi;

@@ -102,38 +102,42 @@ function fakeConfig(fake: FakeKubeApi, extra: KubernetesConfig = {}): Kubernetes
   };
 }
 
-executorConformance("kubernetes (fake API server)", async () => {
-  const fake = await startFake();
-  const root = await tempRoot();
-  const executor = createKubernetesExecutor({
-    config: fakeConfig(fake),
-    killGraceMs: 2000,
-    reapIntervalMs: 0,
-  });
-  const req = requester(root);
-  return {
-    executor,
-    requests: {
-      quick: (id) => req(id, task([`echo "${quickLine(id)}"`])),
-      failing: (id, code) => req(id, task([`exit ${code}`])),
-      long: (id) => req(id, task(['sleep 300 & echo "grandchild $!"', "wait"])),
-      chatty: (id, lines) =>
-        req(
-          id,
-          task([
-            `for i in $(seq 1 ${lines}); do echo "line $i"; sleep ${(1 / lines).toFixed(3)}; done`,
-          ]),
-        ),
-      // The fake runs containers as local processes: cancel must end the grandchild too.
-      localProcesses: true,
-    },
-    async teardown() {
-      await executor.close({ killRunning: true });
-      await podsGone(fake, "every pod was deleted");
-      await fake.close();
-    },
-  };
-});
+executorConformance(
+  "kubernetes (fake API server)",
+  async () => {
+    const fake = await startFake();
+    const root = await tempRoot();
+    const executor = createKubernetesExecutor({
+      config: fakeConfig(fake),
+      killGraceMs: 2000,
+      reapIntervalMs: 0,
+    });
+    const req = requester(root);
+    return {
+      executor,
+      requests: {
+        quick: (id) => req(id, task([`echo "${quickLine(id)}"`])),
+        failing: (id, code) => req(id, task([`exit ${code}`])),
+        long: (id) => req(id, task(['sleep 300 & echo "grandchild $!"', "wait"])),
+        chatty: (id, lines) =>
+          req(
+            id,
+            task([
+              `for i in $(seq 1 ${lines}); do echo "line $i"; sleep ${(1 / lines).toFixed(3)}; done`,
+            ]),
+          ),
+        // The fake runs containers as local processes: cancel must end the grandchild too.
+        localProcesses: true,
+      },
+      async teardown() {
+        await executor.close({ killRunning: true });
+        await podsGone(fake, "every pod was deleted");
+        await fake.close();
+      },
+    };
+  },
+  { adopts: true },
+);
 
 describe("kubernetes executor (fake API server)", () => {
   let fake: FakeKubeApi;

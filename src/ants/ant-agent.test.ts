@@ -11,12 +11,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { WebSocketServer, type WebSocket } from "ws";
-import { AntAgent } from "./ant-agent.ts";
+import { AntAgent, RECONNECT_MAX_MS } from "./ant-agent.ts";
+import { DEFAULT_RECONNECT_GRACE_MS } from "./remote-ant-executor.ts";
 import { buildTaskRequest, taskDefinition } from "./task-request.ts";
 
 describe("colony ant agent (stand-in server)", () => {
   const dir = mkdtempSync(join(tmpdir(), "colony-agent-unit-"));
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("retries a lost server within the server's default reconnect grace", () => {
+    // A restarted server gives an agent's tasks the grace to come back: the agent's
+    // longest wait (with jitter, at most RECONNECT_MAX_MS) must leave room in it.
+    assert.ok(
+      RECONNECT_MAX_MS <= DEFAULT_RECONNECT_GRACE_MS / 2,
+      `${RECONNECT_MAX_MS} ms between attempts against a ${DEFAULT_RECONNECT_GRACE_MS} ms grace`,
+    );
+  });
 
   it(
     "a cancel during the dependency downloads ends the task CANCELLED without running it",

@@ -61,6 +61,13 @@ import {
   type TaskResponse,
 } from "./task-request.ts";
 
+/**
+ * The longest wait between two reconnect attempts: under the server's reconnect grace
+ * (DEFAULT_RECONNECT_GRACE_MS), so that after a server restart, however long the server
+ * was down, the agent is back before the tasks it runs are given up and run elsewhere.
+ */
+export const RECONNECT_MAX_MS = 5_000;
+
 export interface AntAgentOptions {
   /** The server: http(s)://host:port or ws(s)://host:port[/ws/ants]. */
   server: string;
@@ -86,6 +93,7 @@ export interface AntAgentOptions {
   shell?: string;
   killGraceMs?: number;
   reconnectMinMs?: number;
+  /** The longest wait between reconnect attempts (default RECONNECT_MAX_MS). */
   reconnectMaxMs?: number;
   /** Bytes per output frame (default 64 KiB). */
   chunkBytes?: number;
@@ -284,7 +292,7 @@ export class AntAgent {
       const wait = backoff(
         this.#attempts,
         this.#o.reconnectMinMs ?? 500,
-        this.#o.reconnectMaxMs ?? 30_000,
+        this.#o.reconnectMaxMs ?? RECONNECT_MAX_MS,
       );
       this.#log(
         `colony ant: disconnected (${code}${reason.length ? ` ${reason.toString()}` : ""}); reconnecting in ${wait} ms`,

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import {
+  DEFAULT_RECONNECT_GRACE_MS,
   RemoteAntExecutor,
   type AntLink,
   type AntHooks,
@@ -61,11 +62,20 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
   #connections = 0;
   #closed = false;
   #stopping = false;
+  /**
+   * Until when (ms since the epoch) a task an earlier server process may have sent to an
+   * agent waits for that agent to reconnect (awaitHolder): the reconnect grace, from the
+   * registry's start.
+   */
+  readonly #recoveryUntil: number;
+  /** The awaitHolder() calls still waiting; close() ends them. */
+  readonly #holderWaits = new Set<() => void>();
 
   constructor(options: AntRegistryOptions = {}) {
     super();
     this.setMaxListeners(0);
     this.#options = options;
+    this.#recoveryUntil = Date.now() + (options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS);
     this.#hooks = {
       changed: (ant) => this.emit("changed", ant),
       gone: (ant) => {
@@ -187,6 +197,48 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     });
   }
 
+  /**
+   * The ant `executionId` runs on: one this server sent it to (and drives again after a
+   * store failure), or a connected agent that says it holds it and no task here took it
+   * back yet (an earlier server process sent it).
+   */
+  holderOf(executionId: string): RemoteAntExecutor | undefined {
+    for (const ant of this.#ants.values()) {
+      if (ant.runs(executionId) || ant.holdsUnclaimed(executionId)) return ant;
+    }
+    return undefined;
+  }
+
+  /**
+   * For a task an earlier server process recorded READY and may have sent to an agent
+   * before it died: the agent that says it holds it, once one (re)connects saying so.
+   * Undefined when none did by the end of the reconnect grace counted from this
+   * registry's start (at once after it), or on `signal`, or when the registry closes.
+   */
+  awaitHolder(executionId: string, signal: AbortSignal): Promise<RemoteAntExecutor | undefined> {
+    const known = this.holderOf(executionId);
+    const left = this.#recoveryUntil - Date.now();
+    if (known || left <= 0 || signal.aborted || this.#closed) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      const end = (ant?: RemoteAntExecutor) => {
+        clearTimeout(timer);
+        this.off("connected", connected);
+        signal.removeEventListener("abort", aborted);
+        this.#holderWaits.delete(aborted);
+        resolve(ant);
+      };
+      const connected = (ant: RemoteAntExecutor) => {
+        if (ant.holdsUnclaimed(executionId)) end(ant);
+      };
+      const aborted = () => end();
+      const timer = setTimeout(aborted, left);
+      timer.unref();
+      this.on("connected", connected);
+      signal.addEventListener("abort", aborted, { once: true });
+      this.#holderWaits.add(aborted);
+    });
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -196,6 +248,7 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopping = true;
+    for (const end of [...this.#holderWaits]) end();
     const ants = this.list();
     this.#ants.clear();
     this.#all = undefined;

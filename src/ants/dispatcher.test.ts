@@ -7,7 +7,7 @@ import { AntRegistry } from "./ant-registry.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import type { AntLink } from "./remote-ant-executor.ts";
 import type { TaskDefinition } from "../core/job-definition.ts";
-import { taskDefinition } from "./task-request.ts";
+import { AGENT_PROTOCOL, taskDefinition } from "./task-request.ts";
 
 function fakeShell(): Executor {
   const no = async (): Promise<never> => {
@@ -46,9 +46,9 @@ async function occupy(ant: Executor, task: TaskDefinition): Promise<void> {
   });
 }
 
-function setup(builtinTags: string[] = [], capacity?: number) {
+function setup(builtinTags: string[] = [], capacity?: number, reconnectGraceMs?: number) {
   const local = new ExecutorRegistry().register(fakeShell());
-  const ants = new AntRegistry();
+  const ants = new AntRegistry(reconnectGraceMs === undefined ? {} : { reconnectGraceMs });
   const builtin = { id: "b", tags: builtinTags, ...(capacity === undefined ? {} : { capacity }) };
   const dispatcher = new Dispatcher({ local, ants, builtin });
   return { local, ants, dispatcher };
@@ -387,5 +387,142 @@ describe("dispatcher routing", () => {
     const dispatcher = new Dispatcher({ local, builtin: { id: "b", tags: [] } });
     const gpu = taskDefinition("train", { method: "WEBSOCKET", tags: ["gpu"] });
     assert.equal(dispatcher.deferral(1, gpu), undefined);
+  });
+});
+
+describe("dispatcher after a server restart: tasks an earlier process may have sent", () => {
+  const signal = new AbortController().signal;
+  const task = taskDefinition("t", { method: "WEBSOCKET", tags: ["keep"] });
+  const agent = (ants: AntRegistry, running: string[], sent: string[] = []) =>
+    ants.register(
+      {
+        ant_id: "keeper",
+        tags: ["keep"],
+        methods: ["WEBSOCKET"],
+        protocol: AGENT_PROTOCOL,
+        session: "s-keeper",
+        max_capacity: 4,
+        running,
+      },
+      link(sent),
+    );
+  const other = (ants: AntRegistry, sent: string[] = []) =>
+    ants.register({ ant_id: "other", tags: ["keep"], methods: ["WEBSOCKET"] }, link(sent));
+  const request = (id: string) => ({
+    executionId: id,
+    method: "WEBSOCKET" as const,
+    task,
+    env: {},
+    variables: {},
+    unitDir: `/tmp/colony-no-such-unit-${id}`,
+    mayHaveStarted: true,
+  });
+  const startOn = (ant: Executor, id: string) => ant.start(request(id));
+
+  it("waits for the agent that holds it, not an idle ant, and it runs on there without a resend", async () => {
+    const { ants, dispatcher } = setup([], undefined, 5000);
+    const otherSent: string[] = [];
+    other(ants, otherSent);
+    const x = execution();
+    const found = dispatcher.executorFor(task, x, signal, true);
+    assert.ok(found instanceof Promise, "it waits rather than routing at once");
+    let settled = false;
+    void found.then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(settled, false, "no agent holds it yet: still waiting, the idle ant unused");
+    const sent: string[] = [];
+    const keeper = agent(ants, [x.id], sent);
+    assert.equal(await found, keeper);
+    sent.length = 0;
+    await startOn(keeper, x.id);
+    assert.deepEqual(
+      sent.map((t) => JSON.parse(t) as unknown),
+      [{ type: "registered", ant_id: "keeper", resume: { [x.id]: 0 } }],
+      "told where its output resumes; no second TaskRequest",
+    );
+    assert.deepEqual(otherSent, []);
+    assert.deepEqual(keeper.runningIds(), [x.id]);
+  });
+
+  it("goes to an agent already back at once, and only once (a second start is sent as new)", async () => {
+    const { ants, dispatcher } = setup([], undefined, 5000);
+    const x = execution();
+    const sent: string[] = [];
+    const keeper = agent(ants, [x.id], sent);
+    other(ants);
+    assert.equal(await dispatcher.executorFor(task, x, signal, true), keeper);
+    await startOn(keeper, x.id);
+    assert.equal(keeper.holdsUnclaimed(x.id), false, "taken back: no longer unclaimed");
+    assert.equal(ants.holderOf(x.id), keeper, "it runs there");
+    const y = execution();
+    sent.length = 0;
+    await startOn(keeper, y.id); // not held: sent as a TaskRequest
+    assert.equal((JSON.parse(sent[0]!) as { task_execution_id?: string }).task_execution_id, y.id);
+  });
+
+  it("driven again here after a store failure, it goes back to the ant it was sent to", async () => {
+    const { ants, dispatcher } = setup([], undefined, 5000);
+    const first = other(ants);
+    const x = execution();
+    await startOn(first, x.id);
+    const idle = ants.register({ ant_id: "idle", tags: ["keep"], methods: ["WEBSOCKET"] }, link());
+    assert.equal(await dispatcher.executorFor(task, x, signal, true), first);
+    await assert.rejects(startOn(first, x.id), (error: unknown) => {
+      const e = error as { code?: string; handle?: { ant_id?: string } };
+      return e.code === "COLONY_EXECUTION_EXISTS" && e.handle?.ant_id === "other";
+    });
+    assert.equal(idle.load, 0);
+  });
+
+  it("is routed as any task when no agent claims it within the reconnect grace", async () => {
+    const { ants, dispatcher } = setup([], undefined, 150);
+    const routed: Executor[] = [other(ants), agent(ants, ["someone-else"])];
+    const began = Date.now();
+    assert.ok(routed.includes((await dispatcher.executorFor(task, execution(), signal, true))!));
+    assert.ok(Date.now() - began >= 140, "it waited out the grace");
+    // The grace counts from the registry's start: after it, nothing waits.
+    const after = Date.now();
+    assert.ok(routed.includes((await dispatcher.executorFor(task, execution(), signal, true))!));
+    assert.ok(Date.now() - after < 50);
+  });
+
+  it("cancelled meanwhile (adoptOnly): the agent that holds it is found and told to stop; no other ant starts it", async () => {
+    const { ants, dispatcher } = setup([], undefined, 5000);
+    const x = execution();
+    const found = dispatcher.holderFor(x);
+    const sent: string[] = [];
+    const keeper = agent(ants, [x.id], sent);
+    assert.equal(await found, keeper);
+    sent.length = 0;
+    await keeper.start({ ...request(x.id), adoptOnly: true });
+    await keeper.cancel(x.id);
+    assert.deepEqual(
+      sent.map((t) => (JSON.parse(t) as { type: string }).type),
+      ["registered", "cancel"],
+    );
+    // An ant that does not hold it starts nothing.
+    const otherSent: string[] = [];
+    const idle = other(ants, otherSent);
+    const y = execution();
+    await assert.rejects(idle.start({ ...request(y.id), adoptOnly: true }), {
+      code: "COLONY_NOT_STARTED",
+    });
+    assert.deepEqual(otherSent, []);
+    assert.equal(idle.load, 0);
+    await assert.rejects(idle.wait(y.id), { code: "COLONY_UNKNOWN_EXECUTION" });
+  });
+
+  it("a cancel ends the wait with undefined; the server stopping ends every wait", async () => {
+    const { ants, dispatcher } = setup([], undefined, 60_000);
+    const stop = new AbortController();
+    const cancelled = dispatcher.executorFor(task, execution(), stop.signal, true);
+    stop.abort();
+    assert.equal(await cancelled, undefined);
+    const waiting = dispatcher.executorFor(task, execution(), signal, true);
+    dispatcher.close();
+    await assert.rejects(Promise.resolve(waiting), { code: "COLONY_EXECUTOR_CLOSED" });
+    const holderWait = ants.awaitHolder("x", signal);
+    await ants.close();
+    assert.equal(await holderWait, undefined, "the registry closing ends its waits");
   });
 });

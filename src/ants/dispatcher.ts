@@ -22,7 +22,9 @@
  *   runs here if an executor serves its method, as before.
  *
  * A task re-attached after a restart goes back to what ran it: an agent's session (which
- * may reconnect and keep it), or the local executor.
+ * may reconnect and keep it), or the local executor. One recorded READY by a process that
+ * died may have been sent to an agent already: it waits (up to the reconnect grace from
+ * this server's start) for an agent that says it holds it, and is routed anew if none.
  */
 import { ColonyError, ExecutorError } from "../core/errors.ts";
 import type { ColonyEventBus } from "../core/events.ts";
@@ -157,6 +159,8 @@ export class Dispatcher implements TaskDispatcher {
   /** Waiters no ant serves, by job id (parkedJobs). */
   readonly #parked = new Map<number, number>();
   #closed = false;
+  /** Aborted by close(): ends the waits for an agent that may hold a task (#findHolder). */
+  readonly #closing = new AbortController();
   /** Where the next scan of the remote ants starts (executorFor). */
   #cursor = 0;
   /**
@@ -398,10 +402,12 @@ export class Dispatcher implements TaskDispatcher {
     task: TaskDefinition,
     execution: TaskExecution,
     signal: AbortSignal,
+    mayHaveStarted = false,
   ): Executor | undefined | Promise<Executor | undefined> {
     if (execution.state !== "READY") return this.#reattach(task, execution);
     const ants = this.#ants;
     if (!ants) return this.#local.get(task.method);
+    if (mayHaveStarted && !ants.closed) return this.#findHolder(task, execution, signal, ants);
     // A job that was deferred: its first task has waited since the first deferral.
     let since: number | undefined;
     if (this.#deferred.size > 0) {
@@ -456,6 +462,41 @@ export class Dispatcher implements TaskDispatcher {
       return best;
     }
     return this.#wait(task, execution, signal, qualifying, since);
+  }
+
+  /**
+   * A task an earlier server process recorded READY, which it may have sent to an agent
+   * before it died: it goes to the agent that says it holds it (which runs it on, not
+   * twice), waiting for agents to reconnect within the reconnect grace of this server's
+   * start; when none holds it, it is routed as any task (SPEC section 5).
+   */
+  async #findHolder(
+    task: TaskDefinition,
+    execution: TaskExecution,
+    signal: AbortSignal,
+    ants: AntRegistry,
+  ): Promise<Executor | undefined> {
+    if (this.#closed) throw closedError();
+    const holder = await ants.awaitHolder(
+      execution.id,
+      AbortSignal.any([signal, this.#closing.signal]),
+    );
+    if (signal.aborted) return undefined;
+    if (this.#closed) throw closedError();
+    if (holder) {
+      holder.reserve();
+      return holder;
+    }
+    return this.executorFor(task, execution, signal);
+  }
+
+  async holderFor(execution: TaskExecution): Promise<Executor | undefined> {
+    const ants = this.#ants;
+    if (!ants || ants.closed || this.#closed) return undefined;
+    const holder = await ants.awaitHolder(execution.id, this.#closing.signal);
+    if (!holder || this.#closed) return undefined;
+    holder.reserve();
+    return holder;
   }
 
   #builtinFor(task: TaskDefinition): Executor | undefined {
@@ -619,6 +660,7 @@ export class Dispatcher implements TaskDispatcher {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     for (const detach of this.#detach.splice(0)) detach();
     const waiters = this.#waiters;
     this.#waiters = [];

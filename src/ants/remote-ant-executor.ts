@@ -19,13 +19,15 @@
  */
 import type { AntHandle } from "./ant-handle.ts";
 import { mkdirSync, statSync, createWriteStream, type WriteStream } from "node:fs";
-import type {
-  ExecutionHandle,
-  ExecutionRequest,
-  ExecutionResult,
-  Executor,
-  LogStreamRequest,
+import {
+  notStarted,
+  type ExecutionHandle,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Executor,
+  type LogStreamRequest,
 } from "../core/executor.ts";
+import { ExecutionExistsError } from "../core/errors.ts";
 import type { Method } from "../core/job-definition.ts";
 import {
   ExecutionTable,
@@ -108,6 +110,18 @@ export type FrameVerdict = "ok" | "unknown" | "late" | "duplicate" | "stale" | "
 
 export type AntState = "connected" | "disconnected";
 
+/** How long an agent's tasks wait for it to reconnect, by default (config `ant.reconnect_grace`). */
+export const DEFAULT_RECONNECT_GRACE_MS = 10_000;
+
+/** Bytes of a task's output already in its unit's file (0 when there is none). */
+function outputSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
 export class RemoteAntExecutor implements Executor {
   readonly key: string;
   methods: readonly Method[];
@@ -117,6 +131,9 @@ export class RemoteAntExecutor implements Executor {
   readonly session: string | undefined;
   /** A `colony ant` agent (gets cancel, ack and registered frames). */
   agent: boolean;
+
+  /** A start with adoptOnly takes back only a task the agent says it holds. */
+  readonly adopts = true;
 
   /** An agent fetches its tasks' dependencies and uploads their artifacts itself. */
   get movesArtifacts(): boolean {
@@ -164,7 +181,7 @@ export class RemoteAntExecutor implements Executor {
     this.#hooks = options.hooks;
     this.#log = options.log ?? (() => undefined);
     this.#pollDelayMs = options.pollDelayMs ?? 1000;
-    this.#graceMs = options.reconnectGraceMs ?? 10_000;
+    this.#graceMs = options.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS;
     this.#cancelGraceMs = options.cancelGraceMs ?? 15_000;
     this.#table = new ExecutionTable<RemoteExecution>(
       `ant ${this.antId}`,
@@ -248,11 +265,27 @@ export class RemoteAntExecutor implements Executor {
         written: 0,
       });
     } catch (error) {
+      // Started here already (this server drives the job again after a store failure):
+      // it goes on as started on this ant, which the handle names.
+      if (this.#table.get(request.executionId)?.result === undefined) {
+        const exists = error as Error;
+        return Promise.reject(new ExecutionExistsError(exists.message, { ...this.#handle() }));
+      }
       return Promise.reject(error as Error);
     }
     if (this.#reserved > 0) this.#reserved--;
+    if (request.mayHaveStarted && request.adoptOnly && !this.holdsUnclaimed(e.id)) {
+      this.#table.remove(e.id);
+      return Promise.reject(notStarted(e.id));
+    }
     if (this.#gone) {
       this.#lose(e, "left");
+    } else if (request.mayHaveStarted && this.holdsUnclaimed(e.id)) {
+      // An earlier server process sent it here and died before recording that: it runs
+      // on, and the agent resends what of its output is not here yet.
+      e.sent = true;
+      e.written = outputSize(e.outPath);
+      this.#resumeHeld(e);
     } else {
       this.#queue.push(e);
       this.#pump();
@@ -299,25 +332,15 @@ export class RemoteAntExecutor implements Executor {
   async attach(request: ExecutionRequest, _handle: ExecutionHandle): Promise<boolean> {
     if (!this.session || this.#gone) return false;
     if (this.#table.get(request.executionId)) throw existingExecution(request.executionId);
-    let size = 0;
-    try {
-      size = statSync(`${request.unitDir}/stdout`).size;
-    } catch {
-      // no output yet
-    }
     const e = this.#table.add({
       ...newTracked(request.executionId, request.unitDir),
       request,
       taskRetry: request.attempt ?? 0,
       sent: true,
       replied: false,
-      written: size,
+      written: outputSize(`${request.unitDir}/stdout`),
     });
-    if (this.state === "connected" && this.#heldUnclaimed.has(e.id)) {
-      this.#heldUnclaimed.delete(e.id);
-      this.#sendFrame({ type: "registered", ant_id: this.antId, resume: { [e.id]: e.written } });
-      return true;
-    }
+    if (this.#resumeHeld(e)) return true;
     if (this.state === "connected") {
       this.#table.remove(e.id);
       return false;
@@ -468,6 +491,29 @@ export class RemoteAntExecutor implements Executor {
       return;
     }
     this.#startGrace(why);
+  }
+
+  /** Whether `executionId` runs on this ant as far as this server knows (sent, no result yet). */
+  runs(executionId: string): boolean {
+    const e = this.#table.get(executionId);
+    return e !== undefined && e.result === undefined;
+  }
+
+  /** Whether the agent said it holds `executionId`, which no task here took back yet. */
+  holdsUnclaimed(executionId: string): boolean {
+    return this.state === "connected" && this.#heldUnclaimed.has(executionId);
+  }
+
+  /**
+   * Takes back a task the connected agent says it holds (an earlier server process sent
+   * it): nothing is sent again; the agent is told how much of its output is here
+   * (`e.written`) and resends the rest, then its result.
+   */
+  #resumeHeld(e: RemoteExecution): boolean {
+    if (!this.holdsUnclaimed(e.id)) return false;
+    this.#heldUnclaimed.delete(e.id);
+    this.#sendFrame({ type: "registered", ant_id: this.antId, resume: { [e.id]: e.written } });
+    return true;
   }
 
   /**

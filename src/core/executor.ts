@@ -4,6 +4,7 @@
  * interface and is registered by the methods it serves.
  */
 import type { Readable } from "node:stream";
+import { ExecutorError } from "./errors.ts";
 import type { Method, TaskDefinition, Variable } from "./job-definition.ts";
 import type { TaskExecution } from "./job-request.ts";
 
@@ -27,6 +28,13 @@ export interface ExecutionRequest {
    * can find such work looks for it before starting anything (see start()).
    */
   mayHaveStarted?: boolean;
+  /**
+   * With `mayHaveStarted`, to an executor that `adopts`: only look for that work (its job
+   * was cancelled meanwhile, and what runs must be stopped, not started). Found, start()
+   * answers as with mayHaveStarted alone; not found, nothing starts and start() rejects
+   * with COLONY_NOT_STARTED (`notStarted`).
+   */
+  adoptOnly?: boolean;
   /**
    * The task's own working directory (tasks with artifacts or dependencies get
    * `{unitDir}/work`); absent: the executor's default.
@@ -117,6 +125,8 @@ export interface Executor {
    * server's work dir would never reach the task, nor the task's files the server.
    */
   readonly movesArtifacts?: boolean;
+  /** True for an executor that honours ExecutionRequest.adoptOnly (it must: it may start). */
+  readonly adopts?: boolean;
   /** Whether the executor can run here (binary present, engine reachable...). */
   isInstalled(signal?: AbortSignal): Promise<boolean>;
   /**
@@ -176,13 +186,15 @@ export interface Deferral {
  * must wait for an ant with room (resolving undefined if `signal` aborts first, or
  * rejecting with a ColonyError that says why none came); undefined when nothing here can
  * ever run the method. For an execution being re-attached (not READY), the executor
- * that ran it.
+ * that ran it. `mayHaveStarted`: an earlier process recorded it READY and may have
+ * started it (ExecutionRequest.mayHaveStarted): the executor that may run it comes first.
  */
 export interface TaskDispatcher {
   executorFor(
     task: TaskDefinition,
     execution: TaskExecution,
     signal: AbortSignal,
+    mayHaveStarted?: boolean,
   ): Executor | undefined | Promise<Executor | undefined>;
   /**
    * Asked before a claimed job starts, with its first task (rendered), and by a started
@@ -200,6 +212,12 @@ export interface TaskDispatcher {
   deferredSince?(jobRequestId: number): number | undefined;
   /** The task (and its execution, if created) `deferral` last deferred a job for here. */
   deferredTask?(jobRequestId: number): { task: TaskDefinition; executionId?: string } | undefined;
+  /**
+   * For an execution an earlier process recorded READY and may have sent to a remote ant
+   * (it is to be stopped, not started): the ant that says it holds it, after waiting for
+   * ants to come back as executorFor does with mayHaveStarted; undefined when none does.
+   */
+  holderFor?(execution: TaskExecution): Promise<Executor | undefined>;
   /** The execution that `executorFor` gave an executor for has ended (its result is in). */
   finished?(executionId: string): void;
   /**
@@ -222,6 +240,15 @@ export interface TaskDispatcher {
 
 export const EXECUTION_EXISTS = "COLONY_EXECUTION_EXISTS";
 export const UNKNOWN_EXECUTION = "COLONY_UNKNOWN_EXECUTION";
+export const NOT_STARTED = "COLONY_NOT_STARTED";
+
+/** What start() with `adoptOnly` rejects with when no earlier process started the work. */
+export function notStarted(executionId: string): ExecutorError {
+  return new ExecutorError(
+    NOT_STARTED,
+    `execution '${executionId}' was not started by an earlier colony process; nothing was started (adoptOnly)`,
+  );
+}
 
 /** Executors by method. */
 export class ExecutorRegistry {

@@ -25,12 +25,16 @@ import type { Store, StoredDefinition } from "../store/store.ts";
 import { JobRunner, type JobRunnerContext } from "./job-runner.ts";
 import { isDeadLocalOwner, newOwnerId } from "./owner.ts";
 import { Semaphore } from "../core/semaphore.ts";
+import { BoundedSet } from "../core/bounded-set.ts";
 
 /** Runners an engine keeps at most, parked ones included, as a multiple of maxParallelJobs. */
 const PARKED_JOBS_FACTOR = 10;
 
 /** Deferred jobs are woken (Engine.wakeDeferred) at most this often. */
 const WAKE_INTERVAL_MS = 1000;
+
+/** How many handed-back, never-started executions an engine remembers (TaskRunnerContext). */
+const HANDED_BACK_KEPT = 10_000;
 
 /** Tasks the built-in ant runs at once when nothing says otherwise. */
 export const DEFAULT_MAX_PARALLEL_TASKS = 16;
@@ -182,6 +186,7 @@ export class Engine {
       extraEnv: options.extraEnv,
       around: options.around,
       unrecorded: new Map(),
+      handedBackUnstarted: new BoundedSet(HANDED_BACK_KEPT),
       log,
       onFinished: (job) => {
         this.#runners.delete(job.id);

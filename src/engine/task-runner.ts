@@ -13,6 +13,7 @@ import type { ColonyEventBus } from "../core/events.ts";
 import {
   completedResult,
   EXECUTION_EXISTS,
+  NOT_STARTED,
   type ExecutionRequest,
   type ExecutionResult,
   type Executor,
@@ -34,6 +35,7 @@ import type { JobRequest, TaskExecution } from "../core/job-request.ts";
 import { SetOutputScanner } from "../core/outputs.ts";
 import { renderTask, renderTemplate } from "../core/template.ts";
 import type { Store, TaskFinish } from "../store/store.ts";
+import type { BoundedSet } from "../core/bounded-set.ts";
 import type { Semaphore } from "../core/semaphore.ts";
 
 export interface TaskRunnerContext {
@@ -52,6 +54,11 @@ export interface TaskRunnerContext {
   around?: TaskLifecycle;
   /** Results of executions the store failed to record, by execution id (the engine's). */
   unrecorded?: Map<string, ExecutionResult>;
+  /**
+   * READY executions this engine created and handed back to the store (HandOff) without
+   * starting them: taken up again, they are known not to run anywhere (not inherited).
+   */
+  handedBackUnstarted?: BoundedSet<string>;
 }
 
 export type StopReason = "cancel" | "timeout";
@@ -248,6 +255,8 @@ export function startTask(
   handOff?: HandOff,
   inherited = false,
 ): RunningTask {
+  // Handed back by this engine before anything started it: nothing to look for.
+  if (inherited && ctx.handedBackUnstarted?.delete(execution.id)) inherited = false;
   let stopped: StopReason | undefined;
   const stopSignal = new AbortController(); // ends a wait for an ant
   let started = false;
@@ -255,6 +264,12 @@ export function startTask(
   let waiting = false;
   let reconsidering = false;
   let cancelStarted: (() => void) | undefined;
+  /**
+   * Stopped before it started here, though an earlier process recorded it READY and may
+   * have started it: the executor only looks for that work (ExecutionRequest.adoptOnly),
+   * to stop what it finds; nothing new starts.
+   */
+  const adopting = () => stopped !== undefined && inherited && execution.state === "READY";
   const definition = job.definition;
   const taskDef = taskByType(definition, execution.taskType);
   const emit = (exec: TaskExecution, error?: string) =>
@@ -337,8 +352,9 @@ export function startTask(
     };
     try {
       // (One an earlier process started is re-attached below and then stopped: its
-      // process may still run, and must not be left running unwatched.)
-      if (stopped && execution.state === "READY")
+      // process may still run, and must not be left running unwatched. So may one it
+      // recorded READY: see adopting.)
+      if (stopped && execution.state === "READY" && !inherited)
         return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
       const values = templateValues(definition, taskDef, outputs, job.params);
       let task: TaskDefinition;
@@ -351,14 +367,27 @@ export function startTask(
       }
       let executor: Executor | undefined;
       for (;;) {
+        if (adopting()) {
+          // Where it may run: an agent that says it holds it (after a wait for agents to
+          // come back), else this process's executor, which looks for it.
+          const holder = await ctx.dispatch?.holderFor?.(execution);
+          executor = holder ?? ctx.executors.get(task.method);
+          break;
+        }
         if (handOff && execution.state === "READY") {
           const leaving = handOff(task, execution);
           if (leaving && (await leaving)) {
+            if (!inherited) ctx.handedBackUnstarted?.add(execution.id);
             throw new ColonyError(HANDED_BACK, `job ${job.id} went back to the store`);
           }
         }
         const found = ctx.dispatch
-          ? ctx.dispatch.executorFor(task, execution, stopSignal.signal)
+          ? ctx.dispatch.executorFor(
+              task,
+              execution,
+              stopSignal.signal,
+              inherited && execution.state === "READY",
+            )
           : ctx.executors.get(task.method);
         if (!(found instanceof Promise)) {
           executor = found;
@@ -381,7 +410,7 @@ export function startTask(
         }
         break;
       }
-      if (stopped && execution.state === "READY")
+      if (stopped && execution.state === "READY" && !(adopting() && executor?.adopts))
         return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
       if (!executor) {
         return await finish({
@@ -416,6 +445,7 @@ export function startTask(
         ...(executor.release ? { willRelease: true } : {}),
         // Recorded READY by an earlier process, which may have started it before it died.
         ...(inherited && execution.state === "READY" ? { mayHaveStarted: true } : {}),
+        ...(adopting() ? { adoptOnly: true } : {}),
         ...(executor.movesArtifacts ? { movesArtifacts: true } : {}),
       };
       const before = ctx.around?.beforeStart?.(request, execution, job);
@@ -439,7 +469,12 @@ export function startTask(
         try {
           handle = await executor.start(request);
         } catch (error) {
-          if ((error as { code?: unknown }).code !== EXECUTION_EXISTS) throw error;
+          const code = (error as { code?: unknown }).code;
+          if (code === NOT_STARTED && request.adoptOnly) {
+            releaseSlot();
+            return await finish({ state: "CANCELLED", errorMessage: `${stopped} before start` });
+          }
+          if (code !== EXECUTION_EXISTS) throw error;
           if (error instanceof ExecutionExistsError) handle = error.handle;
         }
         started = true;

@@ -16,6 +16,7 @@ import { after, before, describe, it, type TestContext } from "node:test";
 import { ColonyError, ExecutionExistsError } from "../core/errors.ts";
 import {
   EXECUTION_EXISTS,
+  NOT_STARTED,
   UNKNOWN_EXECUTION,
   type ExecutionRequest,
   type Executor,
@@ -115,9 +116,14 @@ async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
   return true;
 }
 
+/**
+ * `adopts`: the executor honours ExecutionRequest.adoptOnly (Executor.adopts), which the
+ * suite then checks too.
+ */
 export function executorConformance(
   name: string,
   setup: () => Promise<ConformanceSetup | undefined>,
+  options: { adopts?: boolean } = {},
 ): void {
   describe(`executor conformance: ${name}`, () => {
     let ctx: ConformanceSetup | undefined;
@@ -149,6 +155,30 @@ export function executorConformance(
       assert.equal((await c.executor.wait(id)).exitCode, 0);
       await rejectsWith(c.executor.start(c.requests.quick(id)), EXECUTION_EXISTS);
     });
+
+    if (options.adopts) {
+      it(
+        "with adoptOnly, starts nothing no earlier process started (NOT_STARTED)",
+        opts,
+        async (t) => {
+          const c = need(t);
+          if (!c) return;
+          assert.equal(c.executor.adopts, true, "it says it honours adoptOnly");
+          const id = newId("adopt-only");
+          const request = c.requests.quick(id);
+          await rejectsWith(
+            c.executor.start({ ...request, mayHaveStarted: true, adoptOnly: true }),
+            NOT_STARTED,
+          );
+          await rejectsWith(c.executor.wait(id), UNKNOWN_EXECUTION);
+          // Nothing ran, and nothing holds the id: it starts as new.
+          await c.executor.start(request);
+          assert.equal((await c.executor.wait(id)).exitCode, 0);
+          const output = await readAll(await c.executor.logStream({ executionId: id }));
+          assert.equal(output, `${quickLine(id)}\n`, "its output once: it ran once");
+        },
+      );
+    }
 
     it(
       "answers UNKNOWN_EXECUTION for wait, cancel and logStream of an unknown id",

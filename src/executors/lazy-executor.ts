@@ -8,7 +8,12 @@
 import type { Executor } from "../core/executor.ts";
 import type { Method } from "../core/job-definition.ts";
 
-export function lazyExecutor(methods: readonly Method[], load: () => Promise<Executor>): Executor {
+/** `adopts`: what the loaded executor will say (Executor.adopts), known before it loads. */
+export function lazyExecutor(
+  methods: readonly Method[],
+  load: () => Promise<Executor>,
+  options: { adopts?: boolean } = {},
+): Executor {
   let loading: Promise<Executor> | undefined;
   let loaded: Executor | undefined;
   const get = () =>
@@ -18,6 +23,7 @@ export function lazyExecutor(methods: readonly Method[], load: () => Promise<Exe
     }));
   return {
     methods,
+    ...(options.adopts ? { adopts: true } : {}),
     isInstalled: async (signal) => (await get()).isInstalled(signal),
     start: async (request) => (await get()).start(request),
     run: async (request) => (await get()).run(request),

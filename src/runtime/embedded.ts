@@ -140,9 +140,11 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
       ...options.containers,
     });
   if (options.lazyExecutors) {
-    executors.register(lazyExecutor(["MESSAGING"], messaging));
-    executors.register(lazyExecutor(["DOCKER"], () => container("DOCKER")));
-    executors.register(lazyExecutor(["KUBERNETES"], () => container("KUBERNETES")));
+    // Each honours adoptOnly (Executor.adopts).
+    const adopts = { adopts: true };
+    executors.register(lazyExecutor(["MESSAGING"], messaging, adopts));
+    executors.register(lazyExecutor(["DOCKER"], () => container("DOCKER"), adopts));
+    executors.register(lazyExecutor(["KUBERNETES"], () => container("KUBERNETES"), adopts));
   } else {
     executors.register(await messaging());
     executors.register(await container("DOCKER"));

@@ -37,6 +37,7 @@ import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
+  notStarted,
   type ExecutionHandle,
   type ExecutionRequest,
   type ExecutionResult,
@@ -678,6 +679,11 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
       throw err;
     }
     if (earlier) throw earlier; // followed now: its entry stays
+    if (request.mayHaveStarted && request.adoptOnly) {
+      executions.delete(id);
+      e.done.reject(notStarted(id));
+      throw notStarted(id);
+    }
     try {
       plan = buildContainerPlan({
         request,
@@ -841,6 +847,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
 
   const executor: DockerExecutor = {
     methods: ["DOCKER"],
+    adopts: true,
 
     async isInstalled(signal?: AbortSignal) {
       try {

@@ -30,6 +30,7 @@ import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
+  notStarted,
   type ExecutionHandle,
   type ExecutionRequest,
   type ExecutionResult,
@@ -448,6 +449,11 @@ export function createKubernetesExecutor(
       throw err;
     }
     if (earlier) throw earlier; // followed now: its entry stays
+    if (request.mayHaveStarted && request.adoptOnly) {
+      executions.delete(id);
+      e.done.reject(notStarted(id));
+      throw notStarted(id);
+    }
     if (!executions.has(id)) executions.set(id, e); // adoptEarlier found nothing
     try {
       const options = taskContainerOptions(request.task);
@@ -570,6 +576,7 @@ export function createKubernetesExecutor(
 
   return {
     methods: ["KUBERNETES"],
+    adopts: true,
 
     isInstalled(signal?: AbortSignal) {
       return client.ping(signal);

@@ -53,6 +53,19 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
     };
   }
 
+  /** `promise`, or a failure saying what did not come within 5 s. */
+  async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not come within 5 s`)), 5000);
+    });
+    try {
+      return await Promise.race([promise, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Reads one request as a worker named `consumer` would, without acking it. */
   async function take(q: string, consumer: string): Promise<[string, TaskRequest]> {
     for (;;) {
@@ -76,8 +89,16 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
     }
   }
 
-  /** Takes the next request and replies COMPLETED with `context`, as a worker does. */
-  async function answerOne(q: { req: string; rep: string }, context: Record<string, unknown>) {
+  /**
+   * Takes the next request and replies COMPLETED with `context`, as a worker does; with
+   * `sameId`, the reply's stream id is the request's (as a reply sent within the same
+   * millisecond gets).
+   */
+  async function answerOne(
+    q: { req: string; rep: string },
+    context: Record<string, unknown>,
+    sameId = false,
+  ) {
     const [entry, task] = await take(q.req, "answers");
     const reply = {
       task_execution_id: task.task_execution_id,
@@ -86,7 +107,7 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
       status: "COMPLETED",
       task_context: context,
     };
-    await r.xadd(q.rep, "*", "payload", JSON.stringify(reply));
+    await r.xadd(q.rep, sameId ? entry : "*", "payload", JSON.stringify(reply));
     await r.xack(q.req, WORKER_GROUP, entry);
   }
 
@@ -202,11 +223,11 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
     const first = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
     const handle = await first.start(req);
     await first.close(); // colony goes away; the request waits in the stream
-    await answerOne(q, { away: true });
+    await answerOne(q, { away: true }, true);
     const second = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
     try {
       assert.equal(await second.attach!(req, handle), true);
-      const result = await second.wait(req.executionId);
+      const result = await within(second.wait(req.executionId), "the reply");
       assert.deepEqual(result.context, { away: true });
     } finally {
       await second.close();
@@ -219,7 +240,7 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
     const first = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
     const sent = await first.start(req);
     await first.close(); // died before the engine recorded the start: the task is READY
-    await answerOne(q, { once: true });
+    await answerOne(q, { once: true }, true);
     const second = createMessagingExecutor({ redisUrl: service.url!, pollDelayMs: 100 });
     try {
       const error = await followedNotStarted(
@@ -228,9 +249,15 @@ describe("messaging executor (real Redis)", { skip: service.url ? false : servic
       );
       assert.equal(error.handle?.["entry_id"], sent["entry_id"]);
       assert.equal(await r.xlen(q.req), 1, "one request in the queue");
-      assert.deepEqual((await second.wait(req.executionId)).context, { once: true });
-      // Not found (never sent): it is sent.
+      const result = await within(second.wait(req.executionId), "the reply");
+      assert.deepEqual(result.context, { once: true });
+      // Not found (never sent), with adoptOnly (its job was cancelled): nothing is sent.
       const fresh = request(q);
+      await assert.rejects(second.start({ ...fresh, mayHaveStarted: true, adoptOnly: true }), {
+        code: "COLONY_NOT_STARTED",
+      });
+      assert.equal(await r.xlen(q.req), 1, "nothing sent");
+      // Not found (never sent): it is sent.
       await second.start({ ...fresh, mayHaveStarted: true });
       assert.equal(await r.xlen(q.req), 2);
       await answerOne(q, { fresh: true });

@@ -26,12 +26,13 @@
 import { createWriteStream } from "node:fs";
 import { Redis } from "ioredis";
 import { ColonyError, ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
-import type {
-  ExecutionHandle,
-  ExecutionRequest,
-  ExecutionResult,
-  Executor,
-  LogStreamRequest,
+import {
+  notStarted,
+  type ExecutionHandle,
+  type ExecutionRequest,
+  type ExecutionResult,
+  type Executor,
+  type LogStreamRequest,
 } from "../../core/executor.ts";
 import {
   encodeTaskRequest,
@@ -51,6 +52,17 @@ import {
 } from "../execution-table.ts";
 
 export const WORKER_GROUP = "colony-workers";
+/**
+ * Where reading a reply stream starts to see every reply to the request with stream id
+ * `requestId`: the millisecond before it. (XREAD answers entries after the id it is
+ * given, and a reply sent within the request's millisecond has the same id in its own
+ * stream; older replies there are to other requests and are passed over.)
+ */
+export function repliesFrom(requestId: string): string {
+  const ms = Number(requestId.split("-")[0]);
+  return ms > 0 ? `${ms - 1}-0` : "0-0";
+}
+
 /** How many of a request queue's newest entries a mayHaveStarted start looks through. */
 const EARLIER_SCAN = 1000;
 export const MESSAGING_UNAVAILABLE = "COLONY_MESSAGING_UNAVAILABLE";
@@ -322,7 +334,7 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       const retry = sent.ok ? (sent.value as { task_retry?: unknown }).task_retry : undefined;
       if (typeof retry === "number") e.taskRetry = retry;
       e.entryId = id;
-      await follow(e.replyQueue, `${id.split("-")[0]}-0`);
+      await follow(e.replyQueue, repliesFrom(id));
       return true;
     }
     return false;
@@ -352,6 +364,7 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       await connect();
       await ensureGroup(requestQueue);
       if (request.mayHaveStarted) earlier = await resumeEarlier(e);
+      if (!earlier && request.mayHaveStarted && request.adoptOnly) throw notStarted(e.id);
       if (!earlier) {
         await follow(replyQueue);
         await send(e);
@@ -378,6 +391,7 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
 
   return {
     methods: ["MESSAGING"],
+    adopts: true,
     async isInstalled() {
       try {
         await connect();
@@ -417,7 +431,7 @@ export function createMessagingExecutor(options: MessagingExecutorOptions = {}):
       try {
         await connect();
         // Replies that came while colony was away are after the request's own id.
-        const from = e.entryId ? `${e.entryId.split("-")[0]}-0` : "0-0";
+        const from = e.entryId ? repliesFrom(e.entryId) : "0-0";
         await follow(e.replyQueue, from);
       } catch {
         table.remove(e.id);

@@ -185,20 +185,24 @@ after(async () => {
 });
 
 for (const kind of KINDS) {
-  executorConformance(`shell (${kind} launcher)`, async () => {
-    if (missing(kind)) return undefined;
-    const root = await tempRoot();
-    const launcher = makeLauncher(kind);
-    const executor = tracked(createShellExecutor({ launcher, killGraceMs: 2000 }));
-    return {
-      executor,
-      requests: shellRequests(root),
-      teardown: async () => {
-        await executor.close({ killRunning: true });
-        await launcher.close();
-      },
-    };
-  });
+  executorConformance(
+    `shell (${kind} launcher)`,
+    async () => {
+      if (missing(kind)) return undefined;
+      const root = await tempRoot();
+      const launcher = makeLauncher(kind);
+      const executor = tracked(createShellExecutor({ launcher, killGraceMs: 2000 }));
+      return {
+        executor,
+        requests: shellRequests(root),
+        teardown: async () => {
+          await executor.close({ killRunning: true });
+          await launcher.close();
+        },
+      };
+    },
+    { adopts: true },
+  );
 }
 
 describe("choosing a launcher", { skip: missing("python") || missing("perl") }, () => {

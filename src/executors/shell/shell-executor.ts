@@ -19,6 +19,7 @@ import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
+  notStarted,
   type ExecutionHandle,
   type ExecutionRequest,
   type ExecutionResult,
@@ -383,6 +384,11 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     if (request.mayHaveStarted) {
       const earlier = await adopt(reserved, false);
       if (earlier) throw earlier;
+      if (request.adoptOnly) {
+        executions.delete(id);
+        reserved.done.reject(notStarted(id)); // a wait() made while it was looking
+        throw notStarted(id);
+      }
     }
     let spawned: Spawned;
     try {
@@ -440,6 +446,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
 
   return {
     methods: ["SHELL"],
+    adopts: true,
 
     async isInstalled() {
       try {
