@@ -488,44 +488,93 @@ describe("colony ant across a server crash (both real processes)", () => {
     return port;
   }
 
-  async function startColonyServer(
-    port: number,
-    data = `${dir.path}/data`,
-  ): Promise<{ child: ChildProcess; url: string }> {
-    const run = startCli(["server", "--data-dir", data, "--port", String(port)]);
-    children.push(run.child);
-    await waitUntil("the server listens", () => /listening on/.test(run.stdout()), 20_000);
-    return { child: run.child, url: `http://127.0.0.1:${port}` };
-  }
+  type Job = { state: string; tasks: { state: string }[] };
 
-  it("an agent's running task is re-attached by the restarted server: no retry, whole output", async () => {
+  /**
+   * A `colony server` process on `{dir}/{name}` that a test kills (SIGKILL) and starts
+   * again on the same port and data dir, with the admin API and an ant token.
+   */
+  async function crashableServer(name: string) {
+    const data = `${dir.path}/${name}`;
     const port = await freePort();
-    let server = await startColonyServer(port);
-    const admin = readFileSync(`${dir.path}/data/admin.token`, "utf8").trim();
+    const url = `http://127.0.0.1:${port}`;
+    const start = async () => {
+      const run = startCli(["server", "--data-dir", data, "--port", String(port)]);
+      children.push(run.child);
+      await waitUntil("the server listens", () => /listening on/.test(run.stdout()), 20_000);
+      return run.child;
+    };
+    let child = await start();
+    const admin = readFileSync(`${data}/admin.token`, "utf8").trim();
     const api = async <T>(path: string, json?: unknown): Promise<T> => {
-      const res = await http(`${server.url}${path}`, {
+      const res = await http(`${url}${path}`, {
         headers: { authorization: admin },
         ...(json === undefined ? {} : { json }),
       });
       assert.ok(res.status < 300, `${path}: ${res.status} ${res.text}`);
       return res.json<T>();
     };
-    const { token } = await api<{ token: string }>("/api/tokens", { role: "ant", name: "keeper" });
-    const ant = startCli([
-      "ant",
-      "--server",
-      server.url,
-      "--token",
-      token,
-      "--ant-id",
-      "keeper",
-      "--tags",
-      "keep",
-      "--data-dir",
-      `${dir.path}/ant`,
-    ]);
-    children.push(ant.child);
-    await waitUntil("the ant connects", () => /connected to/.test(ant.stdout()), 20_000);
+    const { token } = await api<{ token: string }>("/api/tokens", { role: "ant", name });
+    return {
+      data,
+      api,
+      /** A `colony ant` with `tags`, in its own folder (a task's `pwd` says which ran it). */
+      agent(id: string, tags: string) {
+        mkdirSync(`${dir.path}/${id}-cwd`);
+        const run = startCli(
+          [
+            "ant",
+            "--server",
+            url,
+            "--token",
+            token,
+            "--ant-id",
+            id,
+            "--tags",
+            tags,
+            "--data-dir",
+            `${dir.path}/${id}`,
+          ],
+          { cwd: `${dir.path}/${id}-cwd` },
+        );
+        children.push(run.child);
+        return run;
+      },
+      async connected(run: { stdout: () => string }, what: string) {
+        await waitUntil(`${what} connects`, () => /connected to/.test(run.stdout()), 20_000);
+      },
+      /** SIGKILL: nothing of the server's own shutdown runs. */
+      async kill() {
+        child.kill("SIGKILL");
+        await new Promise((resolve) => child.once("exit", resolve));
+      },
+      async restart() {
+        child = await start();
+      },
+      /** The job once it ended, asserted COMPLETED. */
+      async completed(id: number): Promise<Job> {
+        await waitUntil(
+          "the job ends",
+          async () =>
+            ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${id}`)).state),
+          30_000,
+        );
+        const done = await api<Job>(`/api/job-requests/${id}`);
+        assert.equal(done.state, "COMPLETED", JSON.stringify(done));
+        return done;
+      },
+      async output(id: number, task: string): Promise<string> {
+        const res = await http(`${url}/api/job-requests/${id}/tasks/${task}/output`, {
+          headers: { authorization: admin },
+        });
+        return res.text;
+      },
+    };
+  }
+
+  it("an agent's running task is re-attached by the restarted server: no retry, whole output", async () => {
+    const server = await crashableServer("data");
+    await server.connected(server.agent("keeper", "keep"), "the ant");
     // After line 2 the task also sends a line as job hook `logs`: it joins the output
     // on the agent, so the byte offsets the restarted server resumes from stay whole.
     const hookLog = `${dir.path}/hook-log.py`;
@@ -549,33 +598,22 @@ describe("colony ant across a server crash (both real processes)", () => {
       "  script:",
       `  - 'for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; [ $i = 2 ] && /usr/bin/python3 ${hookLog}; sleep 0.3; done'`,
     ].join("\n");
-    const job = await api<{ id: number }>("/api/job-requests", { definition: yaml });
-    type Job = { state: string; tasks: { state: string; attempt: number; handle?: unknown }[] };
+    const job = await server.api<{ id: number }>("/api/job-requests", { definition: yaml });
     await waitUntil("it runs on the ant", async () =>
-      (await api<Job>(`/api/job-requests/${job.id}`)).tasks.some((t) => t.state === "EXECUTING"),
+      (await server.api<Job>(`/api/job-requests/${job.id}`)).tasks.some(
+        (t) => t.state === "EXECUTING",
+      ),
     );
-    const output = () =>
-      http(`${server.url}/api/job-requests/${job.id}/tasks/t/output`, {
-        headers: { authorization: admin },
-      });
     await waitUntil("the hook's line is in its output", async () =>
-      /hook says hi\n/.test((await output()).text),
+      /hook says hi\n/.test(await server.output(job.id, "t")),
     );
-    server.child.kill("SIGKILL");
-    await new Promise((resolve) => server.child.once("exit", resolve));
-    server = await startColonyServer(port);
-    await waitUntil(
-      "the job ends",
-      async () =>
-        ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${job.id}`)).state),
-      30_000,
-    );
-    const done = await api<Job>(`/api/job-requests/${job.id}`);
-    assert.equal(done.state, "COMPLETED", JSON.stringify(done));
+    await server.kill();
+    await server.restart();
+    const done = await server.completed(job.id);
     assert.equal(done.tasks.length, 1, "re-attached, not retried");
     const lines = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => `line ${i}\n`);
     lines.splice(2, 0, "hook says hi\n");
-    assert.equal((await output()).text, lines.join(""));
+    assert.equal(await server.output(job.id, "t"), lines.join(""));
   });
 
   it("a task sent just before the crash, not yet recorded as started, runs once: on the agent that holds it", async () => {
@@ -583,45 +621,10 @@ describe("colony ant across a server crash (both real processes)", () => {
     // It is opened wide by a trigger that makes the store refuse that record (the
     // server keeps retrying), then the server is killed. After the restart another ant
     // with the same tags connects first; the task must wait for the agent that runs it.
-    const data = `${dir.path}/window`;
-    const port = await freePort();
-    let server = await startColonyServer(port, data);
-    const admin = readFileSync(`${data}/admin.token`, "utf8").trim();
-    const api = async <T>(path: string, json?: unknown): Promise<T> => {
-      const res = await http(`${server.url}${path}`, {
-        headers: { authorization: admin },
-        ...(json === undefined ? {} : { json }),
-      });
-      assert.ok(res.status < 300, `${path}: ${res.status} ${res.text}`);
-      return res.json<T>();
-    };
-    const { token } = await api<{ token: string }>("/api/tokens", { role: "ant", name: "w" });
-    const agent = (id: string) => {
-      // Each agent runs in its own folder: a task's `pwd` says which ran it.
-      mkdirSync(`${dir.path}/${id}-cwd`);
-      const options = { cwd: `${dir.path}/${id}-cwd` };
-      const run = startCli(
-        [
-          "ant",
-          "--server",
-          server.url,
-          "--token",
-          token,
-          "--ant-id",
-          id,
-          "--tags",
-          "window",
-          "--data-dir",
-          `${dir.path}/${id}`,
-        ],
-        options,
-      );
-      children.push(run.child);
-      return run;
-    };
-    const keeper = agent("window-keeper");
-    await waitUntil("the keeper connects", () => /connected to/.test(keeper.stdout()), 20_000);
-    const db = new DatabaseSync(`${data}/colony.db`);
+    const server = await crashableServer("window");
+    const keeper = server.agent("window-keeper", "window");
+    await server.connected(keeper, "the keeper");
+    const db = new DatabaseSync(`${server.data}/colony.db`);
     db.exec(`CREATE TRIGGER test_crash_window BEFORE UPDATE OF state ON task_executions
              WHEN NEW.state = 'EXECUTING'
              BEGIN SELECT RAISE(ABORT, 'test: the crash window'); END`);
@@ -634,36 +637,24 @@ describe("colony ant across a server crash (both real processes)", () => {
       "  script:",
       `  - 'pwd >> ${runs}; for i in $(seq 1 30); do echo line $i; sleep 0.2; done'`,
     ].join("\n");
-    const job = await api<{ id: number }>("/api/job-requests", { definition: yaml });
+    const job = await server.api<{ id: number }>("/api/job-requests", { definition: yaml });
     await waitUntil("it runs on the keeper", () => existsSync(runs), 20_000);
-    type Job = { state: string; tasks: { state: string }[] };
-    assert.equal((await api<Job>(`/api/job-requests/${job.id}`)).tasks[0]?.state, "READY");
+    const before = await server.api<Job>(`/api/job-requests/${job.id}`);
+    assert.equal(before.tasks[0]?.state, "READY");
     keeper.child.kill("SIGSTOP"); // it comes back only after the other ant is in
-    server.child.kill("SIGKILL");
-    await new Promise((resolve) => server.child.once("exit", resolve));
+    await server.kill();
     db.exec("DROP TRIGGER test_crash_window");
     db.close();
-    server = await startColonyServer(port, data);
-    const other = agent("window-other");
-    await waitUntil("the other ant connects", () => /connected to/.test(other.stdout()), 20_000);
+    await server.restart();
+    await server.connected(server.agent("window-other", "window"), "the other ant");
     await new Promise((resolve) => setTimeout(resolve, 1500));
     keeper.child.kill("SIGCONT");
-    await waitUntil(
-      "the job ends",
-      async () =>
-        ["COMPLETED", "FAILED"].includes((await api<Job>(`/api/job-requests/${job.id}`)).state),
-      30_000,
-    );
-    const done = await api<Job>(`/api/job-requests/${job.id}`);
-    assert.equal(done.state, "COMPLETED", JSON.stringify(done));
+    const done = await server.completed(job.id);
     assert.equal(done.tasks.length, 1, "not retried");
     const ran = readFileSync(runs, "utf8").trim().split("\n");
     assert.equal(ran.length, 1, `it ran once, not on each ant: ${ran.join(", ")}`);
     assert.match(ran[0]!, /window-keeper/);
-    const output = await http(`${server.url}/api/job-requests/${job.id}/tasks/t/output`, {
-      headers: { authorization: admin },
-    });
     const lines = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
-    assert.equal(output.text, lines);
+    assert.equal(await server.output(job.id, "t"), lines);
   });
 });
