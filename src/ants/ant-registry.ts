@@ -209,6 +209,11 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
     return undefined;
   }
 
+  /** Ms left of the reconnect grace from this registry's start (awaitHolder waits that long). */
+  recoveryLeftMs(): number {
+    return Math.max(0, this.#recoveryUntil - Date.now());
+  }
+
   /**
    * For a task an earlier server process recorded READY and may have sent to an agent
    * before it died: the agent that says it holds it, once one (re)connects saying so.
@@ -217,7 +222,7 @@ export class AntRegistry extends EventEmitter<AntRegistryEvents> {
    */
   awaitHolder(executionId: string, signal: AbortSignal): Promise<RemoteAntExecutor | undefined> {
     const known = this.holderOf(executionId);
-    const left = this.#recoveryUntil - Date.now();
+    const left = this.recoveryLeftMs();
     if (known || left <= 0 || signal.aborted || this.#closed) return Promise.resolve(known);
     return new Promise((resolve) => {
       const end = (ant?: RemoteAntExecutor) => {

@@ -50,8 +50,9 @@ function setup(builtinTags: string[] = [], capacity?: number, reconnectGraceMs?:
   const local = new ExecutorRegistry().register(fakeShell());
   const ants = new AntRegistry(reconnectGraceMs === undefined ? {} : { reconnectGraceMs });
   const builtin = { id: "b", tags: builtinTags, ...(capacity === undefined ? {} : { capacity }) };
-  const dispatcher = new Dispatcher({ local, ants, builtin });
-  return { local, ants, dispatcher };
+  const logs: string[] = [];
+  const dispatcher = new Dispatcher({ local, ants, builtin, log: (m) => logs.push(m) });
+  return { local, ants, dispatcher, logs };
 }
 
 describe("dispatcher routing", () => {
@@ -393,6 +394,8 @@ describe("dispatcher routing", () => {
 describe("dispatcher after a server restart: tasks an earlier process may have sent", () => {
   const signal = new AbortController().signal;
   const task = taskDefinition("t", { method: "WEBSOCKET", tags: ["keep"] });
+  /** An execution of task t of job 7 recorded READY by the server process before. */
+  const sent = (): TaskExecution => ({ ...execution(), taskType: "t", jobRequestId: 7 });
   const agent = (ants: AntRegistry, running: string[], sent: string[] = []) =>
     ants.register(
       {
@@ -420,50 +423,59 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
   const startOn = (ant: Executor, id: string) => ant.start(request(id));
 
   it("waits for the agent that holds it, not an idle ant, and it runs on there without a resend", async () => {
-    const { ants, dispatcher } = setup([], undefined, 5000);
+    const { ants, dispatcher, logs } = setup([], undefined, 5000);
     const otherSent: string[] = [];
     other(ants, otherSent);
-    const x = execution();
+    const x = sent();
     const found = dispatcher.executorFor(task, x, signal, true);
     assert.ok(found instanceof Promise, "it waits rather than routing at once");
     let settled = false;
     void found.then(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(settled, false, "no agent holds it yet: still waiting, the idle ant unused");
-    const sent: string[] = [];
-    const keeper = agent(ants, [x.id], sent);
+    const frames: string[] = [];
+    const keeper = agent(ants, [x.id], frames);
     assert.equal(await found, keeper);
-    sent.length = 0;
+    frames.length = 0;
     await startOn(keeper, x.id);
     assert.deepEqual(
-      sent.map((t) => JSON.parse(t) as unknown),
+      frames.map((t) => JSON.parse(t) as unknown),
       [{ type: "registered", ant_id: "keeper", resume: { [x.id]: 0 } }],
       "told where its output resumes; no second TaskRequest",
     );
     assert.deepEqual(otherSent, []);
     assert.deepEqual(keeper.runningIds(), [x.id]);
+    assert.equal(logs.length, 2, logs.join("\n"));
+    assert.match(
+      logs[0]!,
+      new RegExp(`task t \\(${x.id}\\) of job 7: .*waiting up to \\S+ for an agent`),
+    );
+    assert.match(logs[1]!, /taken back from ant keeper, which runs it/);
   });
 
   it("goes to an agent already back at once, and only once (a second start is sent as new)", async () => {
     const { ants, dispatcher } = setup([], undefined, 5000);
-    const x = execution();
-    const sent: string[] = [];
-    const keeper = agent(ants, [x.id], sent);
+    const x = sent();
+    const frames: string[] = [];
+    const keeper = agent(ants, [x.id], frames);
     other(ants);
     assert.equal(await dispatcher.executorFor(task, x, signal, true), keeper);
     await startOn(keeper, x.id);
     assert.equal(keeper.holdsUnclaimed(x.id), false, "taken back: no longer unclaimed");
     assert.equal(ants.holderOf(x.id), keeper, "it runs there");
-    const y = execution();
-    sent.length = 0;
+    const y = sent();
+    frames.length = 0;
     await startOn(keeper, y.id); // not held: sent as a TaskRequest
-    assert.equal((JSON.parse(sent[0]!) as { task_execution_id?: string }).task_execution_id, y.id);
+    assert.equal(
+      (JSON.parse(frames[0]!) as { task_execution_id?: string }).task_execution_id,
+      y.id,
+    );
   });
 
   it("driven again here after a store failure, it goes back to the ant it was sent to", async () => {
     const { ants, dispatcher } = setup([], undefined, 5000);
     const first = other(ants);
-    const x = execution();
+    const x = sent();
     await startOn(first, x.id);
     const idle = ants.register({ ant_id: "idle", tags: ["keep"], methods: ["WEBSOCKET"] }, link());
     assert.equal(await dispatcher.executorFor(task, x, signal, true), first);
@@ -475,35 +487,36 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
   });
 
   it("is routed as any task when no agent claims it within the reconnect grace", async () => {
-    const { ants, dispatcher } = setup([], undefined, 150);
+    const { ants, dispatcher, logs } = setup([], undefined, 150);
     const routed: Executor[] = [other(ants), agent(ants, ["someone-else"])];
     const began = Date.now();
-    assert.ok(routed.includes((await dispatcher.executorFor(task, execution(), signal, true))!));
+    assert.ok(routed.includes((await dispatcher.executorFor(task, sent(), signal, true))!));
     assert.ok(Date.now() - began >= 140, "it waited out the grace");
+    assert.match(logs.at(-1)!, /no agent holds it; routed as a new task/);
     // The grace counts from the registry's start: after it, nothing waits.
     const after = Date.now();
-    assert.ok(routed.includes((await dispatcher.executorFor(task, execution(), signal, true))!));
+    assert.ok(routed.includes((await dispatcher.executorFor(task, sent(), signal, true))!));
     assert.ok(Date.now() - after < 50);
   });
 
   it("cancelled meanwhile (adoptOnly): the agent that holds it is found and told to stop; no other ant starts it", async () => {
     const { ants, dispatcher } = setup([], undefined, 5000);
-    const x = execution();
+    const x = sent();
     const found = dispatcher.holderFor(x);
-    const sent: string[] = [];
-    const keeper = agent(ants, [x.id], sent);
+    const frames: string[] = [];
+    const keeper = agent(ants, [x.id], frames);
     assert.equal(await found, keeper);
-    sent.length = 0;
+    frames.length = 0;
     await keeper.start({ ...request(x.id), adoptOnly: true });
     await keeper.cancel(x.id);
     assert.deepEqual(
-      sent.map((t) => (JSON.parse(t) as { type: string }).type),
+      frames.map((t) => (JSON.parse(t) as { type: string }).type),
       ["registered", "cancel"],
     );
     // An ant that does not hold it starts nothing.
     const otherSent: string[] = [];
     const idle = other(ants, otherSent);
-    const y = execution();
+    const y = sent();
     await assert.rejects(idle.start({ ...request(y.id), adoptOnly: true }), {
       code: "COLONY_NOT_STARTED",
     });
@@ -515,10 +528,10 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
   it("a cancel ends the wait with undefined; the server stopping ends every wait", async () => {
     const { ants, dispatcher } = setup([], undefined, 60_000);
     const stop = new AbortController();
-    const cancelled = dispatcher.executorFor(task, execution(), stop.signal, true);
+    const cancelled = dispatcher.executorFor(task, sent(), stop.signal, true);
     stop.abort();
     assert.equal(await cancelled, undefined);
-    const waiting = dispatcher.executorFor(task, execution(), signal, true);
+    const waiting = dispatcher.executorFor(task, sent(), signal, true);
     dispatcher.close();
     await assert.rejects(Promise.resolve(waiting), { code: "COLONY_EXECUTOR_CLOSED" });
     const holderWait = ants.awaitHolder("x", signal);

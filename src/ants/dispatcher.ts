@@ -477,9 +477,11 @@ export class Dispatcher implements TaskDispatcher {
     ants: AntRegistry,
   ): Promise<Executor | undefined> {
     if (this.#closed) throw closedError();
-    const holder = await ants.awaitHolder(
-      execution.id,
+    const holder = await this.#holder(
+      ants,
+      execution,
       AbortSignal.any([signal, this.#closing.signal]),
+      "routed as a new task",
     );
     if (signal.aborted) return undefined;
     if (this.#closed) throw closedError();
@@ -493,9 +495,28 @@ export class Dispatcher implements TaskDispatcher {
   async holderFor(execution: TaskExecution): Promise<Executor | undefined> {
     const ants = this.#ants;
     if (!ants || ants.closed || this.#closed) return undefined;
-    const holder = await ants.awaitHolder(execution.id, this.#closing.signal);
+    const holder = await this.#holder(ants, execution, this.#closing.signal, "looked for here");
     if (!holder || this.#closed) return undefined;
     holder.reserve();
+    return holder;
+  }
+
+  /** AntRegistry.awaitHolder, saying in the log when the task waits and how that ended. */
+  async #holder(
+    ants: AntRegistry,
+    execution: TaskExecution,
+    signal: AbortSignal,
+    otherwise: string,
+  ): Promise<RemoteAntExecutor | undefined> {
+    const left = ants.recoveryLeftMs();
+    if (left <= 0 || ants.holderOf(execution.id)) return ants.awaitHolder(execution.id, signal);
+    const what = `task ${execution.taskType} (${execution.id}) of job ${execution.jobRequestId}`;
+    this.#log(
+      `${what}: the server process before this one may have sent it to an agent; waiting up to ${formatDuration(left)} for an agent that holds it`,
+    );
+    const holder = await ants.awaitHolder(execution.id, signal);
+    if (holder) this.#log(`${what}: taken back from ant ${holder.antId}, which runs it`);
+    else if (!signal.aborted) this.#log(`${what}: no agent holds it; ${otherwise}`);
     return holder;
   }
 
