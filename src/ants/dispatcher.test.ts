@@ -484,6 +484,9 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
       return e.code === "COLONY_EXECUTION_EXISTS" && e.handle?.ant_id === "other";
     });
     assert.equal(idle.load, 0);
+    // Once the ant is closed (the server stops), a start is refused as such.
+    await first.close();
+    await assert.rejects(startOn(first, sent().id), { code: "COLONY_EXECUTOR_CLOSED" });
   });
 
   it("is routed as any task when no agent claims it within the reconnect grace", async () => {

@@ -267,7 +267,7 @@ export class RemoteAntExecutor implements Executor {
     } catch (error) {
       // Started here already (this server drives the job again after a store failure):
       // it goes on as started on this ant, which the handle names.
-      if (this.#table.get(request.executionId)?.result === undefined) {
+      if (this.runs(request.executionId)) {
         const exists = error as Error;
         return Promise.reject(new ExecutionExistsError(exists.message, { ...this.#handle() }));
       }
