@@ -28,6 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { medianInterval, tempDataDir } from "./support.ts";
+import { noopColony } from "./noop-colony.ts";
 import type * as Library from "../src/index.ts";
 import type * as Embedded from "../src/runtime/embedded.ts";
 import type * as Parser from "../src/core/definition-parser.ts";
@@ -77,14 +78,7 @@ async function load<T>(root: string, path: string): Promise<T> {
 async function functionSide(name: string, root: string): Promise<Side> {
   const { startColony } = await load<typeof Library>(root, "src/index.ts");
   const { parseJobDefinition } = await load<typeof Parser>(root, "src/core/definition-parser.ts");
-  const dir = tempDataDir();
-  const colony = await startColony({
-    dataDir: dir.path,
-    maxParallelTasks: 16,
-    schedules: false,
-    functions: { noop: () => undefined },
-    log: () => undefined,
-  });
+  const { colony, close } = await noopColony(startColony);
   // As the FUNCTION bench does: engine.submit with the definition parsed once.
   const definition = parseJobDefinition(
     '{"job_type":"ab-noop","tasks":[{"task_type":"noop","method":"FUNCTION","function":"noop"}]}',
@@ -99,10 +93,7 @@ async function functionSide(name: string, root: string): Promise<Side> {
       );
       await Promise.all(jobs.map((job) => engine.waitFor(job.id)));
     },
-    async close() {
-      await colony.close({ graceMs: 0 });
-      dir.remove();
-    },
+    close,
   };
 }
 

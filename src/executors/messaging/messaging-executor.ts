@@ -58,7 +58,7 @@ export const WORKER_GROUP = "colony-workers";
  * given, and a reply sent within the request's millisecond has the same id in its own
  * stream; older replies there are to other requests and are passed over.)
  */
-export function repliesFrom(requestId: string): string {
+function repliesFrom(requestId: string): string {
   const ms = Number(requestId.split("-")[0]);
   return ms > 0 ? `${ms - 1}-0` : "0-0";
 }
