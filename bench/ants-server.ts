@@ -87,6 +87,16 @@ async function jobs(n: number): Promise<[number, number]> {
   for (let i = 0; i < n; i++) ids.push((await engine.submit({ definition })).id);
   const finals = await Promise.all(ids.map((id) => engine.waitFor(id)));
   const seconds = (performance.now() - started) / 1000;
+  // A job that did not complete is a finding, not noise: say why, on stderr.
+  for (const job of finals.filter((j) => j.state !== "COMPLETED")) {
+    const tasks = await server.runtime.store.listTaskExecutions(job.id);
+    const why = tasks.map(
+      (t) => `${t.taskType} ${t.state} ${t.errorCode ?? ""} ${t.errorMessage ?? ""}`,
+    );
+    process.stderr.write(
+      `job ${job.id} ended ${job.state} ${job.errorCode ?? ""} ${job.errorMessage ?? ""}: ${why.join("; ")}\n`,
+    );
+  }
   return [seconds, finals.filter((j) => j.state === "COMPLETED").length];
 }
 

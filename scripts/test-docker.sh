@@ -14,6 +14,8 @@ SOCK=/var/run/docker.sock
 
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
+# socat serves the engine over mutual TLS in test/docker-tls.test.ts.
+command -v socat >/dev/null || need+=(socat)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root to install)" >&2; exit 1; fi

@@ -41,6 +41,29 @@ describe("colony.yaml errors", () => {
     );
   });
 
+  it("docker: TLS keys, their files relative to colony.yaml, a boolean tls_verify", () => {
+    const path = config(
+      "docker:\n  host: tcp://build-host:2376\n  tls_verify: true\n  ca_file: certs/ca.pem\n" +
+        "  cert_file: /etc/colony/cert.pem\n  key_file: certs/key.pem\n",
+    );
+    const docker = loadConfig({ file: path, env: {}, overrides: { dataDir: dir.path } }).docker;
+    assert.deepEqual(
+      { ...docker },
+      {
+        host: "tcp://build-host:2376",
+        tls_verify: true,
+        ca_file: join(dir.path, "certs/ca.pem"),
+        cert_file: "/etc/colony/cert.pem",
+        key_file: join(dir.path, "certs/key.pem"),
+      },
+    );
+    refused(
+      config("docker:\n  tls_verify: yes please\n"),
+      "2:3: docker.tls_verify must be boolean",
+    );
+    refused(config("docker:\n  tls: true\n"), "2:3: unknown key 'docker.tls'");
+  });
+
   it("base_url and advertise_url must be http(s) URLs; a trailing slash is dropped", () => {
     const load = (yaml: string) =>
       loadConfig({ file: config(yaml), overrides: { dataDir: dir.path } });

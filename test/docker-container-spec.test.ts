@@ -316,32 +316,115 @@ describe("docker container spec: limits, services, volumes, defaults", () => {
 
 describe("docker host addresses", () => {
   it("takes unix sockets, tcp:// and http:// URLs, and the seed's bare host name", async () => {
-    const { parseDockerHost } = await import("../src/executors/docker/docker-api.ts");
-    assert.deepEqual(parseDockerHost(undefined, {}), {
+    const { dockerTarget } = await import("../src/executors/docker/docker-api.ts");
+    const at = (host: string | undefined, env: NodeJS.ProcessEnv = {}) =>
+      dockerTarget({ host, env });
+    assert.deepEqual(at(undefined), {
       socketPath: "/var/run/docker.sock",
       describe: "unix:///var/run/docker.sock",
     });
     // Without docker.host, DOCKER_HOST (rootless Docker's socket, say); docker.host wins.
     const rootless = { DOCKER_HOST: "unix:///run/user/1000/docker.sock" };
-    assert.deepEqual(parseDockerHost(undefined, rootless), {
+    assert.deepEqual(at(undefined, rootless), {
       socketPath: "/run/user/1000/docker.sock",
       describe: "unix:///run/user/1000/docker.sock",
     });
-    assert.equal(parseDockerHost("tcp://engine:2375", rootless).describe, "tcp://engine:2375");
-    assert.deepEqual(parseDockerHost("/run/d.sock"), {
+    assert.equal(at("tcp://engine:2375", rootless).describe, "tcp://engine:2375");
+    assert.deepEqual(at("/run/d.sock"), {
       socketPath: "/run/d.sock",
       describe: "unix:///run/d.sock",
     });
-    assert.deepEqual(parseDockerHost("tcp://10.0.0.5:2376"), {
+    assert.deepEqual(at("tcp://10.0.0.5:2376"), {
       hostname: "10.0.0.5",
       port: 2376,
       describe: "tcp://10.0.0.5:2376",
     });
-    assert.deepEqual(parseDockerHost("kubernetes-host"), {
+    assert.deepEqual(at("kubernetes-host"), {
       hostname: "kubernetes-host",
       port: 2375,
       describe: "tcp://kubernetes-host",
     });
-    assert.throws(() => parseDockerHost("ssh://user@host"), /not supported/);
+    assert.throws(() => at("ssh://user@host"), /not supported/);
+  });
+
+  it("decides TLS as the Docker CLI does: config keys, else DOCKER_TLS_VERIFY / DOCKER_TLS, else https://", async () => {
+    const { dockerTarget } = await import("../src/executors/docker/docker-api.ts");
+    const dir = mkdtempSync(join(tmpdir(), "colony-docker-tls-"));
+    try {
+      for (const name of ["ca.pem", "cert.pem", "key.pem"]) {
+        writeFileSync(join(dir, name), `${name} bytes`);
+      }
+      const pem = (name: string) => Buffer.from(`${name} bytes`);
+      // The config's keys: verified by default, port 2376 when none is written.
+      const configured = dockerTarget({
+        host: "tcp://engine",
+        ca_file: join(dir, "ca.pem"),
+        cert_file: join(dir, "cert.pem"),
+        key_file: join(dir, "key.pem"),
+        env: {},
+      });
+      assert.equal(configured.port, 2376);
+      assert.deepEqual(configured.tls, {
+        rejectUnauthorized: true,
+        ca: pem("ca.pem"),
+        cert: pem("cert.pem"),
+        key: pem("key.pem"),
+      });
+      assert.deepEqual(dockerTarget({ host: "tcp://e:2376", tls_verify: false, env: {} }).tls, {
+        rejectUnauthorized: false,
+      });
+      // The environment, when the config sets none: the files present in DOCKER_CERT_PATH.
+      const env = {
+        DOCKER_HOST: "tcp://engine:2376",
+        DOCKER_TLS_VERIFY: "1",
+        DOCKER_CERT_PATH: dir,
+      };
+      assert.deepEqual(dockerTarget({ env }).tls, {
+        rejectUnauthorized: true,
+        ca: pem("ca.pem"),
+        cert: pem("cert.pem"),
+        key: pem("key.pem"),
+      });
+      rmSync(join(dir, "ca.pem"));
+      const tlsOnly = { DOCKER_HOST: "tcp://engine:2376", DOCKER_TLS: "1", DOCKER_CERT_PATH: dir };
+      assert.deepEqual(dockerTarget({ env: tlsOnly }).tls, {
+        rejectUnauthorized: false,
+        cert: pem("cert.pem"),
+        key: pem("key.pem"),
+      });
+      // The config's keys win over the environment's.
+      assert.deepEqual(dockerTarget({ tls_verify: true, env }).tls, { rejectUnauthorized: true });
+      // https:// alone is TLS with the system's CAs; a socket ignores a leftover DOCKER_TLS_VERIFY.
+      assert.deepEqual(dockerTarget({ host: "https://engine", env: {} }), {
+        hostname: "engine",
+        port: 2376,
+        describe: "https://engine",
+        https: true,
+        tls: { rejectUnauthorized: true },
+      });
+      assert.equal(dockerTarget({ host: "unix:///run/d.sock", env }).tls, undefined);
+      assert.equal(dockerTarget({ host: "tcp://engine:2375", env: {} }).tls, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses TLS settings it cannot use, naming the key and what to do", async () => {
+    const { dockerTarget } = await import("../src/executors/docker/docker-api.ts");
+    const refused = (options: Record<string, unknown>, pattern: RegExp) =>
+      assert.throws(
+        () => dockerTarget({ host: "tcp://engine", env: {}, ...options }),
+        (e: unknown) =>
+          e instanceof ColonyError && e.code === "COLONY_DOCKER_TLS" && pattern.test(e.message),
+      );
+    refused(
+      { ca_file: "/nonexistent/ca.pem" },
+      /cannot read docker\.ca_file '\/nonexistent\/ca\.pem' \(ENOENT\)/,
+    );
+    refused({ cert_file: "/x/cert.pem" }, /cert_file and docker\.key_file go together/);
+    refused({ host: "/run/d.sock", tls_verify: true }, /apply to a TCP engine.*tcp:\/\/host:2376/);
+    // Files absent from DOCKER_CERT_PATH are left out, as the Docker CLI does.
+    const env = { DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/nonexistent" };
+    assert.deepEqual(dockerTarget({ host: "tcp://engine", env }).tls, { rejectUnauthorized: true });
   });
 });

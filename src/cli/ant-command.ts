@@ -143,7 +143,8 @@ export async function antCommand(
         .map(
           (m) =>
             ({
-              DOCKER: "no Docker engine answers (docker.host in --config, or DOCKER_HOST)",
+              DOCKER:
+                "no Docker engine answers (docker.host and its TLS keys in --config, or DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; the reason is above)",
               KUBERNETES: "no Kubernetes API answers (kubernetes: in --config, or in-cluster)",
             })[m as string] ?? `${m} cannot run on this machine`,
         )

@@ -499,6 +499,10 @@ export function loadConfig(options: {
     docker: {
       ...file.docker,
       ...(file.docker?.host === undefined && env.DOCKER_HOST ? { host: env.DOCKER_HOST } : {}),
+      // Relative to the config file, as tls.cert is.
+      ...(file.docker?.ca_file === undefined ? {} : { ca_file: rel(file.docker.ca_file) }),
+      ...(file.docker?.cert_file === undefined ? {} : { cert_file: rel(file.docker.cert_file) }),
+      ...(file.docker?.key_file === undefined ? {} : { key_file: rel(file.docker.key_file) }),
     },
     kubernetes: file.kubernetes ?? {},
     source: options.file,

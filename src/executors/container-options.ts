@@ -131,8 +131,18 @@ export type ProjectionSourceOptions = Static<typeof ProjectionSource>;
 export const DockerConfigSchema = Type.Object(
   {
     registry: Type.Optional(RegistryConfigSchema),
-    /** unix:///var/run/docker.sock (default), tcp://host:2375, http://host:port, or a socket path. */
+    /** unix:///var/run/docker.sock (default), tcp://host:2375, http(s)://host:port, or a socket path. */
     host: Type.Optional(Str),
+    /**
+     * TLS to a TCP engine (docker-api.ts `dockerTls`): verify the engine's certificate
+     * (default true once TLS is on); the CA that signed it; colony's client certificate
+     * and key. Without these, DOCKER_TLS_VERIFY / DOCKER_TLS / DOCKER_CERT_PATH as the
+     * Docker CLI reads them.
+     */
+    tls_verify: Type.Optional(Type.Boolean()),
+    ca_file: Type.Optional(Str),
+    cert_file: Type.Optional(Str),
+    key_file: Type.Optional(Str),
     /** Image of the `-helper` container that moves artifacts (used once artifacts exist). */
     helper_image: Type.Optional(Str),
     /** Environment of every container (a task's environment wins). */

@@ -5,7 +5,7 @@
  */
 import { connect } from "node:net";
 
-const CI = process.env.CI === "true" || process.env.CI === "1";
+export const CI = process.env.CI === "true" || process.env.CI === "1";
 
 async function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {

@@ -176,7 +176,14 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
   const config = options.config ?? {};
   const ownsApi = options.api === undefined;
   let api: DockerApi | undefined = options.api;
-  const getApi = () => (api ??= createDockerApi({ host: config.host }));
+  const getApi = () =>
+    (api ??= createDockerApi({
+      host: config.host,
+      tls_verify: config.tls_verify,
+      ca_file: config.ca_file,
+      cert_file: config.cert_file,
+      key_file: config.key_file,
+    }));
   const killGraceMs = options.killGraceMs ?? 10_000;
   const graceSeconds = Math.max(0, Math.ceil(killGraceMs / 1000));
   const owner = options.owner ?? "colony";
@@ -856,7 +863,9 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
           ...(signal ? { signal } : {}),
         });
         return String(pong).trim() === "OK";
-      } catch {
+      } catch (err) {
+        // Why, for whoever asked (`colony ant` checks the methods it offers at start).
+        log(`the Docker engine cannot be used: ${(err as Error).message}`);
         return false;
       }
     },
