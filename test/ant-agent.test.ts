@@ -488,7 +488,7 @@ describe("colony ant across a server crash (both real processes)", () => {
     return port;
   }
 
-  type Job = { state: string; tasks: { state: string }[] };
+  type Job = { state: string; tasks: { id: string; state: string }[] };
 
   /**
    * A `colony server` process on `{dir}/{name}` that a test kills (SIGKILL) and starts
@@ -648,6 +648,16 @@ describe("colony ant across a server crash (both real processes)", () => {
     await server.restart();
     await server.connected(server.agent("window-other", "window"), "the other ant");
     await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Meanwhile GET /api/ants lists it as waiting for an agent to reconnect.
+    const ants = await server.api<{
+      waiting: Array<{ execution_id: string; reason: string; tags: string[] }>;
+      waiting_total: number;
+    }>("/api/ants");
+    assert.deepEqual(
+      ants.waiting.map((w) => [w.execution_id, w.reason, w.tags]),
+      [[before.tasks[0]!.id, "reconnect", ["window"]]],
+    );
+    assert.equal(ants.waiting_total, 1);
     keeper.child.kill("SIGCONT");
     const done = await server.completed(job.id);
     assert.equal(done.tasks.length, 1, "not retried");

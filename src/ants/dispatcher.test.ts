@@ -327,7 +327,7 @@ describe("dispatcher routing", () => {
       [7, 5],
       "the oldest first, up to the limit",
     );
-    assert.deepEqual(dispatcher.waitingCounts(), { busy: 0, noAnt: 3 });
+    assert.deepEqual(dispatcher.waitingCounts(), { busy: 0, noAnt: 3, reconnect: 0 });
     assert.equal(
       dispatcher.deferral(8, taskDefinition("t")),
       undefined,
@@ -433,9 +433,17 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
     void found.then(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(settled, false, "no agent holds it yet: still waiting, the idle ant unused");
+    // GET /api/ants lists it meanwhile, saying why it waits.
+    assert.deepEqual(
+      dispatcher.waiting().map((w) => [w.executionId, w.taskType, w.tags, w.reason, w.leftPending]),
+      [[x.id, "t", ["keep"], "reconnect", false]],
+    );
+    assert.deepEqual(dispatcher.waitingCounts(), { busy: 0, noAnt: 0, reconnect: 1 });
     const frames: string[] = [];
     const keeper = agent(ants, [x.id], frames);
     assert.equal(await found, keeper);
+    assert.deepEqual(dispatcher.waiting(), [], "taken back: no longer listed");
+    assert.deepEqual(dispatcher.waitingCounts(), { busy: 0, noAnt: 0, reconnect: 0 });
     frames.length = 0;
     await startOn(keeper, x.id);
     assert.deepEqual(
@@ -496,6 +504,7 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
     assert.ok(routed.includes((await dispatcher.executorFor(task, sent(), signal, true))!));
     assert.ok(Date.now() - began >= 140, "it waited out the grace");
     assert.match(logs.at(-1)!, /no agent holds it; routed as a new task/);
+    assert.deepEqual(dispatcher.waitingCounts().reconnect, 0, "no longer listed as waiting");
     // The grace counts from the registry's start: after it, nothing waits.
     const after = Date.now();
     assert.ok(routed.includes((await dispatcher.executorFor(task, sent(), signal, true))!));
@@ -528,15 +537,43 @@ describe("dispatcher after a server restart: tasks an earlier process may have s
     await assert.rejects(idle.wait(y.id), { code: "COLONY_UNKNOWN_EXECUTION" });
   });
 
+  it("deferred before its agent came back, it is listed once, as waiting for the agent, and its time still counts", async () => {
+    const { ants, dispatcher } = setup([], undefined, 600);
+    const timed = taskDefinition("t", { method: "WEBSOCKET", tags: ["keep"], timeoutMs: 400 });
+    const x = sent();
+    // Right after the restart no ant serves it: the job is handed back (left PENDING).
+    assert.ok(dispatcher.deferral(x.jobRequestId, timed, { executionId: x.id }));
+    await new Promise((r) => setTimeout(r, 300));
+    const began = Date.now();
+    const found = Promise.resolve(dispatcher.executorFor(timed, x, signal, true));
+    const outcome = found.then(
+      () => assert.fail("an ant was found"),
+      (e: Error) => e,
+    );
+    assert.deepEqual(
+      dispatcher.waiting().map((w) => [w.executionId, w.reason, w.leftPending]),
+      [[x.id, "reconnect", false]],
+      "no longer listed as left PENDING",
+    );
+    // No agent claims it within the grace (~300 ms left) and no ant serves it: its timeout,
+    // counted from the first deferral, is over then, so it fails at once, not 400 ms later.
+    assert.match((await outcome).message, /no ant took task t within its timeout/);
+    const took = Date.now() - began;
+    assert.ok(took >= 250 && took < 550, `it failed ${took} ms after the lookup`);
+    await ants.close();
+  });
+
   it("a cancel ends the wait with undefined; the server stopping ends every wait", async () => {
     const { ants, dispatcher } = setup([], undefined, 60_000);
     const stop = new AbortController();
     const cancelled = dispatcher.executorFor(task, sent(), stop.signal, true);
     stop.abort();
     assert.equal(await cancelled, undefined);
+    assert.equal(dispatcher.waitingCounts().reconnect, 0, "a cancelled wait is not listed");
     const waiting = dispatcher.executorFor(task, sent(), signal, true);
     dispatcher.close();
     await assert.rejects(Promise.resolve(waiting), { code: "COLONY_EXECUTOR_CLOSED" });
+    assert.equal(dispatcher.waitingCounts().reconnect, 0);
     const holderWait = ants.awaitHolder("x", signal);
     await ants.close();
     assert.equal(await holderWait, undefined, "the registry closing ends its waits");

@@ -109,8 +109,13 @@ export interface WaitingTask {
   method: Method;
   tags: string[];
   since: Date;
-  /** `busy`: every ant that serves it is at its capacity; `no_ant`: no connected ant serves it. */
-  reason: "busy" | "no_ant";
+  /**
+   * `busy`: every ant that serves it is at its capacity; `no_ant`: no connected ant serves
+   * it; `reconnect`: the server process before this one may have sent it to an agent, and
+   * it waits for that agent to reconnect (at most the reconnect grace from this server's
+   * start) before it is routed anew.
+   */
+  reason: "busy" | "no_ant" | "reconnect";
   /** Its job was left PENDING in the store (deferred or handed back), not waiting here. */
   leftPending: boolean;
 }
@@ -161,6 +166,8 @@ export class Dispatcher implements TaskDispatcher {
   #closed = false;
   /** Aborted by close(): ends the waits for an agent that may hold a task (#findHolder). */
   readonly #closing = new AbortController();
+  /** Tasks waiting for an agent that may hold them to reconnect (#holder), by execution id. */
+  readonly #holderWaits = new Map<string, WaitingTask>();
   /** Where the next scan of the remote ants starts (executorFor). */
   #cursor = 0;
   /**
@@ -375,6 +382,11 @@ export class Dispatcher implements TaskDispatcher {
         leftPending: true,
       });
     }
+    // Tasks an earlier process left READY: older than any waiting in this one.
+    for (const h of this.#holderWaits.values()) {
+      if (out.length >= limit) return out;
+      out.push({ ...h, tags: [...h.tags] });
+    }
     for (const w of this.#waiters) {
       if (out.length >= limit) return out;
       out.push({
@@ -392,10 +404,14 @@ export class Dispatcher implements TaskDispatcher {
   }
 
   /** How many wait, by reason (as in waiting()), without listing them. */
-  waitingCounts(): { busy: number; noAnt: number } {
+  waitingCounts(): { busy: number; noAnt: number; reconnect: number } {
     this.#forgetStale(Date.now());
     const busy = this.#busyWaiting;
-    return { busy, noAnt: this.#deferred.size + this.#waiters.length - busy };
+    return {
+      busy,
+      noAnt: this.#deferred.size + this.#waiters.length - busy,
+      reconnect: this.#holderWaits.size,
+    };
   }
 
   executorFor(
@@ -407,8 +423,8 @@ export class Dispatcher implements TaskDispatcher {
     if (execution.state !== "READY") return this.#reattach(task, execution);
     const ants = this.#ants;
     if (!ants) return this.#local.get(task.method);
-    if (mayHaveStarted && !ants.closed) return this.#findHolder(task, execution, signal, ants);
-    // A job that was deferred: its first task has waited since the first deferral.
+    // A job that was deferred: its first task has waited since the first deferral (and is
+    // no longer listed as left PENDING).
     let since: number | undefined;
     if (this.#deferred.size > 0) {
       const d = this.#deferred.get(execution.jobRequestId);
@@ -417,6 +433,20 @@ export class Dispatcher implements TaskDispatcher {
         since = d.since;
       }
     }
+    if (mayHaveStarted && !ants.closed) {
+      return this.#findHolder(task, execution, signal, ants, since);
+    }
+    return this.#route(task, execution, signal, ants, since);
+  }
+
+  /** The ant for a task as new: the least loaded with room, else a wait for one. */
+  #route(
+    task: TaskDefinition,
+    execution: TaskExecution,
+    signal: AbortSignal,
+    ants: AntRegistry,
+    since: number | undefined,
+  ): Executor | undefined | Promise<Executor | undefined> {
     // Tasks wait only while no ant that serves them has room (room that frees up goes to
     // the oldest waiter at once): one that routes like the newest waiter waits behind it,
     // without a look at every ant.
@@ -475,6 +505,7 @@ export class Dispatcher implements TaskDispatcher {
     execution: TaskExecution,
     signal: AbortSignal,
     ants: AntRegistry,
+    since: number | undefined,
   ): Promise<Executor | undefined> {
     if (this.#closed) throw closedError();
     const holder = await this.#holder(
@@ -482,6 +513,7 @@ export class Dispatcher implements TaskDispatcher {
       execution,
       AbortSignal.any([signal, this.#closing.signal]),
       "routed as a new task",
+      task,
     );
     if (signal.aborted) return undefined;
     if (this.#closed) throw closedError();
@@ -489,7 +521,7 @@ export class Dispatcher implements TaskDispatcher {
       holder.reserve();
       return holder;
     }
-    return this.executorFor(task, execution, signal);
+    return this.#route(task, execution, signal, ants, since);
   }
 
   async holderFor(execution: TaskExecution): Promise<Executor | undefined> {
@@ -501,12 +533,16 @@ export class Dispatcher implements TaskDispatcher {
     return holder;
   }
 
-  /** AntRegistry.awaitHolder, saying in the log when the task waits and how that ended. */
+  /**
+   * AntRegistry.awaitHolder, saying in the log when the task waits and how that ended,
+   * and listing it meanwhile in waiting() (reason `reconnect`).
+   */
   async #holder(
     ants: AntRegistry,
     execution: TaskExecution,
     signal: AbortSignal,
     otherwise: string,
+    task?: TaskDefinition,
   ): Promise<RemoteAntExecutor | undefined> {
     const left = ants.recoveryLeftMs();
     if (left <= 0 || ants.holderOf(execution.id)) return ants.awaitHolder(execution.id, signal);
@@ -514,7 +550,22 @@ export class Dispatcher implements TaskDispatcher {
     this.#log(
       `${what}: the server process before this one may have sent it to an agent; waiting up to ${formatDuration(left)} for an agent that holds it`,
     );
-    const holder = await ants.awaitHolder(execution.id, signal);
+    this.#holderWaits.set(execution.id, {
+      jobRequestId: execution.jobRequestId,
+      executionId: execution.id,
+      taskType: execution.taskType,
+      method: execution.method,
+      tags: task ? [...task.tags] : [],
+      since: new Date(),
+      reason: "reconnect",
+      leftPending: false,
+    });
+    let holder: RemoteAntExecutor | undefined;
+    try {
+      holder = await ants.awaitHolder(execution.id, signal);
+    } finally {
+      this.#holderWaits.delete(execution.id);
+    }
     if (holder) this.#log(`${what}: taken back from ant ${holder.antId}, which runs it`);
     else if (!signal.aborted) this.#log(`${what}: no agent holds it; ${otherwise}`);
     return holder;

@@ -70,10 +70,13 @@ export const WaitingTaskSchema = Type.Object({
   method: Type.String(),
   tags: Type.Array(Type.String()),
   since: Timestamp,
-  reason: Type.Union([Type.Literal("busy"), Type.Literal("no_ant")], {
+  reason: Type.Union([Type.Literal("busy"), Type.Literal("no_ant"), Type.Literal("reconnect")], {
     description:
       "busy: every ant that serves the task is at its max_capacity (it waits its turn); " +
-      "no_ant: no connected ant serves its method and tags (start one, or check the tags)",
+      "no_ant: no connected ant serves its method and tags (start one, or check the tags); " +
+      "reconnect: the server process before this one may have sent it to an agent, and it " +
+      "waits for agents to reconnect (at most ant.reconnect_grace from this server's start) " +
+      "before it is routed anew",
   }),
   left_pending: Type.Boolean({
     description:
@@ -128,7 +131,7 @@ export function antList(dispatcher: Dispatcher, ants: AntRegistry | undefined): 
   const counts = dispatcher.waitingCounts();
   return {
     items: [builtin, ...(ants?.list() ?? []).map(remoteAntView)],
-    waiting_total: counts.busy + counts.noAnt,
+    waiting_total: counts.busy + counts.noAnt + counts.reconnect,
     waiting: dispatcher.waiting(WAITING_LISTED).map((w) => ({
       job_request_id: w.jobRequestId,
       execution_id: w.executionId ?? null,
@@ -205,13 +208,15 @@ function antMetrics(deps: ServerDeps, ants: AntRegistry, dispatcher: Dispatcher)
   m.gauge({
     name: "colony_ant_tasks_waiting",
     help:
-      "Tasks waiting for an ant, by reason: busy (every ant that serves them is full) " +
-      "or no_ant (no connected ant serves them)",
+      "Tasks waiting for an ant, by reason: busy (every ant that serves them is full), " +
+      "no_ant (no connected ant serves them) or reconnect (an agent may hold them: " +
+      "waiting for agents to reconnect after a server restart)",
     labelNames: ["reason"] as const,
     collect() {
       const counts = dispatcher.waitingCounts();
       this.set({ reason: "busy" }, counts.busy);
       this.set({ reason: "no_ant" }, counts.noAnt);
+      this.set({ reason: "reconnect" }, counts.reconnect);
     },
   });
   let counted = 0;

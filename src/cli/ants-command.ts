@@ -88,7 +88,9 @@ async function list(argv: string[], io: CliIo): Promise<number> {
               ? "no connected ant serves it (job left PENDING)"
               : w.reason === "no_ant"
                 ? "no connected ant serves it"
-                : "every ant for it is full",
+                : w.reason === "reconnect"
+                  ? "an agent may hold it: waiting for agents to reconnect"
+                  : "every ant for it is full",
           ]),
           ["JOB", "UNIT", "TASK", "METHOD", "TAGS", "SINCE", "WHY"],
         ) + "\n",
