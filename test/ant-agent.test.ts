@@ -324,6 +324,11 @@ describe("colony ant (a second process)", () => {
     );
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /cannot offer DOCKER here: no Docker engine answers/);
+    // And why: the engine's address and the error, from the executor's own check.
+    assert.match(
+      r.stderr,
+      /the Docker engine cannot be used: cannot reach the Docker engine at unix:\/\/\S+\/no-such\.sock \(ENOENT\)/,
+    );
   });
 
   it(
