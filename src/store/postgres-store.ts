@@ -44,6 +44,7 @@ import {
   sqlList,
   WAKE_STARTED,
   toJobRequest,
+  savedDefinition,
   toStoredDefinition,
   toServerRecord,
   toStoredToken,
@@ -296,10 +297,10 @@ class PostgresStore implements Store {
          VALUES ($1, 1, $2, $3, false, $4, $4)
          ON CONFLICT (job_type) DO UPDATE SET version = d.version + 1, definition = excluded.definition,
            source = excluded.source, updated_at = excluded.updated_at
-         RETURNING *`,
+         RETURNING version, paused, created_at, updated_at`,
         [definition.jobType, JSON.stringify(definition), source, now],
       );
-      return toStoredDefinition(row!, codec);
+      return savedDefinition(row!, codec, definition, source);
     });
   }
 

@@ -55,6 +55,28 @@ export function toStoredDefinition(row: Row, c: Codec): StoredDefinition {
   };
 }
 
+/**
+ * A definition just saved, from the small columns its write returned: the definition and
+ * its source are the ones written, not read back (for a 20,000-task definition, reading
+ * back and parsing its JSON held the event loop ~40-60 ms).
+ */
+export function savedDefinition(
+  row: Row,
+  c: Codec,
+  definition: JobDefinition,
+  source: string,
+): StoredDefinition {
+  return {
+    jobType: definition.jobType,
+    version: row.version as number,
+    definition,
+    source,
+    paused: c.bool(row.paused),
+    createdAt: c.date(row.created_at),
+    updatedAt: c.date(row.updated_at),
+  };
+}
+
 /** A job request's params and definition: never changed once it is created. */
 export interface JobBody {
   params: Record<string, unknown>;

@@ -46,6 +46,7 @@ import {
   sqlList,
   WAKE_STARTED,
   toJobRequest,
+  savedDefinition,
   toStoredDefinition,
   toServerRecord,
   toStoredToken,
@@ -771,14 +772,14 @@ class SqliteStore implements Store {
          VALUES (?, 1, ?, ?, 0, ?, ?)
          ON CONFLICT (job_type) DO UPDATE SET version = version + 1, definition = excluded.definition,
            source = excluded.source, updated_at = excluded.updated_at
-         RETURNING *`,
+         RETURNING version, paused, created_at, updated_at`,
         definition.jobType,
         JSON.stringify(definition),
         source,
         now,
         now,
       );
-      return toStoredDefinition(row!, codec);
+      return savedDefinition(row!, codec, definition, source);
     });
   }
 
