@@ -522,6 +522,8 @@ describe("colony ant across a server crash (both real processes)", () => {
     const { token } = await api<{ token: string }>("/api/tokens", { role: "ant", name });
     return {
       data,
+      url,
+      admin,
       api,
       /** A `colony ant` with `tags`, in its own folder (a task's `pwd` says which ran it). */
       agent(id: string, tags: string) {
@@ -663,6 +665,14 @@ describe("colony ant across a server crash (both real processes)", () => {
       [[before.tasks[0]!.id, "reconnect", ["window"]]],
     );
     assert.equal(ants.waiting_total, 1);
+    const listed = await runCli(["ants", "list", "--server", server.url, "--token", server.admin]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(
+      listed.stdout,
+      new RegExp(
+        `\\b${before.tasks[0]!.id}\\s+t\\s+SHELL\\s+window\\s+.*an agent may hold it: waiting for agents to reconnect`,
+      ),
+    );
     keeper.child.kill("SIGCONT");
     const done = await server.completed(job.id);
     assert.equal(done.tasks.length, 1, "not retried");

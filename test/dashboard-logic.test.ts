@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { afterCarriageReturns, applySgr, segments, styleClass } from "../web/src/ansi.ts";
 import { dagEdges, layoutDag } from "../web/src/dag-layout.ts";
+import { waitingWhy } from "../web/src/format.ts";
 import { LogModel, MAX_LINES } from "../web/src/log-model.ts";
 import type { JobDefinitionView } from "../web/src/types.ts";
 
@@ -147,5 +148,17 @@ describe("DAG layout", () => {
     const vertical = layoutDag(hello, true);
     assert.ok(vertical.height > vertical.width);
     assert.ok(layout.width > layout.height);
+  });
+});
+
+describe("the ants page: why a task waits", () => {
+  it("says it for each reason GET /api/ants gives, left PENDING first", () => {
+    assert.equal(waitingWhy("no_ant", true), "no connected ant serves it (job left pending)");
+    assert.equal(waitingWhy("no_ant", false), "no connected ant serves it");
+    assert.equal(waitingWhy("busy", false), "every ant for it is full");
+    assert.equal(
+      waitingWhy("reconnect", false),
+      "an agent may hold it: waiting for agents to reconnect",
+    );
   });
 });

@@ -54,3 +54,11 @@ export function show(value: unknown): string {
   if (typeof value === "string") return value;
   return JSON.stringify(value);
 }
+
+/** Why a task waits for an ant (`waiting` of GET /api/ants), in words. */
+export function waitingWhy(reason: string, leftPending: boolean): string {
+  if (leftPending) return "no connected ant serves it (job left pending)";
+  if (reason === "no_ant") return "no connected ant serves it";
+  if (reason === "reconnect") return "an agent may hold it: waiting for agents to reconnect";
+  return "every ant for it is full";
+}

@@ -6,7 +6,7 @@
 import type { JSX } from "preact";
 import { call } from "../api.ts";
 import { Empty, ErrorBox, Loading, Unavailable, useTicker } from "../components/common.tsx";
-import { ago } from "../format.ts";
+import { ago, waitingWhy } from "../format.ts";
 import { routeMissing, useLoad, useThrottle } from "../hooks.ts";
 import { useLive } from "../live.ts";
 import { href } from "../router.ts";
@@ -150,13 +150,7 @@ export function AntsPage(): JSX.Element {
                     <td>{text(w, "method")}</td>
                     <td>{list(w, "tags").join(", ")}</td>
                     <td>{ago(text(w, "since") || undefined, now)}</td>
-                    <td>
-                      {w["left_pending"] === true
-                        ? "no connected ant serves it (job left pending)"
-                        : text(w, "reason") === "no_ant"
-                          ? "no connected ant serves it"
-                          : "every ant for it is full"}
-                    </td>
+                    <td>{waitingWhy(text(w, "reason"), w["left_pending"] === true)}</td>
                   </tr>
                 ))}
               </tbody>
