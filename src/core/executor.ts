@@ -250,6 +250,21 @@ export function notStarted(executionId: string): ExecutorError {
   );
 }
 
+/**
+ * start() with `adoptOnly` found no earlier work: the entry it reserved for the execution
+ * goes, a wait() made while it looked rejects, and start() rejects, all with NOT_STARTED.
+ */
+export function abandonNotStarted(
+  executions: Map<string, unknown>,
+  executionId: string,
+  done: { reject(error: Error): void },
+): never {
+  const error = notStarted(executionId);
+  executions.delete(executionId);
+  done.reject(error);
+  throw error;
+}
+
 /** Executors by method. */
 export class ExecutorRegistry {
   readonly #byMethod = new Map<Method, Executor>();

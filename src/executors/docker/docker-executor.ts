@@ -37,7 +37,7 @@ import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
-  notStarted,
+  abandonNotStarted,
   type ExecutionHandle,
   type ExecutionRequest,
   type ExecutionResult,
@@ -686,11 +686,7 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
       throw err;
     }
     if (earlier) throw earlier; // followed now: its entry stays
-    if (request.mayHaveStarted && request.adoptOnly) {
-      executions.delete(id);
-      e.done.reject(notStarted(id));
-      throw notStarted(id);
-    }
+    if (request.mayHaveStarted && request.adoptOnly) abandonNotStarted(executions, id, e.done);
     try {
       plan = buildContainerPlan({
         request,

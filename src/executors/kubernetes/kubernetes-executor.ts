@@ -30,7 +30,7 @@ import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
-  notStarted,
+  abandonNotStarted,
   type ExecutionHandle,
   type ExecutionRequest,
   type ExecutionResult,
@@ -449,11 +449,7 @@ export function createKubernetesExecutor(
       throw err;
     }
     if (earlier) throw earlier; // followed now: its entry stays
-    if (request.mayHaveStarted && request.adoptOnly) {
-      executions.delete(id);
-      e.done.reject(notStarted(id));
-      throw notStarted(id);
-    }
+    if (request.mayHaveStarted && request.adoptOnly) abandonNotStarted(executions, id, e.done);
     if (!executions.has(id)) executions.set(id, e); // adoptEarlier found nothing
     try {
       const options = taskContainerOptions(request.task);

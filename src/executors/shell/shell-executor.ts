@@ -19,7 +19,7 @@ import { ExecutionExistsError, ExecutorError } from "../../core/errors.ts";
 import {
   EXECUTION_EXISTS,
   UNKNOWN_EXECUTION,
-  notStarted,
+  abandonNotStarted,
   type ExecutionHandle,
   type ExecutionRequest,
   type ExecutionResult,
@@ -384,11 +384,7 @@ export function createShellExecutor(options: ShellExecutorOptions = {}): Executo
     if (request.mayHaveStarted) {
       const earlier = await adopt(reserved, false);
       if (earlier) throw earlier;
-      if (request.adoptOnly) {
-        executions.delete(id);
-        reserved.done.reject(notStarted(id)); // a wait() made while it was looking
-        throw notStarted(id);
-      }
+      if (request.adoptOnly) abandonNotStarted(executions, id, reserved.done);
     }
     let spawned: Spawned;
     try {
