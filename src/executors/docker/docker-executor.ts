@@ -176,14 +176,8 @@ export function createDockerExecutor(options: DockerExecutorOptions = {}): Docke
   const config = options.config ?? {};
   const ownsApi = options.api === undefined;
   let api: DockerApi | undefined = options.api;
-  const getApi = () =>
-    (api ??= createDockerApi({
-      host: config.host,
-      tls_verify: config.tls_verify,
-      ca_file: config.ca_file,
-      cert_file: config.cert_file,
-      key_file: config.key_file,
-    }));
+  // The config's host and TLS keys are DockerApiOptions' own.
+  const getApi = () => (api ??= createDockerApi(config));
   const killGraceMs = options.killGraceMs ?? 10_000;
   const graceSeconds = Math.max(0, Math.ceil(killGraceMs / 1000));
   const owner = options.owner ?? "colony";
