@@ -3,10 +3,11 @@
  * named only the file), as job definitions do; the server refuses to start with them.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError, loadConfig, readConfigFile } from "../src/config/config.ts";
+import { ConfigError, loadConfig, readConfigFile, readHttpTls } from "../src/config/config.ts";
+import { makeTestCerts } from "./support/tls-certs.ts";
 import { runCli, tempDir } from "./support/cli.ts";
 
 describe("colony.yaml errors", () => {
@@ -31,7 +32,7 @@ describe("colony.yaml errors", () => {
   it("point at the key: unknown keys, nested ones, wrong types, array items", () => {
     refused(
       config("port: 7777\nserver:\n  port: 1\n"),
-      "2:1: unknown key 'server'; known keys: node_id, data_dir, host, port, base_url, advertise_url, store, control_socket, max_parallel_tasks, kill_grace, shutdown_grace, body_limit, auth, tls, jobs_api, messaging, ant, work_types, peers, work_signing, work_verification, units, hook, artifacts, schedules, docker, kubernetes",
+      "2:1: unknown key 'server'; known keys: node_id, data_dir, host, port, base_url, advertise_url, store, control_socket, max_parallel_tasks, kill_grace, shutdown_grace, body_limit, auth, tls, jobs_api, messaging, ant, work_types, peers, work_signing, work_verification, units, hook, artifacts, schedules, http, docker, kubernetes",
     );
     refused(config("ant:\n  ping_interval: 5s\n  pnig: 1\n"), "3:3: unknown key 'ant.pnig'");
     refused(config("host: 127.0.0.1\nport: seven\n"), "2:1: port must be integer");
@@ -62,6 +63,54 @@ describe("colony.yaml errors", () => {
       "2:3: docker.tls_verify must be boolean",
     );
     refused(config("docker:\n  tls: true\n"), "2:3: unknown key 'docker.tls'");
+  });
+
+  it("http: TLS files of HTTP tasks, relative to colony.yaml, read and checked at start", () => {
+    mkdirSync(join(dir.path, "http-certs"));
+    const certs = makeTestCerts(join(dir.path, "http-certs"));
+    const client = certs.client("colony-tasks");
+    const path = config(
+      `http:\n  ca_file: http-certs/test-ca.pem\n  cert_file: ${client.cert}\n  key_file: ${client.key}\n`,
+    );
+    const http = loadConfig({ file: path, env: {}, overrides: { dataDir: dir.path } }).http;
+    assert.deepEqual(
+      { ...http },
+      { caFile: certs.caCert, certFile: client.cert, keyFile: client.key },
+    );
+    assert.deepEqual(readHttpTls(http), {
+      ca: readFileSync(certs.caCert, "utf8"),
+      cert: readFileSync(client.cert, "utf8"),
+      key: readFileSync(client.key, "utf8"),
+    });
+    assert.equal(readHttpTls({}), undefined, "no http: no TLS options");
+    const load = (text: string) =>
+      loadConfig({ file: config(text), env: {}, overrides: { dataDir: dir.path } });
+    assert.throws(
+      () => load(`http:\n  cert_file: ${client.cert}\n`),
+      /^ConfigError: http: set both cert_file and key_file .*, or neither$/,
+    );
+    refused(config("http:\n  ca: x.pem\n"), "2:3: unknown key 'http.ca'");
+    const missing = join(dir.path, "nowhere.pem");
+    assert.throws(
+      () => readHttpTls(load(`http:\n  ca_file: ${missing}\n`).http),
+      new RegExp(`^ConfigError: http\\.ca_file: cannot read ${missing}: ENOENT; fix the path`),
+    );
+    // A key that is not the certificate's: refused at start, not at every https task.
+    const other = certs.client("someone-else");
+    assert.throws(
+      () =>
+        readHttpTls(load(`http:\n  cert_file: ${client.cert}\n  key_file: ${other.key}\n`).http),
+      /^ConfigError: http: the TLS files cannot be used \(.*\): .*key values mismatch.*; give PEM files, the key being the certificate's$/,
+    );
+    const notPem = config("not a certificate\n");
+    assert.throws(
+      () => readHttpTls(load(`http:\n  ca_file: ${notPem}\n`).http),
+      /^ConfigError: http\.ca_file: .* holds no PEM certificate/,
+    );
+    assert.throws(
+      () => readHttpTls(load(`http:\n  cert_file: ${notPem}\n  key_file: ${client.key}\n`).http),
+      /^ConfigError: http: the TLS files cannot be used/,
+    );
   });
 
   it("base_url and advertise_url must be http(s) URLs; a trailing slash is dropped", () => {

@@ -45,7 +45,7 @@ import { followFile, notifyDone } from "../core/output-follow.ts";
 import { succeeded, undici } from "../core/http-request.ts";
 import { noteInOutput } from "../core/outputs.ts";
 import { count } from "../core/text.ts";
-import { createHttpExecutor } from "../executors/http/http-executor.ts";
+import { createHttpExecutor, type HttpTls } from "../executors/http/http-executor.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { antsEndpoint } from "../worker/endpoint.ts";
 import { backoff } from "../worker/worker-common.ts";
@@ -90,6 +90,8 @@ export interface AntAgentOptions {
   executors?: Executor[];
   /** colony.yaml's `docker:` and `kubernetes:` settings, for DOCKER and KUBERNETES tasks. */
   containers?: { docker?: DockerConfig; kubernetes?: KubernetesConfig };
+  /** TLS of HTTP tasks (the `http:` config of `--config`, config.ts readHttpTls). */
+  httpTls?: HttpTls;
   shell?: string;
   killGraceMs?: number;
   reconnectMinMs?: number;
@@ -150,7 +152,7 @@ export class AntAgent {
         ...(options.shell ? { shell: options.shell } : {}),
         ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
       }),
-      createHttpExecutor(),
+      createHttpExecutor(options.httpTls ? { tls: options.httpTls } : {}),
       ...this.#containerExecutors(options),
     ];
     for (const e of executors) this.#registry.register(e);

@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseFlags } from "./flags.ts";
 import { AntAgent } from "../ants/ant-agent.ts";
-import { loadConfig, type Config } from "../config/config.ts";
+import { loadConfig, readHttpTls, type Config } from "../config/config.ts";
+import type { HttpTls } from "../executors/http/http-executor.ts";
 import { ensureDataDir } from "../core/disk.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
 import { HTTP_METHODS } from "../executors/http/http-executor.ts";
@@ -32,8 +33,9 @@ Options:
   --methods M,N        methods to offer (default: SHELL and every HTTP_ method, which
                        HTTP_* also names; DOCKER and KUBERNETES run with this machine's
                        engine or cluster)
-  --config FILE        colony.yaml whose docker: and kubernetes: settings DOCKER and
-                       KUBERNETES tasks use (default: $COLONY_CONFIG; see docs/config.md)
+  --config FILE        colony.yaml whose docker:, kubernetes: and http: settings DOCKER,
+                       KUBERNETES and HTTP tasks use (default: $COLONY_CONFIG; see
+                       docs/config.md)
   --max-capacity N     tasks at once (default 1)
   --ant-id ID          how the server lists it (default: hostname-pid)
   --data-dir DIR       where task output is kept (default: $COLONY_DATA_DIR/ant or ./.colony-ant)
@@ -110,10 +112,12 @@ export async function antCommand(
   ensureDataDir(dataDir);
   const configFile = values.config ?? (env.COLONY_CONFIG || undefined);
   let containers: Pick<Config, "docker" | "kubernetes"> | undefined;
-  if (methods.includes("DOCKER") || methods.includes("KUBERNETES")) {
+  let httpTls: HttpTls | undefined;
+  if (configFile || methods.includes("DOCKER") || methods.includes("KUBERNETES")) {
     try {
       const config = loadConfig({ ...(configFile ? { file: configFile } : {}), env });
       containers = { docker: config.docker, kubernetes: config.kubernetes };
+      httpTls = readHttpTls(config.http);
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
@@ -130,6 +134,7 @@ export async function antCommand(
       dataDir,
       ...(caFile ? { ca: readFileSync(caFile, "utf8") } : {}),
       ...(containers ? { containers } : {}),
+      ...(httpTls ? { httpTls } : {}),
       log: (m) => process.stderr.write(`${m}\n`),
     });
   } catch (error) {

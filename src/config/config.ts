@@ -19,6 +19,7 @@ import {
   type DockerConfig,
   type KubernetesConfig,
 } from "../executors/container-options.ts";
+import type { HttpTls } from "../executors/http/http-executor.ts";
 
 const Duration = Type.String({ description: "Go-style duration, e.g. 30s, 5m, 1h30m" });
 const StrMap = Type.Record(Type.String(), Type.String());
@@ -175,6 +176,17 @@ export const ConfigFileSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** TLS of HTTP tasks' https:// calls (docs/executors.md#http): a CA to trust, a client certificate. */
+    http: Type.Optional(
+      Type.Object(
+        {
+          ca_file: Type.Optional(Type.String({ minLength: 1 })),
+          cert_file: Type.Optional(Type.String({ minLength: 1 })),
+          key_file: Type.Optional(Type.String({ minLength: 1 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** Container executors (seed 000 ant config: "Docker", "Kubernetes"); container-options.ts. */
     docker: Type.Optional(DockerConfigSchema),
     kubernetes: Type.Optional(KubernetesConfigSchema),
@@ -232,6 +244,12 @@ export interface Config {
   readonly hook: { readonly maxClockSkewMs: number };
   readonly artifacts: { readonly expiresAfterMs: number; readonly maxBytes: number };
   readonly schedules: { readonly enabled: boolean; readonly timezone?: string };
+  /** PEM files (absolute paths) for HTTP tasks' TLS; readHttpTls reads them. */
+  readonly http: {
+    readonly caFile?: string;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+  };
   readonly docker: Readonly<DockerConfig>;
   readonly kubernetes: Readonly<KubernetesConfig>;
   /** Where the file was read from, if any. */
@@ -388,6 +406,12 @@ export function loadConfig(options: {
     throw new ConfigError(
       "tls.client_ca needs tls.cert and tls.key: client certificates only work over TLS",
     );
+  const httpTls = file.http ?? {};
+  if ((httpTls.cert_file === undefined) !== (httpTls.key_file === undefined)) {
+    throw new ConfigError(
+      "http: set both cert_file and key_file (the client certificate HTTP tasks present, and its key), or neither",
+    );
+  }
   const config: Config = {
     nodeId: env.COLONY_NODE_ID ?? file.node_id ?? "colony",
     dataDir,
@@ -504,10 +528,55 @@ export function loadConfig(options: {
       ...(file.docker?.cert_file === undefined ? {} : { cert_file: rel(file.docker.cert_file) }),
       ...(file.docker?.key_file === undefined ? {} : { key_file: rel(file.docker.key_file) }),
     },
+    http: {
+      ...(httpTls.ca_file === undefined ? {} : { caFile: rel(httpTls.ca_file) }),
+      ...(httpTls.cert_file === undefined ? {} : { certFile: rel(httpTls.cert_file) }),
+      ...(httpTls.key_file === undefined ? {} : { keyFile: rel(httpTls.key_file) }),
+    },
     kubernetes: file.kubernetes ?? {},
     source: options.file,
   };
   return deepFreeze(config);
+}
+
+/**
+ * The PEM texts of `http:` for the HTTP executor, read now so that a server or an ant
+ * refuses to start with files it cannot use, rather than failing every https task: each
+ * file readable, the key the certificate's, all of them PEM Node's TLS accepts.
+ */
+export function readHttpTls(http: Config["http"]): HttpTls | undefined {
+  if (!http.caFile && !http.certFile) return undefined;
+  const read = (key: string, path: string | undefined): string | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (error) {
+      throw new ConfigError(
+        `http.${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; fix the path or the file's permissions`,
+      );
+    }
+  };
+  const tls: HttpTls = {
+    ...(http.caFile ? { ca: read("ca_file", http.caFile) } : {}),
+    ...(http.certFile ? { cert: read("cert_file", http.certFile) } : {}),
+    ...(http.keyFile ? { key: read("key_file", http.keyFile) } : {}),
+  };
+  // Node takes a CA text without a certificate in it silently (and then trusts nothing more).
+  if (tls.ca !== undefined && !tls.ca.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(
+      `http.ca_file: ${http.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's certificate in PEM`,
+    );
+  }
+  const { createSecureContext } = process.getBuiltinModule("node:tls");
+  try {
+    createSecureContext(tls);
+  } catch (error) {
+    const files = [http.caFile, http.certFile, http.keyFile].filter(Boolean).join(", ");
+    throw new ConfigError(
+      `http: the TLS files cannot be used (${files}): ${(error as Error).message}; give PEM files, the key being the certificate's`,
+    );
+  }
+  return tls;
 }
 
 function checkTimezone(key: string, zone: string): string {

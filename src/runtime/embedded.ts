@@ -9,7 +9,7 @@ import { ExecutorRegistry, type Executor } from "../core/executor.ts";
 import { checkKeyMatches, hasKey, loadOrCreateKey } from "../core/secrets.ts";
 import { DEFAULT_MAX_PARALLEL_TASKS, Engine, type EngineOptions } from "../engine/engine.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
-import { createHttpExecutor } from "../executors/http/http-executor.ts";
+import { createHttpExecutor, type HttpTls } from "../executors/http/http-executor.ts";
 import { lazyExecutor } from "../executors/lazy-executor.ts";
 import type { ContainerExecutorsOptions } from "./container-executors.ts";
 import type { AntRegistry, AntRegistryOptions } from "../ants/ant-registry.ts";
@@ -45,6 +45,8 @@ export interface EmbeddedOptions {
   asyncActions?: AsyncRuntimeOptions;
   /** DOCKER and KUBERNETES (the `docker:` and `kubernetes:` config); both connect on first use. */
   containers?: ContainerExecutorsOptions;
+  /** TLS of HTTP tasks (the `http:` config, config.ts readHttpTls). */
+  httpTls?: HttpTls;
   /**
    * Load the MESSAGING, DOCKER and KUBERNETES executors' modules on their first task
    * instead of at open (`colony run`: a quicker start; see executors/lazy-executor.ts).
@@ -124,7 +126,7 @@ export async function openEmbedded(options: EmbeddedOptions): Promise<Embedded> 
   });
   executors.register(asyncActions.functions);
   executors.register(shell);
-  executors.register(createHttpExecutor());
+  executors.register(createHttpExecutor(options.httpTls ? { tls: options.httpTls } : {}));
   const messaging = async () =>
     (await import("../executors/messaging/messaging-executor.ts")).createMessagingExecutor({
       redisUrl: options.redisUrl,

@@ -24,7 +24,7 @@ import type { ServerOptions as HttpsServerOptions } from "node:https";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { SERVER_INFO_FILE, type ServerInfo } from "../cli/client-options.ts";
-import { ConfigError, type Config } from "../config/config.ts";
+import { ConfigError, readHttpTls, type Config } from "../config/config.ts";
 import { ColonyError } from "../core/errors.ts";
 import { openEmbedded, type Embedded } from "../runtime/embedded.ts";
 import { buildApp, type App, type RouteModule, type ServerDeps } from "./app.ts";
@@ -127,6 +127,7 @@ export async function startServer(
     }
   }
   const https = config.tls ? readTls(config.tls) : undefined;
+  const httpTls = readHttpTls(config.http);
   refuseSecondServer(config.dataDir);
 
   const runtime = await openEmbedded({
@@ -136,6 +137,7 @@ export async function startServer(
     killGraceMs: config.killGraceMs,
     engine: { log },
     containers: { docker: config.docker, kubernetes: config.kubernetes, nodeId: config.nodeId },
+    ...(httpTls ? { httpTls } : {}),
     // The job hook, artifacts, schedules (runtime/async-runtime.ts, docs/hook.md).
     asyncActions: {
       orchestrator: config.nodeId,

@@ -10,6 +10,8 @@ import { join } from "node:path";
 export interface TestCerts {
   dir: string;
   caCert: string;
+  /** The other CA: it signed foreignClient's certificates, nothing the server presents. */
+  otherCaCert: string;
   serverCert: string;
   serverKey: string;
   /** A client certificate with CN `cn`, signed by the CA. */
@@ -111,6 +113,7 @@ export function makeTestCerts(dir: string): TestCerts {
   return {
     dir,
     caCert: ca.cert,
+    otherCaCert: other.cert,
     serverCert: server.cert,
     serverKey: server.key,
     client: (cn) => client(ca, cn),

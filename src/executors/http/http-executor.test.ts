@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,7 +14,7 @@ import type { Method, TaskDefinition } from "../../core/job-definition.ts";
 import { taskDefinition } from "../../ants/task-request.ts";
 import { executorConformance, quickLine, readAll } from "../executor-conformance.ts";
 import { makeTestCerts } from "../../../test/support/tls-certs.ts";
-import { createHttpExecutor } from "./http-executor.ts";
+import { createHttpExecutor, type HttpTls } from "./http-executor.ts";
 
 interface Seen {
   method: string;
@@ -252,10 +253,10 @@ describe("http executor", () => {
     const url = `https://127.0.0.1:${(secure.address() as AddressInfo).port}/`;
     try {
       const refused = await executor.run(request(id(), "HTTP_GET", { url }));
-      assert.equal(refused.errorCode, "COLONY_HTTP_UNREACHABLE");
+      assert.equal(refused.errorCode, "COLONY_HTTP_TLS", refused.error);
       assert.match(
         refused.error ?? "",
-        /\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); to trust the server's certificate, give colony its CA: NODE_EXTRA_CA_CERTS=/,
+        /\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); to trust the server's certificate, give colony its CA: http\.ca_file in colony\.yaml, or NODE_EXTRA_CA_CERTS=\/path\/to\/ca\.pem/,
       );
       // As the message says: a process started with NODE_EXTRA_CA_CERTS trusts it.
       const script = `import { createHttpExecutor } from ${JSON.stringify(join(import.meta.dirname, "http-executor.ts"))};
@@ -273,6 +274,123 @@ process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body));`;
         ),
       );
       assert.equal(trusted, "0 trusted\n");
+    } finally {
+      secure.closeAllConnections();
+      await new Promise((resolve) => secure.close(resolve));
+      await rm(certs.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("calls a server that wants client certificates (mTLS) with http.ca_file, cert_file and key_file; says what to set when one is missing or refused", async () => {
+    const certs = makeTestCerts(await mkdtemp(join(tmpdir(), "colony-http-mtls-")));
+    const pem = (path: string) => readFileSync(path, "utf8");
+    // Servers on TLS 1.3 (Node's default) and on TLS 1.2: they refuse a client
+    // certificate differently (an alert in the handshake; a closed connection after it).
+    const servers = (["TLSv1.3", "TLSv1.2"] as const).map((maxVersion) =>
+      createHttpsServer(
+        {
+          cert: readFileSync(certs.serverCert),
+          key: readFileSync(certs.serverKey),
+          ca: readFileSync(certs.caCert),
+          requestCert: true,
+          rejectUnauthorized: true,
+          maxVersion,
+        },
+        (req, res) => {
+          const peer = (req.socket as TLSSocket).getPeerCertificate();
+          res.end(`hello ${peer.subject.CN}\n`);
+        },
+      ),
+    );
+    const ours = certs.client("colony-tasks");
+    const foreign = certs.foreignClient("colony-tasks");
+    try {
+      const [v13, v12] = await Promise.all(
+        servers.map(async (server) => {
+          await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+          return `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+        }),
+      );
+      const call = async (url: string, tls: HttpTls) => {
+        const e = createHttpExecutor({ tls });
+        try {
+          return await e.run(request(id(), "HTTP_GET", { url }));
+        } finally {
+          await e.close();
+        }
+      };
+      const trusted = { ca: pem(certs.caCert) };
+      const cert = { cert: pem(ours.cert), key: pem(ours.key) };
+      const foreignCert = { cert: pem(foreign.cert), key: pem(foreign.key) };
+      for (const url of [v13!, v12!]) {
+        const ok = await call(url, { ...trusted, ...cert });
+        assert.equal(ok.exitCode, 0, ok.error);
+        assert.equal(ok.context?.http_body, "hello colony-tasks\n", "the server saw it");
+      }
+      // TLS 1.2: the server's alert says what is wrong.
+      const noCert = await call(v12!, trusted);
+      assert.equal(noCert.errorCode, "COLONY_HTTP_TLS", noCert.error);
+      assert.match(
+        noCert.error ?? "",
+        /asks for a client certificate: set http\.cert_file and http\.key_file in colony\.yaml/,
+      );
+      // TLS 1.3: it closes the connection; the message says what that may mean.
+      const noCert13 = await call(v13!, trusted);
+      assert.equal(noCert13.errorCode, "COLONY_HTTP_UNREACHABLE", noCert13.error);
+      assert.match(
+        noCert13.error ?? "",
+        /closed the connection before answering, as one that wants client certificates does when colony presents none \(set http\.cert_file and http\.key_file in colony\.yaml\)/,
+      );
+      for (const url of [v13!, v12!]) {
+        const refused = await call(url, { ...trusted, ...foreignCert });
+        assert.match(refused.errorCode ?? "", /^COLONY_HTTP_(TLS|UNREACHABLE)$/, refused.error);
+        assert.match(
+          refused.error ?? "",
+          /(refused colony's client certificate \(http\.cert_file\)|when it refuses colony's \(http\.cert_file): it must be signed by a CA the server trusts/,
+        );
+      }
+      const untrusted = await call(v13!, cert);
+      assert.equal(untrusted.errorCode, "COLONY_HTTP_TLS");
+      assert.match(untrusted.error ?? "", /give colony its CA: http\.ca_file in colony\.yaml/);
+      const otherCa = await call(v13!, { ca: pem(certs.otherCaCert), ...cert });
+      assert.equal(otherCa.errorCode, "COLONY_HTTP_TLS");
+      assert.match(otherCa.error ?? "", /not signed by http\.ca_file nor by a CA Node trusts/);
+    } finally {
+      for (const server of servers) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+      await rm(certs.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("trusts http.ca_file besides Node's CAs, not instead of them", async () => {
+    const certs = makeTestCerts(await mkdtemp(join(tmpdir(), "colony-http-cas-")));
+    const secure = createHttpsServer(
+      { cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) },
+      (_req, res) => res.end("trusted\n"),
+    );
+    await new Promise<void>((resolve) => secure.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(secure.address() as AddressInfo).port}/`;
+    try {
+      // The server's CA is one Node trusts (NODE_EXTRA_CA_CERTS); http.ca_file names
+      // another: the call still works.
+      const script = `import { readFileSync } from "node:fs";
+import { createHttpExecutor } from ${JSON.stringify(join(import.meta.dirname, "http-executor.ts"))};
+import { taskDefinition } from ${JSON.stringify(join(import.meta.dirname, "../../ants/task-request.ts"))};
+const e = createHttpExecutor({ tls: { ca: readFileSync(${JSON.stringify(certs.otherCaCert)}, "utf8") } });
+const r = await e.run({ executionId: "t", method: "HTTP_GET", task: taskDefinition("t", { method: "HTTP_GET", url: ${JSON.stringify(url)} }), env: {}, variables: {}, unitDir: ${JSON.stringify(join(root, "units", "tls-both"))} });
+await e.close();
+process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body ?? r.error));`;
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ["--input-type=module", "-e", script],
+          { env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caCert } },
+          (error, stdout) => (error ? reject(error) : resolve(stdout)),
+        ),
+      );
+      assert.equal(out, "0 trusted\n");
     } finally {
       secure.closeAllConnections();
       await new Promise((resolve) => secure.close(resolve));

@@ -65,6 +65,28 @@ export interface HttpExecutorOptions {
   retainFinishedMs?: number;
   /** The User-Agent sent unless the task sets one (default `colony`). */
   userAgent?: string;
+  /** TLS for https:// URLs (the `http:` config): see HttpTls. */
+  tls?: HttpTls;
+}
+
+/**
+ * TLS of every https:// call, as PEM text (config.ts readHttpTls reads the files):
+ * `ca` is trusted besides the CAs Node trusts (its own, and NODE_EXTRA_CA_CERTS);
+ * `cert` and `key` are presented to servers that ask for a client certificate (mTLS).
+ */
+export interface HttpTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** undici's connect options for `tls`: Node's CAs kept (a bare `ca` would replace them). */
+function connectOptions(tls: HttpTls): Record<string, unknown> {
+  const { getCACertificates } = process.getBuiltinModule("node:tls");
+  return {
+    ...(tls.ca ? { ca: [...getCACertificates("default"), tls.ca] } : {}),
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+  };
 }
 
 interface HttpExecution extends TrackedExecution {
@@ -154,7 +176,11 @@ export function httpCall(request: ExecutionRequest, userAgent = "colony"): HttpC
   return { verb, url, headers, ...(body === undefined ? {} : { body }) };
 }
 
-function describeRequestError(error: unknown, url: URL): { code: string; message: string } {
+function describeRequestError(
+  error: unknown,
+  url: URL,
+  tls: HttpTls = {},
+): { code: string; message: string } {
   const e = error as { code?: string; message?: string };
   const message = e.message || String(error);
   // "connect ECONNREFUSED 127.0.0.1:1" names its code; "self-signed certificate" does
@@ -165,14 +191,57 @@ function describeRequestError(error: unknown, url: URL): { code: string; message
       ? `${message} (${e.code})`
       : message;
   const code = e.code ?? "";
-  const hint = /ISSUER|SELF_SIGNED|LEAF_SIGNATURE|UNTRUSTED/.test(code)
-    ? "to trust the server's certificate, give colony its CA: NODE_EXTRA_CA_CERTS=/path/to/ca.pem in colony's environment"
-    : /CERT|TLS|SSL/.test(code)
-      ? "the server's certificate is refused (expired, or not for this host name): fix it there or call the name it is for"
-      : "check the url and that the server is up";
+  const tlsFailure = (hint: string) => ({
+    code: "COLONY_HTTP_TLS",
+    message: `${url.origin}: ${why}; ${hint} (the task retries per its retry setting)`,
+  });
+  // The server's certificate: colony does not trust whoever signed it.
+  if (/ISSUER|SELF_SIGNED|LEAF_SIGNATURE|UNTRUSTED/.test(code)) {
+    return tlsFailure(
+      tls.ca
+        ? "the server's certificate is not signed by http.ca_file nor by a CA Node trusts: give colony the CA that signed it"
+        : "to trust the server's certificate, give colony its CA: http.ca_file in colony.yaml, or NODE_EXTRA_CA_CERTS=/path/to/ca.pem in colony's environment",
+    );
+  }
+  // The server asked for a client certificate colony did not present, or refused the
+  // one it presented. Over TLS 1.2 the handshake fails with an alert saying which;
+  // over TLS 1.3 the handshake completes first and the server then closes the
+  // connection, which undici reports only as "other side closed".
+  const asked =
+    "the server asks for a client certificate: set http.cert_file and http.key_file in colony.yaml";
+  const refused =
+    "the server refused colony's client certificate (http.cert_file): it must be signed by a CA the server trusts, and valid now";
+  if (/ALERT_CERTIFICATE_REQUIRED|ALERT_HANDSHAKE_FAILURE/.test(code)) {
+    return tlsFailure(tls.cert ? refused : asked);
+  }
+  if (
+    /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|DECRYPT_ERROR|ACCESS_DENIED)/.test(code)
+  ) {
+    return tlsFailure(refused);
+  }
+  const closed = e as { socket?: { bytesRead?: number } };
+  if (
+    url.protocol === "https:" &&
+    ((code === "UND_ERR_SOCKET" && closed.socket?.bytesRead === 0) ||
+      (code === "ECONNRESET" && /secure TLS connection/.test(message)))
+  ) {
+    return {
+      code: "COLONY_HTTP_UNREACHABLE",
+      message: `${url.origin}: ${why}; the server closed the connection before answering, as one that wants client certificates does when ${
+        tls.cert
+          ? "it refuses colony's (http.cert_file: it must be signed by a CA the server trusts, and valid now)"
+          : "colony presents none (set http.cert_file and http.key_file in colony.yaml)"
+      }; else check that the server is up (the task retries per its retry setting)`,
+    };
+  }
+  if (/CERT|TLS|SSL/.test(code)) {
+    return tlsFailure(
+      "the server's certificate is refused (expired, or not for this host name): fix it there or call the name it is for",
+    );
+  }
   return {
     code: "COLONY_HTTP_UNREACHABLE",
-    message: `${url.origin}: ${why}; ${hint} (the task retries per its retry setting)`,
+    message: `${url.origin}: ${why}; check the url and that the server is up (the task retries per its retry setting)`,
   };
 }
 
@@ -199,7 +268,9 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
     let result: ExecutionResult;
     try {
       const http = await undici();
-      dispatcher ??= new http.Agent().compose(http.interceptors.redirect({ maxRedirections: 20 }));
+      dispatcher ??= new http.Agent(
+        options.tls ? { connect: connectOptions(options.tls) } : undefined,
+      ).compose(http.interceptors.redirect({ maxRedirections: 20 }));
       const response = await http.request(call.url, {
         method: call.verb,
         headers: call.headers,
@@ -260,7 +331,7 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
       if (e.cancelled || e.abort.signal.aborted) {
         result = { exitCode: null, killed: true, error: `${call.verb} ${call.url.href} cancelled` };
       } else {
-        const d = describeRequestError(error, call.url);
+        const d = describeRequestError(error, call.url, options.tls);
         result = { exitCode: null, killed: false, errorCode: d.code, error: d.message };
       }
     }

@@ -1,0 +1,144 @@
+/**
+ * HTTP tasks calling an https server that wants client certificates (mutual TLS), with
+ * the `http:` keys of colony.yaml: on the server's built-in ant, and on a `colony ant`
+ * (a second process, the real CLI) given the file with --config. The server is Node's
+ * https with `requestCert` and `rejectUnauthorized`, certificates made by openssl; it
+ * answers with the name in the client certificate it verified, so each test sees which
+ * certificate was presented. Each side's failures (no certificate, one refused, a CA not
+ * trusted) are tested on the executor (src/executors/http/http-executor.test.ts); the
+ * config's checks in test/config-file.test.ts.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { after, before, describe, it } from "node:test";
+import { startServer } from "../src/server/server.ts";
+import { startAntServer, waitForAnt, type AntTestServer } from "./support/ants.ts";
+import { startCli, tempDir } from "./support/cli.ts";
+import { testConfig, waitUntil } from "./support/server-harness.ts";
+import { makeTestCerts, type TestCerts } from "./support/tls-certs.ts";
+
+describe("HTTP tasks with client certificates (http: in colony.yaml)", () => {
+  const dir = tempDir("colony-http-tls-");
+  let certs: TestCerts;
+  let api: Server;
+  let url: string;
+  let s: AntTestServer;
+  let ant: ChildProcess | undefined;
+
+  /** The `http:` keys for a client certificate with CN `cn`. */
+  const httpKeys = (cn: string) => {
+    const client = certs.client(cn);
+    return `http:\n  ca_file: ${certs.caCert}\n  cert_file: ${client.cert}\n  key_file: ${client.key}\n`;
+  };
+
+  before(async () => {
+    certs = makeTestCerts(dir.path);
+    api = createServer(
+      {
+        cert: readFileSync(certs.serverCert),
+        key: readFileSync(certs.serverKey),
+        ca: readFileSync(certs.caCert),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ client: peer.subject.CN }));
+      },
+    );
+    await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
+    url = `https://127.0.0.1:${(api.address() as AddressInfo).port}/whoami`;
+    s = await startAntServer({
+      yaml: `${httpKeys("colony-server")}ant:\n  ping_interval: 500ms\n  reconnect_grace: 1s\n`,
+    });
+  });
+  after(async () => {
+    ant?.kill("SIGKILL");
+    await s.close();
+    api.closeAllConnections();
+    await new Promise((resolve) => api.close(resolve));
+    dir.remove();
+  });
+
+  const job = (tags: string[]) =>
+    [
+      "job_type: mtls-call",
+      "tasks:",
+      "- task_type: whoami",
+      "  method: HTTP_GET",
+      `  url: ${url}`,
+      ...(tags.length ? [`  tags: [${tags.join(", ")}]`] : []),
+    ].join("\n");
+
+  it("the server's built-in ant presents http.cert_file", async () => {
+    const { id } = await s.submit(job([]));
+    const { job: done, tasks } = await s.finished(id);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    assert.deepEqual(tasks[0]!.context.http_body, { client: "colony-server" });
+  });
+
+  it("colony ant --config presents the certificate of its own http: keys", async () => {
+    const config = `${dir.path}/ant.yaml`;
+    writeFileSync(config, httpKeys("colony-ant"));
+    const run = startCli([
+      "ant",
+      "--server",
+      s.wsUrl.replace(/\/ws\/ants$/, ""),
+      "--token",
+      s.antToken,
+      "--ant-id",
+      "mtls-ant",
+      "--tags",
+      "mtls",
+      "--methods",
+      "HTTP_GET",
+      "--data-dir",
+      `${dir.path}/ant`,
+      "--config",
+      config,
+    ]);
+    ant = run.child;
+    await waitUntil("the ant connected", () => /connected to/.test(run.stdout()), 20_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}: ${run.stderr()}`);
+      },
+    );
+    await waitForAnt(s, "mtls-ant");
+    const { id } = await s.submit(job(["mtls"]));
+    const { job: done, tasks } = await s.finished(id);
+    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
+    assert.deepEqual(tasks[0]!.context.http_body, { client: "colony-ant" });
+  });
+
+  it("a server or an ant with an unreadable http: file does not start, and says which", async () => {
+    const missing = `${dir.path}/missing-key.pem`;
+    const client = certs.client("nobody");
+    const yaml = `http:\n  cert_file: ${client.cert}\n  key_file: ${missing}\n`;
+    mkdirSync(`${dir.path}/refused`);
+    await assert.rejects(
+      startServer(testConfig(`${dir.path}/refused`, { yaml })),
+      new RegExp(`^ConfigError: http\\.key_file: cannot read ${missing}: ENOENT`),
+    );
+    const config = `${dir.path}/bad-ant.yaml`;
+    writeFileSync(config, yaml);
+    const run = startCli([
+      "ant",
+      "--server",
+      "ws://127.0.0.1:1",
+      "--token",
+      "t",
+      "--data-dir",
+      `${dir.path}/bad-ant`,
+      "--config",
+      config,
+    ]);
+    const { code, stderr } = await run.result;
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, new RegExp(`http\\.key_file: cannot read ${missing}: ENOENT`));
+  });
+});
