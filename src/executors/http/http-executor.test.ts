@@ -109,6 +109,30 @@ executorConformance("http (local slow server)", async () => {
   };
 });
 
+/**
+ * A GET of `url` by an HTTP executor in a child process started with
+ * NODE_EXTRA_CA_CERTS=`extraCa` (and `tls.ca` read from `caFile`, if given): "exit-code
+ * body", or "null error".
+ */
+function getInChild(url: string, extraCa: string, unitDir: string, caFile?: string) {
+  const tls = caFile ? `{ tls: { ca: readFileSync(${JSON.stringify(caFile)}, "utf8") } }` : "";
+  const script = `import { readFileSync } from "node:fs";
+import { createHttpExecutor } from ${JSON.stringify(join(import.meta.dirname, "http-executor.ts"))};
+import { taskDefinition } from ${JSON.stringify(join(import.meta.dirname, "../../ants/task-request.ts"))};
+const e = createHttpExecutor(${tls});
+const r = await e.run({ executionId: "t", method: "HTTP_GET", task: taskDefinition("t", { method: "HTTP_GET", url: ${JSON.stringify(url)} }), env: {}, variables: {}, unitDir: ${JSON.stringify(unitDir)} });
+await e.close();
+process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body ?? r.error));`;
+  return new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", script],
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: extraCa } },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    ),
+  );
+}
+
 describe("http executor", () => {
   let api: Awaited<ReturnType<typeof startApi>>;
   let root: string;
@@ -243,7 +267,7 @@ describe("http executor", () => {
     assert.deepEqual(JSON.parse(api.seen.at(-1)!.body), { a: 2 }, "and the body");
   });
 
-  it("an https server it does not trust fails saying how to trust its CA, which works", async () => {
+  it("an https server it does not trust fails saying how to trust its CA, which works; http.ca_file adds to Node's CAs", async () => {
     const certs = makeTestCerts(await mkdtemp(join(tmpdir(), "colony-http-tls-")));
     const secure = createHttpsServer(
       { cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) },
@@ -259,21 +283,17 @@ describe("http executor", () => {
         /\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); to trust the server's certificate, give colony its CA: http\.ca_file in colony\.yaml, or NODE_EXTRA_CA_CERTS=\/path\/to\/ca\.pem/,
       );
       // As the message says: a process started with NODE_EXTRA_CA_CERTS trusts it.
-      const script = `import { createHttpExecutor } from ${JSON.stringify(join(import.meta.dirname, "http-executor.ts"))};
-import { taskDefinition } from ${JSON.stringify(join(import.meta.dirname, "../../ants/task-request.ts"))};
-const e = createHttpExecutor();
-const r = await e.run({ executionId: "t", method: "HTTP_GET", task: taskDefinition("t", { method: "HTTP_GET", url: ${JSON.stringify(url)} }), env: {}, variables: {}, unitDir: ${JSON.stringify(join(root, "units", "tls-trusted"))} });
-await e.close();
-process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body));`;
-      const trusted = await new Promise<string>((resolve, reject) =>
-        execFile(
-          process.execPath,
-          ["--input-type=module", "-e", script],
-          { env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caCert } },
-          (error, stdout) => (error ? reject(error) : resolve(stdout)),
-        ),
-      );
+      const trusted = await getInChild(url, certs.caCert, join(root, "units", "tls-trusted"));
       assert.equal(trusted, "0 trusted\n");
+      // http.ca_file adds a CA to those Node trusts, not replaces them: with another CA
+      // there, the server signed by the NODE_EXTRA_CA_CERTS one is still trusted.
+      const both = await getInChild(
+        url,
+        certs.caCert,
+        join(root, "units", "tls-both"),
+        certs.otherCaCert,
+      );
+      assert.equal(both, "0 trusted\n");
     } finally {
       secure.closeAllConnections();
       await new Promise((resolve) => secure.close(resolve));
@@ -360,40 +380,6 @@ process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body));`;
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
       }
-      await rm(certs.dir, { recursive: true, force: true });
-    }
-  });
-
-  it("trusts http.ca_file besides Node's CAs, not instead of them", async () => {
-    const certs = makeTestCerts(await mkdtemp(join(tmpdir(), "colony-http-cas-")));
-    const secure = createHttpsServer(
-      { cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) },
-      (_req, res) => res.end("trusted\n"),
-    );
-    await new Promise<void>((resolve) => secure.listen(0, "127.0.0.1", resolve));
-    const url = `https://127.0.0.1:${(secure.address() as AddressInfo).port}/`;
-    try {
-      // The server's CA is one Node trusts (NODE_EXTRA_CA_CERTS); http.ca_file names
-      // another: the call still works.
-      const script = `import { readFileSync } from "node:fs";
-import { createHttpExecutor } from ${JSON.stringify(join(import.meta.dirname, "http-executor.ts"))};
-import { taskDefinition } from ${JSON.stringify(join(import.meta.dirname, "../../ants/task-request.ts"))};
-const e = createHttpExecutor({ tls: { ca: readFileSync(${JSON.stringify(certs.otherCaCert)}, "utf8") } });
-const r = await e.run({ executionId: "t", method: "HTTP_GET", task: taskDefinition("t", { method: "HTTP_GET", url: ${JSON.stringify(url)} }), env: {}, variables: {}, unitDir: ${JSON.stringify(join(root, "units", "tls-both"))} });
-await e.close();
-process.stdout.write(String(r.exitCode) + " " + String(r.context?.http_body ?? r.error));`;
-      const out = await new Promise<string>((resolve, reject) =>
-        execFile(
-          process.execPath,
-          ["--input-type=module", "-e", script],
-          { env: { ...process.env, NODE_EXTRA_CA_CERTS: certs.caCert } },
-          (error, stdout) => (error ? reject(error) : resolve(stdout)),
-        ),
-      );
-      assert.equal(out, "0 trusted\n");
-    } finally {
-      secure.closeAllConnections();
-      await new Promise((resolve) => secure.close(resolve));
       await rm(certs.dir, { recursive: true, force: true });
     }
   });
