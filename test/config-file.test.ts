@@ -136,6 +136,24 @@ describe("colony.yaml errors", () => {
     assert.equal(ok.advertiseUrl, "http://10.0.0.7:7777");
   });
 
+  it("an empty environment variable counts as unset: the file's value holds", () => {
+    const yaml =
+      "host: 10.0.0.5\nport: 7788\nnode_id: bar\nbase_url: https://colony.example.com\nmessaging:\n  redis_url: redis://10.0.0.9:6379\n";
+    const empty = {
+      COLONY_HOST: "",
+      COLONY_PORT: "",
+      COLONY_NODE_ID: "",
+      COLONY_BASE_URL: "",
+      COLONY_STORE_URL: "",
+      COLONY_REDIS_URL: "",
+    };
+    const c = loadConfig({ file: config(yaml), env: empty, overrides: { dataDir: dir.path } });
+    assert.deepEqual(
+      [c.host, c.port, c.nodeId, c.baseUrl, c.storeUrl, c.messaging.redisUrl],
+      ["10.0.0.5", 7788, "bar", "https://colony.example.com", undefined, "redis://10.0.0.9:6379"],
+    );
+  });
+
   it("colony server refuses to start with one, exit 2", async () => {
     const path = config("port: 7777\nstoer: sqlite\n");
     const r = await runCli(["server", "--config", path, "--data-dir", join(dir.path, "data")]);

@@ -10,14 +10,14 @@
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { startServer } from "../src/server/server.ts";
 import { startAntServer, waitForAnt, type AntTestServer } from "./support/ants.ts";
-import { startCli, tempDir } from "./support/cli.ts";
+import { runCli, startCli, tempDir } from "./support/cli.ts";
 import { testConfig, waitUntil } from "./support/server-harness.ts";
 import { makeTestCerts, type TestCerts } from "./support/tls-certs.ts";
 
@@ -115,7 +115,32 @@ describe("HTTP tasks with client certificates (http: in colony.yaml)", () => {
     assert.deepEqual(tasks[0]!.context.http_body, { client: "colony-ant" });
   });
 
-  it("a server or an ant with an unreadable http: file does not start, and says which", async () => {
+  it("colony run --config (or $COLONY_CONFIG) presents the certificate of its http: keys", async () => {
+    const config = `${dir.path}/run.yaml`;
+    writeFileSync(config, httpKeys("colony-run"));
+    const jobFile = `${dir.path}/mtls-job.yaml`;
+    writeFileSync(jobFile, job([]));
+    for (const [i, how] of [
+      ["--config", config],
+      [], // from the environment below
+    ].entries()) {
+      const { code, stdout, stderr } = await runCli(
+        ["run", jobFile, "--json", "--quiet", "--data-dir", `${dir.path}/run-${i}`, ...how],
+        how.length ? {} : { env: { COLONY_CONFIG: config } },
+      );
+      assert.equal(code, 0, stderr);
+      const done = JSON.parse(stdout) as { state: string; tasks: Array<{ context: unknown }> };
+      assert.equal(done.state, "COMPLETED");
+      assert.deepEqual((done.tasks[0]!.context as { http_body: unknown }).http_body, {
+        client: "colony-run",
+      });
+    }
+    // Without the keys, the server refuses the call: the job fails.
+    const bare = await runCli(["run", jobFile, "--quiet", "--data-dir", `${dir.path}/run-bare`]);
+    assert.equal(bare.code, 1, bare.stderr);
+  });
+
+  it("a server, an ant or a run with an unreadable http: file does not start, and says which", async () => {
     const missing = `${dir.path}/missing-key.pem`;
     const client = certs.client("nobody");
     const yaml = `http:\n  cert_file: ${client.cert}\n  key_file: ${missing}\n`;
@@ -140,5 +165,13 @@ describe("HTTP tasks with client certificates (http: in colony.yaml)", () => {
     const { code, stderr } = await run.result;
     assert.equal(code, 2, stderr);
     assert.match(stderr, new RegExp(`http\\.key_file: cannot read ${missing}: ENOENT`));
+    // colony run: exit 2 before the job is recorded.
+    const jobFile = `${dir.path}/never-run.yaml`;
+    writeFileSync(jobFile, job([]));
+    const runData = `${dir.path}/bad-run`;
+    const refused = await runCli(["run", jobFile, "--data-dir", runData, "--config", config]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`http\\.key_file: cannot read ${missing}: ENOENT`));
+    assert.equal(existsSync(runData), false, "no data dir was made for a run that never started");
   });
 });

@@ -184,6 +184,47 @@ describe("colony run (examples)", () => {
     );
   });
 
+  it("--config gives DOCKER and MESSAGING tasks docker.host and messaging.redis_url", async () => {
+    const socket = join(dir.path, "config-engine.sock");
+    const config = join(dir.path, "run-config.yaml");
+    writeFileSync(
+      config,
+      `docker:\n  host: unix://${socket}\nmessaging:\n  redis_url: redis://127.0.0.1:2\n`,
+    );
+    const jobs = {
+      docker:
+        "job_type: config-docker\ntasks:\n- task_type: d\n  method: DOCKER\n  container: {image: busybox}\n  script: [echo]\n",
+      redis:
+        "job_type: config-redis\ntimeout: 20s\ntasks:\n- task_type: m\n  method: MESSAGING\n  messaging_request_queue: req\n  messaging_reply_queue: rep\n",
+    };
+    const env = { DOCKER_HOST: "", COLONY_REDIS_URL: "" };
+    for (const [name, text] of Object.entries(jobs))
+      writeFileSync(join(dir.path, `${name}.yaml`), text);
+    const docker = await runCli(
+      ["run", join(dir.path, "docker.yaml"), "--data-dir", dir.path, "--config", config],
+      { env },
+    );
+    assert.equal(docker.code, 1);
+    assert.match(docker.stderr, new RegExp(`cannot reach the Docker engine at unix://${socket} `));
+    const redis = await runCli(
+      ["run", join(dir.path, "redis.yaml"), "--data-dir", dir.path, "--config", config],
+      { env },
+    );
+    assert.equal(redis.code, 1);
+    assert.match(
+      redis.stderr,
+      /cannot use Redis at redis:\/\/127\.0\.0\.1:2: connect ECONNREFUSED/,
+    );
+    // A config file with a mistake is refused before anything runs, naming the key.
+    writeFileSync(config, "docker:\n  hots: unix:///x.sock\n");
+    const refused = await runCli(
+      ["run", join(dir.path, "docker.yaml"), "--data-dir", dir.path, "--config", config],
+      { env },
+    );
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /run-config\.yaml:2:3: unknown key 'docker\.hots'/);
+  });
+
   it("MESSAGING tasks use the Redis COLONY_REDIS_URL names (no colony.yaml needed)", async () => {
     const job = join(dir.path, "redis-url.yaml");
     writeFileSync(

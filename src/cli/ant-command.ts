@@ -6,8 +6,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseFlags } from "./flags.ts";
 import { AntAgent } from "../ants/ant-agent.ts";
-import { loadConfig, readHttpTls, type Config } from "../config/config.ts";
-import type { HttpTls } from "../executors/http/http-executor.ts";
+import { readExecutorSettings, type ExecutorSettings } from "../config/config.ts";
 import { ensureDataDir } from "../core/disk.ts";
 import { METHODS, type Method } from "../core/job-definition.ts";
 import { HTTP_METHODS } from "../executors/http/http-executor.ts";
@@ -111,13 +110,10 @@ export async function antCommand(
   // Fail now, not at the first task, when task output could not be kept there.
   ensureDataDir(dataDir);
   const configFile = values.config ?? (env.COLONY_CONFIG || undefined);
-  let containers: Pick<Config, "docker" | "kubernetes"> | undefined;
-  let httpTls: HttpTls | undefined;
+  let settings: ExecutorSettings | undefined;
   if (configFile || methods.includes("DOCKER") || methods.includes("KUBERNETES")) {
     try {
-      const config = loadConfig({ ...(configFile ? { file: configFile } : {}), env });
-      containers = { docker: config.docker, kubernetes: config.kubernetes };
-      httpTls = readHttpTls(config.http);
+      settings = readExecutorSettings(configFile, env);
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
@@ -133,8 +129,8 @@ export async function antCommand(
       ...(values["ant-id"] ? { antId: values["ant-id"] } : {}),
       dataDir,
       ...(caFile ? { ca: readFileSync(caFile, "utf8") } : {}),
-      ...(containers ? { containers } : {}),
-      ...(httpTls ? { httpTls } : {}),
+      ...(settings ? { containers: settings.containers } : {}),
+      ...(settings?.httpTls ? { httpTls: settings.httpTls } : {}),
       log: (m) => process.stderr.write(`${m}\n`),
     });
   } catch (error) {

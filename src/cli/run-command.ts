@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseFlags } from "./flags.ts";
+import type { ExecutorSettings } from "../config/config.ts";
 import { ColonyError, DefinitionError } from "../core/errors.ts";
 import { formatDuration } from "../core/duration.ts";
 import { parseJobDefinition } from "../core/definition-parser.ts";
@@ -27,6 +28,9 @@ Options:
   --param, -p KEY=VALUE   a request parameter for {{.KEY}} in the job (repeatable)
   --data-dir DIR          where state and task output live (default: $COLONY_DATA_DIR or ./.colony)
   --concurrency N         tasks running at once (default 16)
+  --config FILE           colony.yaml whose docker:, kubernetes:, http: and messaging:
+                          settings the job's DOCKER, KUBERNETES, HTTP and MESSAGING tasks
+                          use (default: $COLONY_CONFIG; its other keys are the server's)
   --resume [ID]           finish jobs left unfinished by a run that crashed or was killed:
                           completed tasks are kept, running ones re-attached
   --json                  print the final job as JSON on stdout, as GET /api/job-requests/{id}
@@ -67,6 +71,7 @@ export async function runCommand(
       param: { type: "string", short: "p", multiple: true },
       "data-dir": { type: "string" },
       concurrency: { type: "string" },
+      config: { type: "string" },
       resume: { type: "boolean" },
       json: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
@@ -88,6 +93,9 @@ export async function runCommand(
     );
   }
   const out = values.json ? io.stderr : io.stdout;
+  const settings = await executorSettings(
+    values.config ?? (process.env.COLONY_CONFIG || undefined),
+  );
 
   let definition;
   let params: Record<string, string> = {};
@@ -120,6 +128,7 @@ export async function runCommand(
     warmShell: true,
     dataDir,
     maxParallelTasks: concurrency,
+    ...settings,
     engine: {
       claim: !values.resume,
       log: (m) => io.stderr.write(`colony: ${m}\n`),
@@ -183,6 +192,20 @@ export async function runCommand(
     }
   } finally {
     await runtime.close({ graceMs: 0 });
+  }
+}
+
+/**
+ * The executor settings of --config (none without a file: the executors' defaults). The
+ * config module (and its schemas) loads only then: most runs need none of it.
+ */
+async function executorSettings(file: string | undefined): Promise<Partial<ExecutorSettings>> {
+  if (!file) return {};
+  const { readExecutorSettings } = await import("../config/config.ts");
+  try {
+    return readExecutorSettings(file, process.env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
 }
 

@@ -389,7 +389,7 @@ export function loadConfig(options: {
     : env.COLONY_DATA_DIR
       ? resolve(cwd, env.COLONY_DATA_DIR)
       : rel(file.data_dir ?? ".colony");
-  const portText = env.COLONY_PORT;
+  const portText = env.COLONY_PORT || undefined;
   if (portText !== undefined && !/^\d+$/.test(portText)) {
     throw new ConfigError(`COLONY_PORT: '${portText}' is not a port number`);
   }
@@ -413,19 +413,19 @@ export function loadConfig(options: {
     );
   }
   const config: Config = {
-    nodeId: env.COLONY_NODE_ID ?? file.node_id ?? "colony",
+    nodeId: (env.COLONY_NODE_ID || undefined) ?? file.node_id ?? "colony",
     dataDir,
-    host: o.host ?? env.COLONY_HOST ?? file.host ?? "127.0.0.1",
+    host: o.host ?? (env.COLONY_HOST || undefined) ?? file.host ?? "127.0.0.1",
     port,
     baseUrl: httpUrl(
-      env.COLONY_BASE_URL === undefined ? "base_url" : "COLONY_BASE_URL",
-      env.COLONY_BASE_URL ?? file.base_url,
+      !env.COLONY_BASE_URL ? "base_url" : "COLONY_BASE_URL",
+      (env.COLONY_BASE_URL || undefined) ?? file.base_url,
     ),
     advertiseUrl: httpUrl(
-      env.COLONY_ADVERTISE_URL === undefined ? "advertise_url" : "COLONY_ADVERTISE_URL",
-      env.COLONY_ADVERTISE_URL ?? file.advertise_url,
+      !env.COLONY_ADVERTISE_URL ? "advertise_url" : "COLONY_ADVERTISE_URL",
+      (env.COLONY_ADVERTISE_URL || undefined) ?? file.advertise_url,
     ),
-    storeUrl: o.storeUrl ?? env.COLONY_STORE_URL ?? file.store,
+    storeUrl: o.storeUrl ?? (env.COLONY_STORE_URL || undefined) ?? file.store,
     controlSocket: file.control_socket
       ? rel(file.control_socket)
       : resolve(dataDir, "control.sock"),
@@ -462,7 +462,10 @@ export function loadConfig(options: {
       stopGraceMs: duration("jobs_api.stop_grace", file.jobs_api?.stop_grace, 5_000),
     },
     messaging: {
-      redisUrl: env.COLONY_REDIS_URL ?? file.messaging?.redis_url ?? "redis://127.0.0.1:6379",
+      redisUrl:
+        (env.COLONY_REDIS_URL || undefined) ??
+        file.messaging?.redis_url ??
+        "redis://127.0.0.1:6379",
     },
     ant: {
       tags: file.ant?.tags ?? [],
@@ -588,4 +591,32 @@ function checkTimezone(key: string, zone: string): string {
     );
   }
   return zone;
+}
+
+/** What a colony.yaml gives the executors of a process that is not a server. */
+export interface ExecutorSettings {
+  /** `docker:` and `kubernetes:` (DOCKER_HOST and in-cluster settings without the keys). */
+  readonly containers: Pick<Config, "docker" | "kubernetes">;
+  /** `http:`, read and checked (readHttpTls); undefined when it names no file. */
+  readonly httpTls?: HttpTls;
+  /** `messaging.redis_url` (or COLONY_REDIS_URL), for MESSAGING tasks. */
+  readonly redisUrl: string;
+}
+
+/**
+ * The executor settings of `file` (and the environment, as loadConfig reads it) for
+ * `colony ant --config` and `colony run --config`: the rest of the file (port, auth,
+ * data_dir...) is the server's and is not used. Throws ConfigError naming the key.
+ */
+export function readExecutorSettings(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+): ExecutorSettings {
+  const config = loadConfig({ ...(file ? { file } : {}), env });
+  const httpTls = readHttpTls(config.http);
+  return {
+    containers: { docker: config.docker, kubernetes: config.kubernetes },
+    redisUrl: config.messaging.redisUrl,
+    ...(httpTls ? { httpTls } : {}),
+  };
 }
