@@ -1,6 +1,7 @@
 /**
  * Test certificates made with the real `openssl` into a temp dir: a CA, a server
- * certificate for localhost/127.0.0.1, client certificates it signs, and a second CA
+ * certificate for localhost/127.0.0.1 (and origin.test, the name test/http-proxy.test.ts
+ * calls through its proxy), client certificates it signs, and a second CA
  * with a client certificate of its own (one the server must refuse).
  */
 import { execFileSync } from "node:child_process";
@@ -105,7 +106,7 @@ export function makeTestCerts(dir: string): TestCerts {
     ca,
     "server",
     "localhost",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    "subjectAltName=DNS:localhost,DNS:origin.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
   );
   let n = 0;
   const client = (authority: { cert: string; key: string }, cn: string) =>

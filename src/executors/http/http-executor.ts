@@ -18,6 +18,13 @@
  * out as written, any port is callable, and redirects are followed (up to 20, as fetch
  * does: 303 and a POST's 301/302 become a GET; credentials are not sent to another
  * origin).
+ *
+ * Proxies: the usual HTTP_PROXY, HTTPS_PROXY and NO_PROXY variables (lowercase first, as
+ * undici reads them) of the process that runs the task, through undici's
+ * EnvHttpProxyAgent: http:// calls are forwarded, https:// ones tunnelled with CONNECT
+ * (the task's TLS, CA and client certificate still end at the server). Loopback names
+ * (localhost, 127.0.0.1, ::1) are always called directly, as Go's net/http does: a proxy
+ * could not reach them.
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import type { Dispatcher } from "undici";
@@ -31,6 +38,7 @@ import type {
 } from "../../core/executor.ts";
 import type { Method, Variable } from "../../core/job-definition.ts";
 import { renderTemplate } from "../../core/template.ts";
+import { redactUrl } from "../../core/urls.ts";
 import {
   ensureUnitDir,
   ExecutionTable,
@@ -67,6 +75,36 @@ export interface HttpExecutorOptions {
   userAgent?: string;
   /** TLS for https:// URLs (the `http:` config): see HttpTls. */
   tls?: HttpTls;
+  /** Proxies; default: proxiesFromEnv(process.env) when the executor is made. */
+  proxies?: HttpProxies;
+}
+
+/** The proxies of HTTP tasks: URLs (`http://user:password@proxy:3128`) and NO_PROXY's list. */
+export interface HttpProxies {
+  http?: string;
+  https?: string;
+  noProxy?: string;
+}
+
+/** Hosts no proxy could reach, called directly whatever NO_PROXY says. */
+const LOOPBACK = ["localhost", "127.0.0.1", "::1"];
+
+/** HTTP_PROXY, HTTPS_PROXY and NO_PROXY from `env`, lowercase first; empty counts as unset. */
+export function proxiesFromEnv(env: NodeJS.ProcessEnv = process.env): HttpProxies {
+  const read = (name: string) => env[name.toLowerCase()] || env[name] || undefined;
+  const http = read("HTTP_PROXY");
+  const https = read("HTTPS_PROXY");
+  const noProxy = read("NO_PROXY");
+  return {
+    ...(http ? { http } : {}),
+    ...(https ? { https } : {}),
+    ...(noProxy ? { noProxy } : {}),
+  };
+}
+
+/** The proxy a call to `url` goes through (an https:// one falls back to HTTP_PROXY, as undici's). */
+function proxyOf(proxies: HttpProxies, url: URL): string | undefined {
+  return url.protocol === "https:" ? (proxies.https ?? proxies.http) : proxies.http;
 }
 
 /**
@@ -180,9 +218,33 @@ function describeRequestError(
   error: unknown,
   url: URL,
   tls: HttpTls = {},
+  proxy?: string,
 ): { code: string; message: string } {
   const e = error as { code?: string; message?: string };
   const message = e.message || String(error);
+  if (proxy) {
+    // What the proxy said to CONNECT (undici: "Proxy response (407) !== 200 when HTTP
+    // Tunneling"), or a connection to the proxy that failed: the server was not reached.
+    const status = /Proxy response \((\d+)\)/.exec(message)?.[1];
+    if (
+      status ||
+      /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|UND_ERR_CONNECT/.test(e.code ?? "")
+    ) {
+      const said = status
+        ? `the proxy answered ${status} ${STATUS_CODES[Number(status)] ?? ""}`.trim()
+        : message;
+      const hint =
+        status === "407"
+          ? "it wants credentials: put them in the proxy's URL (http://user:password@proxy:3128)"
+          : status
+            ? "it would not connect colony to the server"
+            : "check that the proxy is up, or list the host in NO_PROXY";
+      return {
+        code: "COLONY_HTTP_UNREACHABLE",
+        message: `${url.origin} through the proxy ${redactUrl(proxy)}: ${said}; ${hint} (the task retries per its retry setting)`,
+      };
+    }
+  }
   // "connect ECONNREFUSED 127.0.0.1:1" names its code; "self-signed certificate" does
   // not, so its code (DEPTH_ZERO_SELF_SIGNED_CERT) is added. undici's own codes
   // (UND_ERR_...) say less than their messages.
@@ -263,14 +325,45 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
   const userAgent = options.userAgent ?? "colony";
   const table = new ExecutionTable<HttpExecution>("http", options.retainFinishedMs);
   let dispatcher: Dispatcher | undefined;
+  const proxies = options.proxies ?? proxiesFromEnv();
+  const bypass = [proxies.noProxy, ...LOOPBACK].filter(Boolean).join(",");
+  /** The proxy a call to `url` goes through, if any (for messages: undici decides). */
+  const proxyFor = (url: URL): string | undefined => {
+    const proxy = proxyOf(proxies, url);
+    if (!proxy) return undefined;
+    const host = url.hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+    const listed = bypass.split(/[,\s]+/).some((entry) => {
+      const name = entry
+        .replace(/:\d+$/, "")
+        .replace(/^\*?\./, "")
+        .toLowerCase();
+      return name === "*" || host === name || host.endsWith(`.${name}`);
+    });
+    return listed ? undefined : proxy;
+  };
+
+  function newDispatcher(http: Awaited<ReturnType<typeof undici>>): Dispatcher {
+    const connect = options.tls ? connectOptions(options.tls) : undefined;
+    const agent =
+      proxies.http || proxies.https
+        ? new http.EnvHttpProxyAgent({
+            // "" rather than undefined: undici would read the environment again.
+            httpProxy: proxies.http ?? "",
+            httpsProxy: proxies.https ?? "",
+            noProxy: bypass,
+            ...(connect ? { connect, requestTls: connect } : {}),
+            // An https:// proxy: trusted as the servers are (http.ca_file added to Node's CAs).
+            ...(options.tls?.ca ? { proxyTls: connectOptions({ ca: options.tls.ca }) } : {}),
+          })
+        : new http.Agent(connect ? { connect } : undefined);
+    return agent.compose(http.interceptors.redirect({ maxRedirections: 20 }));
+  }
 
   async function perform(e: HttpExecution, call: HttpCall, out: WriteStream): Promise<void> {
     let result: ExecutionResult;
     try {
       const http = await undici();
-      dispatcher ??= new http.Agent(
-        options.tls ? { connect: connectOptions(options.tls) } : undefined,
-      ).compose(http.interceptors.redirect({ maxRedirections: 20 }));
+      dispatcher ??= newDispatcher(http);
       const response = await http.request(call.url, {
         method: call.verb,
         headers: call.headers,
@@ -331,7 +424,7 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
       if (e.cancelled || e.abort.signal.aborted) {
         result = { exitCode: null, killed: true, error: `${call.verb} ${call.url.href} cancelled` };
       } else {
-        const d = describeRequestError(error, call.url, options.tls);
+        const d = describeRequestError(error, call.url, options.tls, proxyFor(call.url));
         result = { exitCode: null, killed: false, errorCode: d.code, error: d.message };
       }
     }
