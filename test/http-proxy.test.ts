@@ -10,10 +10,8 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, request as forward, type IncomingMessage, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
-import type { TLSSocket } from "node:tls";
 import { after, before, describe, it } from "node:test";
 import { taskDefinition } from "../src/ants/task-request.ts";
 import type { ExecutionRequest, ExecutionResult } from "../src/core/executor.ts";
@@ -24,7 +22,7 @@ import {
   type HttpTls,
 } from "../src/executors/http/http-executor.ts";
 import { runCli, tempDir } from "./support/cli.ts";
-import { makeTestCerts, type TestCerts } from "./support/tls-certs.ts";
+import { makeTestCerts, startClientCertServer, type TestCerts } from "./support/tls-certs.ts";
 
 const ORIGIN = "origin.test";
 
@@ -119,22 +117,7 @@ describe("HTTP tasks through a proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY)", () =>
   before(async () => {
     certs = makeTestCerts(dir.path);
     plain = await startOrigin("127.0.0.1");
-    secure = createHttpsServer(
-      {
-        cert: readFileSync(certs.serverCert),
-        key: readFileSync(certs.serverKey),
-        ca: readFileSync(certs.caCert),
-        requestCert: true,
-        rejectUnauthorized: true,
-      },
-      (req, res) => {
-        const peer = (req.socket as TLSSocket).getPeerCertificate();
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ client: peer.subject.CN, host: req.headers.host }));
-      },
-    );
-    await new Promise<void>((r) => secure.listen(0, "127.0.0.1", r));
-    securePort = (secure.address() as AddressInfo).port;
+    ({ server: secure, port: securePort } = await startClientCertServer(certs));
     proxy = await startProxy();
     guarded = await startProxy("colony:s3cret");
   });

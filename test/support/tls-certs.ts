@@ -5,7 +5,10 @@
  * with a client certificate of its own (one the server must refuse).
  */
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
 
 export interface TestCerts {
@@ -120,4 +123,30 @@ export function makeTestCerts(dir: string): TestCerts {
     client: (cn) => client(ca, cn),
     foreignClient: (cn) => client(other, cn),
   };
+}
+
+/**
+ * An https server on 127.0.0.1 with the test CA's server certificate that wants a client
+ * certificate signed by that CA (it refuses others and none), answering each request with
+ * the client certificate's CN and the Host it was called by, as JSON.
+ */
+export async function startClientCertServer(
+  certs: TestCerts,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer(
+    {
+      cert: readFileSync(certs.serverCert),
+      key: readFileSync(certs.serverKey),
+      ca: readFileSync(certs.caCert),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ client: peer.subject.CN, host: req.headers.host }));
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, port: (server.address() as AddressInfo).port };
 }
