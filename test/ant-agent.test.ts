@@ -17,6 +17,7 @@ import { startFakeKubeApi } from "./support/fake-kube-api.ts";
 import { docker } from "./support/services.ts";
 import { makeTestCerts } from "./support/tls-certs.ts";
 import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
+import { freePort } from "./support/nodes.ts";
 import { http } from "./support/server-harness.ts";
 
 /** A TCP proxy to `port` whose connections the test can cut. */
@@ -484,14 +485,6 @@ describe("colony ant across a server crash (both real processes)", () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     dir.remove();
   });
-
-  async function freePort(): Promise<number> {
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const { port } = probe.address() as AddressInfo;
-    await new Promise((resolve) => probe.close(resolve));
-    return port;
-  }
 
   type Job = { state: string; tasks: { id: string; state: string }[] };
 

@@ -1,98 +1,23 @@
 /**
  * HTTP tasks through a proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY). The proxy is a real
- * forward proxy on loopback, written here: it forwards absolute-URI requests, tunnels
- * CONNECT, can ask for Basic credentials, logs what it was asked, and resolves the name
- * `origin.test` to 127.0.0.1, as a proxy's own DNS would resolve a name the machine
- * running colony cannot. The origins are Node's http and https servers (the https one
+ * forward proxy on loopback (test/support/forward-proxy.ts): it forwards, tunnels, can
+ * ask for credentials, and resolves `origin.test` to 127.0.0.1. The origins are Node's http and https servers (the https one
  * verifies client certificates), so TLS, the CA and the client certificate are seen to
  * end at the server, through the tunnel.
  */
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
-import { createServer, request as forward, type IncomingMessage, type Server } from "node:http";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { taskDefinition } from "../src/ants/task-request.ts";
 import type { ExecutionRequest, ExecutionResult } from "../src/core/executor.ts";
-import {
-  createHttpExecutor,
-  proxiesFromEnv,
-  type HttpProxies,
-  type HttpTls,
-} from "../src/executors/http/http-executor.ts";
+import { proxiesFromEnv, type Proxies } from "../src/core/proxies.ts";
+import { createHttpExecutor, type HttpTls } from "../src/executors/http/http-executor.ts";
 import { runCli, tempDir } from "./support/cli.ts";
+import { ORIGIN, startProxy, stop, type Proxy } from "./support/forward-proxy.ts";
 import { makeTestCerts, startClientCertServer, type TestCerts } from "./support/tls-certs.ts";
-
-const ORIGIN = "origin.test";
-
-interface Proxy {
-  url: string;
-  /** What it was asked: `GET http://…` or `CONNECT host:port`. */
-  log: string[];
-  server: Server;
-}
-
-/** A forward proxy on 127.0.0.1; with `credentials` ("user:password") it wants them. */
-async function startProxy(credentials?: string): Promise<Proxy> {
-  const log: string[] = [];
-  const wanted = credentials && `Basic ${Buffer.from(credentials).toString("base64")}`;
-  const allowed = (req: IncomingMessage) =>
-    !wanted || req.headers["proxy-authorization"] === wanted;
-  const resolve = (host: string) => (host === ORIGIN ? "127.0.0.1" : host);
-  const server = createServer((req, res) => {
-    if (!allowed(req)) {
-      res.writeHead(407, { "proxy-authenticate": 'Basic realm="test"' }).end();
-      return;
-    }
-    log.push(`${req.method} ${req.url}`);
-    const target = new URL(req.url ?? "");
-    const headers = { ...req.headers };
-    delete headers["proxy-authorization"];
-    const upstream = forward(
-      {
-        host: resolve(target.hostname),
-        port: target.port,
-        path: target.pathname + target.search,
-        method: req.method,
-        headers,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.writeHead(502).end());
-    req.pipe(upstream);
-  });
-  server.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
-    client.on("error", () => undefined);
-    if (!allowed(req)) {
-      client.end(
-        'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\n\r\n',
-      );
-      return;
-    }
-    log.push(`CONNECT ${req.url}`);
-    const [host, port] = (req.url ?? "").split(":");
-    const upstream = connect(Number(port), resolve(host!), () => {
-      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on("error", () => client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  const user = credentials ? `${credentials}@` : "";
-  return { url: `http://${user}127.0.0.1:${port}`, log, server };
-}
-
-function stop(server: Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((r) => server.close(() => r()));
-}
 
 /** An origin answering what it saw: the Host header and the path. */
 async function startOrigin(host: string): Promise<{ port: number; server: Server }> {
@@ -122,12 +47,14 @@ describe("HTTP tasks through a proxy (HTTP_PROXY, HTTPS_PROXY, NO_PROXY)", () =>
     guarded = await startProxy("colony:s3cret");
   });
   after(async () => {
-    for (const s of [plain.server, secure, proxy.server, guarded.server]) await stop(s);
+    for (const s of [plain.server, secure]) await stop(s);
+    await proxy.close();
+    await guarded.close();
     dir.remove();
   });
 
   /** GET `url` with an HTTP executor using `proxies` (and `tls`). */
-  async function get(url: string, proxies: HttpProxies, tls?: HttpTls): Promise<ExecutionResult> {
+  async function get(url: string, proxies: Proxies, tls?: HttpTls): Promise<ExecutionResult> {
     const executor = createHttpExecutor({ proxies, ...(tls ? { tls } : {}) });
     const id = `proxy-${++n}`;
     const request: ExecutionRequest = {

@@ -42,13 +42,15 @@ import { hookCredentials, uploadFile } from "../hook/hook-client.ts";
 import { createContainerExecutor } from "../runtime/container-executors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
+import type { Dispatcher } from "undici";
 import { succeeded, undici } from "../core/http-request.ts";
+import { bypassList, proxiesFromEnv, type Proxies } from "../core/proxies.ts";
 import { noteInOutput } from "../core/outputs.ts";
 import { count } from "../core/text.ts";
 import { createHttpExecutor, type HttpTls } from "../executors/http/http-executor.ts";
 import { createShellExecutor } from "../executors/shell/shell-executor.ts";
 import { antsEndpoint } from "../worker/endpoint.ts";
-import { backoff } from "../worker/worker-common.ts";
+import { antSocketOptions, backoff } from "../worker/worker-common.ts";
 import {
   AGENT_PROTOCOL,
   executionRequestOf,
@@ -81,8 +83,13 @@ export interface AntAgentOptions {
   maxCapacity?: number;
   /** Where task output is kept (`{dataDir}/units/{id}`). */
   dataDir: string;
-  /** PEM of a CA to trust for wss://. */
+  /** PEM of a CA to trust for wss:// (and the agent's https:// calls to the server). */
   ca?: string;
+  /**
+   * Proxies of the agent's connection and calls to the server, and of its HTTP tasks
+   * (core/proxies.ts); default: proxiesFromEnv(process.env).
+   */
+  proxies?: Proxies;
   /**
    * Executors (default: SHELL and HTTP_*, plus DOCKER and KUBERNETES when `methods`
    * names them, set up from `containers`).
@@ -141,10 +148,14 @@ export class AntAgent {
   #attempts = 0;
   #retry: NodeJS.Timeout | undefined;
   readonly #ready = Promise.withResolvers<void>();
+  readonly #proxies: Proxies;
+  /** undici's dispatcher for the agent's own https:// calls to the server (artifacts). */
+  #serverCalls: Dispatcher | undefined;
 
   constructor(options: AntAgentOptions) {
     this.#o = options;
     this.#url = antsEndpoint(options.server);
+    this.#proxies = options.proxies ?? proxiesFromEnv();
     this.antId = options.antId ?? `${hostname()}-${process.pid}`;
     this.#log = options.log ?? (() => undefined);
     const executors = options.executors ?? [
@@ -152,7 +163,10 @@ export class AntAgent {
         ...(options.shell ? { shell: options.shell } : {}),
         ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
       }),
-      createHttpExecutor(options.httpTls ? { tls: options.httpTls } : {}),
+      createHttpExecutor({
+        proxies: this.#proxies,
+        ...(options.httpTls ? { tls: options.httpTls } : {}),
+      }),
       ...this.#containerExecutors(options),
     ];
     for (const e of executors) this.#registry.register(e);
@@ -247,16 +261,38 @@ export class AntAgent {
       });
     }
     await this.#registry.close({ killRunning: !options.leaveRunning });
+    await this.#serverCalls?.close().catch(() => undefined);
+  }
+
+  /**
+   * The dispatcher of the agent's calls to the server besides its WebSocket (artifact
+   * transfers, which go to URLs the server signed): they trust what the WebSocket
+   * trusts (`ca`) and take the same proxy.
+   */
+  async #dispatcher(): Promise<Dispatcher> {
+    const http = await undici();
+    if (this.#serverCalls) return this.#serverCalls;
+    const connect = this.#o.ca ? { ca: this.#o.ca } : undefined;
+    const p = this.#proxies;
+    this.#serverCalls =
+      p.http || p.https
+        ? new http.EnvHttpProxyAgent({
+            httpProxy: p.http ?? "",
+            httpsProxy: p.https ?? "",
+            noProxy: bypassList(p),
+            ...(connect ? { connect, requestTls: connect } : {}),
+          })
+        : new http.Agent(connect ? { connect } : undefined);
+    return this.#serverCalls;
   }
 
   #connect(): void {
     if (this.#closed) return;
     this.#registered = false;
-    const ws = new WebSocket(this.#url, {
-      headers: { authorization: this.#o.token },
-      perMessageDeflate: false,
-      ...(this.#o.ca ? { ca: this.#o.ca } : {}),
-    });
+    const ws = new WebSocket(
+      this.#url,
+      antSocketOptions(this.#url, this.#o.token, this.#o.ca, this.#proxies),
+    );
     this.#socket = ws;
     ws.on("open", () => {
       ws.send(
@@ -404,7 +440,7 @@ export class AntAgent {
       exec.workDir = workDir;
       exec.env.COLONY_WORK_DIR = workDir;
       try {
-        await fetchArtifacts(workDir, downloads, t.stop.signal, (line) =>
+        await fetchArtifacts(workDir, downloads, t.stop.signal, await this.#dispatcher(), (line) =>
           noteInOutput(t.outPath, line),
         );
       } catch (error) {
@@ -432,7 +468,8 @@ export class AntAgent {
       };
     }
     if (paths.length > 0 && exec.workDir && !result.killed) {
-      result = await uploadArtifacts(exec, exec.workDir, paths, result, (line) =>
+      const dispatcher = await this.#dispatcher();
+      result = await uploadArtifacts(exec, exec.workDir, paths, result, dispatcher, (line) =>
         noteInOutput(t.outPath, line),
       );
     }
@@ -523,13 +560,14 @@ async function fetchArtifacts(
   workDir: string,
   downloads: ArtifactDownload[],
   signal: AbortSignal,
+  dispatcher: Dispatcher,
   say: (line: string) => void,
 ): Promise<void> {
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
   for (const d of downloads) {
     const target = inside(workDir, d.name);
     if (!target) throw new Error(`'${d.name}' would leave the task's work dir`);
-    const response = await (await undici()).request(d.url, { signal });
+    const response = await (await undici()).request(d.url, { signal, dispatcher });
     if (!succeeded(response)) {
       await response.body.dump();
       throw new Error(`${d.name}: HTTP ${response.statusCode} from the server`);
@@ -550,6 +588,7 @@ async function uploadArtifacts(
   workDir: string,
   paths: string[],
   result: ExecutionResult,
+  dispatcher: Dispatcher,
   say: (line: string) => void,
 ): Promise<ExecutionResult> {
   try {
@@ -562,11 +601,17 @@ async function uploadArtifacts(
     for (const file of files) {
       const name = artifactName(workDir, file);
       const executable = ((await stat(file)).mode & 0o111) !== 0;
-      await uploadFile(credentials, file, {
-        store: ARTIFACT_STORE,
-        property: TASK_ARTIFACTS_PROPERTY,
-        metadata: { name, path: name, ...(executable ? { executable: true } : {}) },
-      });
+      await uploadFile(
+        credentials,
+        file,
+        {
+          store: ARTIFACT_STORE,
+          property: TASK_ARTIFACTS_PROPERTY,
+          metadata: { name, path: name, ...(executable ? { executable: true } : {}) },
+        },
+        undefined,
+        dispatcher,
+      );
       names.push(name);
     }
     if (names.length > 0) say(`stored ${count(names.length, "artifact")}: ${names.join(", ")}`);

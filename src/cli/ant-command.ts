@@ -38,8 +38,13 @@ Options:
   --max-capacity N     tasks at once (default 1)
   --ant-id ID          how the server lists it (default: hostname-pid)
   --data-dir DIR       where task output is kept (default: $COLONY_DATA_DIR/ant or ./.colony-ant)
-  --ca FILE            a CA certificate to trust for wss:// (default: $COLONY_CA)
+  --ca FILE            a CA certificate to trust for wss:// and the agent's artifact
+                       transfers (default: $COLONY_CA)
   -h, --help           this help
+
+Proxies: HTTPS_PROXY (wss://) or HTTP_PROXY (ws://) and NO_PROXY of the environment, as
+curl reads them: the connection and the artifact transfers are tunnelled with CONNECT,
+and HTTP tasks use them too.
 
 Stopping: SIGTERM or Ctrl-C cancels the running tasks, reports them and disconnects.
 

@@ -54,12 +54,14 @@ async function failure(response: Dispatcher.ResponseData, what: string): Promise
 /**
  * Uploads one file under `{store}/{JOB_ID}/{property}` with `metadata` (its `name`
  * names it). Returns whether its bytes were sent (false: the server had them already).
+ * `dispatcher`: undici's, for a CA or a proxy (the ant agent's); default the global one.
  */
 export async function uploadFile(
   credentials: HookCredentials,
   file: string,
   target: { store: string; property: string; metadata: Record<string, unknown> },
   signal?: AbortSignal,
+  dispatcher?: Dispatcher,
 ): Promise<{ sent: boolean }> {
   const { hash, challenge } = await digests(file);
   const { request } = await undici();
@@ -73,6 +75,7 @@ export async function uploadFile(
       },
       body: JSON.stringify({ hash, challenge, metadata: target.metadata }),
       ...(signal ? { signal } : {}),
+      ...(dispatcher ? { dispatcher } : {}),
     },
   );
   if (!succeeded(announce))
@@ -87,6 +90,7 @@ export async function uploadFile(
     headers: { "content-type": "application/octet-stream" },
     body: createReadStream(file),
     ...(signal ? { signal } : {}),
+    ...(dispatcher ? { dispatcher } : {}),
   });
   if (!succeeded(put)) throw await failure(put, `uploading ${target.metadata.name ?? file}`);
   await put.body.dump();

@@ -14,9 +14,11 @@
 import WebSocket from "ws";
 import { ColonyError } from "../core/errors.ts";
 import type { Method } from "../core/job-definition.ts";
+import type { Proxies } from "../core/proxies.ts";
 import { parseJsonFrame, parseTaskRequest, type TaskRequest } from "../ants/task-request.ts";
 import { antsEndpoint } from "./endpoint.ts";
 import {
+  antSocketOptions,
   answer,
   backoff,
   defaultWorkerId,
@@ -38,6 +40,8 @@ export interface WebSocketWorkerOptions {
   handle: TaskHandler;
   /** PEM of a CA to trust for wss:// (a self-signed server). */
   ca?: string;
+  /** The proxy to reach the server through (core/proxies.ts); default: HTTPS_PROXY, HTTP_PROXY, NO_PROXY. */
+  proxies?: Proxies;
   /** Reconnect back-off bounds (default 500 ms .. 30 s). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -75,11 +79,10 @@ export function startWebSocketWorker(options: WebSocketWorkerOptions): WebSocket
 
   function connect(): void {
     if (closed) return;
-    const ws = new WebSocket(url, {
-      headers: { authorization: options.token },
-      perMessageDeflate: false,
-      ...(options.ca ? { ca: options.ca } : {}),
-    });
+    const ws = new WebSocket(
+      url,
+      antSocketOptions(url, options.token, options.ca, options.proxies),
+    );
     socket = ws;
     ws.on("open", () => {
       attempts = 0;

@@ -2,7 +2,10 @@
  * What the WebSocket and messaging workers share: the handler type, how a handler's
  * answer (or exception) becomes the TaskResponse.
  */
+import type { createConnection as NetConnect } from "node:net";
 import { hostname } from "node:os";
+import type { ClientOptions } from "ws";
+import { proxiesFromEnv, proxyFor, tunnel, type Proxies } from "../core/proxies.ts";
 import {
   responseFor,
   type ResponseStatus,
@@ -57,4 +60,35 @@ export function defaultWorkerId(prefix: string): string {
 export function backoff(n: number, minMs: number, maxMs: number): number {
   const base = Math.min(maxMs, minMs * 2 ** Math.max(0, n - 1));
   return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+/**
+ * The `ws` options of a connection to `/ws/ants` at `url` (an agent's or a worker's): the
+ * token, no compression, a CA to trust for wss://, and a CONNECT tunnel through the proxy
+ * HTTPS_PROXY (wss://) or HTTP_PROXY (ws://) names unless NO_PROXY or loopback exempts the
+ * server (core/proxies.ts).
+ */
+export function antSocketOptions(
+  url: string,
+  token: string,
+  ca?: string,
+  proxies: Proxies = proxiesFromEnv(),
+): ClientOptions {
+  const target = new URL(url);
+  const proxy = proxyFor(proxies, target);
+  return {
+    headers: { authorization: token },
+    perMessageDeflate: false,
+    ...(ca ? { ca } : {}),
+    // ws types this as net.createConnection; http.request, which calls it, also takes
+    // this callback form (the socket comes once the proxy opened the tunnel).
+    ...(proxy
+      ? {
+          createConnection: tunnel(
+            proxy,
+            target.protocol === "wss:",
+          ) as unknown as typeof NetConnect,
+        }
+      : {}),
+  };
 }

@@ -41,7 +41,7 @@ export interface AntTestServer {
 }
 
 export async function startAntServer(
-  options: { tls?: boolean; yaml?: string } = {},
+  options: { tls?: boolean; yaml?: string; port?: number } = {},
 ): Promise<AntTestServer> {
   const dir = tempDir("colony-ants-");
   const certs = options.tls ? makeTestCerts(dir.path) : undefined;
@@ -56,7 +56,7 @@ export async function startAntServer(
       },
     });
   const logs: string[] = [];
-  const server = await startServer(configOn(0), { log: (m) => logs.push(m) });
+  const server = await startServer(configOn(options.port ?? 0), { log: (m) => logs.push(m) });
   const ca = certs ? readFileSync(certs.caCert, "utf8") : undefined;
   const adminToken = readFileSync(server.adminTokenFile!, "utf8").trim();
   const port = Number(new URL(server.url).port);

@@ -19,12 +19,10 @@
  * does: 303 and a POST's 301/302 become a GET; credentials are not sent to another
  * origin).
  *
- * Proxies: the usual HTTP_PROXY, HTTPS_PROXY and NO_PROXY variables (lowercase first, as
- * undici reads them) of the process that runs the task, through undici's
- * EnvHttpProxyAgent: http:// calls are forwarded, https:// ones tunnelled with CONNECT
- * (the task's TLS, CA and client certificate still end at the server). Loopback names
- * (localhost, 127.0.0.1, ::1) are always called directly, as Go's net/http does: a proxy
- * could not reach them.
+ * Proxies: the usual HTTP_PROXY, HTTPS_PROXY and NO_PROXY variables of the process that
+ * runs the task (core/proxies.ts), through undici's EnvHttpProxyAgent: http:// calls are
+ * forwarded, https:// ones tunnelled with CONNECT (the task's TLS, CA and client
+ * certificate still end at the server); loopback is always called directly.
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import type { Dispatcher } from "undici";
@@ -39,6 +37,7 @@ import type {
 import type { Method, Variable } from "../../core/job-definition.ts";
 import { renderTemplate } from "../../core/template.ts";
 import { redactUrl } from "../../core/urls.ts";
+import { bypassList, proxiesFromEnv, proxyFor, type Proxies } from "../../core/proxies.ts";
 import {
   ensureUnitDir,
   ExecutionTable,
@@ -75,36 +74,8 @@ export interface HttpExecutorOptions {
   userAgent?: string;
   /** TLS for https:// URLs (the `http:` config): see HttpTls. */
   tls?: HttpTls;
-  /** Proxies; default: proxiesFromEnv(process.env) when the executor is made. */
-  proxies?: HttpProxies;
-}
-
-/** The proxies of HTTP tasks: URLs (`http://user:password@proxy:3128`) and NO_PROXY's list. */
-export interface HttpProxies {
-  http?: string;
-  https?: string;
-  noProxy?: string;
-}
-
-/** Hosts no proxy could reach, called directly whatever NO_PROXY says. */
-const LOOPBACK = ["localhost", "127.0.0.1", "::1"];
-
-/** HTTP_PROXY, HTTPS_PROXY and NO_PROXY from `env`, lowercase first; empty counts as unset. */
-export function proxiesFromEnv(env: NodeJS.ProcessEnv = process.env): HttpProxies {
-  const read = (name: string) => env[name.toLowerCase()] || env[name] || undefined;
-  const http = read("HTTP_PROXY");
-  const https = read("HTTPS_PROXY");
-  const noProxy = read("NO_PROXY");
-  return {
-    ...(http ? { http } : {}),
-    ...(https ? { https } : {}),
-    ...(noProxy ? { noProxy } : {}),
-  };
-}
-
-/** The proxy a call to `url` goes through (an https:// one falls back to HTTP_PROXY, as undici's). */
-function proxyOf(proxies: HttpProxies, url: URL): string | undefined {
-  return url.protocol === "https:" ? (proxies.https ?? proxies.http) : proxies.http;
+  /** Proxies (core/proxies.ts); default: proxiesFromEnv(process.env) when the executor is made. */
+  proxies?: Proxies;
 }
 
 /**
@@ -326,21 +297,7 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
   const table = new ExecutionTable<HttpExecution>("http", options.retainFinishedMs);
   let dispatcher: Dispatcher | undefined;
   const proxies = options.proxies ?? proxiesFromEnv();
-  const bypass = [proxies.noProxy, ...LOOPBACK].filter(Boolean).join(",");
-  /** The proxy a call to `url` goes through, if any (for messages: undici decides). */
-  const proxyFor = (url: URL): string | undefined => {
-    const proxy = proxyOf(proxies, url);
-    if (!proxy) return undefined;
-    const host = url.hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-    const listed = bypass.split(/[,\s]+/).some((entry) => {
-      const name = entry
-        .replace(/:\d+$/, "")
-        .replace(/^\*?\./, "")
-        .toLowerCase();
-      return name === "*" || host === name || host.endsWith(`.${name}`);
-    });
-    return listed ? undefined : proxy;
-  };
+  const bypass = bypassList(proxies);
 
   function newDispatcher(http: Awaited<ReturnType<typeof undici>>): Dispatcher {
     const connect = options.tls ? connectOptions(options.tls) : undefined;
@@ -424,7 +381,7 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
       if (e.cancelled || e.abort.signal.aborted) {
         result = { exitCode: null, killed: true, error: `${call.verb} ${call.url.href} cancelled` };
       } else {
-        const d = describeRequestError(error, call.url, options.tls, proxyFor(call.url));
+        const d = describeRequestError(error, call.url, options.tls, proxyFor(proxies, call.url));
         result = { exitCode: null, killed: false, errorCode: d.code, error: d.message };
       }
     }
