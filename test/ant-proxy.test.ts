@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { AntAgent } from "../src/ants/ant-agent.ts";
 import { startWebSocketWorker } from "../src/worker/index.ts";
 import { startAntServer, waitForAnt, type AntTestServer } from "./support/ants.ts";
-import { startCli, tempDir } from "./support/cli.ts";
+import { runCli, startCli, tempDir } from "./support/cli.ts";
 import { freePort } from "./support/nodes.ts";
 import { ORIGIN, startProxy, type Proxy } from "./support/forward-proxy.ts";
 import { waitUntil } from "./support/server-harness.ts";
@@ -168,6 +168,37 @@ describe("an ant behind a proxy (HTTPS_PROXY)", () => {
     } finally {
       await worker.close();
     }
+  });
+
+  it("the CLI's client commands reach the server through the proxy, and name one that refuses", async () => {
+    const before = proxy.log.length;
+    const server = `https://${ORIGIN}:${port}`;
+    const list = (through: string) =>
+      runCli(
+        [
+          "jobs",
+          "list",
+          "--json",
+          "--server",
+          server,
+          "--token",
+          s.adminToken,
+          "--ca",
+          s.certs!.caCert,
+        ],
+        { env: { HTTPS_PROXY: through, https_proxy: "", NO_PROXY: "", no_proxy: "" } },
+      );
+    const listed = await list(proxy.url);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(Array.isArray((JSON.parse(listed.stdout) as { items: unknown[] }).items));
+    assert.deepEqual(proxy.log.slice(before), [`CONNECT ${ORIGIN}:${port}`]);
+    const refused = await list(guarded.url.replace("s3cret", "wrong"));
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      /cannot reach https:\/\/origin\.test:\d+ \(from --server\) through the proxy http:\/\/colony:\*\*\*@127\.0\.0\.1:\d+: .*407.*; it wants credentials/,
+    );
+    assert.doesNotMatch(refused.stderr, /wrong|s3cret/);
   });
 
   it("a proxy that wants credentials: the agent says so, password hidden, and keeps trying", async () => {

@@ -13,6 +13,8 @@ import http from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
 import { ColonyError } from "../core/errors.ts";
+import { bypassList, proxiesFromEnv, proxyFor, type Proxies } from "../core/proxies.ts";
+import { redactUrl } from "../core/urls.ts";
 import type { State } from "../core/states.ts";
 import type {
   DefinitionListView,
@@ -61,6 +63,11 @@ export interface ClientConfig {
   sources?: { server?: string; token?: string };
   /** Milliseconds to wait for an answer to a non-streaming call (default 60 000). */
   timeoutMs?: number;
+  /**
+   * The proxy to reach the server through (core/proxies.ts); default: HTTPS_PROXY,
+   * HTTP_PROXY and NO_PROXY of the environment. `{}`: none.
+   */
+  proxies?: Proxies;
 }
 
 /** The server refused (status >= 400), or could not be reached (code COLONY_UNREACHABLE, status 0). */
@@ -133,6 +140,8 @@ export class ColonyClient {
   readonly #config: ClientConfig;
   readonly #agent: http.Agent;
   readonly #url: URL;
+  /** The proxy calls go through, if any. */
+  readonly #proxy: string | undefined;
 
   constructor(config: ClientConfig) {
     this.server = config.server.replace(/\/+$/, "");
@@ -153,10 +162,19 @@ export class ColonyClient {
         { status: 0, server: config.server },
       );
     }
+    // Through a proxy: Node's agents forward http:// calls and tunnel https:// ones.
+    const proxies = config.proxies ?? proxiesFromEnv();
+    this.#proxy = proxyFor(proxies, this.#url);
+    const proxyEnv = this.#proxy && {
+      ...(proxies.http ? { HTTP_PROXY: proxies.http } : {}),
+      HTTPS_PROXY: proxies.https ?? this.#proxy,
+      NO_PROXY: bypassList(proxies),
+    };
+    const options = { keepAlive: true, ...(proxyEnv ? { proxyEnv } : {}) };
     this.#agent =
       this.#url.protocol === "https:"
-        ? new https.Agent({ keepAlive: true, ...(config.ca ? { ca: config.ca } : {}) })
-        : new http.Agent({ keepAlive: true });
+        ? new https.Agent({ ...options, ...(config.ca ? { ca: config.ca } : {}) })
+        : new http.Agent(options);
   }
 
   /** Frees the keep-alive connections (the process can then exit without waiting for them). */
@@ -455,6 +473,16 @@ export class ColonyClient {
     const e = error as NodeJS.ErrnoException;
     if (e?.name === "AbortError") return e;
     const code = typeof e?.code === "string" ? e.code : "";
+    if (this.#proxy && (code === "ERR_PROXY_TUNNEL" || UNREACHABLE.has(code))) {
+      const wants = /\b407\b/.test(e.message)
+        ? "; it wants credentials: put them in the proxy's URL (http://user:password@proxy:3128)"
+        : "; check the proxy, or list the server's host in NO_PROXY";
+      return new ColonyClientError(
+        "COLONY_UNREACHABLE",
+        `cannot reach ${this.server}${from(this.#config)} through the proxy ${redactUrl(this.#proxy)}: ${redactUrl(e.message)}${wants}`,
+        { status: 0, server: this.server, cause: error },
+      );
+    }
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
       return new ColonyClientError(
         "COLONY_TLS",
