@@ -121,8 +121,8 @@ export function tunnel(proxy: string, secure: boolean): CreateConnection {
       method: "CONNECT",
       path: target,
       headers,
+      // An https:// proxy is checked against Node's CAs: `options.ca` is the server's.
       agent: false,
-      ...(via.protocol === "https:" && options.ca ? { ca: options.ca as string | string[] } : {}),
     });
     const timeout = Number(options.timeout) || 30_000;
     req.setTimeout(timeout, () => req.destroy(new Error(`no answer in ${timeout} ms`)));
