@@ -16,7 +16,12 @@ import { ROOT, runCli, startCli, tempDir } from "./support/cli.ts";
 import { startFakeKubeApi } from "./support/fake-kube-api.ts";
 import { docker } from "./support/services.ts";
 import { makeTestCerts } from "./support/tls-certs.ts";
-import { startAntServer, waitForAnt, waitUntil, type AntTestServer } from "./support/ants.ts";
+import {
+  startAntServer,
+  untilAntConnected,
+  waitUntil,
+  type AntTestServer,
+} from "./support/ants.ts";
 import { freePort } from "./support/nodes.ts";
 import { http } from "./support/server-harness.ts";
 
@@ -78,7 +83,6 @@ describe("colony ant (a second process)", () => {
     server: string,
     extra: string[] = [],
   ): Promise<{ child: ChildProcess; stderr: () => string }> {
-    let stderr = "";
     const run = startCli([
       "ant",
       "--server",
@@ -91,15 +95,9 @@ describe("colony ant (a second process)", () => {
       `${dir.path}/${id}`,
       ...extra,
     ]);
-    run.child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
     children.push(run.child);
-    await waitUntil(`${id} connected`, () => /connected to/.test(run.stdout()), 20_000).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}: ${stderr}`);
-      },
-    );
-    await waitForAnt(s, id);
-    return { child: run.child, stderr: () => stderr };
+    await untilAntConnected(s, run, id);
+    return { child: run.child, stderr: run.stderr };
   }
 
   /** Submits a job (its YAML lines), waits for its end, asserts it COMPLETED: its tasks. */

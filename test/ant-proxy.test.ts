@@ -11,7 +11,12 @@ import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { AntAgent } from "../src/ants/ant-agent.ts";
 import { startWebSocketWorker } from "../src/worker/index.ts";
-import { startAntServer, waitForAnt, type AntTestServer } from "./support/ants.ts";
+import {
+  startAntServer,
+  untilAntConnected,
+  waitForAnt,
+  type AntTestServer,
+} from "./support/ants.ts";
 import { runCli, startCli, tempDir } from "./support/cli.ts";
 import { freePort } from "./support/nodes.ts";
 import { ORIGIN, startProxy, type Proxy } from "./support/forward-proxy.ts";
@@ -126,12 +131,7 @@ describe("an ant behind a proxy (HTTPS_PROXY)", () => {
 
   it("connects and moves its artifacts through the proxy", async () => {
     const run = antThrough(proxy.url, "proxied-ant", "proxied");
-    await waitUntil("the ant connected", () => /connected to/.test(run.stdout()), 20_000).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}: ${run.stderr()}`);
-      },
-    );
-    await waitForAnt(s, "proxied-ant");
+    await untilAntConnected(s, run, "proxied-ant");
     const { id } = await s.submit(artifactJob("proxied"));
     const { job, tasks } = await s.finished(id);
     assert.equal(job.state, "COMPLETED", JSON.stringify(tasks.map((t) => t.errorMessage)));

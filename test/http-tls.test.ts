@@ -14,9 +14,9 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import type { Server } from "node:https";
 import { after, before, describe, it } from "node:test";
 import { startServer } from "../src/server/server.ts";
-import { startAntServer, waitForAnt, type AntTestServer } from "./support/ants.ts";
+import { startAntServer, untilAntConnected, type AntTestServer } from "./support/ants.ts";
 import { runCli, startCli, tempDir } from "./support/cli.ts";
-import { testConfig, waitUntil } from "./support/server-harness.ts";
+import { testConfig } from "./support/server-harness.ts";
 import { makeTestCerts, startClientCertServer, type TestCerts } from "./support/tls-certs.ts";
 
 describe("HTTP tasks with client certificates (http: in colony.yaml)", () => {
@@ -60,11 +60,16 @@ describe("HTTP tasks with client certificates (http: in colony.yaml)", () => {
       ...(tags.length ? [`  tags: [${tags.join(", ")}]`] : []),
     ].join("\n");
 
-  it("the server's built-in ant presents http.cert_file", async () => {
-    const { id } = await s.submit(job([]));
+  /** Runs the call on the server (on an ant with `tags`): the client certificate's CN the API saw. */
+  const presented = async (tags: string[]) => {
+    const { id } = await s.submit(job(tags));
     const { job: done, tasks } = await s.finished(id);
     assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
-    assert.equal((tasks[0]!.context.http_body as { client: string }).client, "colony-server");
+    return (tasks[0]!.context.http_body as { client: string }).client;
+  };
+
+  it("the server's built-in ant presents http.cert_file", async () => {
+    assert.equal(await presented([]), "colony-server");
   });
 
   it("colony ant --config presents the certificate of its own http: keys", async () => {
@@ -88,16 +93,8 @@ describe("HTTP tasks with client certificates (http: in colony.yaml)", () => {
       config,
     ]);
     ant = run.child;
-    await waitUntil("the ant connected", () => /connected to/.test(run.stdout()), 20_000).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}: ${run.stderr()}`);
-      },
-    );
-    await waitForAnt(s, "mtls-ant");
-    const { id } = await s.submit(job(["mtls"]));
-    const { job: done, tasks } = await s.finished(id);
-    assert.equal(done.state, "COMPLETED", JSON.stringify(tasks));
-    assert.equal((tasks[0]!.context.http_body as { client: string }).client, "colony-ant");
+    await untilAntConnected(s, run, "mtls-ant");
+    assert.equal(await presented(["mtls"]), "colony-ant");
   });
 
   it("colony run --config (or $COLONY_CONFIG) presents the certificate of its http: keys", async () => {

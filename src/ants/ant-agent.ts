@@ -43,8 +43,8 @@ import { createContainerExecutor } from "../runtime/container-executors.ts";
 import type { Method } from "../core/job-definition.ts";
 import { followFile, notifyDone } from "../core/output-follow.ts";
 import type { Dispatcher } from "undici";
-import { succeeded, undici } from "../core/http-request.ts";
-import { bypassList, proxiesFromEnv, type Proxies } from "../core/proxies.ts";
+import { proxiedDispatcher, succeeded, undici } from "../core/http-request.ts";
+import { proxiesFromEnv, type Proxies } from "../core/proxies.ts";
 import { noteInOutput } from "../core/outputs.ts";
 import { count } from "../core/text.ts";
 import { createHttpExecutor, type HttpTls } from "../executors/http/http-executor.ts";
@@ -271,18 +271,11 @@ export class AntAgent {
    */
   async #dispatcher(): Promise<Dispatcher> {
     const http = await undici();
-    if (this.#serverCalls) return this.#serverCalls;
-    const connect = this.#o.ca ? { ca: this.#o.ca } : undefined;
-    const p = this.#proxies;
-    this.#serverCalls =
-      p.http || p.https
-        ? new http.EnvHttpProxyAgent({
-            httpProxy: p.http ?? "",
-            httpsProxy: p.https ?? "",
-            noProxy: bypassList(p),
-            ...(connect ? { connect, requestTls: connect } : {}),
-          })
-        : new http.Agent(connect ? { connect } : undefined);
+    this.#serverCalls ??= proxiedDispatcher(
+      http,
+      this.#proxies,
+      this.#o.ca ? { ca: this.#o.ca } : undefined,
+    );
     return this.#serverCalls;
   }
 

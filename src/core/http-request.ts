@@ -7,6 +7,7 @@
  */
 import type * as Undici from "undici";
 import type { Dispatcher } from "undici";
+import { bypassList, type Proxies } from "./proxies.ts";
 
 let loaded: Promise<typeof Undici> | undefined;
 
@@ -17,4 +18,29 @@ export function undici(): Promise<typeof Undici> {
 /** A 2xx answer. */
 export function succeeded(response: Dispatcher.ResponseData): boolean {
   return response.statusCode >= 200 && response.statusCode < 300;
+}
+
+/** TLS options of undici's connector (`ca`, `cert`, `key`...). */
+export type TlsOptions = Record<string, unknown>;
+
+/**
+ * An undici dispatcher whose calls go through `proxies` (core/proxies.ts: NO_PROXY and
+ * loopback called directly), or straight to the server without one. `connect` is the
+ * TLS towards the servers, also through a tunnel; `proxyTls` towards an https:// proxy.
+ */
+export function proxiedDispatcher(
+  http: typeof Undici,
+  proxies: Proxies,
+  connect?: TlsOptions,
+  proxyTls?: TlsOptions,
+): Dispatcher {
+  if (!proxies.http && !proxies.https) return new http.Agent(connect ? { connect } : undefined);
+  return new http.EnvHttpProxyAgent({
+    // "" rather than undefined: undici would read the environment again.
+    httpProxy: proxies.http ?? "",
+    httpsProxy: proxies.https ?? "",
+    noProxy: bypassList(proxies),
+    ...(connect ? { connect, requestTls: connect } : {}),
+    ...(proxyTls ? { proxyTls } : {}),
+  });
 }

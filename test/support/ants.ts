@@ -209,4 +209,21 @@ export async function waitForAnt(
   );
 }
 
+/**
+ * Waits until a `colony ant` process says it is connected and `s` lists it as `antId`;
+ * a timeout says what the agent wrote on stderr.
+ */
+export async function untilAntConnected(
+  s: AntTestServer,
+  run: { stdout(): string; stderr(): string },
+  antId: string,
+): Promise<void> {
+  await waitUntil(`${antId} connected`, () => /connected to/.test(run.stdout()), 20_000).catch(
+    (error: Error) => {
+      throw new Error(`${error.message}: ${run.stderr()}`);
+    },
+  );
+  await waitForAnt(s, antId);
+}
+
 export { join, waitUntil };

@@ -27,7 +27,7 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import type { Dispatcher } from "undici";
 import { ExecutorError } from "../../core/errors.ts";
-import { undici } from "../../core/http-request.ts";
+import { proxiedDispatcher, undici } from "../../core/http-request.ts";
 import type {
   ExecutionRequest,
   ExecutionResult,
@@ -37,7 +37,7 @@ import type {
 import type { Method, Variable } from "../../core/job-definition.ts";
 import { renderTemplate } from "../../core/template.ts";
 import { redactUrl } from "../../core/urls.ts";
-import { bypassList, proxiesFromEnv, proxyFor, type Proxies } from "../../core/proxies.ts";
+import { proxiesFromEnv, proxyFor, type Proxies } from "../../core/proxies.ts";
 import {
   ensureUnitDir,
   ExecutionTable,
@@ -297,30 +297,18 @@ export function createHttpExecutor(options: HttpExecutorOptions = {}): Executor 
   const table = new ExecutionTable<HttpExecution>("http", options.retainFinishedMs);
   let dispatcher: Dispatcher | undefined;
   const proxies = options.proxies ?? proxiesFromEnv();
-  const bypass = bypassList(proxies);
-
-  function newDispatcher(http: Awaited<ReturnType<typeof undici>>): Dispatcher {
-    const connect = options.tls ? connectOptions(options.tls) : undefined;
-    const agent =
-      proxies.http || proxies.https
-        ? new http.EnvHttpProxyAgent({
-            // "" rather than undefined: undici would read the environment again.
-            httpProxy: proxies.http ?? "",
-            httpsProxy: proxies.https ?? "",
-            noProxy: bypass,
-            ...(connect ? { connect, requestTls: connect } : {}),
-            // An https:// proxy: trusted as the servers are (http.ca_file added to Node's CAs).
-            ...(options.tls?.ca ? { proxyTls: connectOptions({ ca: options.tls.ca }) } : {}),
-          })
-        : new http.Agent(connect ? { connect } : undefined);
-    return agent.compose(http.interceptors.redirect({ maxRedirections: 20 }));
-  }
 
   async function perform(e: HttpExecution, call: HttpCall, out: WriteStream): Promise<void> {
     let result: ExecutionResult;
     try {
       const http = await undici();
-      dispatcher ??= newDispatcher(http);
+      // An https:// proxy is trusted as the servers are (http.ca_file added to Node's CAs).
+      dispatcher ??= proxiedDispatcher(
+        http,
+        proxies,
+        options.tls ? connectOptions(options.tls) : undefined,
+        options.tls?.ca ? connectOptions({ ca: options.tls.ca }) : undefined,
+      ).compose(http.interceptors.redirect({ maxRedirections: 20 }));
       const response = await http.request(call.url, {
         method: call.verb,
         headers: call.headers,
